@@ -1,0 +1,3 @@
+"""MedView: browse, render and review medical-imaging ML datasets."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""JSON/bytes HTTP API (thin routes: parse, call a service, return)."""

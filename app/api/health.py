@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from app import __version__
+from app.api.deps import SettingsDep, json_response
+from app.inference_device import describe_device
+
+router = APIRouter()
+
+
+@router.get("/api/health")
+def health(settings: SettingsDep) -> Response:
+    return json_response({"status": "ok", "database": settings.database_kind,
+                          "device": describe_device(settings.device), "version": __version__})

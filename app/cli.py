@@ -1,0 +1,176 @@
+"""The `medview` command: serve, demo, ingest, db. Messages go to stderr; summaries to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from app.config import Settings
+from app.datasets.base import IngestError
+from app.errors import AppError
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+MAX_LISTED_PROBLEMS = 25
+
+
+def _engine(settings: Settings):
+    from app.db.session import make_engine
+
+    return make_engine(settings.database_url)
+
+
+def _upgrade(settings: Settings) -> None:
+    from app.db.migrate import upgrade
+
+    upgrade(settings.database_url)
+
+
+def _auto_upgrade(settings: Settings) -> None:
+    """serve/demo bring a local SQLite file up to date themselves; other databases need `medview db upgrade`."""
+    if settings.database_kind == "sqlite":
+        _upgrade(settings)
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from app.db.migrate import downgrade
+
+    if args.action == "upgrade":
+        _upgrade(settings)
+        err.print(f"database at the newest schema: {settings.database_url}")
+    elif args.action == "downgrade":
+        downgrade(settings.database_url, args.revision or "-1")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from app.datasets.ingest import ingest_path
+
+    _auto_upgrade(settings)
+    engine = _engine(settings)
+    with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=False, disable=args.quiet) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        try:
+            report = ingest_path(engine, settings, args.path, kind=args.kind, name=args.name, progress=progress)
+        except (IngestError, AppError) as exc:
+            problems = getattr(exc, "problems", [])
+            for p in problems[:MAX_LISTED_PROBLEMS]:
+                err.print(f"  problem: {p}", markup=False)
+            err.print(f"medview ingest: nothing indexed: {exc}", markup=False)
+            return 2
+        finally:
+            engine.dispose()
+    for p in report.problems[:MAX_LISTED_PROBLEMS]:
+        err.print(f"  problem: {p}", markup=False)
+    if len(report.problems) > MAX_LISTED_PROBLEMS:
+        err.print(f"  … and {len(report.problems) - MAX_LISTED_PROBLEMS} more problems "
+                  "(all are listed on the dataset page and in GET /api/datasets/ID)")
+    out.print(
+        f"{report.name} ({report.kind}, dataset id {report.dataset_id}): {report.items} items, "
+        f"{report.annotations} annotations; {report.added} added, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.removed} removed; {len(report.problems)} problems; "
+        f"{report.seconds:.1f} s", markup=False)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    _auto_upgrade(settings)
+    url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
+    err.print(f"MedView on {url}  (database: {settings.database_kind}; Ctrl-C stops)")
+    if getattr(args, "open_browser", False):
+        _open_browser(url)
+    uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                log_level="warning")
+    return 0
+
+
+def _open_browser(url: str) -> None:
+    if os.environ.get("DISPLAY") or sys.platform in ("darwin", "win32"):
+        import threading
+        import webbrowser
+
+        threading.Timer(1.5, lambda: webbrowser.open(url)).start()
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from app.demo import build_demo
+
+    _auto_upgrade(settings)
+    settings_for_demo = build_demo(settings, progress_console=err)
+    os.environ["MEDVIEW_DATA_ROOTS"] = settings_for_demo.data_roots
+    if args.no_serve:
+        return 0
+    args.open_browser = True
+    return cmd_serve(args, settings_for_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medview", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_serve_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=8000)
+        p.add_argument("--workers", type=int, default=1)
+
+    p = sub.add_parser("serve", help="run the web app")
+    add_serve_args(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("demo", help="generate sample datasets, index them and serve")
+    add_serve_args(p)
+    p.add_argument("--no-serve", action="store_true", help="generate and index only")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("ingest", help="index a dataset folder in place")
+    p.add_argument("path")
+    p.add_argument("--kind", help="dataset kind (detected from the files when omitted)")
+    p.add_argument("--name", help="dataset name (default: the folder's name)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("db", help="database schema (Alembic migrations)")
+    p.add_argument("action", choices=["upgrade", "downgrade"])
+    p.add_argument("revision", nargs="?")
+    p.set_defaults(func=cmd_db)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        err.print(f"medview: configuration error: {exc}", markup=False)
+        return 2
+    try:
+        return args.func(args, settings)
+    except AppError as exc:
+        err.print(f"medview {args.command}: {exc.detail}", markup=False)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["Path", "main"]

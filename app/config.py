@@ -1,0 +1,56 @@
+"""Settings: the one place configuration is read (env vars `MEDVIEW_*`, or a `.env` file).
+
+Only `app.main` and `app.cli` build a `Settings()`; everything else receives one, so tests can
+build an isolated app with a temporary database and data dir.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDVIEW_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///./medview.db",
+        description="Any SQLAlchemy URL; postgresql+psycopg://… for PostgreSQL.",
+    )
+    data_dir: Path = Field(
+        Path("./medview-data"),
+        description="Where MedView writes: demo data, caches, user masks, exports.",
+    )
+    data_roots: str = Field(
+        "",
+        description="Colon-separated folders that ingest may read (default: the data dir). "
+        "Nothing outside them is ever served.",
+    )
+    queue_url: str = Field("", description="Empty = in-process worker; redis://… for `medview worker`.")
+    device: str = Field("auto", description="auto (CUDA when present), cpu, cuda, cuda:N.")
+    slice_cache_mb: int = Field(512, ge=0, description="Memory for decoded CT slices (per process).")
+    render_cache_mb: int = Field(128, ge=0, description="Memory for encoded rendered images (per process).")
+    ingest_batch: int = Field(2000, ge=1, description="Items written per ingest transaction.")
+
+    @field_validator("device")
+    @classmethod
+    def _valid_device(cls, value: str) -> str:
+        base = value.split(":", 1)[0]
+        if base not in DEVICE_CHOICES or (":" in value and (base != "cuda" or not value[5:].isdigit())):
+            raise ValueError(f"MEDVIEW_DEVICE must be auto, cpu, cuda or cuda:N, not {value!r}")
+        return value
+
+    @property
+    def allowed_roots(self) -> list[Path]:
+        """Folders ingest may read and the server may serve from, resolved."""
+        roots = [Path(p).expanduser() for p in self.data_roots.split(":") if p.strip()]
+        roots = roots or [self.data_dir]
+        return [r.resolve() for r in roots]
+
+    @property
+    def database_kind(self) -> str:
+        return "postgresql" if self.database_url.startswith("postgresql") else self.database_url.split(":")[0]

@@ -1,0 +1,1 @@
+"""Dataset adapters (one per published format), detection, and the ingest driver."""

@@ -1,0 +1,151 @@
+"""The adapter contract: what every dataset format provides to the ingest driver and the renderer.
+
+An adapter scans a dataset root *without decoding pixels* into plain records (`ScanResult`), and
+later reads one 2-D image for rendering. The ingest driver (`app.datasets.ingest`) owns all
+database writing, so adapters stay easy to test on files alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+def no_progress(_phase: str, _done: int, _total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input, located precisely enough for a user to fix it."""
+
+    file: str
+    message: str
+    row: int | None = None  # CSV line number (the header is line 1)
+    field: str | None = None
+    item: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f" line {self.row}"
+        if self.item:
+            where += f" ({self.item})"
+        what = f"{self.field}: {self.message}" if self.field else self.message
+        return f"{where}: {what}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "row": self.row, "field": self.field, "item": self.item,
+                "message": self.message, "text": str(self)}
+
+
+class IngestError(Exception):
+    """Nothing usable can be indexed from this input; the message is the one-line reason."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None):
+        super().__init__(message)
+        self.problems = problems or []
+
+
+@dataclass
+class AnnotationRecord:
+    kind: str
+    label: str | None
+    geometry: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+    slice_index: int | None = None
+
+
+@dataclass
+class ItemRecord:
+    key: str
+    kind: str
+    location: str
+    fingerprint: str
+    split: str | None = None
+    label: str | None = None
+    sex: str | None = None
+    age: float | None = None
+    width: int | None = None
+    height: int | None = None
+    depth: int | None = None
+    spacing: list[float] | None = None
+    window: list[float] | None = None
+    location_index: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    patient: str | None = None
+    study: str | None = None
+    series: str | None = None
+    annotations: list[AnnotationRecord] = field(default_factory=list)
+    facets: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class PatientRecord:
+    external_id: str
+    sex: str | None = None
+
+
+@dataclass
+class StudyRecord:
+    external_id: str
+    patient: str
+    order: int | None = None
+    age: float | None = None
+
+
+@dataclass
+class SeriesRecord:
+    external_id: str
+    study: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ScanResult:
+    items: list[ItemRecord]
+    problems: list[Problem] = field(default_factory=list)
+    patients: list[PatientRecord] = field(default_factory=list)
+    studies: list[StudyRecord] = field(default_factory=list)
+    series: list[SeriesRecord] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ItemRef:
+    """What the renderer knows of an item: enough to find its pixels."""
+
+    id: int
+    dataset_root: Path
+    location: str
+    location_index: int | None
+    meta: dict[str, Any]
+
+
+class PixelError(Exception):
+    """The item's pixel file is missing or unreadable; the message names the file and the reason."""
+
+
+class DatasetAdapter(Protocol):
+    kind: str
+    facet_fields: tuple[str, ...]  # shown on the dataset page, in this order
+    filter_fields: tuple[str, ...]  # accepted as filters but not counted (e.g. patient)
+    facet_labels: dict[str, dict[str, str]]  # human names of coded facet values
+
+    def detect(self, root: Path) -> bool: ...
+
+    def scan(self, root: Path, progress: ProgressFn = no_progress) -> ScanResult: ...
+
+    def slice_numbers(self, item: ItemRef) -> list[int]:
+        """The slice numbers that can be rendered for this item (one for a plain 2-D image)."""
+        ...
+
+    def read_slice(self, item: ItemRef, slice_number: int | None) -> np.ndarray:
+        """One 2-D image: int16 HU for CT, uint8 (H, W) or (H, W, 3) otherwise."""
+        ...

@@ -1,0 +1,192 @@
+"""DeepLesion adapter: key slices as items, each lesion row as a RECIST annotation."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from app.datasets.base import (
+    AnnotationRecord,
+    IngestError,
+    ItemRecord,
+    ItemRef,
+    PatientRecord,
+    PixelError,
+    Problem,
+    ProgressFn,
+    ScanResult,
+    SeriesRecord,
+    StudyRecord,
+    no_progress,
+)
+from app.datasets.deeplesion import pixels
+from app.datasets.deeplesion.table import COLUMNS, LESION_TYPES, SPLITS, LesionRow, read_dl_info
+from app.imaging.window import deeplesion_raw_to_hu
+
+CSV_NAME = "DL_info.csv"
+
+
+def age_band(age: float | None) -> str | None:
+    if age is None:
+        return None
+    low = int(age // 10 * 10)
+    return f"{low}-{low + 9}"
+
+
+def find_table(root: Path) -> Path | None:
+    direct = root / CSV_NAME
+    if direct.is_file():
+        return direct
+    for candidate in sorted(root.glob("*.csv")):
+        try:
+            with candidate.open(encoding="utf-8-sig") as fh:
+                header = fh.readline()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if "File_name" in header and "Measurement_coordinates" in header:
+            return candidate
+    return None
+
+
+class DeepLesionAdapter:
+    kind = "deeplesion"
+    facet_fields = ("split", "lesion_type", "sex", "age", "noisy")
+    filter_fields = ("patient", "study")
+    facet_labels = {
+        "lesion_type": {str(k): v for k, v in LESION_TYPES.items()},
+        "noisy": {"0": "no", "1": "possibly noisy"},
+        "sex": {"M": "male", "F": "female"},
+    }
+
+    def detect(self, root: Path) -> bool:
+        return find_table(root) is not None
+
+    def scan(self, root: Path, progress: ProgressFn = no_progress) -> ScanResult:
+        table = find_table(root)
+        if table is None:
+            raise IngestError(f"{root}: no {CSV_NAME} (or CSV with DeepLesion's columns) found")
+        rows, problems = read_dl_info(table)
+        progress("reading table", len(rows), len(rows))
+        if not rows:
+            reason = f"{table.name}: no valid lesion rows"
+            raise IngestError(reason + (f" ({len(problems)} invalid)" if problems else ""), problems)
+        slices = pixels.list_slices(root)
+        problems += slices.problems
+        by_file: dict[str, list[LesionRow]] = defaultdict(list)
+        for row in rows:
+            by_file[row.file_name].append(row)
+        result = ScanResult(items=[], problems=problems, options={"table": table.name, "zips": slices.zips})
+        patients: dict[str, PatientRecord] = {}
+        studies: dict[str, StudyRecord] = {}
+        series: dict[str, SeriesRecord] = {}
+        total = len(by_file)
+        for n, (file_name, lesions) in enumerate(by_file.items(), 1):
+            item = self._key_slice(root, table.name, file_name, lesions, slices, result)
+            if n % 2000 == 0 or n == total:
+                progress("checking key slices", n, total)
+            if item is None:
+                continue
+            first = lesions[0]
+            pid, sid = f"{first.patient:06d}", f"{first.patient:06d}_{first.study:02d}"
+            patients.setdefault(pid, PatientRecord(pid, first.sex))
+            studies.setdefault(sid, StudyRecord(sid, pid, first.study, first.age))
+            series.setdefault(first.series_dir, SeriesRecord(first.series_dir, sid, {
+                "slices_listed": len(slices.series.get(first.series_dir, {})),
+                "spacing": list(first.spacing)}))
+            result.items.append(item)
+        if not result.items:
+            raise IngestError(f"{table.name}: none of the {len(rows)} lesion rows has a readable key slice",
+                              result.problems)
+        result.patients, result.studies, result.series = (list(patients.values()), list(studies.values()),
+                                                          list(series.values()))
+        return result
+
+    def _key_slice(self, root: Path, table: str, file_name: str, lesions: list[LesionRow],
+                   slices: pixels.SliceIndex, result: ScanResult) -> ItemRecord | None:
+        first = lesions[0]
+        in_series = slices.series.get(first.series_dir, {})
+        location = in_series.get(first.key_slice)
+        wanted = f"{pixels.IMAGES_DIR}/{first.series_dir}/{first.slice_file}"
+        if location is None:
+            where = " or ".join([pixels.IMAGES_DIR + "/", *slices.zips]) if slices.zips else pixels.IMAGES_DIR + "/"
+            for row in lesions:
+                result.problems.append(Problem(table, f"key slice {wanted} not found (looked in {where})",
+                                               row=row.line, field="File_name", item=file_name))
+            return None
+        width, height, bad = pixels.check_slice_file(root, location)
+        if bad:
+            for row in lesions:
+                result.problems.append(Problem(table, f"{location}: {bad}", row=row.line, item=file_name))
+            return None
+        if (width, height) != first.image_size:
+            result.problems.append(Problem(
+                table, f"Image_size says {first.image_size[0]}×{first.image_size[1]} but {location} is "
+                f"{width}×{height}; the file's size is used", row=first.line, field="Image_size", item=file_name))
+        low, high = first.slice_range
+        numbers = sorted(n for n in in_series if low <= n <= high)
+        annotations = [self._lesion(row, i) for i, row in enumerate(lesions, 1)]
+        types = sorted({str(r.lesion_type) for r in lesions}, key=int)
+        fingerprint = hashlib.blake2b(
+            "\n".join([location, *(r.raw for r in lesions), ",".join(map(str, numbers))]).encode(),
+            digest_size=16).hexdigest()
+        return ItemRecord(
+            key=file_name, kind="key_slice", location=location, fingerprint=fingerprint,
+            split=SPLITS[first.split], label=",".join(types), sex=first.sex, age=first.age,
+            width=width, height=height, depth=1, spacing=list(first.spacing), window=list(first.window),
+            location_index=first.key_slice,
+            meta={
+                "series_dir": first.series_dir, "slice_range": list(first.slice_range), "slices": numbers,
+                "train_val_test": first.split, "lesion_types": [LESION_TYPES[int(t)] for t in types],
+                "possibly_noisy": any(r.noisy for r in lesions), "csv_lines": [r.line for r in lesions],
+            },
+            patient=f"{first.patient:06d}", study=f"{first.patient:06d}_{first.study:02d}",
+            series=first.series_dir, annotations=annotations,
+            facets={
+                "split": [SPLITS[first.split]], "lesion_type": types, "sex": [first.sex] if first.sex else [],
+                "age": [b] if (b := age_band(first.age)) else [],
+                "noisy": ["1" if any(r.noisy for r in lesions) else "0"],
+                "patient": [f"{first.patient:06d}"], "study": [f"{first.patient:06d}_{first.study:02d}"],
+            },
+        )
+
+    @staticmethod
+    def _lesion(row: LesionRow, number: int) -> AnnotationRecord:
+        c = row.coords
+        return AnnotationRecord(
+            kind="recist", label=str(row.lesion_type), slice_index=row.key_slice,
+            geometry={"long": [[c[0], c[1]], [c[2], c[3]]], "short": [[c[4], c[5]], [c[6], c[7]]],
+                      "bbox": list(row.bbox)},
+            meta={
+                "lesion_number": number, "lesion_type_name": LESION_TYPES[row.lesion_type],
+                "long_px": row.diameters_px[0], "short_px": row.diameters_px[1],
+                "long_mm": round(row.long_mm, 2), "short_mm": round(row.short_mm, 2),
+                "possibly_noisy": row.noisy, "normalized_location": list(row.location),
+                "slice_range": list(row.slice_range), "csv_line": row.line,
+            },
+        )
+
+    # -- pixels -----------------------------------------------------------------------------
+    def slice_numbers(self, item: ItemRef) -> list[int]:
+        return list(item.meta.get("slices") or [item.location_index])
+
+    def read_slice(self, item: ItemRef, slice_number: int | None) -> np.ndarray:
+        location = item.location
+        if slice_number is not None and slice_number != item.location_index:
+            if slice_number not in (item.meta.get("slices") or []):
+                raise PixelError(f"slice {slice_number} is not available for this key slice "
+                                 f"(available: {self._range_text(item)})")
+            head, _, _ = location.rpartition("/")
+            location = f"{head}/{slice_number:03d}.png"
+        data = pixels.read_slice_bytes(item.dataset_root, location)
+        return deeplesion_raw_to_hu(pixels.decode_slice(data, location))
+
+    @staticmethod
+    def _range_text(item: ItemRef) -> str:
+        numbers = item.meta.get("slices") or []
+        return f"{numbers[0]}–{numbers[-1]}" if numbers else "the key slice only"
+
+
+__all__ = ["COLUMNS", "DeepLesionAdapter"]

@@ -1,0 +1,193 @@
+"""Parse and validate DL_info.csv: one `LesionRow` per lesion, one `Problem` per bad row.
+
+The real file quotes multi-value fields as "a, b, c", writes some ages as `54.0`, has fractional
+DICOM windows, and lists several lesions on the same key slice (same File_name).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.datasets.base import IngestError, Problem
+
+COLUMNS = (
+    "File_name", "Patient_index", "Study_index", "Series_ID", "Key_slice_index",
+    "Measurement_coordinates", "Bounding_boxes", "Lesion_diameters_Pixel_", "Normalized_lesion_location",
+    "Coarse_lesion_type", "Possibly_noisy", "Slice_range", "Spacing_mm_px_", "Image_size",
+    "DICOM_windows", "Patient_gender", "Patient_age", "Train_Val_Test",
+)
+LESION_TYPES = {
+    1: "bone", 2: "abdomen", 3: "mediastinum", 4: "liver", 5: "lung",
+    6: "kidney", 7: "soft tissue", 8: "pelvis", -1: "unknown (test set)",
+}
+SPLITS = {1: "train", 2: "val", 3: "test"}
+_FILE_NAME = re.compile(r"^(\d{6})_(\d{2})_(\d{2})_(\d{3,4})\.png$")
+
+
+@dataclass(frozen=True)
+class LesionRow:
+    line: int
+    raw: str  # the row's fields joined, for fingerprints
+    file_name: str
+    patient: int
+    study: int
+    series: int
+    key_slice: int
+    coords: tuple[float, ...]  # 8: long axis (x, y, x, y) then short axis
+    bbox: tuple[float, ...]  # 4
+    diameters_px: tuple[float, float]
+    location: tuple[float, float, float]
+    lesion_type: int
+    noisy: bool
+    slice_range: tuple[int, int]
+    spacing: tuple[float, float, float]
+    image_size: tuple[int, int]
+    window: tuple[float, float]
+    sex: str | None
+    age: float | None
+    split: int
+
+    @property
+    def series_dir(self) -> str:
+        return f"{self.patient:06d}_{self.study:02d}_{self.series:02d}"
+
+    @property
+    def slice_file(self) -> str:
+        return f"{self.key_slice:03d}.png"
+
+    @property
+    def long_mm(self) -> float:
+        return self.diameters_px[0] * self.spacing[0]
+
+    @property
+    def short_mm(self) -> float:
+        return self.diameters_px[1] * self.spacing[0]
+
+
+class _RowInvalid(Exception):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _numbers(row: dict[str, str], name: str, count: int) -> tuple[float, ...]:
+    text = (row.get(name) or "").strip()
+    parts = [p.strip() for p in text.split(",")] if text else []
+    if len(parts) != count:
+        raise _RowInvalid(name, f"expected {count} comma-separated numbers, got {len(parts)} ({text!r})")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise _RowInvalid(name, f"not a number in {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise _RowInvalid(name, f"non-finite number in {text!r}")
+    return values
+
+
+def _integer(row: dict[str, str], name: str) -> int:
+    text = (row.get(name) or "").strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise _RowInvalid(name, f"expected an integer, got {text!r}") from None
+    if not value.is_integer():
+        raise _RowInvalid(name, f"expected an integer, got {text!r}")
+    return int(value)
+
+
+def _ints(values: tuple[float, ...], name: str) -> tuple[int, ...]:
+    if not all(float(v).is_integer() for v in values):
+        raise _RowInvalid(name, f"expected whole numbers, got {values}")
+    return tuple(int(v) for v in values)
+
+
+def parse_row(row: dict[str, str], line: int) -> LesionRow:
+    """One CSV row → LesionRow, or `_RowInvalid` naming the first bad field."""
+    file_name = (row.get("File_name") or "").strip()
+    m = _FILE_NAME.match(file_name)
+    if not m:
+        raise _RowInvalid("File_name", f"expected PPPPPP_SS_SS_NNN.png, got {file_name!r}")
+    patient, study, series = _integer(row, "Patient_index"), _integer(row, "Study_index"), _integer(row, "Series_ID")
+    key_slice = _integer(row, "Key_slice_index")
+    if (patient, study, series, key_slice) != tuple(int(g) for g in m.groups()):
+        raise _RowInvalid("File_name", f"{file_name!r} disagrees with Patient_index/Study_index/"
+                          f"Series_ID/Key_slice_index ({patient}, {study}, {series}, {key_slice})")
+    coords = _numbers(row, "Measurement_coordinates", 8)
+    bbox = _numbers(row, "Bounding_boxes", 4)
+    if bbox[2] < bbox[0] or bbox[3] < bbox[1]:
+        raise _RowInvalid("Bounding_boxes", f"x2 < x1 or y2 < y1 in {bbox}")
+    diameters = _numbers(row, "Lesion_diameters_Pixel_", 2)
+    if min(diameters) < 0:
+        raise _RowInvalid("Lesion_diameters_Pixel_", f"negative diameter {diameters}")
+    location = _numbers(row, "Normalized_lesion_location", 3)
+    lesion_type = _integer(row, "Coarse_lesion_type")
+    if lesion_type not in LESION_TYPES:
+        raise _RowInvalid("Coarse_lesion_type", f"unknown lesion type {lesion_type} (expected 1–8 or -1)")
+    noisy = _integer(row, "Possibly_noisy")
+    if noisy not in (0, 1):
+        raise _RowInvalid("Possibly_noisy", f"expected 0 or 1, got {noisy}")
+    slice_range = _ints(_numbers(row, "Slice_range", 2), "Slice_range")
+    if not slice_range[0] <= key_slice <= slice_range[1]:
+        raise _RowInvalid("Slice_range", f"key slice {key_slice} is outside {slice_range}")
+    spacing = _numbers(row, "Spacing_mm_px_", 3)
+    if min(spacing) <= 0:
+        raise _RowInvalid("Spacing_mm_px_", f"spacing must be positive, got {spacing}")
+    image_size = _ints(_numbers(row, "Image_size", 2), "Image_size")
+    if min(image_size) <= 0:
+        raise _RowInvalid("Image_size", f"image size must be positive, got {image_size}")
+    window = _numbers(row, "DICOM_windows", 2)
+    if window[1] <= window[0]:
+        raise _RowInvalid("DICOM_windows", f"window high must exceed low, got {window}")
+    sex = (row.get("Patient_gender") or "").strip().upper() or None
+    if sex not in (None, "M", "F"):
+        raise _RowInvalid("Patient_gender", f"expected M or F, got {sex!r}")
+    age_text = (row.get("Patient_age") or "").strip()
+    try:
+        age = float(age_text) if age_text and age_text.lower() != "nan" else None
+    except ValueError:
+        raise _RowInvalid("Patient_age", f"expected a number, got {age_text!r}") from None
+    split = _integer(row, "Train_Val_Test")
+    if split not in SPLITS:
+        raise _RowInvalid("Train_Val_Test", f"expected 1, 2 or 3, got {split}")
+    return LesionRow(
+        line=line, raw="|".join(row.get(c) or "" for c in COLUMNS), file_name=file_name,
+        patient=patient, study=study, series=series, key_slice=key_slice, coords=coords, bbox=bbox,
+        diameters_px=(diameters[0], diameters[1]), location=(location[0], location[1], location[2]),
+        lesion_type=lesion_type, noisy=bool(noisy), slice_range=(slice_range[0], slice_range[1]),
+        spacing=(spacing[0], spacing[1], spacing[2]), image_size=(image_size[0], image_size[1]),
+        window=(window[0], window[1]), sex=sex, age=age, split=split,
+    )
+
+
+def read_dl_info(path: Path) -> tuple[list[LesionRow], list[Problem]]:
+    """All valid rows and one Problem per invalid row. Raises IngestError if the file is unusable."""
+    name = path.name
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise IngestError(f"{name}: cannot open ({exc.strerror})") from None
+    rows: list[LesionRow] = []
+    problems: list[Problem] = []
+    with handle:
+        try:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [c for c in COLUMNS if c not in header]
+            if missing:
+                raise IngestError(f"{name}: missing column(s) {', '.join(missing)}",
+                                  [Problem(name, f"missing column(s) {', '.join(missing)}", row=1)])
+            for raw in reader:
+                line = reader.line_num
+                try:
+                    rows.append(parse_row(raw, line))
+                except _RowInvalid as bad:
+                    item = (raw.get("File_name") or "").strip() or None
+                    problems.append(Problem(name, bad.message, row=line, field=bad.field, item=item))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise IngestError(f"{name}: not a readable CSV file ({exc})") from None
+    return rows, problems

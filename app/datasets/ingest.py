@@ -1,0 +1,241 @@
+"""The ingest driver: scan a folder with its adapter, then write it in batches, idempotently.
+
+Guarantees (ARCHITECTURE.md, "Errors, safety"):
+- the whole folder is scanned and validated before anything is written, so a fatal problem
+  (missing column, nothing readable) leaves the database untouched;
+- items are written one batch per transaction and the dataset is `indexing` until the last batch
+  and the counts are written, then `ready`; a crash leaves `indexing`, and re-running resumes:
+  items whose source fingerprint is unchanged are skipped, changed ones are updated in place
+  (same id, content_version + 1), vanished ones are removed;
+- every bad row or file becomes a `Problem` in the report; good items are still indexed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+
+from app.config import Settings
+from app.datasets.base import IngestError, ItemRecord, Problem, ProgressFn, ScanResult, no_progress
+from app.datasets.registry import detect_kind, get_adapter
+from app.db.base import utcnow
+from app.db.models import Annotation, Dataset, Item, ItemFacet, Patient, Series, Study
+from app.errors import Conflict, InvalidInput
+
+MAX_STORED_PROBLEMS = 1000
+
+
+@dataclass
+class IngestReport:
+    dataset_id: int
+    name: str
+    kind: str
+    root: str
+    items: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    annotations: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def resolve_root(path: str | Path, settings: Settings) -> Path:
+    """An existing folder inside one of the configured data roots, or a clear InvalidInput."""
+    root = Path(path).expanduser().resolve()
+    if not root.exists():
+        raise InvalidInput(f"{path}: no such folder")
+    if not root.is_dir():
+        raise InvalidInput(f"{path}: not a folder (give the dataset's root folder)")
+    allowed = settings.allowed_roots
+    if not any(root == r or root.is_relative_to(r) for r in allowed):
+        raise InvalidInput(f"{root} is outside the data roots ({':'.join(map(str, allowed))}); "
+                           "add it to MEDVIEW_DATA_ROOTS")
+    return root
+
+
+def ingest_path(engine: Engine, settings: Settings, path: str | Path, *, kind: str | None = None,
+                name: str | None = None, progress: ProgressFn = no_progress) -> IngestReport:
+    started = time.perf_counter()
+    root = resolve_root(path, settings)
+    kind = kind or detect_kind(root)
+    adapter = get_adapter(kind)
+    scan = adapter.scan(root, progress)  # raises IngestError before anything is written
+    dataset_id, ds_name = _begin(engine, root, kind, name or root.name, scan)
+    report = IngestReport(dataset_id, ds_name, kind, str(root), problems=list(scan.problems))
+    try:
+        _write(engine, dataset_id, scan, report, settings.ingest_batch, progress)
+        _finish(engine, dataset_id, adapter.facet_fields, report)
+    except Exception as exc:
+        with engine.begin() as conn:
+            conn.execute(update(Dataset).where(Dataset.id == dataset_id)
+                         .values(status="failed", error=f"ingest stopped: {exc}"))
+        raise
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _begin(engine: Engine, root: Path, kind: str, name: str, scan: ScanResult) -> tuple[int, str]:
+    with engine.begin() as conn:
+        existing = conn.execute(select(Dataset.id, Dataset.name, Dataset.kind)
+                                .where(Dataset.root == str(root))).first()
+        clash = conn.execute(select(Dataset.root).where(Dataset.name == name)).scalar()
+        if existing is None:
+            if clash is not None:
+                raise Conflict(f"a dataset named {name!r} already exists (at {clash}); pass --name")
+            dataset_id = conn.execute(insert(Dataset).values(
+                name=name, kind=kind, root=str(root), status="indexing", options=scan.options,
+                facet_counts={}, problems=[], item_count=0, annotation_count=0, ingest_generation=1,
+                created_at=utcnow(), updated_at=utcnow())).inserted_primary_key[0]
+            return dataset_id, name
+        if existing.kind != kind:
+            raise Conflict(f"{root} is already indexed as {existing.kind}, not {kind}")
+        if clash is not None and clash != str(root):
+            raise Conflict(f"a dataset named {name!r} already exists (at {clash}); pass --name")
+        conn.execute(update(Dataset).where(Dataset.id == existing.id).values(
+            name=name, status="indexing", options=scan.options, error=None,
+            ingest_generation=Dataset.ingest_generation + 1, updated_at=utcnow()))
+        return existing.id, name
+
+
+def _upsert_ids(conn, model, dataset_id: int, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert the rows whose external_id is new; return external_id → id for all of them."""
+    known = dict(conn.execute(select(model.external_id, model.id).where(model.dataset_id == dataset_id)).all())
+    fresh = [r for r in rows if r["external_id"] not in known]
+    for chunk in _chunks(fresh, 5000):
+        conn.execute(insert(model), [{**r, "dataset_id": dataset_id} for r in chunk])
+    if fresh:
+        known = dict(conn.execute(select(model.external_id, model.id)
+                                  .where(model.dataset_id == dataset_id)).all())
+    return known
+
+
+def _write(engine: Engine, dataset_id: int, scan: ScanResult, report: IngestReport, batch: int,
+           progress: ProgressFn) -> None:
+    with engine.begin() as conn:
+        patients = _upsert_ids(conn, Patient, dataset_id,
+                               [{"external_id": p.external_id, "sex": p.sex} for p in scan.patients])
+        studies = _upsert_ids(conn, Study, dataset_id, [
+            {"external_id": s.external_id, "patient_id": patients[s.patient], "study_order": s.order,
+             "age": s.age} for s in scan.studies])
+        series = _upsert_ids(conn, Series, dataset_id, [
+            {"external_id": s.external_id, "study_id": studies[s.study], "meta": s.meta} for s in scan.series])
+        existing = {key: (item_id, fp) for key, item_id, fp in conn.execute(
+            select(Item.key, Item.id, Item.fingerprint).where(Item.dataset_id == dataset_id))}
+    links = (patients, studies, series)
+    seen: set[str] = set()
+    total = len(scan.items)
+    for n_done, chunk in _batched_items(scan.items, batch):
+        todo_new: list[ItemRecord] = []
+        todo_changed: list[tuple[int, ItemRecord]] = []
+        for rec in chunk:
+            seen.add(rec.key)
+            old = existing.get(rec.key)
+            if old is None:
+                todo_new.append(rec)
+            elif old[1] != rec.fingerprint:
+                todo_changed.append((old[0], rec))
+            else:
+                report.unchanged += 1
+        if todo_new or todo_changed:
+            with engine.begin() as conn:
+                _write_batch(conn, dataset_id, todo_new, todo_changed, links)
+        report.added += len(todo_new)
+        report.updated += len(todo_changed)
+        progress("writing items", n_done, total)
+    vanished = [item_id for key, (item_id, _) in existing.items() if key not in seen]
+    with engine.begin() as conn:
+        for chunk_ids in _chunks(vanished, 5000):
+            conn.execute(delete(ItemFacet).where(ItemFacet.item_id.in_(chunk_ids)))
+            conn.execute(delete(Annotation).where(Annotation.item_id.in_(chunk_ids)))
+            conn.execute(delete(Item).where(Item.id.in_(chunk_ids)))
+    report.removed = len(vanished)
+
+
+def _item_values(dataset_id: int, rec: ItemRecord, links: tuple[dict[str, int], ...]) -> dict[str, Any]:
+    patients, studies, series = links
+    return {
+        "dataset_id": dataset_id, "key": rec.key, "kind": rec.kind, "split": rec.split, "label": rec.label,
+        "sex": rec.sex, "age": rec.age, "width": rec.width, "height": rec.height, "depth": rec.depth,
+        "spacing": rec.spacing, "window": rec.window, "location": rec.location,
+        "location_index": rec.location_index, "meta": rec.meta, "fingerprint": rec.fingerprint,
+        "patient_id": patients.get(rec.patient) if rec.patient else None,
+        "study_id": studies.get(rec.study) if rec.study else None,
+        "series_id": series.get(rec.series) if rec.series else None,
+    }
+
+
+def _write_batch(conn, dataset_id: int, new: list[ItemRecord], changed: list[tuple[int, ItemRecord]],
+                 links: tuple[dict[str, int], ...]) -> None:
+    now = utcnow()
+    ids: list[tuple[int, ItemRecord]] = list(changed)
+    if new:
+        stmt = insert(Item).returning(Item.id, sort_by_parameter_order=True)
+        rows = [{**_item_values(dataset_id, r, links), "created_at": now, "content_version": 1,
+                 "review_status": "unreviewed"} for r in new]
+        new_ids = conn.execute(stmt, rows).scalars().all()
+        ids += list(zip(new_ids, new, strict=True))
+    if changed:
+        changed_ids = [i for i, _ in changed]
+        conn.execute(delete(ItemFacet).where(ItemFacet.item_id.in_(changed_ids)))
+        conn.execute(delete(Annotation).where(Annotation.item_id.in_(changed_ids),
+                                              Annotation.source == "dataset"))
+        values = {c: bindparam(c) for c in _item_values(dataset_id, changed[0][1], links)}
+        stmt = (update(Item).where(Item.id == bindparam("_id"))
+                .values(**values, content_version=Item.content_version + 1))
+        conn.execute(stmt, [{**_item_values(dataset_id, r, links), "_id": i} for i, r in changed])
+    annotations = [
+        {"item_id": item_id, "dataset_id": dataset_id, "kind": a.kind, "label": a.label, "geometry": a.geometry,
+         "meta": a.meta, "slice_index": a.slice_index, "source": "dataset", "version": 1, "created_at": now}
+        for item_id, rec in ids for a in rec.annotations]
+    if annotations:
+        conn.execute(insert(Annotation), annotations)
+    facets = [{"item_id": item_id, "dataset_id": dataset_id, "field": f, "value": v}
+              for item_id, rec in ids for f, values in rec.facets.items() for v in dict.fromkeys(values)]
+    if facets:
+        conn.execute(insert(ItemFacet), facets)
+
+
+def _finish(engine: Engine, dataset_id: int, facet_fields: Sequence[str], report: IngestReport) -> None:
+    with engine.begin() as conn:
+        items = conn.execute(select(func.count()).select_from(Item).where(Item.dataset_id == dataset_id)).scalar()
+        annotations = conn.execute(select(func.count()).select_from(Annotation)
+                                   .where(Annotation.dataset_id == dataset_id)).scalar()
+        counts: dict[str, dict[str, int]] = {f: {} for f in facet_fields}
+        rows = conn.execute(select(ItemFacet.field, ItemFacet.value, func.count())
+                            .where(ItemFacet.dataset_id == dataset_id, ItemFacet.field.in_(facet_fields))
+                            .group_by(ItemFacet.field, ItemFacet.value))
+        for field_name, value, count in rows:
+            counts[field_name][value] = count
+        conn.execute(update(Dataset).where(Dataset.id == dataset_id).values(
+            status="ready", item_count=items, annotation_count=annotations, facet_counts=counts,
+            problems=[p.as_dict() for p in report.problems[:MAX_STORED_PROBLEMS]], error=None,
+            updated_at=utcnow()))
+    report.items, report.annotations = items, annotations
+
+
+def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start:start + size]
+
+
+def _batched_items(items: Iterable[ItemRecord], size: int) -> Iterator[tuple[int, list[ItemRecord]]]:
+    chunk: list[ItemRecord] = []
+    done = 0
+    for rec in items:
+        chunk.append(rec)
+        if len(chunk) >= size:
+            done += len(chunk)
+            yield done, chunk
+            chunk = []
+    if chunk:
+        yield done + len(chunk), chunk
+
+
+__all__ = ["IngestError", "IngestReport", "ingest_path", "resolve_root"]

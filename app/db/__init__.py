@@ -1,0 +1,1 @@
+"""Database: ORM models, engine/session factory and the Alembic upgrade entry point."""

@@ -1,0 +1,163 @@
+"""ORM models: the domain of ARCHITECTURE.md.
+
+Facets live in `item_facets` (one row per item × field × value) rather than one column per facet:
+every dataset kind has its own fields, some multi-valued (a DeepLesion key slice can hold lesions of
+several types; a VerSe volume holds many vertebrae). One composite index
+(dataset_id, field, value, item_id) serves both the counts and keyset-ordered filtered pages, on
+SQLite and PostgreSQL alike. The common single-valued fields (split, label, sex, age) are also
+plain columns on `items` so pages show them without a join.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db.base import Base, utcnow
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    root: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="indexing")  # indexing | ready | failed
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    annotation_count: Mapped[int] = mapped_column(Integer, default=0)
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    facet_counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    ingest_generation: Mapped[int] = mapped_column(Integer, default=0)
+    problems: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    __table_args__ = (UniqueConstraint("dataset_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(128))
+    sex: Mapped[str | None] = mapped_column(String(8), nullable=True)
+
+
+class Study(Base):
+    __tablename__ = "studies"
+    __table_args__ = (UniqueConstraint("dataset_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(128))
+    study_order: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    age: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Series(Base):
+    __tablename__ = "series"
+    __table_args__ = (UniqueConstraint("dataset_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    external_id: Mapped[str] = mapped_column(String(128))
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Item(Base):
+    """One thing a user opens: a key slice, a patch, an image, a volume, a series."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "key"),
+        Index("ix_items_patient", "patient_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(512))
+    kind: Mapped[str] = mapped_column(String(32))  # key_slice | patch | image | volume | series
+    split: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    label: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    sex: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    age: Mapped[float | None] = mapped_column(Float, nullable=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id"), nullable=True)
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"), nullable=True)
+    width: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    height: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    depth: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    spacing: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    window: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
+    location: Mapped[str] = mapped_column(Text)  # path relative to root; "a.zip::member" inside a zip
+    location_index: Mapped[int | None] = mapped_column(Integer, nullable=True)  # HDF5 row, slice number
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    fingerprint: Mapped[str] = mapped_column(String(64), default="")  # source content; re-ingest skips equal
+    content_version: Mapped[int] = mapped_column(Integer, default=1)  # part of every cached image's ETag
+    review_status: Mapped[str] = mapped_column(String(16), default="unreviewed")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ItemFacet(Base):
+    """One facet value of an item; see the module docstring."""
+
+    __tablename__ = "item_facets"
+    __table_args__ = (Index("ix_item_facets_lookup", "dataset_id", "field", "value", "item_id"),)
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    field: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+
+
+class Annotation(Base):
+    """Ground truth or an edit of it. Ground truth is never overwritten: edits add versions."""
+
+    __tablename__ = "annotations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # label | bbox | recist | mask | centroid | polygon
+    label: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    geometry: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    slice_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source: Mapped[str] = mapped_column(String(64), default="dataset")  # dataset | model:<id> | user:<id>
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    superseded_by: Mapped[int | None] = mapped_column(ForeignKey("annotations.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|failed|cancelled
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -1,0 +1,1 @@
+"""Pure functions on arrays: windowing, presets, overlays, encoding. No HTTP, no database."""

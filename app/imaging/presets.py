@@ -1,0 +1,53 @@
+"""Named CT windows (low, high in HU) that radiologists expect, and window-parameter parsing."""
+
+from __future__ import annotations
+
+import math
+
+# (centre, width) conventions from common PACS defaults, written as (low, high).
+PRESETS: dict[str, tuple[float, float]] = {
+    "soft_tissue": (-160.0, 240.0),  # W400 L40
+    "mediastinum": (-125.0, 225.0),  # W350 L50
+    "abdomen": (-175.0, 275.0),  # W450 L50, DeepLesion's most common DICOM window
+    "liver": (-45.0, 105.0),  # W150 L30
+    "lung": (-1350.0, 150.0),  # W1500 L-600
+    "bone": (-450.0, 1050.0),  # W1500 L300
+    "brain": (0.0, 80.0),  # W80 L40
+}
+# Names that mean "the item's own window" (DeepLesion: the row's DICOM_windows).
+OWN_WINDOW_NAMES = ("default", "dicom", "own")
+
+
+class WindowError(ValueError):
+    """A window or preset the user asked for is not valid; the message says why."""
+
+
+def parse_window(text: str) -> tuple[float, float]:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 2:
+        raise WindowError(f"window must be 'LOW,HIGH' in HU, got {text!r}")
+    try:
+        low, high = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise WindowError(f"window must be two numbers 'LOW,HIGH', got {text!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise WindowError(f"window bounds must be finite numbers, got {text!r}")
+    if high <= low:
+        raise WindowError(f"window HIGH must be greater than LOW, got {text!r}")
+    return low, high
+
+
+def resolve_window(
+    window: str | None, preset: str | None, own: tuple[float, float] | None
+) -> tuple[float, float]:
+    """The window to render with: explicit `window`, else a named `preset`, else the item's own."""
+    if window:
+        return parse_window(window)
+    if preset and preset not in OWN_WINDOW_NAMES:
+        if preset not in PRESETS:
+            names = ", ".join([*PRESETS, *OWN_WINDOW_NAMES])
+            raise WindowError(f"unknown preset {preset!r}; choose one of {names}")
+        return PRESETS[preset]
+    if own is not None:
+        return float(own[0]), float(own[1])
+    return PRESETS["soft_tissue"]

@@ -1,0 +1,1 @@
+"""HTML pages (Jinja2), rendered from the same catalog services as the JSON API."""
