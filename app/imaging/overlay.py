@@ -1,7 +1,8 @@
 """Vector annotations drawn onto an RGB image with OpenCV (anti-aliased, sub-pixel positions).
 
 Shapes are given in the item's native pixel coordinates; `scale` maps them onto a resized image.
-Every stroke gets a dark halo first so it stays visible on bright bone and dark lung alike.
+Axes are 2 px saturated strokes and boxes 1 px, with no halo, so they never hide the lesion they
+measure; only text gets a dark outline to stay readable on bright bone.
 """
 
 from __future__ import annotations
@@ -77,13 +78,11 @@ def draw_shapes(rgb: np.ndarray, shapes: Iterable[Shape], scale: float = 1.0) ->
         if isinstance(shape, Line):
             a = (_fx(shape.p0[0], scale), _fx(shape.p0[1], scale))
             b = (_fx(shape.p1[0], scale), _fx(shape.p1[1], scale))
-            cv2.line(rgb, a, b, HALO, thick + 2, cv2.LINE_AA, _SHIFT)
             cv2.line(rgb, a, b, shape.color, thick, cv2.LINE_AA, _SHIFT)
         elif isinstance(shape, Box):
             a = (_fx(shape.x1, scale), _fx(shape.y1, scale))
             b = (_fx(shape.x2, scale), _fx(shape.y2, scale))
-            cv2.rectangle(rgb, a, b, HALO, thick + 2, cv2.LINE_AA, _SHIFT)
-            cv2.rectangle(rgb, a, b, shape.color, max(1, thick - 1), cv2.LINE_AA, _SHIFT)
+            cv2.rectangle(rgb, a, b, shape.color, 1, cv2.LINE_AA, _SHIFT)
         elif isinstance(shape, Label):
             _draw_text(rgb, shape, scale, short_side)
     return rgb

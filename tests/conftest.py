@@ -1,0 +1,133 @@
+"""Fixtures as factories: settings(tmp) → app(settings) → client(app), each test on its own database.
+
+The database fixture runs every test that uses it on SQLite, and also on PostgreSQL when
+MEDVIEW_TEST_POSTGRES_URL is set (.ci/run sets it on machines that have one). Each test gets a
+fresh database copied from a migrated template, so migrations run once per session, not per test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app.config import Settings
+from app.db.migrate import upgrade
+
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+if not REALDATA.exists():
+    REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
+PG_URL = os.environ.get("MEDVIEW_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+def realdata(*parts: str) -> Path:
+    """A path in ../shared/realdata, skipping the test when the samples are not on this machine."""
+    path = REALDATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real sample {path} not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("dbtemplate") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    if not PG_URL:
+        yield ""
+        return
+    name = f"medview_tpl_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    upgrade(make_url(PG_URL).set(database=name).render_as_string(hide_password=False))
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "medview.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"medview_t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str):
+    def factory(**overrides) -> Settings:
+        values = {"database_url": database_url, "data_dir": tmp_path / "data",
+                  "data_roots": f"{tmp_path}:{REALDATA}", "slice_cache_mb": 64, "render_cache_mb": 16}
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return factory
+
+
+@pytest.fixture
+def settings(make_settings) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def app(settings: Settings):
+    from app.main import create_app
+
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def deeplesion_sample(tmp_path_factory: pytest.TempPathFactory):
+    """A generated DeepLesion tree in the real layout (shared by the session; tests must not modify it)."""
+    from app.datasets.deeplesion.synth import generate_deeplesion
+
+    root = tmp_path_factory.mktemp("deeplesion") / "DeepLesion"
+    return generate_deeplesion(root, patients=5, seed=3)
+
+
+@pytest.fixture
+def engine(settings: Settings):
+    from app.db.session import make_engine
+
+    eng = make_engine(settings.database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def ingested(engine, settings: Settings, deeplesion_sample):
+    """The generated sample indexed into this test's database; returns the IngestReport."""
+    from app.datasets.ingest import ingest_path
+
+    return ingest_path(engine, settings, deeplesion_sample.root, kind="deeplesion", name="sample")
