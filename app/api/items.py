@@ -5,7 +5,7 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.api.deps import RendererDep, SessionDep, json_response
+from app.api.deps import RendererDep, SessionDep, SettingsDep, json_response
 from app.catalog import queries
 from app.render.service import Rendered, RenderParams, load_target
 
@@ -31,19 +31,19 @@ def get_item(item_id: int, session: SessionDep) -> Response:
 
 
 @router.get("/{item_id}/render")
-def render(item_id: int, request: Request, session: SessionDep, renderer: RendererDep,
+def render(item_id: int, request: Request, session: SessionDep, renderer: RendererDep, settings: SettingsDep,
            format: str = "png", window: str | None = None, preset: str | None = None,
            overlays: str = "none", size: int | None = None, slice: int | None = None,
            plane: Literal["axial", "sagittal", "coronal"] | None = None) -> Response:
-    target = load_target(session, item_id, with_annotations=overlays != "none")
+    target = load_target(session, item_id, overlays != "none", settings.allowed_roots)
     session.close()  # release the connection before CPU work
     params = RenderParams(format, window, preset, overlays, size, slice, plane)
     return image_response(request, renderer.render(target, params), target.version)
 
 
 @router.get("/{item_id}/raw")
-def raw(item_id: int, request: Request, session: SessionDep, renderer: RendererDep,
+def raw(item_id: int, request: Request, session: SessionDep, renderer: RendererDep, settings: SettingsDep,
         slice: int | None = None, plane: Literal["axial", "sagittal", "coronal"] | None = None) -> Response:
-    target = load_target(session, item_id, with_annotations=False)
+    target = load_target(session, item_id, False, settings.allowed_roots)
     session.close()
     return image_response(request, renderer.raw(target, slice, plane), target.version)

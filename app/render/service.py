@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.catalog.queries import get_dataset, get_item, item_annotations
 from app.datasets.base import ItemRef, PixelError
 from app.datasets.registry import get_adapter
-from app.errors import InvalidInput, NotFound
+from app.errors import Forbidden, InvalidInput, NotFound
 from app.imaging.encode import MEDIA_TYPES, encode_image, fit_size, normalise_format, resize
 from app.imaging.overlay import Shape, draw_shapes, gray_to_rgb, recist_shapes
 from app.imaging.presets import WindowError, resolve_window
@@ -65,12 +66,17 @@ class RenderTarget:
     annotations: tuple[Any, ...]
 
 
-def load_target(session: Session, item_id: int, with_annotations: bool) -> RenderTarget:
+def load_target(session: Session, item_id: int, with_annotations: bool,
+                allowed_roots: Sequence[Path]) -> RenderTarget:
+    """What the renderer needs of an item; refuses datasets outside the configured data roots."""
     item = get_item(session, item_id)
     ds = get_dataset(session, item.dataset_id)
+    root = Path(ds.root)
+    if not any(root == r or root.is_relative_to(r) for r in allowed_roots):
+        raise Forbidden(f"dataset {ds.name!r} lies outside MEDVIEW_DATA_ROOTS; its pixels are not served")
     anns = tuple((a.id, a.version, a.kind, a.slice_index, a.geometry, a.meta)
                  for a in item_annotations(session, item_id)) if with_annotations else ()
-    ref = ItemRef(item.id, Path(ds.root), item.location, item.location_index, item.meta or {})
+    ref = ItemRef(item.id, root, item.location, item.location_index, item.meta or {})
     window = tuple(item.window) if item.window else None
     return RenderTarget(ref, ds.kind, window, item.content_version, item.width or 0, item.height or 0, anns)
 

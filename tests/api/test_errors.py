@@ -83,3 +83,15 @@ def test_etag_and_immutable_caching(client, item_id):
     assert other.headers["etag"] != etag and other.content != first.content
     pinned = client.get(url, params={"format": "jpeg", "v": "1"})
     assert "immutable" in pinned.headers["cache-control"]
+
+
+def test_dataset_outside_data_roots_is_not_served(engine, make_settings, item_id, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    narrowed = make_settings(data_roots=str(tmp_path / "only-here"))
+    with TestClient(create_app(narrowed)) as other:
+        r = other.get(f"/api/items/{item_id}/render")
+        assert r.status_code == 403 and "outside MEDVIEW_DATA_ROOTS" in r.json()["detail"]
+        assert other.get(f"/api/items/{item_id}/raw").status_code == 403

@@ -1,0 +1,32 @@
+"""`medview demo --no-serve` generates the sample in the real layout, indexes it, and is repeatable."""
+
+from __future__ import annotations
+
+import csv
+
+from fastapi.testclient import TestClient
+
+from app.cli import main as cli_main
+from app.config import Settings
+from app.main import create_app
+
+
+def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MEDVIEW_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("MEDVIEW_DATA_ROOTS", raising=False)
+    assert cli_main(["demo", "--no-serve"]) == 0
+    root = tmp_path / "data" / "demo" / "deeplesion"
+    with (root / "DL_info.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) >= 10
+    assert cli_main(["demo", "--no-serve"]) == 0  # a second run re-uses the data and duplicates nothing
+    settings = Settings(_env_file=None, database_url=database_url, data_dir=tmp_path / "data")
+    with TestClient(create_app(settings)) as client:
+        datasets = client.get("/api/datasets").json()
+        assert [(d["name"], d["status"]) for d in datasets] == [("demo-deeplesion", "ready")]
+        assert datasets[0]["annotation_count"] == len(rows)
+        item = client.get(f"/api/datasets/{datasets[0]['id']}/items", params={"limit": 1}).json()["items"][0]
+        r = client.get(item["thumbnail_url"])
+        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
