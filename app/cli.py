@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from app.config import Settings
 from app.datasets.base import IngestError
-from app.errors import AppError
+from app.errors import AppError, InvalidInput
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -33,10 +33,22 @@ def _upgrade(settings: Settings) -> None:
     upgrade(settings.database_url)
 
 
-def _auto_upgrade(settings: Settings) -> None:
-    """serve/demo bring a local SQLite file up to date themselves; other databases need `medview db upgrade`."""
-    if settings.database_kind == "sqlite":
-        _upgrade(settings)
+def _ensure_schema(settings: Settings) -> None:
+    """A local SQLite file is brought up to date here; any other database must already be
+    (`medview db upgrade`, run once rather than by every process), or we stop with that advice."""
+    from app.db.migrate import is_current
+
+    engine = _engine(settings)
+    try:
+        current = is_current(engine)
+    finally:
+        engine.dispose()
+    if current:
+        return
+    if settings.database_kind != "sqlite":
+        raise InvalidInput(f"database {settings.database_kind} is not at the newest schema; "
+                           "run `medview db upgrade` first")
+    _upgrade(settings)
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
@@ -53,7 +65,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from app.datasets.ingest import ingest_path
 
-    _auto_upgrade(settings)
+    _ensure_schema(settings)
     engine = _engine(settings)
     with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=False, disable=args.quiet) as bar:
@@ -90,7 +102,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    _auto_upgrade(settings)
+    _ensure_schema(settings)
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
     err.print(f"MedView on {url}  (database: {settings.database_kind}; Ctrl-C stops)")
     if getattr(args, "open_browser", False):
@@ -111,11 +123,11 @@ def _open_browser(url: str) -> None:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from app.demo import build_demo
 
-    _auto_upgrade(settings)
+    _ensure_schema(settings)
     settings_for_demo = build_demo(settings, progress_console=err)
-    os.environ["MEDVIEW_DATA_ROOTS"] = settings_for_demo.data_roots
     if args.no_serve:
         return 0
+    os.environ["MEDVIEW_DATA_ROOTS"] = settings_for_demo.data_roots  # read by the server's own Settings()
     args.open_browser = True
     return cmd_serve(args, settings_for_demo)
 

@@ -80,7 +80,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
 def make_settings(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, database_url: str):
     def factory(**overrides) -> Settings:
         values = {"database_url": database_url, "data_dir": tmp_path / "data",
-                  "data_roots": f"{tmp_path}:{tmp_path_factory.getbasetemp()}:{REALDATA}", "slice_cache_mb": 64, "render_cache_mb": 16}
+                  "data_roots": f"{tmp_path}:{tmp_path_factory.getbasetemp()}:{REALDATA}",
+                  "slice_cache_mb": 64, "render_cache_mb": 16}
         values.update(overrides)
         return Settings(_env_file=None, **values)
 

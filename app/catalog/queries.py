@@ -17,6 +17,8 @@ MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 # Query parameters that are not filters.
 RESERVED_PARAMS = ("limit", "cursor", "key", "format")
+# Filters on the item's patient/study (by external id) rather than on the facet table.
+LINK_FILTERS = {"patient": (Item.patient_id, Patient), "study": (Item.study_id, Study)}
 
 
 def dataset_summary(ds: Dataset) -> dict[str, Any]:
@@ -78,6 +80,11 @@ def _filtered(dataset: Dataset, filters: Mapping[str, Sequence[str]], key: str |
         if field_name not in allowed:
             raise InvalidInput(f"unknown filter {field_name!r}; {dataset.kind} items filter by "
                                f"{', '.join(allowed)}")
+        if field_name in LINK_FILTERS:
+            column, model = LINK_FILTERS[field_name]
+            linked = select(model.id).where(model.dataset_id == dataset.id, model.external_id.in_(list(values)))
+            stmt = stmt.where(column.in_(linked))
+            continue
         sub = select(ItemFacet.item_id).where(ItemFacet.dataset_id == dataset.id,
                                               ItemFacet.field == field_name, ItemFacet.value.in_(list(values)))
         stmt = stmt.where(Item.id.in_(sub))

@@ -10,13 +10,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def _json_dumps(value: object) -> str:
+def json_dumps(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
 def make_engine(database_url: str) -> Engine:
     url = make_url(database_url)
-    kwargs: dict = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
+    kwargs: dict = {"json_serializer": json_dumps, "json_deserializer": orjson.loads}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)

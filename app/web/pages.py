@@ -1,17 +1,234 @@
-"""HTML pages. Placeholder until the page set lands."""
+"""HTML pages: the same catalog services as the JSON API, rendered with Jinja (datasette-style).
+
+Each route resolves its object, calls one service and renders one template; each page links its
+JSON twin. The small helpers below only shape service output for display (filter links, viewer
+state); they never touch SQL or files.
+"""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.api.datasets import filters_from
 from app.api.deps import SessionDep
 from app.catalog import queries
+from app.errors import InvalidInput
+from app.imaging.presets import OWN_WINDOW_NAMES, PRESETS, WindowError, parse_window
 
 router = APIRouter(include_in_schema=False)
 
+PAGE_SIZE = 60
+# Viewer preset buttons in keyboard order (keys 1–8); "default" is the item's own (DICOM) window.
+PRESET_ORDER = ("default", "abdomen", "soft_tissue", "mediastinum", "liver", "lung", "bone", "brain")
+# Lesions in two studies are taken to be the same lesion when their DeepLesion normalised locations
+# (fractions of the body's extent) are this close and their coarse types agree.
+TRACK_DISTANCE = 0.08
 
-@router.get("/")
-def index(request: Request, session: SessionDep) -> Response:
-    return request.app.state.templates.TemplateResponse(
-        request, "index.html", {"datasets": queries.list_datasets(session)})
+
+def _render(request: Request, template: str, context: dict[str, Any]) -> Response:
+    return request.app.state.templates.TemplateResponse(request, template, context)
+
+
+@router.get("/", name="index_page")
+def index_page(request: Request, session: SessionDep) -> Response:
+    return _render(request, "index.html", {"datasets": queries.list_datasets(session)})
+
+
+@router.get("/datasets/{dataset_id}", name="dataset_page")
+def dataset_page(dataset_id: int, request: Request, session: SessionDep, limit: int = PAGE_SIZE,
+                 cursor: str | None = None, key: str | None = None) -> Response:
+    detail = queries.dataset_detail(session, dataset_id)
+    filters = filters_from(request)
+    check_facet_values(detail, filters)
+    page = queries.list_items(session, dataset_id, filters, key=key or None, limit=limit, cursor=cursor)
+    return _render(request, "dataset.html", {
+        "dataset": detail, "page": page, "filters": filters, "key": key or "", "limit": limit,
+        "facets": facet_view(detail, filters, key), "chips": active_chips(detail, filters, key),
+        "label_names": label_names(detail), "items_api": query_url(f"/api/datasets/{dataset_id}/items",
+                                                                      filters, key, limit=limit),
+        "next_url": query_url("", filters, key, limit=None if limit == PAGE_SIZE else limit,
+                              cursor=page["next_cursor"]) if page["next_cursor"] else None,
+    })
+
+
+@router.get("/items/{item_id}", name="item_page")
+def item_page(item_id: int, request: Request, session: SessionDep, preset: str | None = None,
+              window: str | None = None, slice: int | None = None, overlays: str = "gt") -> Response:
+    item = queries.item_detail(session, item_id)
+    dataset = queries.dataset_summary(queries.get_dataset(session, item["dataset_id"]))
+    viewer = viewer_state(item, preset, window, slice, overlays)
+    return _render(request, "item.html", {"item": item, "dataset": dataset, "viewer": viewer,
+                                          "image_url": render_url(viewer)})
+
+
+@router.get("/datasets/{dataset_id}/patients/{patient}", name="patient_page")
+def patient_page(dataset_id: int, patient: str, request: Request, session: SessionDep) -> Response:
+    timeline = queries.patient_timeline(session, dataset_id, patient)
+    dataset = queries.dataset_detail(session, dataset_id)
+    tracks = lesion_tracks(timeline["studies"])
+    return _render(request, "patient.html", {
+        "timeline": timeline, "dataset": dataset, "label_names": label_names(dataset), "tracks": tracks,
+        "track_of": {a: f"L{t['number']}" for t in tracks for a in t["annotation_ids"]},
+        "track_distance": TRACK_DISTANCE})
+
+
+# -- dataset page helpers ---------------------------------------------------------------------
+
+def query_url(path: str, filters: Mapping[str, Sequence[str]], key: str | None = None, **extra: Any) -> str:
+    """`path?field=value…` with repeated fields, the key search and paging parameters (None = left out)."""
+    pairs = [(f, v) for f, values in filters.items() for v in values]
+    if key:
+        pairs.append(("key", key))
+    pairs += [(k, str(v)) for k, v in extra.items() if v is not None]
+    return f"{path}?{urlencode(pairs)}" if pairs else (path or "?")
+
+
+def _toggled(filters: Mapping[str, Sequence[str]], field: str, value: str) -> dict[str, list[str]]:
+    out = {f: list(v) for f, v in filters.items()}
+    values = out.setdefault(field, [])
+    if value in values:
+        values.remove(value)
+    else:
+        values.append(value)
+    return {f: v for f, v in out.items() if v}
+
+
+def facet_view(detail: Mapping[str, Any], filters: Mapping[str, Sequence[str]], key: str | None) -> list[dict]:
+    """Each facet field with its values: display label, count, share of the largest, active, toggle link."""
+    out = []
+    for field, counts in detail["facets"].items():
+        names = detail["facet_labels"].get(field, {})
+        top = max(counts.values(), default=1) or 1
+        active = set(filters.get(field, ()))
+        out.append({"field": field, "title": field.replace("_", " "), "values": [
+            {"value": v, "label": names.get(v, v), "code": v if v in names and names[v] != v else "",
+             "count": n, "share": round(100 * n / top), "active": v in active,
+             "href": query_url("", _toggled(filters, field, v), key)}
+            for v, n in counts.items()]})
+    return out
+
+
+def active_chips(detail: Mapping[str, Any], filters: Mapping[str, Sequence[str]], key: str | None) -> list[dict]:
+    chips = []
+    for field, values in filters.items():
+        names = detail["facet_labels"].get(field, {})
+        for v in values:
+            chips.append({"field": field.replace("_", " "), "label": names.get(v, v),
+                          "href": query_url("", _toggled(filters, field, v), key)})
+    if key:
+        chips.append({"field": "key", "label": key, "href": query_url("", filters)})
+    return chips
+
+
+def check_facet_values(detail: Mapping[str, Any], filters: Mapping[str, Sequence[str]]) -> None:
+    """A facet value the dataset does not have is a mistyped link: say which values exist (400)."""
+    for field, values in filters.items():
+        known = detail["facets"].get(field)
+        if known is None:
+            continue  # unknown fields are refused by the service; patient/study are free text
+        for v in values:
+            if v not in known:
+                names = detail["facet_labels"].get(field, {})
+                choices = ", ".join(f"{k} ({names[k]})" if k in names else k for k in known)
+                raise InvalidInput(f"{field}={v!r} matches no item of {detail['name']}; "
+                                   f"{field} values are: {choices or 'none'}")
+
+
+def label_names(detail: Mapping[str, Any]) -> dict[str, str]:
+    """Display names for item labels: DeepLesion labels are lesion-type codes."""
+    labels = detail["facet_labels"]
+    return labels.get("label") or (labels.get("lesion_type", {}) if detail["kind"] == "deeplesion" else {})
+
+
+# -- item page helpers ------------------------------------------------------------------------
+
+def viewer_state(item: Mapping[str, Any], preset: str | None, window: str | None, slice_number: int | None,
+                 overlays: str) -> dict[str, Any]:
+    """The viewer's initial state from the page URL (validated, so a shared link never shows a broken image)."""
+    meta = item.get("meta") or {}
+    slices = list(meta.get("slices") or ([item["slice"]] if item.get("slice") is not None else []))
+    own = [float(v) for v in item["window"]] if item.get("window") else list(PRESETS["soft_tissue"])
+    state: dict[str, Any] = {"preset": "default", "window": own, "overlays": overlays,
+                             "slice": item.get("slice") if slice_number is None else slice_number}
+    if window:
+        try:
+            state["window"], state["preset"] = list(parse_window(window)), None
+        except WindowError as exc:
+            raise InvalidInput(str(exc)) from None
+    elif preset and preset not in OWN_WINDOW_NAMES:
+        if preset not in PRESETS:
+            raise InvalidInput(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_ORDER)}")
+        state["window"], state["preset"] = list(PRESETS[preset]), preset
+    if overlays not in ("gt", "none"):
+        raise InvalidInput(f"overlays must be gt or none, not {overlays!r}")
+    if slice_number is not None and slice_number not in slices:
+        span = f"{slices[0]}–{slices[-1]}" if slices else "the key slice only"
+        raise InvalidInput(f"slice {slice_number} is not available for this item (available: {span})")
+    return {"id": item["id"], "version": item["version"], "ct": bool(item.get("window")),
+            "key_slice": item.get("slice"), "slices": slices,
+            "slice_range": meta.get("slice_range"), "own_window": own,
+            "presets": {**{n: list(w) for n, w in PRESETS.items()}, "default": own},
+            "preset_order": list(PRESET_ORDER), "render_url": f"/api/items/{item['id']}/render", **state}
+
+
+def _num(x: float) -> str:
+    """A number as viewer.js writes it (at most 3 decimals, no trailing zeros)."""
+    return f"{x:.3f}".rstrip("0").rstrip(".")
+
+
+def render_url(viewer: Mapping[str, Any]) -> str:
+    """Same URL the viewer's JS builds, so the first paint needs no script."""
+    params: dict[str, Any] = {"format": "jpeg", "overlays": viewer["overlays"], "v": viewer["version"]}
+    if viewer["preset"] is None:
+        params["window"] = f"{_num(viewer['window'][0])},{_num(viewer['window'][1])}"
+    elif viewer["preset"] != "default":
+        params["preset"] = viewer["preset"]
+    if viewer["slice"] is not None and viewer["slice"] != viewer["key_slice"]:
+        params["slice"] = viewer["slice"]
+    return f"{viewer['render_url']}?{urlencode(params)}"
+
+
+# -- patient page helpers ---------------------------------------------------------------------
+
+def lesion_tracks(studies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Group RECIST lesions across studies into tracks so growth is visible.
+
+    DeepLesion has no lesion identity across studies, so within each study the closest pairs of
+    (lesion, existing track of the same coarse type) are matched first, by the distance of their
+    normalised locations (≤ TRACK_DISTANCE, each track at most once per study); unmatched lesions
+    start new tracks, numbered in order of first appearance. A track maps study id →
+    {long_mm, short_mm, change (of the long diameter since the track's previous measurement), item_id}.
+    """
+    tracks: list[dict[str, Any]] = []
+    for study in studies:
+        lesions = [(item, a) for item in study["items"] for a in item.get("annotations", [])
+                   if a.get("kind") == "recist"]
+        locs = [(a.get("meta") or {}).get("normalized_location") for _, a in lesions]
+        pairs = sorted((math.dist(locs[i], t["loc"]), i, n) for i, (_, a) in enumerate(lesions)
+                       for n, t in enumerate(tracks) if t["label"] == a.get("label") and t["loc"] and locs[i])
+        matched: dict[int, int] = {}
+        for d, i, n in pairs:
+            if d <= TRACK_DISTANCE and i not in matched and n not in matched.values():
+                matched[i] = n
+        for i, (item, ann) in enumerate(lesions):
+            meta = ann.get("meta") or {}
+            if i not in matched:
+                tracks.append({"number": len(tracks) + 1, "label": ann.get("label"),
+                               "type": meta.get("lesion_type_name") or ann.get("label"), "loc": None,
+                               "by_study": {}, "last_long": None, "annotation_ids": []})
+                matched[i] = len(tracks) - 1
+            track = tracks[matched[i]]
+            long_mm, short_mm = meta.get("long_mm"), meta.get("short_mm")
+            change = long_mm / track["last_long"] - 1 if long_mm and track["last_long"] else None
+            track["by_study"][study["study"]] = {"long_mm": long_mm, "short_mm": short_mm, "change": change,
+                                                 "item_id": item["id"]}
+            track["annotation_ids"].append(ann.get("id"))
+            track["loc"] = meta.get("normalized_location") or track["loc"]
+            track["last_long"] = long_mm or track["last_long"]
+    return tracks

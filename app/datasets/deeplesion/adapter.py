@@ -94,7 +94,7 @@ class DeepLesionAdapter:
             patients.setdefault(pid, PatientRecord(pid, first.sex))
             studies.setdefault(sid, StudyRecord(sid, pid, first.study, first.age))
             series.setdefault(first.series_dir, SeriesRecord(first.series_dir, sid, {
-                "slices_listed": len(slices.series.get(first.series_dir, {})),
+                "slices_listed": len(files.names) if (files := slices.series.get(first.series_dir)) else 0,
                 "spacing": list(first.spacing)}))
             result.items.append(item)
         if not result.items:
@@ -107,10 +107,10 @@ class DeepLesionAdapter:
     def _key_slice(self, root: Path, table: str, file_name: str, lesions: list[LesionRow],
                    slices: pixels.SliceIndex, result: ScanResult) -> ItemRecord | None:
         first = lesions[0]
-        in_series = slices.series.get(first.series_dir, {})
-        location = in_series.get(first.key_slice)
-        wanted = f"{pixels.IMAGES_DIR}/{first.series_dir}/{first.slice_file}"
+        files = slices.series.get(first.series_dir)
+        location = files.location(first.key_slice) if files else None
         if location is None:
+            wanted = f"{pixels.IMAGES_DIR}/{first.series_dir}/{first.slice_file}"
             where = " or ".join([pixels.IMAGES_DIR + "/", *slices.zips]) if slices.zips else pixels.IMAGES_DIR + "/"
             for row in lesions:
                 result.problems.append(Problem(table, f"key slice {wanted} not found (looked in {where})",
@@ -126,7 +126,7 @@ class DeepLesionAdapter:
                 table, f"Image_size says {first.image_size[0]}×{first.image_size[1]} but {location} is "
                 f"{width}×{height}; the file's size is used", row=first.line, field="Image_size", item=file_name))
         low, high = first.slice_range
-        numbers = sorted(n for n in in_series if low <= n <= high)
+        numbers = files.numbers_between(low, high)
         annotations = [self._lesion(row, i) for i, row in enumerate(lesions, 1)]
         types = sorted({str(r.lesion_type) for r in lesions}, key=int)
         fingerprint = hashlib.blake2b(
@@ -148,7 +148,6 @@ class DeepLesionAdapter:
                 "split": [SPLITS[first.split]], "lesion_type": types, "sex": [first.sex] if first.sex else [],
                 "age": [b] if (b := age_band(first.age)) else [],
                 "noisy": ["1" if any(r.noisy for r in lesions) else "0"],
-                "patient": [f"{first.patient:06d}"], "study": [f"{first.patient:06d}_{first.study:02d}"],
             },
         )
 

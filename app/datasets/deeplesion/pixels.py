@@ -15,7 +15,6 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from app.datasets.base import PixelError, Problem
@@ -26,19 +25,37 @@ ZIP_SEPARATOR = "::"
 IMAGES_DIR = "Images_png"
 
 
+_SLICE_NAMES = [f"{n:03d}.png" for n in range(1000)]  # formatting ~1M names per full scan was measurable
+
+
+def slice_file_name(number: int) -> str:
+    return _SLICE_NAMES[number] if 0 <= number < 1000 else f"{number:03d}.png"
+
+
+@dataclass
+class SeriesFiles:
+    """The slice files of one series folder: where they live and their file names."""
+
+    base: str  # "Images_png/<series>" or "Images_png_01.zip::Images_png/<series>"
+    names: set[str]
+
+    def location(self, number: int) -> str | None:
+        name = slice_file_name(number)
+        return f"{self.base}/{name}" if name in self.names else None
+
+    def numbers_between(self, low: int, high: int) -> list[int]:
+        """Slice numbers present in [low, high] (a Slice_range is short, so test each number)."""
+        names = self.names
+        return [n for n in range(max(low, 0), high + 1) if slice_file_name(n) in names]
+
+
 @dataclass
 class SliceIndex:
-    """Every slice file found: series folder → {slice number: location relative to the root}."""
+    """Every slice file found, by series folder name."""
 
-    series: dict[str, dict[int, str]] = field(default_factory=dict)
+    series: dict[str, SeriesFiles] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     zips: list[str] = field(default_factory=list)
-
-    def add(self, series_dir: str, file_name: str, location: str) -> None:
-        stem, dot, ext = file_name.partition(".")
-        if ext.lower() != "png" or not stem.isdigit():
-            return
-        self.series.setdefault(series_dir, {})[int(stem)] = location
 
 
 def list_slices(root: Path) -> SliceIndex:
@@ -48,11 +65,9 @@ def list_slices(root: Path) -> SliceIndex:
     if images.is_dir():
         with os.scandir(images) as series_dirs:
             for entry in series_dirs:
-                if not entry.is_dir():
-                    continue
-                with os.scandir(entry.path) as files:
-                    for f in files:
-                        index.add(entry.name, f.name, f"{IMAGES_DIR}/{entry.name}/{f.name}")
+                if entry.is_dir():
+                    index.series[entry.name] = SeriesFiles(f"{IMAGES_DIR}/{entry.name}",
+                                                           set(os.listdir(entry.path)))
     for zpath in sorted(root.glob("Images_png*.zip")):
         _list_zip(root, zpath, index)
     return index
@@ -67,10 +82,15 @@ def _list_zip(root: Path, zpath: Path, index: SliceIndex) -> None:
         index.problems.append(Problem(rel, f"not a readable zip file ({exc}); its slices are skipped"))
         return
     index.zips.append(rel)
+    by_dir: dict[str, list[str]] = {}
     for name in names:
-        parts = name.split("/")
-        if len(parts) >= 2 and not name.endswith("/"):
-            index.add(parts[-2], parts[-1], f"{rel}{ZIP_SEPARATOR}{name}")
+        folder, _, file_name = name.rpartition("/")
+        if file_name:
+            by_dir.setdefault(folder, []).append(file_name)
+    for folder, file_names in by_dir.items():
+        series = folder.rpartition("/")[2]
+        if series and series not in index.series:
+            index.series[series] = SeriesFiles(f"{rel}{ZIP_SEPARATOR}{folder}", set(file_names))
 
 
 def check_png_header(head: bytes) -> tuple[int, int, str | None]:
@@ -90,18 +110,20 @@ def check_slice_file(root: Path, location: str) -> tuple[int, int, str | None]:
     """Header (and for loose files the trailing IEND) check of one slice: no decoding."""
     try:
         if ZIP_SEPARATOR in location:
-            zf = open_zip(root, location.split(ZIP_SEPARATOR, 1)[0])
-            with zf.open(location.split(ZIP_SEPARATOR, 1)[1]) as member:
-                return check_png_header(member.read(33))
-        with open(root / location, "rb") as fh:
-            head = fh.read(33)
-            width, height, problem = check_png_header(head)
+            rel, member = location.split(ZIP_SEPARATOR, 1)
+            with open_zip(root, rel).open(member) as fh:
+                return check_png_header(fh.read(33))
+        fd = os.open(os.path.join(root, location), os.O_RDONLY)
+        try:
+            width, height, problem = check_png_header(os.pread(fd, 33, 0))
             if problem:
                 return width, height, problem
-            fh.seek(-12, os.SEEK_END)
-            if fh.read(12)[4:] != IEND:
+            size = os.fstat(fd).st_size
+            if os.pread(fd, 8, size - 8) != IEND:
                 return width, height, "PNG is truncated (no IEND chunk at the end)"
             return width, height, None
+        finally:
+            os.close(fd)
     except (OSError, zipfile.BadZipFile, KeyError) as exc:
         return 0, 0, f"cannot read ({exc})"
 
@@ -138,6 +160,8 @@ def read_slice_bytes(root: Path, location: str) -> bytes:
 
 def decode_slice(data: bytes, location: str) -> np.ndarray:
     """16-bit PNG bytes → uint16 array, with a clear error for anything else."""
+    import cv2  # imported here: ingest never decodes, and skipping the import saves its start-up
+
     _, _, problem = check_png_header(data[:33])
     if problem:
         raise PixelError(f"{location}: {problem}")

@@ -22,7 +22,7 @@ COLUMNS = (
 )
 LESION_TYPES = {
     1: "bone", 2: "abdomen", 3: "mediastinum", 4: "liver", 5: "lung",
-    6: "kidney", 7: "soft tissue", 8: "pelvis", -1: "unknown (test set)",
+    6: "kidney", 7: "soft tissue", 8: "pelvis", -1: "untyped (train)",
 }
 SPLITS = {1: "train", 2: "val", 3: "test"}
 _FILE_NAME = re.compile(r"^(\d{6})_(\d{2})_(\d{2})_(\d{3,4})\.png$")
@@ -50,10 +50,7 @@ class LesionRow:
     sex: str | None
     age: float | None
     split: int
-
-    @property
-    def series_dir(self) -> str:
-        return f"{self.patient:06d}_{self.study:02d}_{self.series:02d}"
+    series_dir: str  # "PPPPPP_SS_SS", the folder under Images_png/
 
     @property
     def slice_file(self) -> str:
@@ -76,21 +73,27 @@ class _RowInvalid(Exception):
 
 
 def _numbers(row: dict[str, str], name: str, count: int) -> tuple[float, ...]:
-    text = (row.get(name) or "").strip()
-    parts = [p.strip() for p in text.split(",")] if text else []
-    if len(parts) != count:
-        raise _RowInvalid(name, f"expected {count} comma-separated numbers, got {len(parts)} ({text!r})")
+    text = row.get(name) or ""
     try:
-        values = tuple(float(p) for p in parts)
+        values = tuple(map(float, text.split(",")))  # float() ignores surrounding spaces
     except ValueError:
+        if not text.strip():
+            raise _RowInvalid(name, f"expected {count} comma-separated numbers, got 0 ({text!r})") from None
         raise _RowInvalid(name, f"not a number in {text!r}") from None
-    if not all(math.isfinite(v) for v in values):
+    if len(values) != count:
+        raise _RowInvalid(name, f"expected {count} comma-separated numbers, got {len(values)} ({text!r})")
+    if not math.isfinite(sum(values)):
         raise _RowInvalid(name, f"non-finite number in {text!r}")
     return values
 
 
 def _integer(row: dict[str, str], name: str) -> int:
-    text = (row.get(name) or "").strip()
+    text = row.get(name) or ""
+    try:
+        return int(text)  # the common case; "54.0" or " 3" fall through to the careful path
+    except ValueError:
+        pass
+    text = text.strip()
     try:
         value = float(text)
     except ValueError:
@@ -155,12 +158,12 @@ def parse_row(row: dict[str, str], line: int) -> LesionRow:
     if split not in SPLITS:
         raise _RowInvalid("Train_Val_Test", f"expected 1, 2 or 3, got {split}")
     return LesionRow(
-        line=line, raw="|".join(row.get(c) or "" for c in COLUMNS), file_name=file_name,
+        line=line, raw="|".join(map(str, row.values())), file_name=file_name,
         patient=patient, study=study, series=series, key_slice=key_slice, coords=coords, bbox=bbox,
         diameters_px=(diameters[0], diameters[1]), location=(location[0], location[1], location[2]),
         lesion_type=lesion_type, noisy=bool(noisy), slice_range=(slice_range[0], slice_range[1]),
         spacing=(spacing[0], spacing[1], spacing[2]), image_size=(image_size[0], image_size[1]),
-        window=(window[0], window[1]), sex=sex, age=age, split=split,
+        window=(window[0], window[1]), sex=sex, age=age, split=split, series_dir=file_name[:12],
     )
 
 

@@ -1,0 +1,207 @@
+// Key-slice viewer. The server renders each slice (window, overlays) as a JPEG; this module only keeps
+// the state (window or preset, slice, overlays), mirrors it in the page URL (history.replaceState, so
+// a view can be shared and reloaded) and swaps the image through showImage().
+
+const SPINNER_DELAY_MS = 150;
+const WHEEL_STEP_PX = 50; // wheel distance per slice step (a mouse notch is ~100 px, trackpads send less)
+
+const state = JSON.parse(document.getElementById("viewer-state").textContent);
+const img = document.getElementById("slice-image");
+const viewport = document.getElementById("viewport");
+const errorBox = document.getElementById("image-error");
+const lowInput = document.getElementById("window-low");
+const highInput = document.getElementById("window-high");
+const windowReadout = document.getElementById("window-readout");
+const sliceReadout = document.getElementById("slice-readout");
+const overlayButton = document.getElementById("toggle-overlays");
+const applyButton = document.getElementById("apply-window");
+const presetButtons = [...document.querySelectorAll("button[data-preset]")];
+const prevButton = document.getElementById("prev-slice");
+const nextButton = document.getElementById("next-slice");
+const keyButton = document.getElementById("key-slice");
+const customForm = document.getElementById("custom-window");
+
+const num = (x) => String(Math.round(x * 1000) / 1000);
+
+/** The render URL for a state; the same parameters, in the same order, as the page's first image. */
+function renderUrl(s) {
+  const p = new URLSearchParams({ format: "jpeg", overlays: s.overlays, v: String(s.version) });
+  if (s.preset === null) p.set("window", `${num(s.window[0])},${num(s.window[1])}`);
+  else if (s.preset !== "default") p.set("preset", s.preset);
+  if (s.slice !== null && s.slice !== s.key_slice) p.set("slice", String(s.slice));
+  return `${s.render_url}?${p}`;
+}
+
+let spinnerTimer = 0;
+let wanted = img.getAttribute("src");
+
+/** Point the image at `url`; a spinner appears only if the image takes longer than SPINNER_DELAY_MS. */
+function showImage(url) {
+  if (url === wanted) return;
+  wanted = url;
+  clearTimeout(spinnerTimer);
+  viewport.dataset.loading = "true";
+  spinnerTimer = setTimeout(() => viewport.classList.add("loading"), SPINNER_DELAY_MS);
+  img.src = url;
+}
+
+function loaded() {
+  clearTimeout(spinnerTimer);
+  viewport.classList.remove("loading");
+  delete viewport.dataset.loading;
+}
+
+img.addEventListener("load", () => {
+  loaded();
+  errorBox.hidden = true;
+  prefetchNeighbours();
+});
+img.addEventListener("error", async () => {
+  loaded();
+  let detail = "the image could not be loaded";
+  try {
+    const r = await fetch(wanted, { headers: { accept: "application/json" } });
+    if (!r.ok) detail = (await r.json()).detail || detail;
+  } catch { /* network down: keep the generic message */ }
+  errorBox.textContent = detail;
+  errorBox.hidden = false;
+});
+
+function prefetchNeighbours() {
+  const i = state.slices.indexOf(state.slice);
+  for (const j of [i + 1, i - 1]) {
+    if (j >= 0 && j < state.slices.length) new Image().src = renderUrl({ ...state, slice: state.slices[j] });
+  }
+}
+
+function syncUrl() {
+  const p = new URLSearchParams();
+  if (state.preset === null) p.set("window", `${num(state.window[0])},${num(state.window[1])}`);
+  else if (state.preset !== "default") p.set("preset", state.preset);
+  if (state.slice !== null && state.slice !== state.key_slice) p.set("slice", String(state.slice));
+  if (state.overlays !== "gt") p.set("overlays", state.overlays);
+  const query = p.toString();
+  history.replaceState(null, "", query ? `?${query}` : location.pathname);
+}
+
+function presetTitle(name) {
+  if (name === null) return "custom";
+  return name === "default" ? "own window" : name.replace("_", " ");
+}
+
+function paint() {
+  const [low, high] = state.window;
+  windowReadout.replaceChildren();
+  if (state.ct) paintWindow(low, high);
+  if (state.slices.length) paintSlice();
+  const on = state.overlays === "gt";
+  overlayButton.classList.toggle("active", on);
+  overlayButton.setAttribute("aria-pressed", String(on));
+  for (const row of document.querySelectorAll(".lesion-row")) {
+    row.classList.toggle("here", Number(row.dataset.slice) === state.slice);
+  }
+}
+
+function paintWindow(low, high) {
+  const line1 = document.createElement("div");
+  line1.textContent = `W ${num(high - low)}  L ${num((low + high) / 2)}`;
+  const line2 = document.createElement("div");
+  line2.className = "muted";
+  line2.textContent = `${num(low)} to ${num(high)} HU · ${presetTitle(state.preset)}`;
+  windowReadout.append(line1, line2);
+  for (const b of presetButtons) b.classList.toggle("active", b.dataset.preset === state.preset);
+  applyButton.classList.toggle("active", state.preset === null);
+  if (document.activeElement !== lowInput && document.activeElement !== highInput) {
+    lowInput.value = num(low);
+    highInput.value = num(high);
+  }
+}
+
+function paintSlice() {
+  const [first, last] = state.slice_range || [state.slices[0], state.slices[state.slices.length - 1]];
+  const key = state.slice === state.key_slice ? " (key)" : "";
+  sliceReadout.textContent = `slice ${state.slice}${key} / range ${first}–${last}`;
+  const i = state.slices.indexOf(state.slice);
+  sliceReadout.title = `${i + 1} of ${state.slices.length} available slices`;
+  if (prevButton) {
+    prevButton.disabled = i <= 0;
+    nextButton.disabled = i >= state.slices.length - 1;
+    keyButton.classList.toggle("active", state.slice === state.key_slice);
+  }
+}
+
+function update(changes) {
+  Object.assign(state, changes);
+  paint();
+  syncUrl();
+  showImage(renderUrl(state));
+}
+
+function setPreset(name) {
+  if (!state.ct || !(name in state.presets)) return;
+  update({ preset: name, window: [...state.presets[name]] });
+}
+
+function step(delta) {
+  const i = state.slices.indexOf(state.slice);
+  const j = Math.min(state.slices.length - 1, Math.max(0, i + delta));
+  if (i >= 0 && j !== i) update({ slice: state.slices[j] });
+}
+
+function toggleOverlays() {
+  update({ overlays: state.overlays === "gt" ? "none" : "gt" });
+}
+
+for (const b of presetButtons) b.addEventListener("click", () => setPreset(b.dataset.preset));
+overlayButton.addEventListener("click", toggleOverlays);
+prevButton?.addEventListener("click", () => step(-1));
+nextButton?.addEventListener("click", () => step(1));
+keyButton?.addEventListener("click", () => update({ slice: state.key_slice }));
+
+customForm?.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const low = Number(lowInput.value);
+  const high = Number(highInput.value);
+  const bad = lowInput.value === "" || highInput.value === "" || !Number.isFinite(low) || !Number.isFinite(high);
+  highInput.setCustomValidity(bad ? "enter two numbers (HU)" : high <= low ? "HIGH must be greater than LOW" : "");
+  if (!highInput.reportValidity()) return;
+  lowInput.blur();
+  highInput.blur();
+  update({ preset: null, window: [low, high] });
+});
+highInput?.addEventListener("input", () => highInput.setCustomValidity(""));
+
+for (const row of document.querySelectorAll(".lesion-row")) {
+  row.addEventListener("click", () => {
+    const slice = Number(row.dataset.slice);
+    if (row.dataset.slice !== "" && state.slices.includes(slice)) update({ slice, overlays: "gt" });
+  });
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.target instanceof Element && event.target.closest("input, textarea, select")) return;
+  const n = Number(event.key);
+  if (Number.isInteger(n) && n >= 1 && n <= state.preset_order.length) setPreset(state.preset_order[n - 1]);
+  else if (event.key === "o" || event.key === "O") toggleOverlays();
+  else if (event.key === "ArrowLeft" || event.key === "ArrowUp") step(-1);
+  else if (event.key === "ArrowRight" || event.key === "ArrowDown") step(1);
+  else if ((event.key === "k" || event.key === "K" || event.key === "Home") && state.slices.length) {
+    update({ slice: state.key_slice });
+  }
+  else return;
+  event.preventDefault();
+});
+
+let wheelDistance = 0;
+viewport.addEventListener("wheel", (event) => {
+  event.preventDefault();
+  wheelDistance += event.deltaMode === 1 ? event.deltaY * 40 : event.deltaY;
+  if (Math.abs(wheelDistance) >= WHEEL_STEP_PX) {
+    step(Math.sign(wheelDistance));
+    wheelDistance = 0;
+  }
+}, { passive: false });
+
+paint();
+if (img.complete && img.naturalWidth > 0) prefetchNeighbours();
