@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.catalog.followup import lesion_tracks
 from app.datasets.registry import get_adapter
 from app.db.models import Annotation, Dataset, Item, ItemFacet, Patient, Study
 from app.errors import InvalidInput, NotFound
@@ -173,4 +174,5 @@ def patient_timeline(session: Session, dataset_id: int, patient: str) -> dict[st
         out.append({"study": s.external_id, "order": s.study_order, "age": s.age, "items": [
             {**item_summary(i), "annotations": [annotation_dict(a) for a in anns.get(i.id, [])]}
             for i in s_items]})
-    return {"dataset_id": ds.id, "patient": p.external_id, "sex": p.sex, "studies": out}
+    return {"dataset_id": ds.id, "patient": p.external_id, "sex": p.sex, "studies": out,
+            "tracks": lesion_tracks(out)}

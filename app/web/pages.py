@@ -7,7 +7,6 @@ state); they never touch SQL or files.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -18,6 +17,7 @@ from fastapi.responses import Response
 from app.api.datasets import filters_from
 from app.api.deps import SessionDep
 from app.catalog import queries
+from app.catalog.followup import TRACK_DISTANCE
 from app.errors import InvalidInput
 from app.imaging.presets import OWN_WINDOW_NAMES, PRESETS, WindowError, parse_window
 
@@ -26,9 +26,6 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 60
 # Viewer preset buttons in keyboard order (keys 1–8); "default" is the item's own (DICOM) window.
 PRESET_ORDER = ("default", "abdomen", "soft_tissue", "mediastinum", "liver", "lung", "bone", "brain")
-# Lesions in two studies are taken to be the same lesion when their DeepLesion normalised locations
-# (fractions of the body's extent) are this close and their coarse types agree.
-TRACK_DISTANCE = 0.08
 
 
 def _render(request: Request, template: str, context: dict[str, Any]) -> Response:
@@ -71,7 +68,7 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
 def patient_page(dataset_id: int, patient: str, request: Request, session: SessionDep) -> Response:
     timeline = queries.patient_timeline(session, dataset_id, patient)
     dataset = queries.dataset_detail(session, dataset_id)
-    tracks = lesion_tracks(timeline["studies"])
+    tracks = timeline["tracks"]
     return _render(request, "patient.html", {
         "timeline": timeline, "dataset": dataset, "label_names": label_names(dataset), "tracks": tracks,
         "track_of": {a: f"L{t['number']}" for t in tracks for a in t["annotation_ids"]},
@@ -192,43 +189,3 @@ def render_url(viewer: Mapping[str, Any]) -> str:
     if viewer["slice"] is not None and viewer["slice"] != viewer["key_slice"]:
         params["slice"] = viewer["slice"]
     return f"{viewer['render_url']}?{urlencode(params)}"
-
-
-# -- patient page helpers ---------------------------------------------------------------------
-
-def lesion_tracks(studies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Group RECIST lesions across studies into tracks so growth is visible.
-
-    DeepLesion has no lesion identity across studies, so within each study the closest pairs of
-    (lesion, existing track of the same coarse type) are matched first, by the distance of their
-    normalised locations (≤ TRACK_DISTANCE, each track at most once per study); unmatched lesions
-    start new tracks, numbered in order of first appearance. A track maps study id →
-    {long_mm, short_mm, change (of the long diameter since the track's previous measurement), item_id}.
-    """
-    tracks: list[dict[str, Any]] = []
-    for study in studies:
-        lesions = [(item, a) for item in study["items"] for a in item.get("annotations", [])
-                   if a.get("kind") == "recist"]
-        locs = [(a.get("meta") or {}).get("normalized_location") for _, a in lesions]
-        pairs = sorted((math.dist(locs[i], t["loc"]), i, n) for i, (_, a) in enumerate(lesions)
-                       for n, t in enumerate(tracks) if t["label"] == a.get("label") and t["loc"] and locs[i])
-        matched: dict[int, int] = {}
-        for d, i, n in pairs:
-            if d <= TRACK_DISTANCE and i not in matched and n not in matched.values():
-                matched[i] = n
-        for i, (item, ann) in enumerate(lesions):
-            meta = ann.get("meta") or {}
-            if i not in matched:
-                tracks.append({"number": len(tracks) + 1, "label": ann.get("label"),
-                               "type": meta.get("lesion_type_name") or ann.get("label"), "loc": None,
-                               "by_study": {}, "last_long": None, "annotation_ids": []})
-                matched[i] = len(tracks) - 1
-            track = tracks[matched[i]]
-            long_mm, short_mm = meta.get("long_mm"), meta.get("short_mm")
-            change = long_mm / track["last_long"] - 1 if long_mm and track["last_long"] else None
-            track["by_study"][study["study"]] = {"long_mm": long_mm, "short_mm": short_mm, "change": change,
-                                                 "item_id": item["id"]}
-            track["annotation_ids"].append(ann.get("id"))
-            track["loc"] = meta.get("normalized_location") or track["loc"]
-            track["last_long"] = long_mm or track["last_long"]
-    return tracks

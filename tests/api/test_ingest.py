@@ -275,3 +275,24 @@ def test_patient_and_study_filters(client, ingested, deeplesion_sample):
     study = rows[0]["File_name"][:9]
     page = client.get(url, params={"study": study, "limit": 500}).json()
     assert {i["key"] for i in page["items"]} == {n for n in expected if n.startswith(study)}
+
+
+def test_patient_timeline_tracks_a_lesion_across_studies(client, ingested, deeplesion_sample):
+    rows = deeplesion_sample.rows
+    studies_of: dict[str, set[str]] = {}
+    for r in rows:
+        studies_of.setdefault(r["File_name"][:6], set()).add(r["File_name"][:9])
+    patient = next(p for p, s in sorted(studies_of.items()) if len(s) >= 2)
+    body = client.get(f"/api/datasets/{ingested.dataset_id}/patients/{patient}").json()
+    assert [s["study"] for s in body["studies"]] == sorted(studies_of[patient])
+    followed = [t for t in body["tracks"] if len(t["by_study"]) >= 2]
+    assert followed, "the generated follow-up lesion is matched across studies"
+    mm = {(r["File_name"][:9], round(float(r["Lesion_diameters_Pixel_"].split(",")[0])
+                                     * float(r["Spacing_mm_px_"].split(",")[0]), 2)) for r in rows}
+    for track in followed:
+        previous = None
+        for study, m in track["by_study"].items():
+            assert (study, m["long_mm"]) in mm
+            if previous is not None:
+                assert m["change"] == pytest.approx(m["long_mm"] / previous - 1)
+            previous = m["long_mm"]
