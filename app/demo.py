@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+
 from rich.console import Console
 
 from app.config import Settings
 from app.datasets.ingest import ingest_path
+from app.datasets.registry import available_kinds
 from app.db.session import make_engine
 
 DEMO_DIR = "demo"
+# kind → "module:function"; the function writes a small sample in the kind's real layout into a folder.
+DEMO_SAMPLES = {
+    "deeplesion": "app.datasets.deeplesion.synth:demo_sample",
+    "pcam": "app.datasets.pcam.synth:demo_sample",
+    "bis5k": "app.datasets.bis5k.synth:demo_sample",
+    "verse": "app.datasets.verse.synth:demo_sample",
+    "imagefolder": "app.datasets.imagefolder.synth:demo_sample",
+    "dicom": "app.datasets.dicom.synth:demo_sample",
+}
+
+
+def _sample_generator(kind: str) -> Callable[[Path], object] | None:
+    if kind not in available_kinds():
+        return None
+    module_name, _, func = DEMO_SAMPLES[kind].partition(":")
+    return getattr(importlib.import_module(module_name), func)
 
 
 def build_demo(settings: Settings, progress_console: Console | None = None) -> Settings:
     """Create (once) and index the demo datasets; returns settings whose data roots include them."""
-    from app.datasets.deeplesion.synth import generate_deeplesion
-
     demo_root = (settings.data_dir / DEMO_DIR).resolve()
     roots = [str(r) for r in settings.allowed_roots]
     if not any(demo_root.is_relative_to(r) for r in settings.allowed_roots):
         roots.append(str(demo_root))
     settings = settings.model_copy(update={"data_roots": ":".join(roots)})
-    samples = {"deeplesion": lambda d: generate_deeplesion(d, patients=8, seed=7)}
+    samples = {kind: generate for kind in DEMO_SAMPLES if (generate := _sample_generator(kind)) is not None}
     engine = make_engine(settings.database_url)
     try:
         for kind, generate in samples.items():

@@ -34,10 +34,11 @@ def get_item(item_id: int, session: SessionDep) -> Response:
 def render(item_id: int, request: Request, session: SessionDep, renderer: RendererDep, settings: SettingsDep,
            format: str = "png", window: str | None = None, preset: str | None = None,
            overlays: str = "none", size: int | None = None, slice: int | None = None,
-           plane: Literal["axial", "sagittal", "coronal"] | None = None) -> Response:
+           plane: Literal["axial", "sagittal", "coronal"] | None = None, opacity: float = 0.4,
+           mask_mode: str = "fill") -> Response:
     target = load_target(session, item_id, overlays != "none", settings.allowed_roots)
     session.close()  # release the connection before CPU work
-    params = RenderParams(format, window, preset, overlays, size, slice, plane)
+    params = RenderParams(format, window, preset, overlays, size, slice, plane, opacity, mask_mode)
     return image_response(request, renderer.render(target, params), target.version)
 
 

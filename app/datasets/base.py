@@ -7,7 +7,7 @@ database writing, so adapters stay easy to test on files alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -126,6 +126,43 @@ class ItemRef:
     location: str
     location_index: int | None
     meta: dict[str, Any]
+    width: int = 0
+    height: int = 0
+    depth: int = 1
+    spacing: tuple[float, ...] | None = None
+
+
+PLANES = ("axial", "coronal", "sagittal")
+
+
+@dataclass(frozen=True)
+class View:
+    """Which 2-D image of an item: a plane and a slice along its normal (None = the item's default)."""
+
+    plane: str = "axial"
+    slice: int | None = None
+
+
+@dataclass
+class Image2D:
+    """One displayable image.
+
+    pixels: int16 HU for CT (windowed by the renderer), uint8 HxW grey or HxWx3 RGB otherwise.
+    Pixels are square in millimetres (volume planes are resampled by the adapter), x right, y down.
+    """
+
+    pixels: np.ndarray
+    slice: int | None = None
+    pixel_mm: float | None = None
+
+
+@dataclass
+class OverlayLayer:
+    """Ground truth drawn over an Image2D: vector shapes and/or a label mask of the same size."""
+
+    shapes: list[Any] = field(default_factory=list)  # app.imaging.overlay shapes, in image pixels
+    mask: np.ndarray | None = None  # integer labels, 0 = background, same HxW as the image
+    palette: dict[int, tuple[int, int, int]] | None = None  # label → RGB (default: one colour)
 
 
 class PixelError(Exception):
@@ -142,10 +179,15 @@ class DatasetAdapter(Protocol):
 
     def scan(self, root: Path, progress: ProgressFn = no_progress) -> ScanResult: ...
 
-    def slice_numbers(self, item: ItemRef) -> list[int]:
-        """The slice numbers that can be rendered for this item (one for a plain 2-D image)."""
+    def slices(self, item: ItemRef, plane: str) -> Sequence[int]:
+        """The slice numbers that can be shown in `plane` (raises PixelError/ValueError if the plane
+        does not exist for this item); an empty sequence for a plain 2-D image."""
         ...
 
-    def read_slice(self, item: ItemRef, slice_number: int | None) -> np.ndarray:
-        """One 2-D image: int16 HU for CT, uint8 (H, W) or (H, W, 3) otherwise."""
+    def read_image(self, item: ItemRef, view: View) -> Image2D:
+        """The image for one view; raises PixelError naming the file when it cannot be read."""
+        ...
+
+    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
+        """Ground-truth annotations (rows with kind, geometry, meta, slice_index) for this view."""
         ...

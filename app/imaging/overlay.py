@@ -113,3 +113,30 @@ def shapes_bounds(shapes: Sequence[Shape]) -> tuple[float, float, float, float] 
     if not xs:
         return None
     return min(xs), min(ys), max(xs), max(ys)
+
+
+MASK_DEFAULT: Color = (255, 200, 0)  # amber: visible on grey CT and on pink/purple H&E alike
+
+
+def resize_labels(mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Nearest-neighbour resize of a label image (labels must never be interpolated)."""
+    if mask.shape[1] == width and mask.shape[0] == height:
+        return mask
+    return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+def blend_mask(rgb: np.ndarray, mask: np.ndarray, palette: dict[int, Color] | None, opacity: float,
+               mode: str = "fill") -> np.ndarray:
+    """Colour each labelled region in place: alpha-blended fill, or a 1-2 px contour of full colour."""
+    labels = [int(v) for v in np.unique(mask) if v != 0]
+    for label in labels:
+        colour = np.array((palette or {}).get(label, MASK_DEFAULT), np.float32)
+        region = mask == label
+        if mode == "contour":
+            region8 = region.astype(np.uint8)
+            edge = region8 - cv2.erode(region8, np.ones((3, 3), np.uint8))
+            rgb[edge.astype(bool)] = colour.astype(np.uint8)
+        else:
+            px = rgb[region].astype(np.float32)
+            rgb[region] = (px * (1.0 - opacity) + colour * opacity + 0.5).astype(np.uint8)
+    return rgb

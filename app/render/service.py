@@ -1,9 +1,10 @@
-"""Render an item's 2-D image: read (decoded-slice cache) → window → overlay → encode (response cache).
+"""Render an item's 2-D view: read (decoded-image cache) → window → overlay → encode (response cache).
 
-Caching the decoded slice takes the ~2 ms PNG decode out of every window change; caching encoded
-responses makes a repeated request cost a dictionary lookup. ETags hash everything that affects
-the bytes (item content version, annotation versions, parameters), so a changed item is never
-served stale.
+Caching the decoded image takes the ~2 ms PNG decode (or a volume's plane extraction) out of every
+window change; caching encoded responses makes a repeated request cost a dictionary lookup. ETags
+hash everything that affects the bytes (item content version, annotation versions, parameters), so
+a changed item is never served stale. What an image is and how its ground truth is drawn belong to
+the dataset's adapter (`read_image`, `overlay`); this module only composes and encodes.
 """
 
 from __future__ import annotations
@@ -13,22 +14,23 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from app.catalog.queries import get_dataset, get_item, item_annotations
-from app.datasets.base import ItemRef, PixelError
+from app.datasets.base import PLANES, Image2D, ItemRef, PixelError, View
 from app.datasets.registry import get_adapter
 from app.errors import Forbidden, InvalidInput, NotFound
 from app.imaging.encode import MEDIA_TYPES, encode_image, fit_size, normalise_format, resize
-from app.imaging.overlay import Shape, draw_shapes, gray_to_rgb, recist_shapes
+from app.imaging.overlay import blend_mask, draw_shapes, gray_to_rgb, resize_labels
 from app.imaging.presets import WindowError, resolve_window
 from app.imaging.window import window_to_uint8
 from app.render.cache import SizedLRU
 
 OVERLAY_CHOICES = ("none", "gt")
+MASK_MODES = ("fill", "contour")
 MAX_SIZE = 4096
 
 
@@ -45,6 +47,8 @@ class RenderParams:
     size: int | None = None
     slice: int | None = None
     plane: str | None = None
+    opacity: float = 0.4
+    mask_mode: str = "fill"
 
 
 @dataclass(frozen=True)
@@ -55,15 +59,23 @@ class Rendered:
     headers: dict[str, str] | None = None
 
 
+class AnnotationView(NamedTuple):
+    id: int
+    version: int
+    kind: str
+    label: str | None
+    slice_index: int | None
+    geometry: dict
+    meta: dict
+
+
 @dataclass(frozen=True)
 class RenderTarget:
     ref: ItemRef
     kind: str
     window: tuple[float, float] | None
     version: int
-    width: int
-    height: int
-    annotations: tuple[Any, ...]
+    annotations: tuple[AnnotationView, ...]
 
 
 def load_target(session: Session, item_id: int, with_annotations: bool,
@@ -74,77 +86,97 @@ def load_target(session: Session, item_id: int, with_annotations: bool,
     root = Path(ds.root)
     if not any(root == r or root.is_relative_to(r) for r in allowed_roots):
         raise Forbidden(f"dataset {ds.name!r} lies outside MEDVIEW_DATA_ROOTS; its pixels are not served")
-    anns = tuple((a.id, a.version, a.kind, a.slice_index, a.geometry, a.meta)
+    anns = tuple(AnnotationView(a.id, a.version, a.kind, a.label, a.slice_index, a.geometry or {}, a.meta or {})
                  for a in item_annotations(session, item_id)) if with_annotations else ()
-    ref = ItemRef(item.id, root, item.location, item.location_index, item.meta or {})
+    ref = ItemRef(item.id, root, item.location, item.location_index, item.meta or {}, item.width or 0,
+                  item.height or 0, item.depth or 1, tuple(item.spacing) if item.spacing else None)
     window = tuple(item.window) if item.window else None
-    return RenderTarget(ref, ds.kind, window, item.content_version, item.width or 0, item.height or 0, anns)
+    return RenderTarget(ref, ds.kind, window, item.content_version, anns)
+
+
+def _etag(key: Any) -> str:
+    return '"' + hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest() + '"'
 
 
 class Renderer:
     def __init__(self, slice_cache_bytes: int, response_cache_bytes: int):
-        self.slices = SizedLRU(slice_cache_bytes, lambda a: a.nbytes)
+        self.images = SizedLRU(slice_cache_bytes, lambda im: im.pixels.nbytes)
         self.responses = SizedLRU(response_cache_bytes, lambda r: len(r.body))
 
-    def pixels(self, target: RenderTarget, slice_number: int | None) -> np.ndarray:
-        key = (str(target.ref.dataset_root), target.ref.location, slice_number, target.version)
-        arr = self.slices.get(key)
-        if arr is None:
+    def image(self, target: RenderTarget, view: View) -> Image2D:
+        key = (str(target.ref.dataset_root), target.ref.location, target.ref.location_index, view, target.version)
+        image = self.images.get(key)
+        if image is None:
             try:
-                arr = get_adapter(target.kind).read_slice(target.ref, slice_number)
+                image = get_adapter(target.kind).read_image(target.ref, view)
             except PixelError as exc:
                 raise PixelUnavailable(str(exc)) from None
-            arr.setflags(write=False)
-            self.slices.put(key, arr)
-        return arr
+            image.pixels.setflags(write=False)
+            self.images.put(key, image)
+        return image
 
     def render(self, target: RenderTarget, params: RenderParams) -> Rendered:
-        fmt, window, slice_number = self._validate(target, params)
-        shapes = self._shapes(target, slice_number) if params.overlays == "gt" else []
-        ann_versions = tuple((a[0], a[1]) for a in target.annotations) if shapes else ()
-        key = (target.ref.id, target.version, ann_versions, fmt, window, params.overlays, params.size,
-               slice_number)
+        fmt, window, view = self._validate(target, params)
+        ann_versions = tuple((a.id, a.version) for a in target.annotations) if params.overlays == "gt" else ()
+        key = (target.ref.id, target.version, ann_versions, fmt, window, params.overlays, params.size, view,
+               params.opacity, params.mask_mode)
         cached = self.responses.get(key)
         if cached is not None:
             return cached
-        values = self.pixels(target, slice_number)
+        image = self.image(target, view)
+        values = image.pixels
         height, width = values.shape[:2]
         out_w, out_h, scale = fit_size(width, height, params.size)
         values = resize(values, out_w, out_h)
-        grey = window_to_uint8(values, *window) if values.dtype == np.int16 else values
-        img = grey
-        if shapes:
-            img = gray_to_rgb(grey) if grey.ndim == 2 else grey.copy()
-            draw_shapes(img, shapes, scale)
-        etag = '"' + hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest() + '"'
-        rendered = Rendered(encode_image(img, fmt), MEDIA_TYPES[fmt], etag, {
-            "X-Window": f"{window[0]:g},{window[1]:g}", "X-Slice": str(slice_number)})
+        img = window_to_uint8(values, *window) if values.dtype == np.int16 else values
+        if params.overlays == "gt":
+            layer = get_adapter(target.kind).overlay(target.ref, target.annotations, view, image)
+            if layer.mask is not None or layer.shapes:
+                img = gray_to_rgb(img) if img.ndim == 2 else img.copy()
+            if layer.mask is not None:
+                blend_mask(img, resize_labels(layer.mask, out_w, out_h), layer.palette, params.opacity,
+                           params.mask_mode)
+            if layer.shapes:
+                draw_shapes(img, layer.shapes, scale)
+        headers = {"X-Slice": "" if image.slice is None else str(image.slice), "X-Plane": view.plane}
+        if values.dtype == np.int16:
+            headers["X-Window"] = f"{window[0]:g},{window[1]:g}"
+        if image.pixel_mm:
+            headers["X-Pixel-Spacing"] = f"{image.pixel_mm / scale:g}"
+        rendered = Rendered(encode_image(img, fmt), MEDIA_TYPES[fmt], _etag(key), headers)
         self.responses.put(key, rendered)
         return rendered
 
     def raw(self, target: RenderTarget, slice_number: int | None, plane: str | None = None) -> Rendered:
-        """The stored values of one 2-D image, gzip-compressed, with shape/dtype headers (the viewer's path)."""
-        self._check_plane(target, plane)
-        slice_number = self._slice_number(target, slice_number)
-        values = np.ascontiguousarray(self.pixels(target, slice_number))
+        """The stored values of one 2-D view, gzip-compressed, with shape/dtype headers (the viewer's path)."""
+        view = self._view(target, plane, slice_number)
+        image = self.image(target, view)
+        values = np.ascontiguousarray(image.pixels)
         le = values.astype(values.dtype.newbyteorder("<"), copy=False)
         body = gzip.compress(le.tobytes(), compresslevel=1)
-        etag = '"' + hashlib.blake2b(repr(("raw", target.ref.id, target.version, slice_number)).encode(),
-                                     digest_size=12).hexdigest() + '"'
         headers = {"X-Shape": ",".join(map(str, values.shape)), "X-Dtype": str(values.dtype),
-                   "X-Slice": str(slice_number), "Content-Encoding": "gzip"}
-        return Rendered(body, "application/octet-stream", etag, headers)
+                   "X-Slice": "" if image.slice is None else str(image.slice), "X-Plane": view.plane,
+                   "Content-Encoding": "gzip"}
+        if image.pixel_mm:
+            headers["X-Pixel-Spacing"] = f"{image.pixel_mm:g}"
+        return Rendered(body, "application/octet-stream", _etag(("raw", target.ref.id, target.version, view)),
+                        headers)
 
-    def _slice_number(self, target: RenderTarget, slice_number: int | None) -> int | None:
-        if slice_number is None:
-            return target.ref.location_index
-        available = get_adapter(target.kind).slice_numbers(target.ref)
-        if slice_number not in available:
-            span = f"{available[0]}–{available[-1]}" if available else "none"
-            raise InvalidInput(f"slice {slice_number} is not available for this item (available: {span})")
-        return slice_number
+    def _view(self, target: RenderTarget, plane: str | None, slice_number: int | None) -> View:
+        plane = plane or "axial"
+        if plane not in PLANES:
+            raise InvalidInput(f"plane must be one of {', '.join(PLANES)}, not {plane!r}")
+        try:
+            available = get_adapter(target.kind).slices(target.ref, plane)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+        if slice_number is not None and slice_number not in available:
+            span = f"{available[0]}–{available[-1]}" if len(available) else "none"
+            raise InvalidInput(f"slice {slice_number} is not available for this item in the {plane} plane "
+                               f"(available: {span})")
+        return View(plane, slice_number)
 
-    def _validate(self, target: RenderTarget, params: RenderParams):
+    def _validate(self, target: RenderTarget, params: RenderParams) -> tuple[str, tuple[float, float], View]:
         try:
             fmt = normalise_format(params.format)
             window = resolve_window(params.window, params.preset, target.window)
@@ -154,20 +186,8 @@ class Renderer:
             raise InvalidInput(f"overlays must be one of {', '.join(OVERLAY_CHOICES)}, not {params.overlays!r}")
         if params.size is not None and not 8 <= params.size <= MAX_SIZE:
             raise InvalidInput(f"size must be between 8 and {MAX_SIZE}, got {params.size}")
-        self._check_plane(target, params.plane)
-        return fmt, window, self._slice_number(target, params.slice)
-
-    @staticmethod
-    def _check_plane(target: RenderTarget, plane: str | None) -> None:
-        if plane not in (None, "axial"):
-            raise InvalidInput(f"{target.kind} items are single axial images; plane {plane!r} is not available")
-
-    @staticmethod
-    def _shapes(target: RenderTarget, slice_number: int | None) -> list[Shape]:
-        shapes: list[Shape] = []
-        for _id, _version, kind, slice_index, geometry, meta in target.annotations:
-            if slice_index is not None and slice_index != slice_number:
-                continue
-            if kind in ("recist", "bbox"):
-                shapes += recist_shapes(geometry, meta.get("lesion_number"))
-        return shapes
+        if not 0.0 <= params.opacity <= 1.0:
+            raise InvalidInput(f"opacity must be between 0 and 1, got {params.opacity}")
+        if params.mask_mode not in MASK_MODES:
+            raise InvalidInput(f"mask_mode must be one of {', '.join(MASK_MODES)}, not {params.mask_mode!r}")
+        return fmt, window, self._view(target, params.plane, params.slice)

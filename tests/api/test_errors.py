@@ -38,7 +38,9 @@ def test_unknown_ids_are_404_json(client):
     ({"size": "0"}, 400, "size must be between"),
     ({"size": "big"}, 422, "size"),
     ({"slice": "9999"}, 400, "slice 9999 is not available"),
-    ({"plane": "sagittal"}, 400, "single axial images"),
+    ({"plane": "sagittal"}, 400, "plane 'sagittal' is not available"),
+    ({"opacity": "2"}, 400, "opacity must be between 0 and 1"),
+    ({"mask_mode": "glow"}, 400, "mask_mode must be one of"),
     ({"plane": "oblique"}, 422, "plane"),
 ])
 def test_bad_render_parameters(client, item_id, params, status, fragment):

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from app.datasets.base import (
     AnnotationRecord,
+    Image2D,
     IngestError,
     ItemRecord,
     ItemRef,
+    OverlayLayer,
     PatientRecord,
     PixelError,
     Problem,
@@ -20,10 +22,12 @@ from app.datasets.base import (
     ScanResult,
     SeriesRecord,
     StudyRecord,
+    View,
     no_progress,
 )
 from app.datasets.deeplesion import pixels
 from app.datasets.deeplesion.table import COLUMNS, LESION_TYPES, SPLITS, LesionRow, read_dl_info
+from app.imaging.overlay import recist_shapes
 from app.imaging.window import deeplesion_raw_to_hu
 
 CSV_NAME = "DL_info.csv"
@@ -168,19 +172,30 @@ class DeepLesionAdapter:
         )
 
     # -- pixels -----------------------------------------------------------------------------
-    def slice_numbers(self, item: ItemRef) -> list[int]:
+    def slices(self, item: ItemRef, plane: str) -> list[int]:
+        if plane != "axial":
+            raise ValueError(f"DeepLesion key slices are axial images; plane {plane!r} is not available")
         return list(item.meta.get("slices") or [item.location_index])
 
-    def read_slice(self, item: ItemRef, slice_number: int | None) -> np.ndarray:
+    def read_image(self, item: ItemRef, view: View) -> Image2D:
+        number = item.location_index if view.slice is None else view.slice
         location = item.location
-        if slice_number is not None and slice_number != item.location_index:
-            if slice_number not in (item.meta.get("slices") or []):
-                raise PixelError(f"slice {slice_number} is not available for this key slice "
+        if number != item.location_index:
+            if number not in (item.meta.get("slices") or []):
+                raise PixelError(f"slice {number} is not available for this key slice "
                                  f"(available: {self._range_text(item)})")
-            head, _, _ = location.rpartition("/")
-            location = f"{head}/{slice_number:03d}.png"
+            location = f"{location.rpartition('/')[0]}/{pixels.slice_file_name(number)}"
         data = pixels.read_slice_bytes(item.dataset_root, location)
-        return deeplesion_raw_to_hu(pixels.decode_slice(data, location))
+        hu = deeplesion_raw_to_hu(pixels.decode_slice(data, location))
+        return Image2D(hu, number, item.spacing[0] if item.spacing else None)
+
+    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
+        """RECIST axes, box and lesion number, on the key slice only (where they were measured)."""
+        shapes = []
+        for a in annotations:
+            if a.kind == "recist" and a.slice_index in (None, image.slice):
+                shapes += recist_shapes(a.geometry, (a.meta or {}).get("lesion_number"))
+        return OverlayLayer(shapes)
 
     @staticmethod
     def _range_text(item: ItemRef) -> str:

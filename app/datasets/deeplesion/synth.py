@@ -308,3 +308,8 @@ def generate_full_size_tree(root: Path, source_png: Path, *, seed: int = 0, scal
 __all__ = [
     "GeneratedSample", "ct_phantom_slice", "generate_deeplesion", "generate_full_size_tree", "pack_zips",
 ]
+
+
+def demo_sample(root: Path) -> GeneratedSample:
+    """The sample `medview demo` shows: 8 patients, follow-up studies, every lesion type."""
+    return generate_deeplesion(root, patients=8, seed=7)
