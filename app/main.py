@@ -20,6 +20,7 @@ from app.api import health as api_health
 from app.api import items as api_items
 from app.api.deps import json_response
 from app.config import Settings
+from app.datasets import volumes
 from app.db.migrate import is_current
 from app.db.session import make_engine, make_session_factory
 from app.errors import AppError
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
         app.state.renderer = Renderer(settings.slice_cache_mb * MB, settings.render_cache_mb * MB)
+        volumes.configure(settings.volume_cache_mb)
         yield
         engine.dispose()
 
