@@ -177,7 +177,10 @@ class DatasetAdapter(Protocol):
 
     def detect(self, root: Path) -> bool: ...
 
-    def scan(self, root: Path, progress: ProgressFn = no_progress) -> ScanResult: ...
+    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None) -> ScanResult:
+        """Index `root` without decoding pixels. `work_dir` is a private, writable folder under the data
+        dir (e.g. for a once-decompressed copy of a .h5.gz); adapters that read in place ignore it."""
+        ...
 
     def slices(self, item: ItemRef, plane: str) -> Sequence[int]:
         """The slice numbers that can be shown in `plane` (raises PixelError/ValueError if the plane

@@ -70,7 +70,8 @@ def ingest_path(engine: Engine, settings: Settings, path: str | Path, *, kind: s
     kind = kind or detect_kind(root)
     adapter = get_adapter(kind)
     with _cyclic_gc_paused():
-        scan = adapter.scan(root, progress)  # raises IngestError before anything is written
+        work_dir = settings.data_dir.resolve() / "work" / kind
+        scan = adapter.scan(root, progress, work_dir=work_dir)  # raises IngestError before anything is written
         dataset_id, ds_name = _begin(engine, root, kind, name or root.name, scan)
         report = IngestReport(dataset_id, ds_name, kind, str(root), problems=list(scan.problems))
         try:

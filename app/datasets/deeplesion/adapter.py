@@ -68,7 +68,7 @@ class DeepLesionAdapter:
     def detect(self, root: Path) -> bool:
         return find_table(root) is not None
 
-    def scan(self, root: Path, progress: ProgressFn = no_progress) -> ScanResult:
+    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None) -> ScanResult:
         table = find_table(root)
         if table is None:
             raise IngestError(f"{root}: no {CSV_NAME} (or CSV with DeepLesion's columns) found")
