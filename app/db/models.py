@@ -106,7 +106,7 @@ class Item(Base):
     depth: Mapped[int | None] = mapped_column(Integer, nullable=True)
     spacing: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
     window: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
-    location: Mapped[str] = mapped_column(Text)  # path relative to root; "a.zip::member" inside a zip
+    location: Mapped[str] = mapped_column(Text)  # relative to root ("a.zip::member" in a zip), or absolute in the data dir
     location_index: Mapped[int | None] = mapped_column(Integer, nullable=True)  # HDF5 row, slice number
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     fingerprint: Mapped[str] = mapped_column(String(64), default="")  # source content; re-ingest skips equal

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 
 from app.cli import main as cli_main
 from app.config import Settings
+from app.datasets.registry import available_kinds
 from app.main import create_app
 
 
@@ -24,9 +25,11 @@ def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url):
     assert cli_main(["demo", "--no-serve"]) == 0  # a second run re-uses the data and duplicates nothing
     settings = Settings(_env_file=None, database_url=database_url, data_dir=tmp_path / "data")
     with TestClient(create_app(settings)) as client:
-        datasets = client.get("/api/datasets").json()
-        assert [(d["name"], d["status"]) for d in datasets] == [("demo-deeplesion", "ready")]
-        assert datasets[0]["annotation_count"] == len(rows)
-        item = client.get(f"/api/datasets/{datasets[0]['id']}/items", params={"limit": 1}).json()["items"][0]
-        r = client.get(item["thumbnail_url"])
-        assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+        datasets = {d["name"]: d for d in client.get("/api/datasets").json()}
+        assert sorted(datasets) == sorted(f"demo-{kind}" for kind in available_kinds())
+        assert all(d["status"] == "ready" and d["item_count"] > 0 for d in datasets.values())
+        assert datasets["demo-deeplesion"]["annotation_count"] == len(rows)
+        for d in datasets.values():  # every kind's first thumbnail renders
+            item = client.get(f"/api/datasets/{d['id']}/items", params={"limit": 1}).json()["items"][0]
+            r = client.get(item["thumbnail_url"])
+            assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", (d["name"], r.text[:200])

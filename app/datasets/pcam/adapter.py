@@ -1,0 +1,222 @@
+"""PatchCamelyon adapter: every row of a split's x/y HDF5 pair is one 96×96 patch item.
+
+Ingest reads the y arrays whole and only the header of x (shape, dtype, chunk layout): no patch is
+decoded, so the 327,680 patches index in seconds. Each item's label ("0" normal / "1" tumor, as in
+y) is also one `label` annotation whose bbox is the centre 32×32 region that defines it (a patch is
+tumor when that region holds at least one tumor pixel). Meta (slide, coordinates, tumor flags) comes
+from `…_meta.csv` when present and usable.
+
+`.h5.gz` files are decompressed once into the scan's `work_dir` (`<data dir>/work/pcam/<hash>/…h5`,
+given by the ingest driver) unless an uncompressed copy lies next to them; those items point at the
+decompressed file (an absolute location).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.datasets.base import (
+    AnnotationRecord,
+    Image2D,
+    IngestError,
+    ItemRecord,
+    ItemRef,
+    OverlayLayer,
+    Problem,
+    ProgressFn,
+    ScanResult,
+    View,
+    no_progress,
+)
+from app.datasets.pcam import files, pixels
+from app.datasets.pcam.meta import read_meta
+from app.imaging.overlay import Box, Label
+
+log = logging.getLogger(__name__)
+
+LABEL_NAMES = {"0": "normal", "1": "tumor"}
+LABEL_COLOURS = {"1": (90, 235, 90), "0": (90, 200, 255)}  # tumor green, normal light blue
+CENTRE = (32, 32, 64, 64)  # x1, y1, x2, y2 (exclusive) of the 32×32 region that defines the label
+MAX_LABEL_PROBLEMS = 100
+
+
+class PCamAdapter:
+    kind = "pcam"
+    facet_fields = ("split", "label", "slide")
+    filter_fields: tuple[str, ...] = ()
+    facet_labels = {"label": dict(LABEL_NAMES)}
+
+    def detect(self, root: Path) -> bool:
+        return files.has_pcam_files(root)
+
+    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None) -> ScanResult:
+        splits = files.split_files(root)
+        if not any(s.x or s.y for s in splits):
+            raise IngestError(f"{root}: no camelyonpatch_level_2_split_*_x.h5 / _y.h5 (or .h5.gz) files found")
+        result = ScanResult(items=[], options={"splits": {}})
+        for split in splits:
+            self._scan_split(root, split, work_dir, progress, result)
+        if not result.items:
+            reasons = "; ".join(str(p) for p in result.problems[:3])
+            raise IngestError(f"{root}: no PCam split could be indexed ({reasons})", result.problems)
+        return result
+
+    # -- one split ----------------------------------------------------------------------------
+    def _scan_split(self, root: Path, s: files.SplitFiles, cache: Path | None, progress: ProgressFn,
+                    result: ScanResult) -> None:
+        import h5py
+
+        problems = result.problems
+        for role, other in (("x", "y"), ("y", "x")):
+            if getattr(s, role) is None:
+                present = getattr(s, other) or s.meta
+                problems.append(Problem(present, f"no {s.name} {role} file (camelyonpatch_level_2_split_{s.name}_"
+                                                 f"{role}.h5 or .h5.gz) next to it; the {s.name} split is skipped"))
+                return
+        paths: dict[str, Path] = {}
+        for role in ("x", "y"):
+            rel = getattr(s, role)
+            path = root / rel
+            if rel.endswith(".gz"):
+                if cache is None:
+                    problems.append(Problem(rel, f"compressed, and no work folder to decompress it into was given; "
+                                                 f"gunzip it next to itself; the {s.name} split is skipped"))
+                    return
+                try:
+                    path = files.gunzip_cached(path, cache, progress)
+                except files.GzipCorrupt as exc:
+                    problems.append(Problem(rel, f"{exc}; the {s.name} split is skipped"))
+                    return
+                except OSError as exc:
+                    problems.append(Problem(rel, f"cannot decompress into {cache} ({exc}); "
+                                                 f"the {s.name} split is skipped"))
+                    return
+            paths[role] = path
+        try:
+            with h5py.File(paths["y"], "r") as fy:
+                labels, reason = files.read_y(fy)
+            if labels is None:
+                problems.append(Problem(s.y, f"{reason}; the {s.name} split is skipped", field="y"))
+                return
+        except OSError as exc:
+            problems.append(Problem(s.y, f"not a readable HDF5 file ({exc}); the {s.name} split is skipped"))
+            return
+        try:
+            with h5py.File(paths["x"], "r") as fx:
+                info = files.check_x(fx)
+        except OSError as exc:
+            problems.append(Problem(s.x, f"not a readable HDF5 file ({exc}); the {s.name} split is skipped"))
+            return
+        if isinstance(info, str):
+            problems.append(Problem(s.x, f"{info}; the {s.name} split is skipped", field="x"))
+            return
+        n = min(info.count, len(labels))
+        if info.count != len(labels):
+            problems.append(Problem(s.y, f"{len(labels)} labels but {s.x} has {info.count} patches; "
+                                         f"only the first {n} are indexed", field="y"))
+        labels = labels[:n]
+        progress(f"reading {s.name} labels", n, n)
+        meta: list[dict[str, Any] | None] | None = None
+        if s.meta:
+            meta, meta_problems = read_meta(root / s.meta, s.meta, s.name, info.count)
+            problems += meta_problems
+        self._check_labels(s, labels, meta, problems)
+        location = s.x if not s.x.endswith(".gz") else str(paths["x"])
+        st = (root / s.x).stat()
+        self._record_layout(s, info, location, result)
+        self._items(s, labels, meta, location, f"{location}|{st.st_size}|{st.st_mtime_ns}", result.items)
+        progress(f"listing {s.name} patches", n, n)
+
+    @staticmethod
+    def _check_labels(s: files.SplitFiles, labels: np.ndarray, meta: list | None, problems: list[Problem]) -> None:
+        bad = np.flatnonzero((labels != 0) & (labels != 1))
+        for i in bad[:MAX_LABEL_PROBLEMS].tolist():
+            problems.append(Problem(s.y, f"label {labels[i]} is not 0 or 1; patch skipped", row=None, field="y",
+                                    item=f"{s.name}/{i}"))
+        if len(bad) > MAX_LABEL_PROBLEMS:
+            problems.append(Problem(s.y, f"{len(bad) - MAX_LABEL_PROBLEMS} more labels are not 0 or 1 "
+                                         f"(first {MAX_LABEL_PROBLEMS} listed); those patches are skipped"))
+        if meta is None:
+            return
+        centre = [m.get("center_tumor_patch") if m else None for m in meta[:len(labels)]]
+        disagree = [i for i, (c, y) in enumerate(zip(centre, labels.tolist(), strict=True))
+                    if c is not None and int(c) != y]
+        if disagree:
+            first = ", ".join(f"{s.name}/{i}" for i in disagree[:5])
+            problems.append(Problem(s.meta, f"center_tumor_patch disagrees with the y label for {len(disagree)} "
+                                            f"patches (e.g. {first}); the y label is used",
+                                    field="center_tumor_patch"))
+
+    @staticmethod
+    def _record_layout(s: files.SplitFiles, info: files.XInfo, location: str, result: ScanResult) -> None:
+        result.options["splits"][s.name] = {
+            "x": location, "patches": info.count, "chunks": list(info.chunks) if info.chunks else None,
+            "compression": info.compression, "slow_random_access": info.slow_random_access}
+        if info.slow_random_access:
+            log.warning("%s: x is stored in %s-compressed chunks of %s (%.1f MB): every patch read decompresses "
+                        "a whole chunk; rewrite it with chunks of one patch for fast browsing",
+                        s.x, info.compression, info.chunks, info.chunk_bytes / 1e6)
+
+    @staticmethod
+    def _items(s: files.SplitFiles, labels: np.ndarray, meta: list | None, location: str, source: str,
+               out: list[ItemRecord]) -> None:
+        """One ItemRecord per valid row. Hot loop (262,144 rows for train): the per-label facet lists and
+        annotation lists are shared between items (the ingest driver only reads them)."""
+        split = s.name
+        split_facet = [split]
+        label_facets = {"0": [split_facet, ["0"]], "1": [split_facet, ["1"]]}
+        anns = {lab: [AnnotationRecord("label", lab, {"bbox": list(CENTRE)}, {})] for lab in ("0", "1")}
+        slides: dict[str, list[str]] = {}
+        blake = hashlib.blake2b
+        prefix = f"{source}|{split}|"
+        none_meta = [None] * len(labels) if meta is None else meta
+        for i, (y, m) in enumerate(zip(labels.tolist(), none_meta, strict=False)):
+            if y != 0 and y != 1:
+                continue
+            lab = "1" if y else "0"
+            split_f, label_f = label_facets[lab]
+            if m is not None:
+                wsi = m["wsi"]
+                slide_f = slides.get(wsi) or slides.setdefault(wsi, [wsi])
+                facets = {"split": split_f, "label": label_f, "slide": slide_f}
+                fp_text = f"{prefix}{i}|{lab}|{m.get('coord_x')}|{m.get('coord_y')}|{m.get('tumor_patch')}|" \
+                          f"{m.get('center_tumor_patch')}|{wsi}"
+            else:
+                m = {}
+                facets = {"split": split_f, "label": label_f}
+                fp_text = f"{prefix}{i}|{lab}"
+            out.append(ItemRecord(
+                key=f"{split}/{i}", kind="patch", location=location, fingerprint=blake(
+                    fp_text.encode(), digest_size=16).hexdigest(),
+                split=split, label=lab, width=files.PATCH, height=files.PATCH, depth=1, location_index=i,
+                meta=m, annotations=anns[lab], facets=facets))
+
+    # -- pixels -------------------------------------------------------------------------------
+    def slices(self, item: ItemRef, plane: str) -> list[int]:
+        if plane != "axial":
+            raise ValueError(f"PCam patches are 2-D images; plane {plane!r} is not available")
+        return []
+
+    def read_image(self, item: ItemRef, view: View) -> Image2D:
+        return Image2D(pixels.read_patch(item.dataset_root / item.location, item.location_index), None, None)
+
+    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
+        """The centre 32×32 region outlined just outside its pixels, and the label's name, in the label's colour."""
+        shapes: list[Any] = []
+        for a in annotations:
+            if a.kind != "label" or a.label not in LABEL_COLOURS:
+                continue
+            x1, y1, x2, y2 = (a.geometry or {}).get("bbox") or CENTRE
+            colour = LABEL_COLOURS[a.label]
+            shapes.append(Box(float(x1) - 1, float(y1) - 1, float(x2), float(y2), colour))
+            shapes.append(Label(3.0, 12.0, LABEL_NAMES[a.label], colour))
+        return OverlayLayer(shapes)
+
+
+__all__ = ["CENTRE", "LABEL_COLOURS", "LABEL_NAMES", "PCamAdapter"]

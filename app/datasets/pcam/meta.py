@@ -1,0 +1,137 @@
+"""Read one `camelyonpatch_level_2_split_*_meta.csv`: per patch, its slide and coordinates.
+
+The published file is written by pandas: an unnamed leading index column, then `coord_y, coord_x,
+tumor_patch, center_tumor_patch, wsi`, flags as `True`/`False`. This reader accepts the index column
+or its absence (rows then follow the h5 order), requires `wsi`, and takes the other columns when
+present. A file whose row count differs from the patches, or without `wsi`, is reported and not used
+(the patches are still indexed); a bad row is reported and only that patch goes without meta.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from app.datasets.base import Problem
+
+INDEX_NAMES = ("", "index", "unnamed: 0", "id")
+INT_FIELDS = ("coord_y", "coord_x")
+FLAG_FIELDS = ("tumor_patch", "center_tumor_patch")
+FLAGS = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+MAX_ROW_PROBLEMS = 100
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)
+        if not value.is_integer():
+            raise
+        return int(value)
+
+
+def read_meta(path: Path, rel: str, split: str, count: int) -> tuple[list[dict[str, Any] | None] | None,
+                                                                    list[Problem]]:
+    """(meta per h5 row — None for a bad row — or None when the file cannot be used, problems)."""
+    problems: list[Problem] = []
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = [h.strip() for h in next(reader, [])]
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return None, [Problem(rel, f"cannot read the meta file ({exc}); patches indexed without meta")]
+    lower = [h.lower() for h in header]
+    if "wsi" not in lower:
+        return None, [Problem(rel, f"missing column wsi (columns: {', '.join(header) or 'none'}); "
+                              "patches indexed without meta", row=1, field="wsi")]
+    has_index = bool(header) and lower[0] in INDEX_NAMES
+    while rows and not any(c.strip() for c in rows[-1]):
+        rows.pop()  # a trailing blank line
+    if len(rows) != count:
+        return None, [Problem(rel, f"{len(rows)} rows but the {split} split has {count} patches; "
+                              "meta not used for this split")]
+    fields = [(i, name) for i, name in enumerate(lower) if name in (*INT_FIELDS, *FLAG_FIELDS, "wsi")]
+    width = len(header)
+    fast = _published_rows(rows, lower, width, has_index)
+    if fast is not None:
+        return fast, problems
+    out: list[dict[str, Any] | None] = [None] * count
+    bad = 0
+    for n, row in enumerate(rows):
+        line = n + 2
+        idx = n
+        try:
+            if len(row) != width:
+                raise _RowError(None, f"{len(row)} fields, the header has {width}")
+            if has_index:
+                try:
+                    idx = _int(row[0])
+                except ValueError:
+                    raise _RowError(header[0] or "index", f"{row[0]!r} is not a row number") from None
+                if not 0 <= idx < count:
+                    raise _RowError(header[0] or "index", f"row number {idx} is outside 0–{count - 1}")
+                if out[idx] is not None:
+                    raise _RowError(header[0] or "index", f"row number {idx} appears twice")
+            meta: dict[str, Any] = {}
+            for i, name in fields:
+                text = row[i].strip()
+                if name == "wsi":
+                    if not text:
+                        raise _RowError("wsi", "empty slide name")
+                    meta["wsi"] = text
+                elif name in FLAG_FIELDS:
+                    flag = FLAGS.get(text.lower())
+                    if flag is None:
+                        raise _RowError(name, f"{text!r} is not True/False")
+                    meta[name] = flag
+                else:
+                    try:
+                        meta[name] = _int(text)
+                    except ValueError:
+                        raise _RowError(name, f"{text!r} is not a whole number") from None
+            out[idx] = meta
+        except _RowError as exc:
+            bad += 1
+            if bad <= MAX_ROW_PROBLEMS:
+                problems.append(Problem(rel, f"{exc.message}; this patch is indexed without meta", row=line,
+                                        field=exc.field, item=f"{split}/{idx}"))
+    if bad > MAX_ROW_PROBLEMS:
+        problems.append(Problem(rel, f"{bad - MAX_ROW_PROBLEMS} more bad rows (first {MAX_ROW_PROBLEMS} listed); "
+                                "those patches are indexed without meta"))
+    return out, problems
+
+
+_PUBLISHED_FLAGS = {"True": True, "False": False}
+
+
+def _published_rows(rows: list[list[str]], lower: list[str], width: int,
+                    has_index: bool) -> list[dict[str, Any]] | None:
+    """The published file's rows in one comprehension (0.13 s instead of 0.33 s for the 262,144 train rows),
+    or None when anything differs from the published form, to let the row-by-row loop report it."""
+    if any(name not in lower for name in (*INT_FIELDS, *FLAG_FIELDS, "wsi")):
+        return None
+    iy, ix, it, ic, iw = (lower.index(name) for name in (*INT_FIELDS, *FLAG_FIELDS, "wsi"))
+    flags = _PUBLISHED_FLAGS
+    try:
+        if any(len(r) != width for r in rows):
+            return None
+        if has_index and any(r[0] != s for r, s in zip(rows, map(str, range(len(rows))), strict=True)):
+            return None
+        out: list[dict[str, Any]] = [
+            {"coord_y": int(r[iy]), "coord_x": int(r[ix]), "tumor_patch": flags[r[it]],
+             "center_tumor_patch": flags[r[ic]], "wsi": r[iw]} for r in rows]
+    except (ValueError, KeyError):
+        return None
+    if any(not m["wsi"] or m["wsi"] != m["wsi"].strip() for m in out):
+        return None
+    return out
+
+
+class _RowError(Exception):
+    def __init__(self, field: str | None, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
