@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     slice_cache_mb: int = Field(512, ge=0, description="Memory for decoded CT slices (per process).")
     render_cache_mb: int = Field(128, ge=0, description="Memory for encoded rendered images (per process).")
     volume_cache_mb: int = Field(1024, ge=0, description="Memory for decompressed volumes (per process).")
-    ingest_batch: int = Field(2000, ge=1, description="Items written per ingest transaction.")
+    ingest_batch: int = Field(10000, ge=1, description="Items written per ingest transaction.")
 
     @field_validator("device")
     @classmethod

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.catalog.facets import COLUMN_FACETS
 from app.catalog.followup import lesion_tracks
 from app.datasets.registry import get_adapter
 from app.db.models import Annotation, Dataset, Item, ItemFacet, Patient, Study
@@ -81,6 +82,9 @@ def _filtered(dataset: Dataset, filters: Mapping[str, Sequence[str]], key: str |
         if field_name not in allowed:
             raise InvalidInput(f"unknown filter {field_name!r}; {dataset.kind} items filter by "
                                f"{', '.join(allowed)}")
+        if field_name in COLUMN_FACETS:
+            stmt = stmt.where(COLUMN_FACETS[field_name].in_(list(values)))
+            continue
         if field_name in LINK_FILTERS:
             column, model = LINK_FILTERS[field_name]
             linked = select(model.id).where(model.dataset_id == dataset.id, model.external_id.in_(list(values)))

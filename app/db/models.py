@@ -88,6 +88,10 @@ class Item(Base):
     __table_args__ = (
         UniqueConstraint("dataset_id", "key"),
         Index("ix_items_patient", "patient_id"),
+        # column facets (app.catalog.facets): counts and keyset-ordered filtered pages
+        Index("ix_items_split", "dataset_id", "split", "id"),
+        Index("ix_items_label", "dataset_id", "label", "id"),
+        Index("ix_items_sex", "dataset_id", "sex", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -106,7 +110,8 @@ class Item(Base):
     depth: Mapped[int | None] = mapped_column(Integer, nullable=True)
     spacing: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
     window: Mapped[list[float] | None] = mapped_column(JSON, nullable=True)
-    location: Mapped[str] = mapped_column(Text)  # relative to root ("a.zip::member" in a zip), or absolute in the data dir
+    # relative to the root ("a.zip::member" inside a zip), or absolute for a copy in the data dir
+    location: Mapped[str] = mapped_column(Text)
     location_index: Mapped[int | None] = mapped_column(Integer, nullable=True)  # HDF5 row, slice number
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     fingerprint: Mapped[str] = mapped_column(String(64), default="")  # source content; re-ingest skips equal

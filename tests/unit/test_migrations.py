@@ -44,3 +44,33 @@ def test_each_step_keeps_existing_data(database_url):
             names = {r[0] for r in conn.execute(text("SELECT name FROM datasets"))}
         assert names == {f"ds{i}" for i in range(n + 1)}
     engine.dispose()
+
+
+def test_0002_moves_column_facets_onto_items(database_url):
+    """0002 drops facet rows that duplicate item columns, keeps the others, and downgrade restores them."""
+    downgrade(database_url, "base")
+    upgrade(database_url, "0001")
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO datasets (id, name, kind, root, status, item_count, annotation_count, options, facet_counts, "
+            "ingest_generation, problems, created_at, updated_at) VALUES (1, 'd', 'deeplesion', '/d', 'ready', 1, 0, "
+            "'{}', '{}', 1, '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+        conn.execute(text(
+            "INSERT INTO items (id, dataset_id, key, kind, split, label, sex, location, meta, fingerprint, "
+            "content_version, review_status, created_at) VALUES (1, 1, 'k', 'key_slice', 'train', '4', 'F', 'x', "
+            "'{}', '', 1, 'unreviewed', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO item_facets (item_id, field, value, dataset_id) VALUES "
+                          "(1, 'split', 'train', 1), (1, 'sex', 'F', 1), (1, 'lesion_type', '4', 1)"))
+    upgrade(database_url, "0002")
+
+    def facets() -> set[tuple[str, str]]:
+        with engine.connect() as conn:
+            return {tuple(r) for r in conn.execute(text("SELECT field, value FROM item_facets"))}
+
+    assert facets() == {("lesion_type", "4")}
+    indexes = {i["name"] for i in inspect(engine).get_indexes("items")}
+    assert {"ix_items_split", "ix_items_label", "ix_items_sex"} <= indexes
+    downgrade(database_url, "0001")
+    assert facets() == {("lesion_type", "4"), ("split", "train"), ("label", "4"), ("sex", "F")}
+    engine.dispose()
