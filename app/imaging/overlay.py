@@ -91,7 +91,11 @@ def draw_shapes(rgb: np.ndarray, shapes: Iterable[Shape], scale: float = 1.0) ->
 def _draw_text(rgb: np.ndarray, label: Label, scale: float, short_side: int) -> None:
     font_scale = 0.45 if short_side < 300 else 0.6
     org = (int(round(label.x * scale)), max(12, int(round(label.y * scale))))
-    cv2.putText(rgb, label.text, org, cv2.FONT_HERSHEY_SIMPLEX, font_scale, HALO, 3, cv2.LINE_AA)
+    # the outline is the same 1-px text at the 8 neighbouring offsets: a thick stroke spaces glyphs
+    # differently from the thin text drawn on top and garbles long labels
+    for dx, dy in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
+        cv2.putText(rgb, label.text, (org[0] + dx, org[1] + dy), cv2.FONT_HERSHEY_SIMPLEX, font_scale, HALO, 1,
+                    cv2.LINE_AA)
     cv2.putText(rgb, label.text, org, cv2.FONT_HERSHEY_SIMPLEX, font_scale, label.color, 1, cv2.LINE_AA)
 
 
