@@ -1,0 +1,1 @@
+"""DICOM folders: series grouped by patient / study / series, slices ordered by position."""

@@ -1,0 +1,186 @@
+"""DICOM adapter: folders of DICOM files (any names, found by content) indexed as series.
+
+Ingest reads headers only (headers.py), groups and orders slices into stacks (series.py) and turns each
+stack into an item (records.py). Rendering decodes the stack once into a canonical volume kept in the
+shared volume cache (pixels.py, app.datasets.volumes) and cuts display planes from it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from nibabel.orientations import io_orientation
+from pydicom.pixels import get_decoder
+
+from app.datasets.base import (
+    Image2D,
+    IngestError,
+    ItemRef,
+    OverlayLayer,
+    PixelError,
+    Problem,
+    ProgressFn,
+    ScanResult,
+    View,
+    no_progress,
+)
+from app.datasets.dicom import pixels
+from app.datasets.dicom.headers import Header, NonImage, looks_like_dicom, read_header, walk_files
+from app.datasets.dicom.records import build_records
+from app.datasets.dicom.series import Stack, build_stacks
+from app.datasets.volumes import Volume, cached_volume
+from app.imaging.volume import PLANE_AXIS, display_plane, plane_count, to_canonical, voxel_spacing
+
+DETECT_FILES = 300  # files looked at by detect()
+
+
+def undecodable_reason(uid: str) -> str | None:
+    """Why pixels in this transfer syntax cannot be decoded on this installation (None when they can)."""
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError:
+        return f"transfer syntax {pixels.syntax_text(uid)} cannot be decoded: no pixel data decoder exists for it"
+    if not decoder.is_available:
+        needs = "; ".join(decoder.missing_dependencies) or "a decoder plugin"
+        return f"transfer syntax {pixels.syntax_text(uid)} cannot be decoded here (needs {needs})"
+    return None
+
+
+class DicomAdapter:
+    kind = "dicom"
+    facet_fields = ("modality", "body_part", "plane", "sex", "age")
+    filter_fields = ("patient", "study", "manufacturer")
+    facet_labels = {
+        "sex": {"M": "male", "F": "female", "O": "other"},
+        "modality": {"CT": "CT", "MR": "MRI", "PT": "PET", "NM": "nuclear medicine", "CR": "radiograph",
+                     "DX": "radiograph", "MG": "mammogram", "US": "ultrasound", "XA": "angiography",
+                     "OT": "other"},
+        "plane": {"axial": "axial", "coronal": "coronal", "sagittal": "sagittal", "oblique": "oblique",
+                  "unknown": "no patient orientation"},
+    }
+
+    def detect(self, root: Path) -> bool:
+        for n, (rel, _entry) in enumerate(walk_files(root)):
+            if n >= DETECT_FILES:
+                return False
+            if looks_like_dicom(root / rel):
+                return True
+        return False
+
+    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None) -> ScanResult:
+        files = list(walk_files(root))
+        total = len(files)
+        headers: list[Header] = []
+        problems: list[Problem] = []
+        skipped: Counter[str] = Counter()
+        examples: dict[str, NonImage] = {}
+        for n, (rel, entry) in enumerate(files, 1):
+            found = read_header(root, rel, entry)
+            if isinstance(found, Header):
+                headers.append(found)
+            elif isinstance(found, NonImage):
+                skipped[found.modality] += 1
+                examples.setdefault(found.modality, found)
+            else:
+                problems.append(Problem(found.rel, found.reason))
+            if n % 250 == 0 or n == total:
+                progress("reading DICOM headers", n, total)
+        for modality, count in sorted(skipped.items()):
+            ex = examples[modality]
+            problems.append(Problem(ex.rel, f"{count} non-image object(s) skipped: modality {modality} "
+                                            f"({ex.sop_class}), e.g. this file"))
+        if not headers:
+            reason = f"{root}: no DICOM image files found among {total} file(s)"
+            if skipped:
+                reason += f" ({sum(skipped.values())} non-image DICOM objects)"
+            raise IngestError(reason, problems)
+        stacks, grouping = build_stacks(headers)
+        problems += grouping
+        undecodable = self._check_syntaxes(stacks, problems)
+        if not stacks:
+            raise IngestError(f"{root}: {len(headers)} DICOM image file(s) but no usable series", problems)
+        items, patients, studies, series = build_records(stacks, undecodable)
+        progress("grouping series", len(stacks), len(stacks))
+        return ScanResult(items=items, problems=problems, patients=patients, studies=studies, series=series,
+                          options={"files": total, "image_files": len(headers),
+                                   "non_image_objects": dict(sorted(skipped.items()))})
+
+    @staticmethod
+    def _check_syntaxes(stacks: list[Stack], problems: list[Problem]) -> dict[str, str]:
+        """Stacks whose transfer syntax this installation cannot decode: indexed, and reported now."""
+        out: dict[str, str] = {}
+        for stack in stacks:
+            for h in stack.headers:
+                reason = undecodable_reason(h.transfer_syntax)
+                if reason:
+                    out[stack.key] = reason
+                    problems.append(Problem(h.rel, f"{reason}; the series is indexed but this file cannot be shown",
+                                            item=stack.key))
+                    break
+        return out
+
+    # -- pixels -----------------------------------------------------------------------------
+    @staticmethod
+    def _files(item: ItemRef) -> list[str]:
+        folder = item.meta.get("folder") or ""
+        return [f"{folder}/{name}" if folder else name for name in item.meta.get("files") or [item.location]]
+
+    def volume(self, item: ItemRef) -> Volume:
+        files = self._files(item)
+        affine = np.asarray(item.meta["affine"], dtype=float)
+        frames = item.meta.get("frames")
+        shape = (item.height, item.width)
+        variant = f"{item.meta.get('series_uid')}/{item.meta.get('source')}"
+        try:
+            return cached_volume(str(item.dataset_root / files[0]),
+                                 lambda: pixels.load_volume(item.dataset_root, files, frames, shape, affine), variant)
+        except FileNotFoundError:
+            raise PixelError(f"{files[0]}: file is missing (moved or deleted since ingest)") from None
+        except OSError as exc:
+            raise PixelError(f"{files[0]}: cannot be read ({exc.strerror or exc})") from None
+
+    def slices(self, item: ItemRef, plane: str) -> Sequence[int]:
+        if plane not in PLANE_AXIS:
+            raise ValueError(f"unknown plane {plane!r}")
+        shape = item.meta.get("canonical_shape") or [item.width, item.height, item.depth]
+        return range(int(shape[PLANE_AXIS[plane]]))
+
+    def read_image(self, item: ItemRef, view: View) -> Image2D:
+        single = self._acquired_slice(item, view)
+        if single is not None:
+            return single
+        vol = self.volume(item)
+        count = plane_count(vol.data.shape, view.plane)
+        index = count // 2 if view.slice is None else view.slice
+        if not 0 <= index < count:
+            raise PixelError(f"slice {index} is outside the {view.plane} range 0–{count - 1}")
+        image, pixel_mm = display_plane(vol.data, vol.spacing, view.plane, index)
+        return Image2D(image, index, pixel_mm)
+
+    def _acquired_slice(self, item: ItemRef, view: View) -> Image2D | None:
+        """A view in the plane the slices were acquired in needs one file, not the whole series: decode just
+        that file and orient it like the volume would be (same affine, so the same reorientation). This keeps
+        thumbnails and slice scrolling cheap however long (or compressed) the series is."""
+        if item.meta.get("frames") is not None or "affine" not in item.meta:
+            return None
+        affine = np.asarray(item.meta["affine"], dtype=float)
+        target, flip = io_orientation(affine)[2]
+        if int(target) != PLANE_AXIS[view.plane]:
+            return None
+        files = self._files(item)
+        count = len(files)
+        index = count // 2 if view.slice is None else view.slice
+        if not 0 <= index < count:
+            raise PixelError(f"slice {index} is outside the {view.plane} range 0–{count - 1}")
+        position = count - 1 - index if flip < 0 else index
+        stack = pixels.load_stack(item.dataset_root, [files[position]], None, (item.height, item.width))
+        data, canonical = to_canonical(stack.transpose(2, 1, 0), affine)
+        image, pixel_mm = display_plane(data, voxel_spacing(canonical), view.plane, 0)
+        return Image2D(image, index, pixel_mm)
+
+    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
+        return OverlayLayer()  # plain DICOM series carry no ground truth
