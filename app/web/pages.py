@@ -56,10 +56,11 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, limit: 
 
 @router.get("/items/{item_id}", name="item_page")
 def item_page(item_id: int, request: Request, session: SessionDep, preset: str | None = None,
-              window: str | None = None, slice: int | None = None, overlays: str = "gt") -> Response:
+              window: str | None = None, slice: int | None = None, overlays: str = "gt",
+              plane: str | None = None) -> Response:
     item = queries.item_detail(session, item_id)
     dataset = queries.dataset_summary(queries.get_dataset(session, item["dataset_id"]))
-    viewer = viewer_state(item, preset, window, slice, overlays)
+    viewer = viewer_state(item, preset, window, slice, overlays, plane)
     return _render(request, "item.html", {"item": item, "dataset": dataset, "viewer": viewer,
                                           "image_url": render_url(viewer)})
 
@@ -145,14 +146,43 @@ def label_names(detail: Mapping[str, Any]) -> dict[str, str]:
 
 # -- item page helpers ------------------------------------------------------------------------
 
+PLANE_KEYS = ("axial", "coronal", "sagittal")
+
+
+def volume_planes(item: Mapping[str, Any]) -> dict[str, int]:
+    """Slice counts per plane of a volume item: `meta.planes` when the adapter stored it, else the canonical
+    (i, j, k) = (width, height, depth) of a `volume` item; {} for 2-D images."""
+    planes = (item.get("meta") or {}).get("planes")
+    if isinstance(planes, Mapping) and all(isinstance(planes.get(p), int) for p in PLANE_KEYS):
+        return {p: int(planes[p]) for p in PLANE_KEYS}
+    if item.get("kind") == "volume" and item.get("width") and item.get("height") and item.get("depth"):
+        return {"axial": int(item["depth"]), "coronal": int(item["height"]), "sagittal": int(item["width"])}
+    return {}
+
+
 def viewer_state(item: Mapping[str, Any], preset: str | None, window: str | None, slice_number: int | None,
-                 overlays: str) -> dict[str, Any]:
-    """The viewer's initial state from the page URL (validated, so a shared link never shows a broken image)."""
+                 overlays: str, plane: str | None = None) -> dict[str, Any]:
+    """The viewer's initial state from the page URL (validated, so a shared link never shows a broken image).
+
+    Volumes add `planes` ({plane: slice count}) and `plane`; their slices are range(n) of the plane, and the
+    middle one plays the part of the key slice (it is what the render endpoint shows without `slice`)."""
     meta = item.get("meta") or {}
-    slices = list(meta.get("slices") or ([item["slice"]] if item.get("slice") is not None else []))
+    planes = volume_planes(item)
+    if planes:
+        plane = plane or meta.get("default_plane") or "axial"
+        if plane not in planes:
+            raise InvalidInput(f"plane must be one of {', '.join(PLANE_KEYS)}, not {plane!r}")
+        slices = list(range(planes[plane]))
+        key_slice = planes[plane] // 2
+    else:
+        if plane not in (None, "axial"):
+            raise InvalidInput(f"plane {plane!r} is not available for this item: it is a 2-D image")
+        plane = None
+        slices = list(meta.get("slices") or ([item["slice"]] if item.get("slice") is not None else []))
+        key_slice = item.get("slice")
     own = [float(v) for v in item["window"]] if item.get("window") else list(PRESETS["soft_tissue"])
     state: dict[str, Any] = {"preset": "default", "window": own, "overlays": overlays,
-                             "slice": item.get("slice") if slice_number is None else slice_number}
+                             "slice": key_slice if slice_number is None else slice_number}
     if window:
         try:
             state["window"], state["preset"] = list(parse_window(window)), None
@@ -166,9 +196,10 @@ def viewer_state(item: Mapping[str, Any], preset: str | None, window: str | None
         raise InvalidInput(f"overlays must be gt or none, not {overlays!r}")
     if slice_number is not None and slice_number not in slices:
         span = f"{slices[0]}–{slices[-1]}" if slices else "the key slice only"
-        raise InvalidInput(f"slice {slice_number} is not available for this item (available: {span})")
+        where = f" in the {plane} plane" if planes else ""
+        raise InvalidInput(f"slice {slice_number} is not available for this item{where} (available: {span})")
     return {"id": item["id"], "version": item["version"], "ct": bool(item.get("window")),
-            "key_slice": item.get("slice"), "slices": slices,
+            "key_slice": key_slice, "slices": slices, "planes": planes, "plane": plane,
             "slice_range": meta.get("slice_range"), "own_window": own,
             "presets": {**{n: list(w) for n, w in PRESETS.items()}, "default": own},
             "preset_order": list(PRESET_ORDER), "render_url": f"/api/items/{item['id']}/render", **state}
@@ -186,6 +217,8 @@ def render_url(viewer: Mapping[str, Any]) -> str:
         params["window"] = f"{_num(viewer['window'][0])},{_num(viewer['window'][1])}"
     elif viewer["preset"] != "default":
         params["preset"] = viewer["preset"]
+    if viewer.get("planes"):
+        params["plane"] = viewer["plane"]
     if viewer["slice"] is not None and viewer["slice"] != viewer["key_slice"]:
         params["slice"] = viewer["slice"]
     return f"{viewer['render_url']}?{urlencode(params)}"

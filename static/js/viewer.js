@@ -1,6 +1,8 @@
-// Key-slice viewer. The server renders each slice (window, overlays) as a JPEG; this module only keeps
-// the state (window or preset, slice, overlays), mirrors it in the page URL (history.replaceState, so
-// a view can be shared and reloaded) and swaps the image through showImage().
+// Key-slice and volume viewer. The server renders each slice (window, overlays) as a JPEG; this module only
+// keeps the state (window or preset, plane, slice, overlays), mirrors it in the page URL (history.replaceState,
+// so a view can be shared and reloaded) and swaps the image through showImage(). Volumes carry `planes`
+// ({axial|coronal|sagittal: slice count}) and `plane`; their slices are 0…n-1 and the middle one stands in
+// for the key slice.
 
 const SPINNER_DELAY_MS = 150;
 const WHEEL_STEP_PX = 50; // wheel distance per slice step (a mouse notch is ~100 px, trackpads send less)
@@ -20,14 +22,18 @@ const prevButton = document.getElementById("prev-slice");
 const nextButton = document.getElementById("next-slice");
 const keyButton = document.getElementById("key-slice");
 const customForm = document.getElementById("custom-window");
+const planeButtons = [...document.querySelectorAll("button[data-plane]")];
+const PLANE_KEYS = { a: "axial", c: "coronal", s: "sagittal" };
 
 const num = (x) => String(Math.round(x * 1000) / 1000);
+const isVolume = (s) => Boolean(s.planes && Object.keys(s.planes).length);
 
 /** The render URL for a state; the same parameters, in the same order, as the page's first image. */
 function renderUrl(s) {
   const p = new URLSearchParams({ format: "jpeg", overlays: s.overlays, v: String(s.version) });
   if (s.preset === null) p.set("window", `${num(s.window[0])},${num(s.window[1])}`);
   else if (s.preset !== "default") p.set("preset", s.preset);
+  if (isVolume(s)) p.set("plane", s.plane);
   if (s.slice !== null && s.slice !== s.key_slice) p.set("slice", String(s.slice));
   return `${s.render_url}?${p}`;
 }
@@ -78,6 +84,7 @@ function syncUrl() {
   const p = new URLSearchParams();
   if (state.preset === null) p.set("window", `${num(state.window[0])},${num(state.window[1])}`);
   else if (state.preset !== "default") p.set("preset", state.preset);
+  if (isVolume(state)) p.set("plane", state.plane);
   if (state.slice !== null && state.slice !== state.key_slice) p.set("slice", String(state.slice));
   if (state.overlays !== "gt") p.set("overlays", state.overlays);
   const query = p.toString();
@@ -100,6 +107,13 @@ function paint() {
   for (const row of document.querySelectorAll(".lesion-row")) {
     row.classList.toggle("here", Number(row.dataset.slice) === state.slice);
   }
+  for (const b of planeButtons) {
+    b.classList.toggle("active", b.dataset.plane === state.plane);
+    b.setAttribute("aria-pressed", String(b.dataset.plane === state.plane));
+  }
+  for (const row of document.querySelectorAll(".plane-target")) {
+    row.classList.toggle("here", state.plane !== null && Number(row.dataset[state.plane]) === state.slice);
+  }
 }
 
 function paintWindow(low, high) {
@@ -118,6 +132,16 @@ function paintWindow(low, high) {
 }
 
 function paintSlice() {
+  if (isVolume(state)) {
+    sliceReadout.textContent = `${state.plane} slice ${state.slice} / 0–${state.slices.length - 1}`;
+    sliceReadout.title = `${state.slices.length} ${state.plane} slices; the middle one is ${state.key_slice}`;
+    if (prevButton) {
+      prevButton.disabled = state.slice <= 0;
+      nextButton.disabled = state.slice >= state.slices.length - 1;
+      keyButton.classList.toggle("active", state.slice === state.key_slice);
+    }
+    return;
+  }
   const [first, last] = state.slice_range || [state.slices[0], state.slices[state.slices.length - 1]];
   const key = state.slice === state.key_slice ? " (key)" : "";
   sliceReadout.textContent = `slice ${state.slice}${key} / range ${first}–${last}`;
@@ -148,6 +172,14 @@ function step(delta) {
   if (i >= 0 && j !== i) update({ slice: state.slices[j] });
 }
 
+/** Switch a volume to another plane, at its middle slice. */
+function setPlane(name) {
+  if (!isVolume(state) || !(name in state.planes) || name === state.plane) return;
+  const count = state.planes[name];
+  const middle = Math.floor(count / 2);
+  update({ plane: name, slices: Array.from({ length: count }, (_, i) => i), key_slice: middle, slice: middle });
+}
+
 function toggleOverlays() {
   update({ overlays: state.overlays === "gt" ? "none" : "gt" });
 }
@@ -157,6 +189,7 @@ overlayButton.addEventListener("click", toggleOverlays);
 prevButton?.addEventListener("click", () => step(-1));
 nextButton?.addEventListener("click", () => step(1));
 keyButton?.addEventListener("click", () => update({ slice: state.key_slice }));
+for (const b of planeButtons) b.addEventListener("click", () => setPlane(b.dataset.plane));
 
 customForm?.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -177,6 +210,13 @@ for (const row of document.querySelectorAll(".lesion-row")) {
     if (row.dataset.slice !== "" && state.slices.includes(slice)) update({ slice, overlays: "gt" });
   });
 }
+// Volume annotations (e.g. vertebra centroids) carry their slice in each plane: data-axial, data-coronal, …
+for (const row of document.querySelectorAll(".plane-target")) {
+  row.addEventListener("click", () => {
+    const slice = Number(row.dataset[state.plane]);
+    if (isVolume(state) && state.slices.includes(slice)) update({ slice, overlays: "gt" });
+  });
+}
 
 document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey) return;
@@ -184,6 +224,7 @@ document.addEventListener("keydown", (event) => {
   const n = Number(event.key);
   if (Number.isInteger(n) && n >= 1 && n <= state.preset_order.length) setPreset(state.preset_order[n - 1]);
   else if (event.key === "o" || event.key === "O") toggleOverlays();
+  else if (isVolume(state) && event.key.toLowerCase() in PLANE_KEYS) setPlane(PLANE_KEYS[event.key.toLowerCase()]);
   else if (event.key === "ArrowLeft" || event.key === "ArrowUp") step(-1);
   else if (event.key === "ArrowRight" || event.key === "ArrowDown") step(1);
   else if ((event.key === "k" || event.key === "K" || event.key === "Home") && state.slices.length) {

@@ -1,0 +1,174 @@
+"""VerSe adapter: one CT volume per subject (+ session) as an item, its vertebra mask and centroids.
+
+Ingest reads NIfTI headers and the centroid JSON (`index.py`); rendering decodes a volume once into
+the per-process volume cache (canonical RAS+, CT int16 HU, mask uint8) and cuts any plane from it.
+Overlays: the vertebra mask in a fixed per-vertebra palette (`labels.PALETTE`) and each vertebra's
+name at its centroid. A name is drawn when the centroid lies within ±CENTROID_SLAB_MM of the shown
+slice, or when that vertebra's mask is visible in the slice (so a sagittal view of a scoliotic spine
+still names every vertebra it cuts); it sits beside the body, anterior in sagittal and axial views
+and to the patient's left in coronal ones, so it never hides the centroid's own pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from app.datasets.base import (
+    Image2D,
+    IngestError,
+    ItemRef,
+    OverlayLayer,
+    PatientRecord,
+    PixelError,
+    ProgressFn,
+    ScanResult,
+    StudyRecord,
+    View,
+    no_progress,
+)
+from app.datasets.verse import labels as vl
+from app.datasets.verse.index import CaseIndexer
+from app.datasets.verse.layout import find_cases, looks_like_verse
+from app.datasets.verse.nifti import NiftiError, load_ct, load_labels
+from app.datasets.volumes import Volume, cached_volume
+from app.imaging.overlay import Label
+from app.imaging.volume import PLANE_AXIS, display_plane, plane_count, voxel_to_display
+
+log = logging.getLogger(__name__)
+
+CENTROID_SLAB_MM = 2.0
+LABEL_GAP_MM = 22.0  # from the centroid to the name: about a vertebral body's half width
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+class VerseAdapter:
+    kind = "verse"
+    facet_fields = ("split", "region", "vertebra", "vertebra_count", "ground_truth")
+    filter_fields = ("patient",)
+    facet_labels = {
+        "split": {"train": "training", "val": "validation", "test": "test"},
+        "ground_truth": {"mask": "vertebra mask", "centroids": "centroids", "none": "none"},
+    }
+
+    def detect(self, root: Path) -> bool:
+        return looks_like_verse(root)
+
+    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None) -> ScanResult:
+        cases, problems = find_cases(root)
+        if not cases:
+            raise IngestError(f"{root}: no CT volume found (expected rawdata/sub-*/…_ct.nii.gz or *_ct.nii.gz)",
+                              problems)
+        indexer = CaseIndexer(root, problems)
+        result = ScanResult(items=[], problems=problems)
+        patients: dict[str, PatientRecord] = {}
+        studies: dict[str, StudyRecord] = {}
+        for n, case in enumerate(cases, 1):
+            item = indexer.item(case)
+            progress("reading headers", n, len(cases))
+            if item is None:
+                continue
+            result.items.append(item)
+            patients.setdefault(case.subject, PatientRecord(case.subject))
+            if item.study:
+                studies.setdefault(item.study, StudyRecord(item.study, case.subject))
+        if not result.items:
+            raise IngestError(f"{root}: none of the {len(cases)} CT files is a readable NIfTI volume", problems)
+        result.patients, result.studies = list(patients.values()), list(studies.values())
+        result.options = {"layout": "bids" if any("rawdata/" in i.location for i in result.items) else "flat"}
+        return result
+
+    # -- pixels -----------------------------------------------------------------------------
+    @staticmethod
+    def _shape(item: ItemRef) -> tuple[int, int, int]:
+        return item.width, item.height, item.depth
+
+    def slices(self, item: ItemRef, plane: str) -> Sequence[int]:
+        if plane not in PLANE_AXIS:
+            raise ValueError(f"plane must be one of {', '.join(PLANE_AXIS)}, not {plane!r}")
+        return range(plane_count(self._shape(item), plane))
+
+    @staticmethod
+    def _volume(item: ItemRef, relative: str, labels: bool) -> Volume:
+        path = item.dataset_root / relative
+        loader = (lambda: load_labels(path)) if labels else (lambda: load_ct(path))
+        try:
+            return cached_volume(str(path), loader, "labels" if labels else "")
+        except FileNotFoundError:
+            raise PixelError(f"{relative}: file not found") from None
+        except OSError as exc:
+            raise PixelError(f"{relative}: cannot be read ({exc.strerror or exc})") from None
+        except (NiftiError, MemoryError) as exc:
+            raise PixelError(f"{relative}: {exc or 'not enough memory to decode the volume'}") from None
+
+    def read_image(self, item: ItemRef, view: View) -> Image2D:
+        if view.plane not in PLANE_AXIS:
+            raise PixelError(f"plane must be one of {', '.join(PLANE_AXIS)}, not {view.plane!r}")
+        vol = self._volume(item, item.location, labels=False)
+        count = plane_count(vol.data.shape, view.plane)
+        index = count // 2 if view.slice is None else view.slice
+        if not 0 <= index < count:
+            raise PixelError(f"slice {index} is outside the {view.plane} range 0–{count - 1} of {item.location}")
+        pixels, pixel_mm = display_plane(vol.data, vol.spacing, view.plane, index)
+        return Image2D(pixels, index, pixel_mm)
+
+    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
+        layer = OverlayLayer(palette=vl.PALETTE)
+        index = image.slice if image.slice is not None else 0
+        visible: set[int] = set()
+        for ann in annotations:
+            if ann.kind == "mask" and layer.mask is None:
+                layer.mask = self._mask_plane(item, ann.geometry.get("mask", ""), view.plane, index, image)
+                if layer.mask is not None:
+                    visible = {int(v) for v in np.flatnonzero(np.bincount(layer.mask.ravel(), minlength=256)) if v}
+        layer.shapes = self._names(item, annotations, view.plane, index, image, visible)
+        return layer
+
+    def _mask_plane(self, item: ItemRef, relative: str, plane: str, index: int, image: Image2D) -> np.ndarray | None:
+        """The mask's labels in this view, or None (logged) when the mask file is unusable: the CT still shows."""
+        try:
+            vol = self._volume(item, relative, labels=True)
+        except PixelError as exc:
+            log.warning("VerSe mask not drawn: %s", exc)
+            return None
+        if vol.data.shape != self._shape(item):
+            log.warning("VerSe mask not drawn: %s has shape %s, the CT %s", relative, vol.data.shape,
+                        self._shape(item))
+            return None
+        labels, _ = display_plane(vol.data, vol.spacing, plane, index, labels=True)
+        return labels if labels.shape == image.pixels.shape[:2] else None
+
+    def _names(self, item: ItemRef, annotations: Sequence[Any], plane: str, index: int, image: Image2D,
+               visible: set[int]) -> list[Label]:
+        spacing = item.spacing or (1.0, 1.0, 1.0)
+        normal_mm = spacing[PLANE_AXIS[plane]]
+        slab = max(CENTROID_SLAB_MM, normal_mm / 2)
+        height, width = image.pixels.shape[:2]
+        pixel_mm = image.pixel_mm or min(spacing)
+        font_scale = 0.45 if min(height, width) < 300 else 0.6  # as overlay.draw_shapes at native size
+        gap = LABEL_GAP_MM / pixel_mm
+        shapes = []
+        for ann in annotations:
+            if ann.kind != "centroid" or not ann.geometry.get("point"):
+                continue
+            label = int(ann.label) if str(ann.label).isdigit() else 0
+            x, y, depth = voxel_to_display(ann.geometry["point"], self._shape(item), spacing, plane)
+            if abs(depth - index) * normal_mm > slab and label not in visible:
+                continue
+            text = (ann.meta or {}).get("name") or vl.name(label)
+            (tw, th), _ = cv2.getTextSize(text, _FONT, font_scale, 1)
+            if plane == "sagittal":  # anterior = image left
+                tx, ty = x - gap - tw, y + th / 2
+            elif plane == "axial":  # anterior = image top
+                tx, ty = x - tw / 2, y - gap
+            else:  # coronal: to the patient's left (image right)
+                tx, ty = x + gap, y + th / 2
+            tx = min(max(2.0, tx), width - tw - 2.0)
+            ty = min(max(th + 2.0, ty), height - 3.0)
+            shapes.append(Label(tx, ty, text, vl.TEXT_COLOURS.get(label, (255, 240, 80))))
+        return shapes
