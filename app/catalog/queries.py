@@ -119,8 +119,14 @@ def item_summary(item: Item) -> dict[str, Any]:
     return {"id": item.id, "key": item.key, "kind": item.kind, "split": item.split, "label": item.label,
             "sex": item.sex, "age": item.age, "width": item.width, "height": item.height,
             "review_status": item.review_status, "version": item.content_version,
-            "thumbnail_url": f"/api/items/{item.id}/render?format=jpeg&size=256&overlays=gt"
-                             f"&v={item.content_version}"}
+            "thumbnail_url": thumbnail_url(item)}
+
+
+def thumbnail_url(item: Item) -> str:
+    """Grid thumbnail: 256 px JPEG with ground truth, in the item's default plane (e.g. sagittal for a spine)."""
+    plane = (item.meta or {}).get("default_plane")
+    extra = f"&plane={plane}" if plane and plane != "axial" else ""
+    return f"/api/items/{item.id}/render?format=jpeg&size=256&overlays=gt{extra}&v={item.content_version}"
 
 
 def get_item(session: Session, item_id: int) -> Item:

@@ -178,8 +178,10 @@ def viewer_state(item: Mapping[str, Any], preset: str | None, window: str | None
         if plane not in (None, "axial"):
             raise InvalidInput(f"plane {plane!r} is not available for this item: it is a 2-D image")
         plane = None
-        slices = list(meta.get("slices") or ([item["slice"]] if item.get("slice") is not None else []))
-        key_slice = item.get("slice")
+        # a 2-D image steps through slices only when its adapter lists some (DeepLesion's neighbours);
+        # location_index means something else for a patch or a photo (an HDF5 row, nothing)
+        slices = [int(n) for n in meta.get("slices") or []]
+        key_slice = item.get("slice") if slices else None
     own = [float(v) for v in item["window"]] if item.get("window") else list(PRESETS["soft_tissue"])
     state: dict[str, Any] = {"preset": "default", "window": own, "overlays": overlays,
                              "slice": key_slice if slice_number is None else slice_number}

@@ -90,6 +90,10 @@ def item_record(stack: Stack, patient: str, age: float | None, undecodable: str 
         "slice_thickness": h.slice_thickness, "window_source": window_source,
         "instances": [x.instance for x in stack.headers] if stack.frames is None else [h.instance],
         "notes": notes, "source": fp[:16],
+        # the viewer's plane selector and the thumbnail's plane: the plane the series was acquired in
+        "planes": {"axial": shape[2], "coronal": shape[1], "sagittal": shape[0]},
+        "default_plane": acquired if (acquired := stack.orientation.removeprefix("oblique (").rstrip(")"))
+        in ("axial", "coronal", "sagittal") else "axial",
     }
     if stack.frames is not None:
         meta["frames"] = stack.frames
