@@ -43,18 +43,24 @@ def get_dataset(session: Session, dataset_id: int) -> Dataset:
 def dataset_detail(session: Session, dataset_id: int) -> dict[str, Any]:
     ds = get_dataset(session, dataset_id)
     adapter = get_adapter(ds.kind)
-    facets = {f: _sorted_counts(ds.facet_counts.get(f, {})) for f in adapter.facet_fields}
+    order = getattr(adapter, "facet_order", {})
+    facets = {f: _sorted_counts(ds.facet_counts.get(f, {}), order.get(f)) for f in adapter.facet_fields}
     return {**dataset_summary(ds), "facets": facets, "facet_labels": adapter.facet_labels,
             "filter_fields": [*adapter.facet_fields, *adapter.filter_fields],
             "problems": ds.problems, "problem_count": len(ds.problems), "error": ds.error}
 
 
-def _sorted_counts(counts: Mapping[str, int]) -> dict[str, int]:
+def _sorted_counts(counts: Mapping[str, int], preferred: Sequence[str] | None = None) -> dict[str, int]:
+    """Values in the adapter's preferred order (e.g. vertebrae C1…L6), else numeric-aware ascending."""
+    rank = {v: i for i, v in enumerate(preferred or ())}
+
     def order(value: str) -> tuple[int, float, str]:
+        if value in rank:
+            return (0, float(rank[value]), value)
         try:
-            return (0, float(value.split("-")[0]), value)
+            return (1, float(value.split("-")[0]), value)
         except ValueError:
-            return (1, 0.0, value)
+            return (2, 0.0, value)
 
     return {v: counts[v] for v in sorted(counts, key=order)}
 

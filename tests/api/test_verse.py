@@ -315,3 +315,15 @@ def test_viewer_page_has_planes(client, verse_ds, verse_sample):
     assert src.endswith("&plane=axial&slice=5") and client.get(src).status_code == 200
     assert client.get(f"/items/{item['id']}?plane=oblique").status_code == 400
     assert "in the axial plane" in html.unescape(client.get(f"/items/{item['id']}?plane=axial&slice={nk}").text)
+
+
+def test_vertebra_facet_in_anatomical_order(engine, settings, client, tmp_path):
+    from app.datasets.verse import labels as vl
+    from app.datasets.verse.synth import demo_sample
+
+    root = tmp_path / "verse-order"
+    demo_sample(root)
+    report = ingest_path(engine, settings, root, kind="verse", name="order")
+    names = list(client.get(f"/api/datasets/{report.dataset_id}").json()["facets"]["vertebra"])
+    spine = [vl.NAMES[label] for label in vl.SPINE_ORDER]
+    assert len(names) > 3 and names == sorted(names, key=spine.index)
