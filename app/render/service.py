@@ -104,15 +104,20 @@ class Renderer:
         self.responses = SizedLRU(response_cache_bytes, lambda r: len(r.body))
 
     def image(self, target: RenderTarget, view: View) -> Image2D:
+        """The decoded view, cached unless the adapter keeps whole volumes cached itself (then cutting a
+        plane again is cheaper than keeping every plane ever shown)."""
+        adapter = get_adapter(target.kind)
+        cache = getattr(adapter, "cache_images", True)
         key = (str(target.ref.dataset_root), target.ref.location, target.ref.location_index, view, target.version)
-        image = self.images.get(key)
+        image = self.images.get(key) if cache else None
         if image is None:
             try:
-                image = get_adapter(target.kind).read_image(target.ref, view)
+                image = adapter.read_image(target.ref, view)
             except PixelError as exc:
                 raise PixelUnavailable(str(exc)) from None
             image.pixels.setflags(write=False)
-            self.images.put(key, image)
+            if cache:
+                self.images.put(key, image)
         return image
 
     def render(self, target: RenderTarget, params: RenderParams) -> Rendered:

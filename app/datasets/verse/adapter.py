@@ -50,6 +50,7 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 class VerseAdapter:
     kind = "verse"
     facet_fields = ("split", "region", "vertebra", "vertebra_count", "ground_truth")
+    cache_images = False  # whole volumes are cached (app.datasets.volumes)
     facet_order = {"vertebra": [vl.NAMES[label] for label in vl.SPINE_ORDER]}  # anatomical, not alphabetical
     filter_fields = ("patient",)
     facet_labels = {
