@@ -3,8 +3,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.api.deps import SessionDep, json_response
+from app.api.deps import RendererDep, SessionDep, SettingsDep, json_response
 from app.catalog import queries
+from app.errors import InvalidInput
+from app.render.service import OVERLAY_CHOICES, load_targets
+from app.render.sheet import check_sheet_params, contact_sheet
 
 router = APIRouter(prefix="/api/datasets")
 
@@ -33,6 +36,24 @@ def list_items(dataset_id: int, request: Request, session: SessionDep, limit: in
                cursor: str | None = None, key: str | None = None) -> Response:
     page = queries.list_items(session, dataset_id, filters_from(request), key=key, limit=limit, cursor=cursor)
     return json_response(page)
+
+
+@router.get("/{dataset_id}/sheet")
+def sheet(dataset_id: int, request: Request, session: SessionDep, renderer: RendererDep, settings: SettingsDep,
+          limit: int = 64, cursor: str | None = None, key: str | None = None, cols: int = 8, tile: int = 96,
+          overlays: str = "none") -> Response:
+    """One page of items (same filters and keyset paging as /items) as a single JPEG contact sheet."""
+    check_sheet_params(cols, tile, limit)
+    if overlays not in OVERLAY_CHOICES:
+        raise InvalidInput(f"overlays must be one of {', '.join(OVERLAY_CHOICES)}, not {overlays!r}")
+    ids, next_cursor = queries.page_ids(session, dataset_id, filters_from(request), key=key, limit=limit,
+                                        cursor=cursor)
+    targets = load_targets(session, ids, overlays != "none", settings.allowed_roots)
+    session.close()
+    body = contact_sheet(renderer, targets, cols=cols, tile=tile, overlays=overlays)
+    return Response(body, media_type="image/jpeg", headers={
+        "X-Item-Ids": ",".join(map(str, ids)), "X-Next-Cursor": next_cursor or "",
+        "Cache-Control": "no-cache"})
 
 
 @router.get("/{dataset_id}/patients/{patient}")

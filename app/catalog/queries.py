@@ -18,7 +18,7 @@ from app.errors import InvalidInput, NotFound
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 # Query parameters that are not filters.
-RESERVED_PARAMS = ("limit", "cursor", "key", "format")
+RESERVED_PARAMS = ("limit", "cursor", "key", "format", "cols", "tile", "overlays")
 # Filters on the item's patient/study (by external id) rather than on the facet table.
 LINK_FILTERS = {"patient": (Item.patient_id, Patient), "study": (Item.study_id, Study)}
 
@@ -119,6 +119,21 @@ def list_items(session: Session, dataset_id: int, filters: Mapping[str, Sequence
     rows = rows[:limit]
     return {"items": [item_summary(i) for i in rows], "total": total,
             "next_cursor": encode_cursor(rows[-1].id) if more and rows else None}
+
+
+def page_ids(session: Session, dataset_id: int, filters: Mapping[str, Sequence[str]], *, key: str | None = None,
+             limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> tuple[list[int], str | None]:
+    """Just the ids of one keyset page (and the next cursor): what a contact sheet needs, without
+    building item objects or counting the whole selection."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+    page = _filtered(get_dataset(session, dataset_id), filters, key).with_only_columns(Item.id)
+    if cursor:
+        page = page.where(Item.id > decode_cursor(cursor))
+    ids = list(session.scalars(page.order_by(Item.id).limit(limit + 1)))
+    more = len(ids) > limit
+    ids = ids[:limit]
+    return ids, encode_cursor(ids[-1]) if more and ids else None
 
 
 def item_summary(item: Item) -> dict[str, Any]:

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.catalog.queries import get_dataset, get_item, item_annotations
 from app.datasets.base import PLANES, Image2D, ItemRef, PixelError, View
 from app.datasets.registry import get_adapter
+from app.db.models import Annotation, Dataset, Item
 from app.errors import Forbidden, InvalidInput, NotFound
 from app.imaging.encode import MEDIA_TYPES, encode_image, fit_size, normalise_format, resize
 from app.imaging.overlay import blend_mask, draw_shapes, gray_to_rgb, resize_labels
@@ -94,6 +96,41 @@ def load_target(session: Session, item_id: int, with_annotations: bool,
     return RenderTarget(ref, ds.kind, window, item.content_version, anns)
 
 
+# Built once: rows, not ORM objects (a page is 64+ items), and no per-call statement cache-key work.
+_TARGET_ROWS = select(Item.id, Item.dataset_id, Item.location, Item.location_index, Item.meta, Item.width, Item.height,
+                      Item.depth, Item.spacing, Item.window, Item.content_version).where(
+    Item.id.in_(bindparam("ids", expanding=True)))
+
+
+def load_targets(session: Session, item_ids: Sequence[int], with_annotations: bool,
+                 allowed_roots: Sequence[Path]) -> list[RenderTarget]:
+    """RenderTargets for a page of items in three queries (items, their datasets, their annotations)."""
+    items = {row.id: row for row in session.execute(_TARGET_ROWS, {"ids": list(item_ids)})}
+    datasets = {d.id: d for d in session.scalars(select(Dataset).where(
+        Dataset.id.in_({i.dataset_id for i in items.values()})))}
+    anns: dict[int, list[AnnotationView]] = {}
+    if with_annotations and items:
+        for a in session.scalars(select(Annotation).where(Annotation.item_id.in_(list(items)),
+                                                          Annotation.superseded_by.is_(None)).order_by(Annotation.id)):
+            anns.setdefault(a.item_id, []).append(
+                AnnotationView(a.id, a.version, a.kind, a.label, a.slice_index, a.geometry or {}, a.meta or {}))
+    roots = {}
+    for ds in datasets.values():
+        roots[ds.id] = Path(ds.root)
+        if not any(roots[ds.id] == r or roots[ds.id].is_relative_to(r) for r in allowed_roots):
+            raise Forbidden(f"dataset {ds.name!r} lies outside MEDVIEW_DATA_ROOTS; its pixels are not served")
+    out = []
+    for item_id in item_ids:
+        item = items[item_id]
+        ds = datasets[item.dataset_id]
+        root = roots[ds.id]
+        ref = ItemRef(item.id, root, item.location, item.location_index, item.meta or {}, item.width or 0,
+                      item.height or 0, item.depth or 1, tuple(item.spacing) if item.spacing else None)
+        out.append(RenderTarget(ref, ds.kind, tuple(item.window) if item.window else None, item.content_version,
+                                tuple(anns.get(item_id, ()))))
+    return out
+
+
 def _etag(key: Any) -> str:
     return '"' + hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest() + '"'
 
@@ -120,6 +157,27 @@ class Renderer:
                 self.images.put(key, image)
         return image
 
+    def prefetch(self, targets: Sequence[RenderTarget], view: View = View()) -> None:
+        """Fill the decoded-image cache for many items at once when their adapter can batch reads."""
+        by_kind: dict[str, list[RenderTarget]] = {}
+        for t in targets:
+            by_kind.setdefault(t.kind, []).append(t)
+        for kind, group in by_kind.items():
+            adapter = get_adapter(kind)
+            if not hasattr(adapter, "read_images") or not getattr(adapter, "cache_images", True):
+                continue
+            keys = [(str(t.ref.dataset_root), t.ref.location, t.ref.location_index, view, t.version) for t in group]
+            missing = [(k, t) for k, t in zip(keys, group, strict=True) if self.images.get(k) is None]
+            if not missing:
+                continue
+            try:
+                images = adapter.read_images([t.ref for _, t in missing])
+            except PixelError:
+                continue  # each item then reports its own problem when read alone
+            for (key, _), image in zip(missing, images, strict=True):
+                image.pixels.setflags(write=False)
+                self.images.put(key, image)
+
     def render(self, target: RenderTarget, params: RenderParams) -> Rendered:
         fmt, window, view = self._validate(target, params)
         ann_versions = tuple((a.id, a.version) for a in target.annotations) if params.overlays == "gt" else ()
@@ -128,29 +186,36 @@ class Renderer:
         cached = self.responses.get(key)
         if cached is not None:
             return cached
-        image = self.image(target, view)
-        values = image.pixels
-        height, width = values.shape[:2]
-        out_w, out_h, scale = fit_size(width, height, params.size)
-        values = resize(values, out_w, out_h)
-        img = window_to_uint8(values, *window) if values.dtype == np.int16 else values
-        if params.overlays == "gt":
-            layer = get_adapter(target.kind).overlay(target.ref, target.annotations, view, image)
-            if layer.mask is not None or layer.shapes:
-                img = gray_to_rgb(img) if img.ndim == 2 else img.copy()
-            if layer.mask is not None:
-                blend_mask(img, resize_labels(layer.mask, out_w, out_h), layer.palette, params.opacity,
-                           params.mask_mode)
-            if layer.shapes:
-                draw_shapes(img, layer.shapes, scale)
+        img, image, scale = self.compose(target, view, window, params.size, params.overlays, params.opacity,
+                                         params.mask_mode)
         headers = {"X-Slice": "" if image.slice is None else str(image.slice), "X-Plane": view.plane}
-        if values.dtype == np.int16:
+        if image.pixels.dtype == np.int16:
             headers["X-Window"] = f"{window[0]:g},{window[1]:g}"
         if image.pixel_mm:
             headers["X-Pixel-Spacing"] = f"{image.pixel_mm / scale:g}"
         rendered = Rendered(encode_image(img, fmt), MEDIA_TYPES[fmt], _etag(key), headers)
         self.responses.put(key, rendered)
         return rendered
+
+    def compose(self, target: RenderTarget, view: View, window: tuple[float, float], size: int | None,
+                overlays: str = "none", opacity: float = 0.4,
+                mask_mode: str = "fill") -> tuple[np.ndarray, Image2D, float]:
+        """The displayed pixels (uint8 grey or RGB) of one view: fitted to `size`, windowed, overlaid."""
+        image = self.image(target, view)
+        values = image.pixels
+        height, width = values.shape[:2]
+        out_w, out_h, scale = fit_size(width, height, size)
+        values = resize(values, out_w, out_h)
+        img = window_to_uint8(values, *window) if values.dtype == np.int16 else values
+        if overlays == "gt":
+            layer = get_adapter(target.kind).overlay(target.ref, target.annotations, view, image)
+            if layer.mask is not None or layer.shapes:
+                img = gray_to_rgb(img) if img.ndim == 2 else img.copy()
+            if layer.mask is not None:
+                blend_mask(img, resize_labels(layer.mask, out_w, out_h), layer.palette, opacity, mask_mode)
+            if layer.shapes:
+                draw_shapes(img, layer.shapes, scale)
+        return img, image, scale
 
     def raw(self, target: RenderTarget, slice_number: int | None, plane: str | None = None) -> Rendered:
         """The stored values of one 2-D view, gzip-compressed, with shape/dtype headers (the viewer's path)."""

@@ -20,12 +20,16 @@ from app.catalog import queries
 from app.catalog.followup import TRACK_DISTANCE
 from app.errors import InvalidInput
 from app.imaging.presets import OWN_WINDOW_NAMES, PRESETS, WindowError, parse_window
+from app.render.service import MASK_MODES, RenderParams
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 60
 # Viewer preset buttons in keyboard order (keys 1–8); "default" is the item's own (DICOM) window.
 PRESET_ORDER = ("default", "abdomen", "soft_tissue", "mediastinum", "liver", "lung", "bone", "brain")
+# The render endpoint's mask defaults: the page leaves them out of its URLs (same URLs and ETags as before).
+DEFAULT_MASK_MODE = RenderParams.mask_mode
+DEFAULT_OPACITY = RenderParams.opacity
 
 
 def _render(request: Request, template: str, context: dict[str, Any]) -> Response:
@@ -57,10 +61,11 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, limit: 
 @router.get("/items/{item_id}", name="item_page")
 def item_page(item_id: int, request: Request, session: SessionDep, preset: str | None = None,
               window: str | None = None, slice: int | None = None, overlays: str = "gt",
-              plane: str | None = None) -> Response:
+              plane: str | None = None, mask_mode: str = DEFAULT_MASK_MODE,
+              opacity: str | None = None) -> Response:
     item = queries.item_detail(session, item_id)
     dataset = queries.dataset_summary(queries.get_dataset(session, item["dataset_id"]))
-    viewer = viewer_state(item, preset, window, slice, overlays, plane)
+    viewer = viewer_state(item, preset, window, slice, overlays, plane, mask_mode, opacity)
     return _render(request, "item.html", {"item": item, "dataset": dataset, "viewer": viewer,
                                           "image_url": render_url(viewer)})
 
@@ -160,12 +165,29 @@ def volume_planes(item: Mapping[str, Any]) -> dict[str, int]:
     return {}
 
 
+def parse_opacity(text: str | float | None) -> float:
+    """The mask opacity from the page URL (taken as a string, so that `opacity=abc` is a 400 page like the
+    other viewer values, not a 422), rounded to 3 decimals as the viewer writes it."""
+    if text is None or text == "":
+        return DEFAULT_OPACITY
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # NaN fails this too
+        raise InvalidInput(f"opacity must be a number from 0 to 1, not {text!r}")
+    return round(value, 3) + 0.0  # + 0.0: no "-0" in URLs
+
+
 def viewer_state(item: Mapping[str, Any], preset: str | None, window: str | None, slice_number: int | None,
-                 overlays: str, plane: str | None = None) -> dict[str, Any]:
+                 overlays: str, plane: str | None = None, mask_mode: str = DEFAULT_MASK_MODE,
+                 opacity: str | float | None = None) -> dict[str, Any]:
     """The viewer's initial state from the page URL (validated, so a shared link never shows a broken image).
 
     Volumes add `planes` ({plane: slice count}) and `plane`; their slices are range(n) of the plane, and the
-    middle one plays the part of the key slice (it is what the render endpoint shows without `slice`)."""
+    middle one plays the part of the key slice (it is what the render endpoint shows without `slice`).
+    `has_mask` says whether the item has a `mask` annotation (the page then shows the mask controls:
+    `mask_mode` fill | contour and `opacity`)."""
     meta = item.get("meta") or {}
     planes = volume_planes(item)
     if planes:
@@ -196,6 +218,10 @@ def viewer_state(item: Mapping[str, Any], preset: str | None, window: str | None
         state["window"], state["preset"] = list(PRESETS[preset]), preset
     if overlays not in ("gt", "none"):
         raise InvalidInput(f"overlays must be gt or none, not {overlays!r}")
+    if mask_mode not in MASK_MODES:
+        raise InvalidInput(f"mask_mode must be {' or '.join(MASK_MODES)}, not {mask_mode!r}")
+    state["mask_mode"] = mask_mode
+    state["opacity"] = parse_opacity(opacity)
     if slice_number is not None and slice_number not in slices:
         span = f"{slices[0]}–{slices[-1]}" if slices else "the key slice only"
         where = f" in the {plane} plane" if planes else ""
@@ -204,7 +230,8 @@ def viewer_state(item: Mapping[str, Any], preset: str | None, window: str | None
             "key_slice": key_slice, "slices": slices, "planes": planes, "plane": plane,
             "slice_range": meta.get("slice_range"), "own_window": own,
             "presets": {**{n: list(w) for n, w in PRESETS.items()}, "default": own},
-            "preset_order": list(PRESET_ORDER), "render_url": f"/api/items/{item['id']}/render", **state}
+            "preset_order": list(PRESET_ORDER), "render_url": f"/api/items/{item['id']}/render",
+            "has_mask": any(a.get("kind") == "mask" for a in item.get("annotations") or ()), **state}
 
 
 def _num(x: float) -> str:
@@ -223,4 +250,8 @@ def render_url(viewer: Mapping[str, Any]) -> str:
         params["plane"] = viewer["plane"]
     if viewer["slice"] is not None and viewer["slice"] != viewer["key_slice"]:
         params["slice"] = viewer["slice"]
+    if viewer.get("mask_mode", DEFAULT_MASK_MODE) != DEFAULT_MASK_MODE:
+        params["mask_mode"] = viewer["mask_mode"]
+    if viewer.get("opacity", DEFAULT_OPACITY) != DEFAULT_OPACITY:
+        params["opacity"] = _num(viewer["opacity"])
     return f"{viewer['render_url']}?{urlencode(params)}"

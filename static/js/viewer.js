@@ -1,10 +1,14 @@
 // Key-slice and volume viewer. The server renders each slice (window, overlays) as a JPEG; this module only
-// keeps the state (window or preset, plane, slice, overlays), mirrors it in the page URL (history.replaceState,
-// so a view can be shared and reloaded) and swaps the image through showImage(). Volumes carry `planes`
-// ({axial|coronal|sagittal: slice count}) and `plane`; their slices are 0…n-1 and the middle one stands in
-// for the key slice.
+// keeps the state (window or preset, plane, slice, overlays, mask mode and opacity), mirrors it in the page URL
+// (history.replaceState, so a view can be shared and reloaded) and swaps the image through showImage(). Volumes
+// carry `planes` ({axial|coronal|sagittal: slice count}) and `plane`; their slices are 0…n-1 and the middle one
+// stands in for the key slice. Items with a mask annotation (`has_mask`) get the fill/contour and opacity
+// controls; like every parameter, mask_mode and opacity appear in URLs only when they differ from the defaults.
 
 const SPINNER_DELAY_MS = 150;
+const OPACITY_DEBOUNCE_MS = 100; // the slider re-renders at most this often while dragged
+const DEFAULT_MASK_MODE = "fill"; // the render endpoint's defaults (app/render/service.py RenderParams)
+const DEFAULT_OPACITY = 0.4;
 const WHEEL_STEP_PX = 50; // wheel distance per slice step (a mouse notch is ~100 px, trackpads send less)
 
 const state = JSON.parse(document.getElementById("viewer-state").textContent);
@@ -23,6 +27,10 @@ const nextButton = document.getElementById("next-slice");
 const keyButton = document.getElementById("key-slice");
 const customForm = document.getElementById("custom-window");
 const planeButtons = [...document.querySelectorAll("button[data-plane]")];
+const maskButtons = [...document.querySelectorAll("button[data-mask-mode]")];
+const opacityInput = document.getElementById("mask-opacity");
+const opacityOutput = document.getElementById("mask-opacity-value");
+const opacityLabel = opacityInput?.closest("label");
 const PLANE_KEYS = { a: "axial", c: "coronal", s: "sagittal" };
 
 const num = (x) => String(Math.round(x * 1000) / 1000);
@@ -35,7 +43,14 @@ function renderUrl(s) {
   else if (s.preset !== "default") p.set("preset", s.preset);
   if (isVolume(s)) p.set("plane", s.plane);
   if (s.slice !== null && s.slice !== s.key_slice) p.set("slice", String(s.slice));
+  setMaskParams(p, s);
   return `${s.render_url}?${p}`;
+}
+
+/** mask_mode and opacity, only when they differ from the render endpoint's defaults (as pages.render_url). */
+function setMaskParams(p, s) {
+  if (s.mask_mode !== DEFAULT_MASK_MODE) p.set("mask_mode", s.mask_mode);
+  if (s.opacity !== DEFAULT_OPACITY) p.set("opacity", num(s.opacity));
 }
 
 let spinnerTimer = 0;
@@ -87,6 +102,7 @@ function syncUrl() {
   if (isVolume(state)) p.set("plane", state.plane);
   if (state.slice !== null && state.slice !== state.key_slice) p.set("slice", String(state.slice));
   if (state.overlays !== "gt") p.set("overlays", state.overlays);
+  setMaskParams(p, state);
   const query = p.toString();
   history.replaceState(null, "", query ? `?${query}` : location.pathname);
 }
@@ -114,6 +130,29 @@ function paint() {
   for (const row of document.querySelectorAll(".plane-target")) {
     row.classList.toggle("here", state.plane !== null && Number(row.dataset[state.plane]) === state.slice);
   }
+  if (state.has_mask) paintMask();
+}
+
+function paintMask() {
+  for (const b of maskButtons) {
+    b.classList.toggle("active", b.dataset.maskMode === state.mask_mode);
+    b.setAttribute("aria-pressed", String(b.dataset.maskMode === state.mask_mode));
+  }
+  if (!opacityInput) return;
+  const contour = state.mask_mode === "contour";
+  opacityInput.disabled = contour; // contours are drawn at full colour: opacity only blends the fill
+  if (opacityLabel) {
+    opacityLabel.title = contour ? "opacity applies to the fill; contours are drawn at full colour"
+      : "mask fill opacity";
+  }
+  if (draggedOpacity === null && document.activeElement !== opacityInput) opacityInput.value = String(state.opacity);
+  paintOpacity(draggedOpacity ?? state.opacity);
+}
+
+function paintOpacity(opacity) {
+  const percent = `${Math.round(opacity * 100)}%`;
+  opacityOutput.textContent = percent;
+  opacityInput.setAttribute("aria-valuetext", percent);
 }
 
 function paintWindow(low, high) {
@@ -184,12 +223,44 @@ function toggleOverlays() {
   update({ overlays: state.overlays === "gt" ? "none" : "gt" });
 }
 
+// Changing how the mask is drawn shows it: a hidden overlay would make the control look broken.
+function setMaskMode(mode) {
+  if (!state.has_mask || (mode === state.mask_mode && state.overlays === "gt")) return;
+  update({ mask_mode: mode, overlays: "gt", ...pendingOpacity() });
+}
+
+let opacityTimer = 0;
+let draggedOpacity = null; // the slider's value while a drag waits for the debounce
+
+/** The dragged opacity not yet applied, as an update ({} when there is none); cancels the debounce. */
+function pendingOpacity() {
+  clearTimeout(opacityTimer);
+  const opacity = draggedOpacity;
+  draggedOpacity = null;
+  return opacity === null || opacity === state.opacity ? {} : { opacity };
+}
+
+function applyOpacity() {
+  const change = pendingOpacity();
+  if (Object.keys(change).length) update({ ...change, overlays: "gt" });
+}
+
 for (const b of presetButtons) b.addEventListener("click", () => setPreset(b.dataset.preset));
 overlayButton.addEventListener("click", toggleOverlays);
 prevButton?.addEventListener("click", () => step(-1));
 nextButton?.addEventListener("click", () => step(1));
 keyButton?.addEventListener("click", () => update({ slice: state.key_slice }));
 for (const b of planeButtons) b.addEventListener("click", () => setPlane(b.dataset.plane));
+for (const b of maskButtons) b.addEventListener("click", () => setMaskMode(b.dataset.maskMode));
+opacityInput?.addEventListener("input", () => {
+  const opacity = Math.round(Number(opacityInput.value) * 1000) / 1000;
+  if (!Number.isFinite(opacity)) return;
+  draggedOpacity = opacity;
+  paintOpacity(opacity); // the readout follows the thumb at once; the image once the drag pauses
+  clearTimeout(opacityTimer);
+  opacityTimer = setTimeout(applyOpacity, OPACITY_DEBOUNCE_MS);
+});
+opacityInput?.addEventListener("change", applyOpacity); // released: no need to wait
 
 customForm?.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -218,12 +289,23 @@ for (const row of document.querySelectorAll(".plane-target")) {
   });
 }
 
+// Keys a focused slider uses itself; letters and digits still reach the viewer (a slider takes no text).
+const SLIDER_KEYS = new Set(["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End", "PageUp", "PageDown"]);
+
+function ownKey(target, key) {
+  const field = target instanceof Element ? target.closest("input, textarea, select") : null;
+  return field !== null && (field.type !== "range" || SLIDER_KEYS.has(key));
+}
+
 document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey) return;
-  if (event.target instanceof Element && event.target.closest("input, textarea, select")) return;
+  if (ownKey(event.target, event.key)) return;
   const n = Number(event.key);
   if (Number.isInteger(n) && n >= 1 && n <= state.preset_order.length) setPreset(state.preset_order[n - 1]);
   else if (event.key === "o" || event.key === "O") toggleOverlays();
+  else if ((event.key === "m" || event.key === "M") && state.has_mask) {
+    setMaskMode(state.mask_mode === "contour" ? "fill" : "contour");
+  }
   else if (isVolume(state) && event.key.toLowerCase() in PLANE_KEYS) setPlane(PLANE_KEYS[event.key.toLowerCase()]);
   else if (event.key === "ArrowLeft" || event.key === "ArrowUp") step(-1);
   else if (event.key === "ArrowRight" || event.key === "ArrowDown") step(1);

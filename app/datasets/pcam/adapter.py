@@ -206,6 +206,18 @@ class PCamAdapter:
     def read_image(self, item: ItemRef, view: View) -> Image2D:
         return Image2D(pixels.read_patch(item.dataset_root / item.location, item.location_index), None, None)
 
+    def read_images(self, items: Sequence[ItemRef]) -> list[Image2D]:
+        """A page of patches (contact sheets): consecutive rows of one file in a single read."""
+        by_file: dict[Path, list[int]] = {}
+        for n, item in enumerate(items):
+            by_file.setdefault(item.dataset_root / item.location, []).append(n)
+        out: list[Image2D | None] = [None] * len(items)
+        for path, positions in by_file.items():
+            patches = pixels.read_patches(path, [items[n].location_index for n in positions])
+            for n, patch in zip(positions, patches, strict=True):
+                out[n] = Image2D(patch, None, None)
+        return out  # type: ignore[return-value]
+
     def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
         """The centre 32×32 region outlined just outside its pixels, and the label's name, in the label's colour."""
         shapes: list[Any] = []
