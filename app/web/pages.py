@@ -21,10 +21,16 @@ from app.catalog.followup import TRACK_DISTANCE
 from app.errors import InvalidInput
 from app.imaging.presets import OWN_WINDOW_NAMES, PRESETS, WindowError, parse_window
 from app.render.service import MASK_MODES, RenderParams
+from app.render.sheet import MAX_TILES
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 60
+# Kinds whose grid fetches each page's thumbnails as ONE contact sheet (/api/datasets/{id}/sheet) instead of one
+# render request per item, with their page size (a multiple of SHEET_COLS: whole sheet rows).
+SHEET_PAGE_SIZES = {"pcam": 64}
+SHEET_COLS = 8
+SHEET_TILE = 96
 # Viewer preset buttons in keyboard order (keys 1–8); "default" is the item's own (DICOM) window.
 PRESET_ORDER = ("default", "abdomen", "soft_tissue", "mediastinum", "liver", "lung", "bone", "brain")
 # The render endpoint's mask defaults: the page leaves them out of its URLs (same URLs and ETags as before).
@@ -42,19 +48,26 @@ def index_page(request: Request, session: SessionDep) -> Response:
 
 
 @router.get("/datasets/{dataset_id}", name="dataset_page")
-def dataset_page(dataset_id: int, request: Request, session: SessionDep, limit: int = PAGE_SIZE,
+def dataset_page(dataset_id: int, request: Request, session: SessionDep, limit: int | None = None,
                  cursor: str | None = None, key: str | None = None) -> Response:
     detail = queries.dataset_detail(session, dataset_id)
     filters = filters_from(request)
     check_facet_values(detail, filters)
+    page_size = SHEET_PAGE_SIZES.get(detail["kind"], PAGE_SIZE)
+    limit = page_size if limit is None else limit
     page = queries.list_items(session, dataset_id, filters, key=key or None, limit=limit, cursor=cursor)
+    # the sheet shares the page's filters, key, limit and cursor, so tile n is item n
+    sheet_api = sheet_url(dataset_id, filters, key, limit) if detail["kind"] in SHEET_PAGE_SIZES else None
+    tiles = tile_styles(f"{sheet_api}&{urlencode({'cursor': cursor})}" if cursor else sheet_api,
+                        len(page["items"])) if sheet_api else []
     return _render(request, "dataset.html", {
         "dataset": detail, "page": page, "filters": filters, "key": key or "", "limit": limit,
         "facets": facet_view(detail, filters, key), "chips": active_chips(detail, filters, key),
         "label_names": label_names(detail), "items_api": query_url(f"/api/datasets/{dataset_id}/items",
                                                                       filters, key, limit=limit),
-        "next_url": query_url("", filters, key, limit=None if limit == PAGE_SIZE else limit,
+        "next_url": query_url("", filters, key, limit=None if limit == page_size else limit,
                               cursor=page["next_cursor"]) if page["next_cursor"] else None,
+        "sheet_api": sheet_api or "", "tiles": tiles,
     })
 
 
@@ -90,6 +103,29 @@ def query_url(path: str, filters: Mapping[str, Sequence[str]], key: str | None =
         pairs.append(("key", key))
     pairs += [(k, str(v)) for k, v in extra.items() if v is not None]
     return f"{path}?{urlencode(pairs)}" if pairs else (path or "?")
+
+
+def sheet_url(dataset_id: int, filters: Mapping[str, Sequence[str]], key: str | None, limit: int) -> str | None:
+    """The contact-sheet URL of the grid's pages (without a cursor), or None when the page is too large for one
+    sheet (the grid then falls back to per-item thumbnails)."""
+    if not 1 <= limit <= MAX_TILES:
+        return None
+    return query_url(f"/api/datasets/{dataset_id}/sheet", filters, key, limit=limit, cols=SHEET_COLS,
+                     tile=SHEET_TILE, overlays="gt")
+
+
+def tile_styles(url: str, count: int, cols: int = SHEET_COLS) -> list[str]:
+    """For each of `count` tiles of the sheet at `url` (row by row, `cols` a row), the inline CSS that shows
+    just that tile as the background of a square box (grid.js computes the same)."""
+    rows = max(1, -(-count // cols))
+    out = []
+    for n in range(count):
+        col, row = n % cols, n // cols
+        x = 100 * col / (cols - 1) if cols > 1 else 0
+        y = 100 * row / (rows - 1) if rows > 1 else 0
+        out.append(f'background-image: url("{url}"); background-size: {cols * 100}% {rows * 100}%; '
+                   f"background-position: {_num(x)}% {_num(y)}%")
+    return out
 
 
 def _toggled(filters: Mapping[str, Sequence[str]], field: str, value: str) -> dict[str, list[str]]:

@@ -1,6 +1,8 @@
 // Thumbnail grid: infinite scroll. The server renders the first page and a "Next page" link (which
 // works without JS); this module fetches the following pages from the items API with the same filters
-// and appends cards cloned from the page's <template>, so both paths produce identical markup.
+// and appends cards cloned from the page's <template>, so both paths produce identical markup. When the grid has
+// `data-sheet` (PCam), a page's thumbnails are tiles of ONE contact sheet for the same cursor (same filters and
+// limit as the items, so tile n is item n), cropped by CSS as pages.tile_styles does for the first page.
 
 const LOOKAHEAD_PX = 800;
 
@@ -8,15 +10,35 @@ const grid = document.getElementById("grid");
 const pager = document.getElementById("pager");
 const template = document.getElementById("card-template");
 
-function card(item, labels) {
+const SHEET_COLS = 8; // pages.SHEET_COLS
+
+// Inline style showing tile n of `count` (row by row, SHEET_COLS a row) of the sheet at `url`.
+function tileStyle(thumb, url, n, count) {
+  const rows = Math.max(1, Math.ceil(count / SHEET_COLS));
+  const col = n % SHEET_COLS;
+  const row = Math.floor(n / SHEET_COLS);
+  const x = SHEET_COLS > 1 ? (100 * col) / (SHEET_COLS - 1) : 0;
+  const y = rows > 1 ? (100 * row) / (rows - 1) : 0;
+  thumb.style.backgroundImage = `url("${url}")`;
+  thumb.style.backgroundSize = `${SHEET_COLS * 100}% ${rows * 100}%`;
+  thumb.style.backgroundPosition = `${+x.toFixed(3)}% ${+y.toFixed(3)}%`;
+}
+
+function card(item, labels, sheet) {
   const node = template.content.firstElementChild.cloneNode(true);
   node.href = `/items/${item.id}`;
   node.dataset.id = item.id;
   const image = node.querySelector("img");
-  image.src = item.thumbnail_url;
-  image.alt = item.key;
-  image.width = item.width || 256;
-  image.height = item.height || 256;
+  if (image) {
+    image.src = item.thumbnail_url;
+    image.alt = item.key;
+    image.width = item.width || 256;
+    image.height = item.height || 256;
+  } else {
+    const thumb = node.querySelector(".thumb");
+    thumb.setAttribute("aria-label", item.key);
+    tileStyle(thumb, sheet.url, sheet.n, sheet.count);
+  }
   const key = node.querySelector(".card-key");
   key.textContent = item.key;
   key.title = item.key;
@@ -55,8 +77,16 @@ if (grid && pager && template) {
       const response = await fetch(url, { headers: { accept: "application/json" } });
       const page = await response.json();
       if (!response.ok) throw new Error(page.detail || response.statusText);
+      let sheetUrl = "";
+      if (grid.dataset.sheet) {
+        const sheet = new URL(grid.dataset.sheet, location.href);
+        sheet.searchParams.set("cursor", cursor);
+        sheetUrl = sheet.pathname + sheet.search;
+      }
       const fragment = document.createDocumentFragment();
-      for (const item of page.items) fragment.append(card(item, labels));
+      page.items.forEach((item, n) => {
+        fragment.append(card(item, labels, { url: sheetUrl, n, count: page.items.length }));
+      });
       grid.append(fragment);
       grid.dataset.cursor = cursor = page.next_cursor || "";
       const next = document.getElementById("next-page");
