@@ -217,7 +217,7 @@ def bench_render(tree: Path, db: Path, env: dict[str, str], n: int) -> None:
         ratio = bare / per_patch
         print(f"  ours as 8×8 contact sheets (/sheet)  {per_patch * 1e3:7.3f} ms/patch over {total} patches")
         print(f"  bare/ours = {ratio:.3f}  ({'meets' if ratio >= RENDER_TARGET else 'BELOW'} the "
-              f"{RENDER_TARGET} target) — how the grid asks for patches")
+              f"{RENDER_TARGET} target) — how the PCam grid asks for patches")
     finally:
         os.killpg(server.pid, 15)
         server.wait(10)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.datasets.base import Image2D, PixelError, View
+from app.imaging.volume import PLANE_AXIS, display_plane, plane_count
 from app.render.cache import SizedLRU
 
 DEFAULT_BUDGET_MB = 1024
@@ -56,3 +58,16 @@ def cached_volume(path: str, loader: Callable[[], Volume], variant: str = "") ->
     with _loading_guard:
         _loading.pop(key, None)
     return hit
+
+
+def volume_view(vol: Volume, view: View, source: str = "") -> Image2D:
+    """One display plane of a cached canonical volume (default: the middle slice), square-mm pixels."""
+    if view.plane not in PLANE_AXIS:
+        raise PixelError(f"plane must be one of {', '.join(PLANE_AXIS)}, not {view.plane!r}")
+    count = plane_count(vol.data.shape, view.plane)
+    index = count // 2 if view.slice is None else view.slice
+    if not 0 <= index < count:
+        where = f" of {source}" if source else ""
+        raise PixelError(f"slice {index} is outside the {view.plane} range 0–{count - 1}{where}")
+    pixels, pixel_mm = display_plane(vol.data, vol.spacing, view.plane, index)
+    return Image2D(pixels, index, pixel_mm)

@@ -32,8 +32,8 @@ from app.datasets.dicom import pixels
 from app.datasets.dicom.headers import Header, NonImage, looks_like_dicom, read_header, walk_files
 from app.datasets.dicom.records import build_records
 from app.datasets.dicom.series import Stack, build_stacks
-from app.datasets.volumes import Volume, cached_volume
-from app.imaging.volume import PLANE_AXIS, display_plane, plane_count, to_canonical, voxel_spacing
+from app.datasets.volumes import Volume, cached_volume, volume_view
+from app.imaging.volume import PLANE_AXIS, display_plane, to_canonical, voxel_spacing
 
 DETECT_FILES = 300  # files looked at by detect()
 
@@ -153,13 +153,7 @@ class DicomAdapter:
         single = self._acquired_slice(item, view)
         if single is not None:
             return single
-        vol = self.volume(item)
-        count = plane_count(vol.data.shape, view.plane)
-        index = count // 2 if view.slice is None else view.slice
-        if not 0 <= index < count:
-            raise PixelError(f"slice {index} is outside the {view.plane} range 0–{count - 1}")
-        image, pixel_mm = display_plane(vol.data, vol.spacing, view.plane, index)
-        return Image2D(image, index, pixel_mm)
+        return volume_view(self.volume(item), view)
 
     def _acquired_slice(self, item: ItemRef, view: View) -> Image2D | None:
         """A view in the plane the slices were acquired in needs one file, not the whole series: decode just

@@ -36,7 +36,7 @@ from app.datasets.verse import labels as vl
 from app.datasets.verse.index import CaseIndexer
 from app.datasets.verse.layout import find_cases, looks_like_verse
 from app.datasets.verse.nifti import NiftiError, load_ct, load_labels
-from app.datasets.volumes import Volume, cached_volume
+from app.datasets.volumes import Volume, cached_volume, volume_view
 from app.imaging.overlay import Label
 from app.imaging.volume import PLANE_AXIS, display_plane, plane_count, voxel_to_display
 
@@ -109,15 +109,7 @@ class VerseAdapter:
             raise PixelError(f"{relative}: {exc or 'not enough memory to decode the volume'}") from None
 
     def read_image(self, item: ItemRef, view: View) -> Image2D:
-        if view.plane not in PLANE_AXIS:
-            raise PixelError(f"plane must be one of {', '.join(PLANE_AXIS)}, not {view.plane!r}")
-        vol = self._volume(item, item.location, labels=False)
-        count = plane_count(vol.data.shape, view.plane)
-        index = count // 2 if view.slice is None else view.slice
-        if not 0 <= index < count:
-            raise PixelError(f"slice {index} is outside the {view.plane} range 0–{count - 1} of {item.location}")
-        pixels, pixel_mm = display_plane(vol.data, vol.spacing, view.plane, index)
-        return Image2D(pixels, index, pixel_mm)
+        return volume_view(self._volume(item, item.location, labels=False), view, item.location)
 
     def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
         layer = OverlayLayer(palette=vl.PALETTE)
