@@ -6,6 +6,7 @@ build an isolated app with a temporary database and data dir.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -47,11 +48,15 @@ class Settings(BaseSettings):
 
     @property
     def allowed_roots(self) -> list[Path]:
-        """Folders ingest may read and the server may serve from, resolved."""
-        roots = [Path(p).expanduser() for p in self.data_roots.split(":") if p.strip()]
-        roots = roots or [self.data_dir]
-        return [r.resolve() for r in roots]
+        """Folders ingest may read and the server may serve from, resolved (memoised: every image request asks)."""
+        return list(_resolve_roots(self.data_roots, str(self.data_dir)))
 
     @property
     def database_kind(self) -> str:
         return "postgresql" if self.database_url.startswith("postgresql") else self.database_url.split(":")[0]
+
+
+@lru_cache(maxsize=64)
+def _resolve_roots(data_roots: str, data_dir: str) -> tuple[Path, ...]:
+    roots = [Path(p).expanduser() for p in data_roots.split(":") if p.strip()] or [Path(data_dir)]
+    return tuple(r.resolve() for r in roots)

@@ -157,26 +157,32 @@ class Renderer:
                 self.images.put(key, image)
         return image
 
-    def prefetch(self, targets: Sequence[RenderTarget], view: View = View()) -> None:
-        """Fill the decoded-image cache for many items at once when their adapter can batch reads."""
-        by_kind: dict[str, list[RenderTarget]] = {}
-        for t in targets:
-            by_kind.setdefault(t.kind, []).append(t)
-        for kind, group in by_kind.items():
+    def images_for(self, targets: Sequence[RenderTarget], view: View = View()) -> list[Image2D]:
+        """Decoded views of many items: cache hits, then one batched read per kind whose adapter can
+        (`read_images`, e.g. consecutive HDF5 rows in one slice), then single reads for the rest."""
+        out: list[Image2D | None] = [None] * len(targets)
+        keys = [(str(t.ref.dataset_root), t.ref.location, t.ref.location_index, view, t.version) for t in targets]
+        missing: dict[str, list[int]] = {}
+        for n, (t, key) in enumerate(zip(targets, keys, strict=True)):
+            out[n] = self.images.get(key)
+            if out[n] is None:
+                missing.setdefault(t.kind, []).append(n)
+        for kind, positions in missing.items():
             adapter = get_adapter(kind)
-            if not hasattr(adapter, "read_images") or not getattr(adapter, "cache_images", True):
-                continue
-            keys = [(str(t.ref.dataset_root), t.ref.location, t.ref.location_index, view, t.version) for t in group]
-            missing = [(k, t) for k, t in zip(keys, group, strict=True) if self.images.get(k) is None]
-            if not missing:
-                continue
-            try:
-                images = adapter.read_images([t.ref for _, t in missing])
-            except PixelError:
-                continue  # each item then reports its own problem when read alone
-            for (key, _), image in zip(missing, images, strict=True):
-                image.pixels.setflags(write=False)
-                self.images.put(key, image)
+            if hasattr(adapter, "read_images") and getattr(adapter, "cache_images", True):
+                try:
+                    images = adapter.read_images([targets[n].ref for n in positions])
+                except PixelError:
+                    images = [None] * len(positions)  # each is read alone below and reports its own problem
+                for n, image in zip(positions, images, strict=True):
+                    if image is not None:
+                        image.pixels.setflags(write=False)
+                        self.images.put(keys[n], image)
+                        out[n] = image
+            for n in positions:
+                if out[n] is None:
+                    out[n] = self.image(targets[n], view)
+        return out  # type: ignore[return-value]
 
     def render(self, target: RenderTarget, params: RenderParams) -> Rendered:
         fmt, window, view = self._validate(target, params)

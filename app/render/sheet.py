@@ -33,15 +33,21 @@ def contact_sheet(renderer: Renderer, targets: Sequence[RenderTarget], *, cols: 
     """Tiles in reading order (row by row), each item fitted into tile×tile and centred, as JPEG."""
     rows = max(1, -(-len(targets) // cols))
     sheet = np.empty((rows * tile, cols * tile, 3), np.uint8)
-    renderer.prefetch([t for t in targets if not t.ref.meta.get("default_plane")])
+    flat = [t for t in targets if not t.ref.meta.get("default_plane")]
+    decoded = dict(zip(map(id, flat), renderer.images_for(flat), strict=True))
     for n, target in enumerate(targets):
+        y0, x0 = (n // cols) * tile, (n % cols) * tile
+        image = decoded.get(id(target))
+        if overlays == "none" and image is not None and image.pixels.shape == (tile, tile, 3) \
+                and image.pixels.dtype == np.uint8:
+            sheet[y0:y0 + tile, x0:x0 + tile] = image.pixels  # e.g. a 96×96 patch: paste as is
+            continue
         view = View(str(target.ref.meta.get("default_plane") or "axial"))
         window = resolve_window(None, None, target.window)
         img, _, _ = renderer.compose(target, view, window, tile, overlays)
         if img.ndim == 2:
             img = gray_to_rgb(img)
         h, w = img.shape[:2]
-        y0, x0 = (n // cols) * tile, (n % cols) * tile
         y, x = y0 + (tile - h) // 2, x0 + (tile - w) // 2
         if (h, w) != (tile, tile):
             sheet[y0:y0 + tile, x0:x0 + tile] = BACKGROUND
