@@ -159,7 +159,7 @@ class Renderer:
 
     def images_for(self, targets: Sequence[RenderTarget], view: View = View()) -> list[Image2D]:
         """Decoded views of many items: cache hits, then one batched read per kind whose adapter can
-        (`read_images`, e.g. consecutive HDF5 rows in one slice), then single reads for the rest."""
+        (`read_images`, e.g. consecutive HDF5 rows in one slice), then single (cached) reads for the rest."""
         out: list[Image2D | None] = [None] * len(targets)
         keys = [(str(t.ref.dataset_root), t.ref.location, t.ref.location_index, view, t.version) for t in targets]
         missing: dict[str, list[int]] = {}
@@ -175,10 +175,7 @@ class Renderer:
                 except PixelError:
                     images = [None] * len(positions)  # each is read alone below and reports its own problem
                 for n, image in zip(positions, images, strict=True):
-                    if image is not None:
-                        image.pixels.setflags(write=False)
-                        self.images.put(keys[n], image)
-                        out[n] = image
+                    out[n] = image  # not cached: a batch re-read costs less than churning the LRU with a page
             for n in positions:
                 if out[n] is None:
                     out[n] = self.image(targets[n], view)
