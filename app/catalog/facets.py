@@ -5,26 +5,37 @@ slide, vertebrae) lives in `item_facets`. Writing the column facets again as fac
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import func, select
 
-from app.db.models import Item, ItemFacet
+from app.db.models import Item, ItemFacet, Patient, Series, Study
 
 COLUMN_FACETS = {"split": Item.split, "label": Item.label, "sex": Item.sex}
+# Facets an adapter reads from the item's patient / study / series (`link_facets = {"slide": "series"}`).
+LINKS = {"patient": (Item.patient_id, Patient), "study": (Item.study_id, Study), "series": (Item.series_id, Series)}
 
 
-def facet_counts(conn, dataset_id: int, fields: Sequence[str]) -> dict[str, dict[str, int]]:
+def facet_counts(conn, dataset_id: int, fields: Sequence[str],
+                 links: Mapping[str, str] | None = None) -> dict[str, dict[str, int]]:
     """{field: {value: item count}} over a whole dataset (stored on the dataset at the end of ingest)."""
+    links = links or {}
     counts: dict[str, dict[str, int]] = {f: {} for f in fields}
     for name in fields:
+        if name in links:
+            column, model = LINKS[links[name]]
+            rows = conn.execute(select(model.external_id, func.count()).select_from(Item)
+                                .join(model, column == model.id)
+                                .where(Item.dataset_id == dataset_id).group_by(model.external_id))
+            counts[name] = {str(value): n for value, n in rows}
+            continue
         column = COLUMN_FACETS.get(name)
         if column is None:
             continue
         rows = conn.execute(select(column, func.count()).where(Item.dataset_id == dataset_id, column.is_not(None))
                             .group_by(column))
         counts[name] = {str(value): n for value, n in rows}
-    tagged = [f for f in fields if f not in COLUMN_FACETS]
+    tagged = [f for f in fields if f not in COLUMN_FACETS and f not in links]
     if tagged:
         rows = conn.execute(select(ItemFacet.field, ItemFacet.value, func.count())
                             .where(ItemFacet.dataset_id == dataset_id, ItemFacet.field.in_(tagged))

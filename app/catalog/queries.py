@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.catalog.facets import COLUMN_FACETS
+from app.catalog.facets import COLUMN_FACETS, LINKS
 from app.catalog.followup import lesion_tracks
 from app.datasets.registry import get_adapter
 from app.db.models import Annotation, Dataset, Item, ItemFacet, Patient, Study
@@ -19,8 +19,6 @@ MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 # Query parameters that are not filters.
 RESERVED_PARAMS = ("limit", "cursor", "key", "format", "cols", "tile", "overlays")
-# Filters on the item's patient/study (by external id) rather than on the facet table.
-LINK_FILTERS = {"patient": (Item.patient_id, Patient), "study": (Item.study_id, Study)}
 
 
 def dataset_summary(ds: Dataset) -> dict[str, Any]:
@@ -91,8 +89,9 @@ def _filtered(dataset: Dataset, filters: Mapping[str, Sequence[str]], key: str |
         if field_name in COLUMN_FACETS:
             stmt = stmt.where(COLUMN_FACETS[field_name].in_(list(values)))
             continue
-        if field_name in LINK_FILTERS:
-            column, model = LINK_FILTERS[field_name]
+        link = getattr(adapter, "link_facets", {}).get(field_name, field_name)
+        if link in LINKS:
+            column, model = LINKS[link]
             linked = select(model.id).where(model.dataset_id == dataset.id, model.external_id.in_(list(values)))
             stmt = stmt.where(column.in_(linked))
             continue

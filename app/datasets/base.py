@@ -103,7 +103,7 @@ class StudyRecord:
 @dataclass
 class SeriesRecord:
     external_id: str
-    study: str
+    study: str | None  # None: a series on its own (e.g. a PCam whole-slide image)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -130,6 +130,7 @@ class ItemRef:
     height: int = 0
     depth: int = 1
     spacing: tuple[float, ...] | None = None
+    label: str | None = None  # the item's own label (ground truth kept on the item, e.g. PCam's y)
 
 
 PLANES = ("axial", "coronal", "sagittal")
@@ -174,6 +175,8 @@ class DatasetAdapter(Protocol):
     facet_fields: tuple[str, ...]  # shown on the dataset page, in this order
     filter_fields: tuple[str, ...]  # accepted as filters but not counted (e.g. patient)
     facet_labels: dict[str, dict[str, str]]  # human names of coded facet values
+    # Optional: `link_facets = {"slide": "series"}` — a facet read from the item's patient/study/series
+    # external id instead of facet rows; `facet_order`; `cache_images = False` (adapter caches volumes).
 
     def detect(self, root: Path) -> bool: ...
 

@@ -77,7 +77,7 @@ def ingest_path(engine: Engine, settings: Settings, path: str | Path, *, kind: s
         report = IngestReport(dataset_id, ds_name, kind, str(root), problems=list(scan.problems))
         try:
             _write(engine, dataset_id, scan, report, settings.ingest_batch, progress)
-            _finish(engine, dataset_id, adapter.facet_fields, report)
+            _finish(engine, dataset_id, adapter.facet_fields, getattr(adapter, "link_facets", {}), report)
         except Exception as exc:
             with engine.begin() as conn:
                 conn.execute(update(Dataset).where(Dataset.id == dataset_id)
@@ -144,7 +144,8 @@ def _write(engine: Engine, dataset_id: int, scan: ScanResult, report: IngestRepo
             {"external_id": s.external_id, "patient_id": patients[s.patient], "study_order": s.order,
              "age": s.age} for s in scan.studies])
         series = _upsert_ids(conn, Series, dataset_id, [
-            {"external_id": s.external_id, "study_id": studies[s.study], "meta": s.meta} for s in scan.series])
+            {"external_id": s.external_id, "study_id": studies[s.study] if s.study else None, "meta": s.meta}
+            for s in scan.series])
         existing = {key: (item_id, fp) for key, item_id, fp in conn.execute(
             select(Item.key, Item.id, Item.fingerprint).where(Item.dataset_id == dataset_id))}
     links = (patients, studies, series)
@@ -250,12 +251,13 @@ def _insert_tuples(conn, table: str, columns: Sequence[str], rows: list[tuple]) 
     conn.exec_driver_sql(sql, rows)
 
 
-def _finish(engine: Engine, dataset_id: int, facet_fields: Sequence[str], report: IngestReport) -> None:
+def _finish(engine: Engine, dataset_id: int, facet_fields: Sequence[str], links: dict[str, str],
+            report: IngestReport) -> None:
     with engine.begin() as conn:
         items = conn.execute(select(func.count()).select_from(Item).where(Item.dataset_id == dataset_id)).scalar()
         annotations = conn.execute(select(func.count()).select_from(Annotation)
                                    .where(Annotation.dataset_id == dataset_id)).scalar()
-        counts = facet_counts(conn, dataset_id, facet_fields)
+        counts = facet_counts(conn, dataset_id, facet_fields, links)
         conn.execute(update(Dataset).where(Dataset.id == dataset_id).values(
             status="ready", item_count=items, annotation_count=annotations, facet_counts=counts,
             problems=[p.as_dict() for p in report.problems[:MAX_STORED_PROBLEMS]], error=None,

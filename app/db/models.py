@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -76,7 +77,9 @@ class Series(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
-    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    # a series may stand alone: a PCam whole-slide image groups patches but has no known study
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True,
+                                                 nullable=True)
     external_id: Mapped[str] = mapped_column(String(128))
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
@@ -87,11 +90,16 @@ class Item(Base):
     __tablename__ = "items"
     __table_args__ = (
         UniqueConstraint("dataset_id", "key"),
-        Index("ix_items_patient", "patient_id"),
+        # partial: most items of patch/photo datasets have no patient, sex or series (cheaper bulk ingest)
+        Index("ix_items_patient", "patient_id", sqlite_where=text("patient_id IS NOT NULL"),
+              postgresql_where=text("patient_id IS NOT NULL")),
+        Index("ix_items_series", "series_id", sqlite_where=text("series_id IS NOT NULL"),
+              postgresql_where=text("series_id IS NOT NULL")),
         # column facets (app.catalog.facets): counts and keyset-ordered filtered pages
         Index("ix_items_split", "dataset_id", "split", "id"),
         Index("ix_items_label", "dataset_id", "label", "id"),
-        Index("ix_items_sex", "dataset_id", "sex", "id"),
+        Index("ix_items_sex", "dataset_id", "sex", "id", sqlite_where=text("sex IS NOT NULL"),
+              postgresql_where=text("sex IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -91,14 +91,14 @@ def load_target(session: Session, item_id: int, with_annotations: bool,
     anns = tuple(AnnotationView(a.id, a.version, a.kind, a.label, a.slice_index, a.geometry or {}, a.meta or {})
                  for a in item_annotations(session, item_id)) if with_annotations else ()
     ref = ItemRef(item.id, root, item.location, item.location_index, item.meta or {}, item.width or 0,
-                  item.height or 0, item.depth or 1, tuple(item.spacing) if item.spacing else None)
+                  item.height or 0, item.depth or 1, tuple(item.spacing) if item.spacing else None, item.label)
     window = tuple(item.window) if item.window else None
     return RenderTarget(ref, ds.kind, window, item.content_version, anns)
 
 
 # Built once: rows, not ORM objects (a page is 64+ items), and no per-call statement cache-key work.
 _TARGET_ROWS = select(Item.id, Item.dataset_id, Item.location, Item.location_index, Item.meta, Item.width, Item.height,
-                      Item.depth, Item.spacing, Item.window, Item.content_version).where(
+                      Item.depth, Item.spacing, Item.window, Item.content_version, Item.label).where(
     Item.id.in_(bindparam("ids", expanding=True)))
 
 
@@ -125,7 +125,7 @@ def load_targets(session: Session, item_ids: Sequence[int], with_annotations: bo
         ds = datasets[item.dataset_id]
         root = roots[ds.id]
         ref = ItemRef(item.id, root, item.location, item.location_index, item.meta or {}, item.width or 0,
-                      item.height or 0, item.depth or 1, tuple(item.spacing) if item.spacing else None)
+                      item.height or 0, item.depth or 1, tuple(item.spacing) if item.spacing else None, item.label)
         out.append(RenderTarget(ref, ds.kind, tuple(item.window) if item.window else None, item.content_version,
                                 tuple(anns.get(item_id, ()))))
     return out

@@ -80,7 +80,8 @@ def db_counts(engine, dataset_id: int) -> tuple[int, int, int]:
 def test_detected_and_counts_match_the_files(ingested, pcam_sample, client):
     root = pcam_sample.root
     assert detect_kind(root) == "pcam"
-    assert ingested.items == ingested.annotations == sum(SIZES) and ingested.problems == []
+    # the label is the item's own ground truth: no annotation row per patch
+    assert (ingested.items, ingested.annotations, ingested.problems) == (sum(SIZES), 0, [])
     ds = client.get(f"/api/datasets/{ingested.dataset_id}").json()
     assert ds["status"] == "ready" and ds["kind"] == "pcam"
     labels = {s: h5_labels(root, s) for s in ("train", "valid", "test")}
@@ -97,7 +98,7 @@ def test_detected_and_counts_match_the_files(ingested, pcam_sample, client):
         assert {int(i["key"].split("/")[1]) for i in page["items"]} == set(np.flatnonzero(labels[split]).tolist())
 
 
-def test_item_detail_has_label_meta_and_centre_annotation(ingested, pcam_sample, client):
+def test_item_detail_has_label_meta_and_slide_series(ingested, pcam_sample, client):
     row = meta_rows(pcam_sample.root, "valid")[7]
     label = str(h5_labels(pcam_sample.root, "valid")[7])
     detail = client.get(f"/api/items/{item_id(client, ingested.dataset_id, 'valid/7')}").json()
@@ -106,8 +107,12 @@ def test_item_detail_has_label_meta_and_centre_annotation(ingested, pcam_sample,
     assert detail["meta"] == {"wsi": row["wsi"], "coord_x": int(row["coord_x"]), "coord_y": int(row["coord_y"]),
                               "tumor_patch": row["tumor_patch"] == "True",
                               "center_tumor_patch": row["center_tumor_patch"] == "True"}
-    [ann] = detail["annotations"]
-    assert (ann["kind"], ann["label"], ann["geometry"]) == ("label", label, {"bbox": [32, 32, 64, 64]})
+    assert detail["annotations"] == []
+    # the slide is the item's series: filtering by slide returns exactly the patches of that slide
+    slide_rows = [i for i, r in enumerate(meta_rows(pcam_sample.root, "valid")) if r["wsi"] == row["wsi"]]
+    page = client.get(f"/api/datasets/{ingested.dataset_id}/items",
+                      params={"slide": row["wsi"], "split": "valid", "limit": 500}).json()
+    assert sorted(int(i["key"].split("/")[1]) for i in page["items"]) == slide_rows
 
 
 def test_png_render_is_the_stored_patch(ingested, pcam_sample, client):
@@ -178,8 +183,8 @@ def test_reingest_is_idempotent(engine, settings, ingested, pcam_sample):
     before = db_counts(engine, ingested.dataset_id)
     again = ingest_path(engine, settings, pcam_sample.root, kind="pcam", name="pcam")
     assert (again.added, again.updated, again.removed, again.unchanged) == (0, 0, 0, sum(SIZES))
-    # one facet row per patch (slide): split and label are counted on the item columns
-    assert db_counts(engine, ingested.dataset_id) == before == (sum(SIZES), sum(SIZES), sum(SIZES))
+    # no annotation or facet rows: split/label are item columns, the slide is the item's series
+    assert db_counts(engine, ingested.dataset_id) == before == (sum(SIZES), 0, 0)
 
 
 def test_changed_label_updates_in_place(engine, settings, tree):

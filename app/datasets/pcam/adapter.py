@@ -1,10 +1,11 @@
 """PatchCamelyon adapter: every row of a split's x/y HDF5 pair is one 96×96 patch item.
 
 Ingest reads the y arrays whole and only the header of x (shape, dtype, chunk layout): no patch is
-decoded, so the 327,680 patches index in seconds. Each item's label ("0" normal / "1" tumor, as in
-y) is also one `label` annotation whose bbox is the centre 32×32 region that defines it (a patch is
-tumor when that region holds at least one tumor pixel). Meta (slide, coordinates, tumor flags) comes
-from `…_meta.csv` when present and usable.
+decoded, so the 327,680 patches index in seconds. The ground truth is the item's own label ("0"
+normal / "1" tumor, as in y; a patch is tumor when its centre 32×32 region holds tumor): no annotation
+row per patch (a reviewer's correction becomes one). Each slide (`wsi`) is a series, so the slide facet
+is counted from the item's series rather than from 327,680 facet rows. Meta (slide, coordinates, tumor
+flags) comes from `…_meta.csv` when present and usable.
 
 `.h5.gz` files are decompressed once into the scan's `work_dir` (`<data dir>/work/pcam/<hash>/…h5`,
 given by the ingest driver) unless an uncompressed copy lies next to them; those items point at the
@@ -22,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from app.datasets.base import (
-    AnnotationRecord,
     Image2D,
     IngestError,
     ItemRecord,
@@ -31,6 +31,7 @@ from app.datasets.base import (
     Problem,
     ProgressFn,
     ScanResult,
+    SeriesRecord,
     View,
     no_progress,
 )
@@ -49,6 +50,7 @@ MAX_LABEL_PROBLEMS = 100
 class PCamAdapter:
     kind = "pcam"
     facet_fields = ("split", "label", "slide")
+    link_facets = {"slide": "series"}
     filter_fields: tuple[str, ...] = ()
     facet_labels = {"label": dict(LABEL_NAMES)}
 
@@ -62,6 +64,7 @@ class PCamAdapter:
         result = ScanResult(items=[], options={"splits": {}})
         for split in splits:
             self._scan_split(root, split, work_dir, progress, result)
+        result.series = [SeriesRecord(wsi, None) for wsi in dict.fromkeys(i.series for i in result.items) if wsi]
         if not result.items:
             reasons = "; ".join(str(p) for p in result.problems[:3])
             raise IngestError(f"{root}: no PCam split could be indexed ({reasons})", result.problems)
@@ -171,8 +174,6 @@ class PCamAdapter:
         split = s.name
         split_facet = [split]
         label_facets = {"0": [split_facet, ["0"]], "1": [split_facet, ["1"]]}
-        anns = {lab: [AnnotationRecord("label", lab, {"bbox": list(CENTRE)}, {})] for lab in ("0", "1")}
-        slides: dict[str, list[str]] = {}
         blake = hashlib.blake2b
         prefix = f"{source}|{split}|"
         none_meta = [None] * len(labels) if meta is None else meta
@@ -181,21 +182,19 @@ class PCamAdapter:
                 continue
             lab = "1" if y else "0"
             split_f, label_f = label_facets[lab]
+            facets = {"split": split_f, "label": label_f}
             if m is not None:
                 wsi = m["wsi"]
-                slide_f = slides.get(wsi) or slides.setdefault(wsi, [wsi])
-                facets = {"split": split_f, "label": label_f, "slide": slide_f}
                 fp_text = f"{prefix}{i}|{lab}|{m.get('coord_x')}|{m.get('coord_y')}|{m.get('tumor_patch')}|" \
                           f"{m.get('center_tumor_patch')}|{wsi}"
             else:
-                m = {}
-                facets = {"split": split_f, "label": label_f}
+                m, wsi = {}, None
                 fp_text = f"{prefix}{i}|{lab}"
             out.append(ItemRecord(
                 key=f"{split}/{i}", kind="patch", location=location, fingerprint=blake(
                     fp_text.encode(), digest_size=16).hexdigest(),
                 split=split, label=lab, width=files.PATCH, height=files.PATCH, depth=1, location_index=i,
-                meta=m, annotations=anns[lab], facets=facets))
+                meta=m, series=wsi, facets=facets))
 
     # -- pixels -------------------------------------------------------------------------------
     def slices(self, item: ItemRef, plane: str) -> list[int]:
@@ -221,13 +220,13 @@ class PCamAdapter:
     def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
         """The centre 32×32 region outlined just outside its pixels, and the label's name, in the label's colour."""
         shapes: list[Any] = []
-        for a in annotations:
-            if a.kind != "label" or a.label not in LABEL_COLOURS:
-                continue
-            x1, y1, x2, y2 = (a.geometry or {}).get("bbox") or CENTRE
-            colour = LABEL_COLOURS[a.label]
+        corrected = [a for a in annotations if a.kind == "label" and a.label in LABEL_COLOURS]
+        labels = [(a.label, (a.geometry or {}).get("bbox") or CENTRE) for a in corrected] or \
+            ([(item.label, CENTRE)] if item.label in LABEL_COLOURS else [])
+        for label, (x1, y1, x2, y2) in labels:
+            colour = LABEL_COLOURS[label]
             shapes.append(Box(float(x1) - 1, float(y1) - 1, float(x2), float(y2), colour))
-            shapes.append(Label(3.0, 12.0, LABEL_NAMES[a.label], colour))
+            shapes.append(Label(3.0, 12.0, LABEL_NAMES[label], colour))
         return OverlayLayer(shapes)
 
 
