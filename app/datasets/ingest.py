@@ -212,11 +212,7 @@ def _write_batch(conn, dataset_id: int, new: list[ItemRecord], changed: list[tup
     if new:
         # Plain executemany, then one SELECT for the new ids: RETURNING through SQLAlchemy cost 3× the insert.
         _insert_tuples(conn, Item.__tablename__, ITEM_COLUMNS, [_item_tuple(dataset_id, r, links, now) for r in new])
-        new_ids: dict[str, int] = {}
-        for keys in _chunks([r.key for r in new], 5000):
-            new_ids.update(conn.execute(select(Item.key, Item.id).where(Item.dataset_id == dataset_id,
-                                                                        Item.key.in_(keys))).all())
-        ids += [(new_ids[r.key], r) for r in new]
+        ids += list(zip(_new_item_ids(conn, dataset_id, new), new, strict=True))
     if changed:
         changed_ids = [i for i, _ in changed]
         conn.execute(delete(ItemFacet).where(ItemFacet.item_id.in_(changed_ids)))
@@ -238,6 +234,23 @@ def _write_batch(conn, dataset_id: int, new: list[ItemRecord], changed: list[tup
               for v in dict.fromkeys(values)]
     if facets:
         _insert_tuples(conn, ItemFacet.__tablename__, ("item_id", "dataset_id", "field", "value"), facets)
+
+
+def _new_item_ids(conn, dataset_id: int, new: list[ItemRecord]) -> list[int]:
+    """Ids of the rows just inserted, in order. SQLite gives one writer's executemany consecutive rowids
+    ending at last_insert_rowid(), which the first and last keys confirm; otherwise (PostgreSQL, or any
+    doubt) look them up by key."""
+    if conn.dialect.name == "sqlite":
+        last = conn.exec_driver_sql("SELECT last_insert_rowid()").scalar()
+        first = last - len(new) + 1
+        ends = dict(conn.execute(select(Item.id, Item.key).where(Item.id.in_([first, last]))).all())
+        if ends.get(first) == new[0].key and ends.get(last) == new[-1].key:
+            return list(range(first, last + 1))
+    found: dict[str, int] = {}
+    for keys in _chunks([r.key for r in new], 5000):
+        found.update(conn.execute(select(Item.key, Item.id).where(Item.dataset_id == dataset_id,
+                                                                  Item.key.in_(keys))).all())
+    return [found[r.key] for r in new]
 
 
 def _insert_tuples(conn, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
