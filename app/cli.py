@@ -1,4 +1,4 @@
-"""The `medview` command: serve, demo, ingest, db. Messages go to stderr; summaries to stdout."""
+"""The `medview` command: serve, demo, ingest, models, db. Messages go to stderr; summaries to stdout."""
 
 from __future__ import annotations
 
@@ -99,6 +99,28 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from app.db.session import make_session_factory
+    from app.inference import registry
+
+    _ensure_schema(settings)
+    engine = _engine(settings)
+    try:
+        with make_session_factory(engine)() as session:
+            if args.action == "add":
+                path = Path(args.file)
+                model = registry.add_model(session, settings, path, path.name, card_path=args.card)
+                err.print(f"registered {model.name} ({model.task}, {model.runtime})", markup=False)
+                out.print(str(model.id), markup=False)
+            else:
+                for m in registry.list_models(session):
+                    applies = ", ".join(m.card.get("applies_to", [])) or "any"
+                    out.print(f"{m.id}  {m.name}  {m.task}  {m.runtime}  applies to: {applies}", markup=False)
+    finally:
+        engine.dispose()
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -156,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="dataset name (default: the folder's name)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("models", help="register and list models")
+    models_sub = p.add_subparsers(dest="action", required=True)
+    add = models_sub.add_parser("add", help="register a model file with its card (prints the model id)")
+    add.add_argument("file", help="ONNX (.onnx) or TorchScript (.pt, .ts) model")
+    add.add_argument("--card", required=True, help="model card (YAML or JSON)")
+    add.set_defaults(func=cmd_models)
+    lst = models_sub.add_parser("list", help="registered models: id, name, task, runtime, applies_to")
+    lst.set_defaults(func=cmd_models)
 
     p = sub.add_parser("db", help="database schema (Alembic migrations)")
     p.add_argument("action", choices=["upgrade", "downgrade"])

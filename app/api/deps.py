@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.inference.registry import RuntimeCache
 from app.render.service import Renderer
 
 
@@ -27,9 +28,14 @@ def get_renderer(request: Request) -> Renderer:
     return request.app.state.renderer
 
 
+def get_runtimes(request: Request) -> RuntimeCache:
+    return request.app.state.runtimes
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RendererDep = Annotated[Renderer, Depends(get_renderer)]
+RuntimesDep = Annotated[RuntimeCache, Depends(get_runtimes)]
 
 
 def json_response(data: Any, status_code: int = 200) -> Response:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.catalog.facets import COLUMN_FACETS, LINKS
 from app.catalog.followup import lesion_tracks
 from app.datasets.registry import get_adapter
-from app.db.models import Annotation, Dataset, Item, ItemFacet, Patient, Study
+from app.db.models import Annotation, Dataset, Item, ItemFacet, Model, Patient, Prediction, Study
 from app.errors import InvalidInput, NotFound
 
 MAX_LIMIT = 500
@@ -178,8 +178,16 @@ def item_detail(session: Session, item_id: int) -> dict[str, Any]:
         "slice": item.location_index, "version": item.content_version, "review_status": item.review_status,
         "patient": patient.external_id if patient else None, "study": study.external_id if study else None,
         "annotations": [annotation_dict(a) for a in item_annotations(session, item.id)],
-        "predictions": [],
+        "predictions": item_predictions(session, item.id),
     }
+
+
+def item_predictions(session: Session, item_id: int) -> list[dict[str, Any]]:
+    """Every stored model prediction of an item, by model id."""
+    rows = session.execute(select(Prediction, Model.name).join(Model, Model.id == Prediction.model_id)
+                           .where(Prediction.item_id == item_id).order_by(Prediction.model_id))
+    return [{"model_id": p.model_id, "model_name": name, "outputs": p.outputs, "metrics": p.metrics,
+             "created_at": p.created_at.isoformat() if p.created_at else None} for p, name in rows]
 
 
 def patient_timeline(session: Session, dataset_id: int, patient: str) -> dict[str, Any]:

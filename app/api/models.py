@@ -1,0 +1,48 @@
+"""Models: register (multipart file + card), list, get; and synchronous prediction of one item."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from app.api.deps import RendererDep, RuntimesDep, SessionDep, SettingsDep, json_response
+from app.inference import registry
+from app.inference.predict import predict_item
+
+router = APIRouter(prefix="/api")
+
+
+class PredictRequest(BaseModel):
+    model_id: int
+
+
+@router.post("/models")
+def add_model(session: SessionDep, settings: SettingsDep, file: Annotated[UploadFile, File()],
+              card: Annotated[UploadFile | str, File()]) -> Response:
+    """`file`: the ONNX / TorchScript model; `card`: the model card as an uploaded file or a text field."""
+    card_text = card if isinstance(card, str) else card.file.read()
+    card_filename = None if isinstance(card, str) else card.filename
+    model = registry.add_model(session, settings, file.file, file.filename or "", card_text=card_text,
+                               card_filename=card_filename)
+    return json_response(registry.model_summary(model), 201)
+
+
+@router.get("/models")
+def list_models(session: SessionDep) -> Response:
+    return json_response([registry.model_summary(m) for m in registry.list_models(session)])
+
+
+@router.get("/models/{model_id}")
+def get_model(model_id: int, session: SessionDep, settings: SettingsDep, runtimes: RuntimesDep) -> Response:
+    model = registry.get_model(session, model_id)
+    device = runtimes.get(model, settings.device).device
+    return json_response({**registry.model_summary(model), "device": device})
+
+
+@router.post("/items/{item_id}/predict")
+def predict(item_id: int, body: PredictRequest, session: SessionDep, settings: SettingsDep,
+            renderer: RendererDep, runtimes: RuntimesDep) -> Response:
+    return json_response(predict_item(session, settings, renderer, runtimes, item_id, body.model_id))

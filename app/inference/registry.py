@@ -1,0 +1,149 @@
+"""Registered models: add (card + file checked by loading them), list, get, and loaded runtimes per process.
+
+A model is accepted only when its card is valid and its file loads in the runtime its suffix names and
+agrees with the card (input shape, class count…): the same `open_model` that predictions use, so a model
+that registers is one that runs. Files live under ``data_dir/models/<id>/<original name>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db.models import Model
+from app.errors import Conflict, InvalidInput, NotFound
+from app.inference.card import ModelCard, card_from_dict, card_from_text, load_card
+from app.inference.runtime import RUNTIMES, InferenceRuntime, ModelLoadError, open_model
+
+log = logging.getLogger(__name__)
+
+RUNTIME_NAMES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".torchscript": "torchscript"}
+ModelSource = bytes | Path | BinaryIO
+
+
+def models_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "models"
+
+
+def _safe_filename(filename: str) -> str:
+    name = Path(filename.replace("\\", "/")).name
+    if not name or name in (".", ".."):
+        raise InvalidInput(f"model file name {filename!r} is not usable")
+    suffix = Path(name).suffix.lower()
+    if suffix not in RUNTIMES:
+        raise ModelLoadError(f"unknown model file type {suffix or '(none)'!r}; expected one of {', '.join(RUNTIMES)}")
+    return name
+
+
+def _write(source: ModelSource, target: Path) -> None:
+    if isinstance(source, bytes):
+        target.write_bytes(source)
+    elif isinstance(source, Path):
+        try:
+            shutil.copyfile(source, target)
+        except OSError as exc:
+            raise ModelLoadError(f"cannot read the model file {source}: {exc.strerror or exc}") from None
+    else:
+        with target.open("wb") as fh:
+            shutil.copyfileobj(source, fh)
+
+
+def parse_card(card_text: str | bytes | None = None, card_path: str | Path | None = None,
+               card_filename: str | None = None) -> ModelCard:
+    """A card from its text (format from `card_filename`'s suffix, else sniffed) or from a file."""
+    if card_path is not None:
+        return load_card(card_path)
+    if card_text is None:
+        raise InvalidInput("a model card is required (card)")
+    suffix = Path(card_filename or "").suffix.lower()
+    fmt = "json" if suffix == ".json" else "yaml" if suffix in (".yaml", ".yml") else None
+    return card_from_text(card_text, fmt, source=card_filename or "model card")
+
+
+def add_model(session: Session, settings: Settings, source: ModelSource, filename: str, *,
+              card_text: str | bytes | None = None, card_path: str | Path | None = None,
+              card_filename: str | None = None) -> Model:
+    """Validate card and file, store the file and register the model. Raises ModelCardError, ModelLoadError,
+    ModelCardMismatch (all InvalidInput) or Conflict for a name already registered."""
+    card = parse_card(card_text, card_path, card_filename)
+    name = _safe_filename(filename)
+    if session.scalar(select(Model.id).where(Model.name == card.name)) is not None:
+        raise Conflict(f"a model named {card.name!r} is already registered")
+    base = models_dir(settings)
+    incoming = base / f".incoming-{uuid.uuid4().hex}"
+    incoming.mkdir(parents=True, exist_ok=True)
+    try:
+        staged = incoming / name
+        _write(source, staged)
+        open_model(staged, card, settings.device)  # raises with the reason when file and card disagree
+        model = Model(name=card.name, task=card.task, runtime=RUNTIME_NAMES[staged.suffix.lower()], path="",
+                      card=card.model_dump(mode="json", exclude_none=True))
+        session.add(model)
+        session.flush()
+        final_dir = base / str(model.id)
+        if final_dir.exists():  # left over from a registration whose transaction was rolled back
+            shutil.rmtree(final_dir)
+        incoming.rename(final_dir)
+        model.path = str(final_dir / name)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            shutil.rmtree(final_dir, ignore_errors=True)
+            raise Conflict(f"a model named {card.name!r} is already registered") from None
+    finally:
+        shutil.rmtree(incoming, ignore_errors=True)
+    log.info("registered model %s (%s, %s) as id %d", model.name, model.task, model.runtime, model.id)
+    return model
+
+
+def model_card(model: Model) -> ModelCard:
+    return card_from_dict(model.card, source=f"model {model.name}")
+
+
+def list_models(session: Session) -> list[Model]:
+    return list(session.scalars(select(Model).order_by(Model.id)))
+
+
+def get_model(session: Session, model_id: int) -> Model:
+    model = session.get(Model, model_id)
+    if model is None:
+        raise NotFound(f"model {model_id} not found")
+    return model
+
+
+def model_summary(model: Model) -> dict[str, Any]:
+    return {"id": model.id, "name": model.name, "task": model.task, "runtime": model.runtime,
+            "file": Path(model.path).name, "card": model.card,
+            "applies_to": model.card.get("applies_to", []),
+            "created_at": model.created_at.isoformat() if model.created_at else None}
+
+
+class RuntimeCache:
+    """Loaded runtimes of this process, keyed by model id and device setting (loading once per model)."""
+
+    def __init__(self) -> None:
+        self._runtimes: dict[tuple[int, str], InferenceRuntime] = {}
+        self._lock = threading.Lock()
+
+    def get(self, model: Model, device_setting: str) -> InferenceRuntime:
+        key = (model.id, device_setting)
+        with self._lock:
+            runtime = self._runtimes.get(key)
+            if runtime is None:
+                runtime = open_model(model.path, model_card(model), device_setting)
+                self._runtimes[key] = runtime
+            return runtime
+
+    def clear(self) -> None:
+        with self._lock:
+            self._runtimes.clear()
