@@ -8,10 +8,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import onnx
 import pytest
 import yaml
-from onnx import TensorProto, helper, numpy_helper
 from sqlalchemy import func, select
 
 from app.cli import main as cli_main
@@ -20,6 +18,7 @@ from app.datasets.pcam import pixels
 from app.datasets.pcam.synth import file_name, generate_pcam
 from app.db.models import Item, Model, Prediction
 from app.db.session import make_session_factory
+from tests.onnx_models import centre_mean_classifier
 
 W = np.array([[2.0, -3.0]], dtype=np.float32)  # logits = mean(normalised centre 32×32, all channels) · W + B
 B = np.array([0.5, 1.0], dtype=np.float32)
@@ -28,32 +27,7 @@ SCALE, MEAN, STD = 1 / 255, [0.5, 0.4, 0.3], [0.25, 0.2, 0.5]
 
 def classifier_onnx(path: Path, classes: int = 2) -> Path:
     """[N, 3, 96, 96] → logits [N, classes] from the mean of the centre 32×32 region."""
-    w = np.tile(W, (1, classes // 2 + 1))[:, :classes].astype(np.float32)
-    b = np.tile(B, classes // 2 + 1)[:classes].astype(np.float32)
-
-    def const(name: str, values: np.ndarray) -> onnx.TensorProto:
-        return numpy_helper.from_array(np.asarray(values), name)
-
-    nodes = [
-        helper.make_node("Slice", ["image", "starts", "ends", "axes"], ["centre"]),
-        helper.make_node("ReduceMean", ["centre"], ["m4"], axes=[1, 2, 3], keepdims=1),
-        helper.make_node("Reshape", ["m4", "col"], ["m"]),
-        helper.make_node("MatMul", ["m", "w"], ["wm"]),
-        helper.make_node("Add", ["wm", "b"], ["logits"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "pcam-classifier",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 96, 96])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes])],
-        initializer=[const("starts", np.array([32, 32], np.int64)), const("ends", np.array([64, 64], np.int64)),
-                     const("axes", np.array([2, 3], np.int64)), const("col", np.array([-1, 1], np.int64)),
-                     const("w", w), const("b", b)],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="medview-tests")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return centre_mean_classifier(path, W, B, classes, name="pcam-classifier")
 
 
 def card(name: str = "pcam-baseline", applies_to: tuple[str, ...] = ("pcam",), **changes) -> dict:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from app.datasets.base import Image2D
 from app.inference.card import ModelCard, card_from_dict
@@ -26,6 +25,7 @@ from app.inference.runtime import (
     open_model,
     parse_device,
 )
+from tests.onnx_models import centre_mean_classifier, const, save
 
 HAS_CUDA = CUDA_PROVIDER in ort.get_available_providers()
 W_CLS = np.array([[2.0, -3.0]], dtype=np.float32)  # logits = mean(centre) · W + B
@@ -33,38 +33,9 @@ B_CLS = np.array([0.5, 1.0], dtype=np.float32)
 THRESHOLD = 0.4
 
 
-def save(graph: onnx.GraphProto, path: Path) -> Path:
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="medview-tests")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
-
-
-def const(name: str, values: np.ndarray) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.asarray(values), name)
-
-
 def classifier_onnx(path: Path, classes: int = 2) -> Path:
     """[N, 3, 96, 96] → logits [N, classes] = mean of the centre 32×32 (all channels) · W + B."""
-    w = np.tile(W_CLS, (1, classes // 2 + 1))[:, :classes]
-    b = np.tile(B_CLS, classes // 2 + 1)[:classes]
-    nodes = [
-        helper.make_node("Slice", ["image", "starts", "ends", "axes"], ["centre"]),
-        helper.make_node("ReduceMean", ["centre"], ["m4"], axes=[1, 2, 3], keepdims=1),
-        helper.make_node("Reshape", ["m4", "col"], ["m"]),
-        helper.make_node("MatMul", ["m", "w"], ["wm"]),
-        helper.make_node("Add", ["wm", "b"], ["logits"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "classifier",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 96, 96])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes])],
-        initializer=[const("starts", np.array([32, 32], np.int64)), const("ends", np.array([64, 64], np.int64)),
-                     const("axes", np.array([2, 3], np.int64)), const("col", np.array([-1, 1], np.int64)),
-                     const("w", w.astype(np.float32)), const("b", b.astype(np.float32))],
-    )
-    return save(graph, path)
+    return centre_mean_classifier(path, W_CLS, B_CLS, classes)
 
 
 def segmenter_onnx(path: Path) -> Path:
