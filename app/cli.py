@@ -121,6 +121,107 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _field_filters(extra: Sequence[str]) -> dict[str, list[str]]:
+    """`--FIELD VALUE` / `--FIELD=VALUE` pairs (repeat a field for OR) → filters."""
+    filters: dict[str, list[str]] = {}
+    rest = list(extra)
+    while rest:
+        token = rest.pop(0)
+        if not token.startswith("--") or len(token) < 3:
+            raise InvalidInput(f"unexpected argument {token!r}; filters are given as --FIELD VALUE")
+        name, eq, value = token[2:].partition("=")
+        if not eq:
+            if not rest or rest[0].startswith("--"):
+                raise InvalidInput(f"filter --{name} needs a value")
+            value = rest.pop(0)
+        filters.setdefault(name.replace("-", "_"), []).append(value)
+    return filters
+
+
+def _by_name(session, table, name: str, what: str):
+    from sqlalchemy import select
+
+    from app.errors import NotFound
+
+    row = session.scalar(select(table).where(table.name == name))
+    if row is None and name.isdigit():
+        row = session.get(table, int(name))
+    if row is None:
+        raise NotFound(f"no {what} named {name!r}")
+    return row
+
+
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from app.db.models import Dataset, Job, Model
+    from app.db.session import make_session_factory
+    from app.inference.jobs import create_predict_job, run_job
+    from app.inference.registry import RuntimeCache
+
+    filters = _field_filters(args.filters)
+    _ensure_schema(settings)
+    engine = _engine(settings)
+    started = time.monotonic()
+    try:
+        factory = make_session_factory(engine)
+        with factory() as session:
+            model = _by_name(session, Model, args.model, "model")
+            dataset = _by_name(session, Dataset, args.dataset, "dataset")
+            job = create_predict_job(session, model.id, dataset.id, filters)
+            job_id, model_name, dataset_name = job.id, model.name, dataset.name
+        with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=False, disable=args.quiet) as bar:
+            task = bar.add_task(f"predict {model_name}", total=None)
+            first: list[int] = []
+
+            def progress(done: int, total: int) -> None:
+                first.append(done)
+                bar.update(task, completed=done, total=total)
+
+            status = run_job(factory, settings, RuntimeCache(), job_id, progress=progress)
+        with factory() as session:
+            job = session.get(Job, job_id)
+            summary = (f"job {job_id}: {status}; {model_name} on {dataset_name}: {job.done}/{job.total} items "
+                       f"predicted ({job.done - (first[0] if first else 0)} now); {time.monotonic() - started:.1f} s")
+            error = job.error
+    finally:
+        engine.dispose()
+    if status != "done":
+        err.print(f"medview predict: {summary}" + (f": {error}" if error else ""), markup=False)
+        return 2
+    out.print(summary, markup=False)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+
+    from app.db.session import make_session_factory
+    from app.inference.queue import RedisQueue
+    from app.inference.registry import RuntimeCache
+
+    if not settings.queue_url:
+        raise InvalidInput("MEDVIEW_QUEUE_URL is empty: jobs run in the app's own worker thread; "
+                           "set it to redis://… to run separate workers")
+    _ensure_schema(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    engine = _engine(settings)
+    jobs_queue = RedisQueue(settings.queue_url)
+    err.print(f"medview worker: waiting for jobs on {jobs_queue.key} (Ctrl-C stops)")
+    try:
+        jobs_queue.work(make_session_factory(engine), settings, RuntimeCache(), stop.is_set,
+                        on_job=lambda job_id, status: err.print(f"job {job_id}: {status}", markup=False))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        jobs_queue.close()
+        engine.dispose()
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -188,6 +289,16 @@ def build_parser() -> argparse.ArgumentParser:
     lst = models_sub.add_parser("list", help="registered models: id, name, task, runtime, applies_to")
     lst.set_defaults(func=cmd_models)
 
+    p = sub.add_parser("predict", help="run a model over a dataset's (filtered) items in the foreground",
+                       usage="medview predict --model NAME --dataset NAME [--FIELD VALUE ...]")
+    p.add_argument("--model", required=True, help="model name (or id)")
+    p.add_argument("--dataset", required=True, help="dataset name (or id)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict, filters=[])
+
+    p = sub.add_parser("worker", help="run queued jobs from MEDVIEW_QUEUE_URL (Redis) until stopped")
+    p.set_defaults(func=cmd_worker)
+
     p = sub.add_parser("db", help="database schema (Alembic migrations)")
     p.add_argument("action", choices=["upgrade", "downgrade"])
     p.add_argument("revision", nargs="?")
@@ -197,7 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "predict":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.filters = extra
     try:
         settings = Settings()
     except ValueError as exc:

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     render_cache_mb: int = Field(128, ge=0, description="Memory for encoded rendered images (per process).")
     volume_cache_mb: int = Field(1024, ge=0, description="Memory for decompressed volumes (per process).")
     ingest_batch: int = Field(10000, ge=1, description="Items written per ingest transaction.")
+    inference_batch: int = Field(64, ge=1, description="Items per model run (and per write transaction) in a job.")
 
     @field_validator("device")
     @classmethod

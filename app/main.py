@@ -18,6 +18,7 @@ from app import __version__
 from app.api import datasets as api_datasets
 from app.api import health as api_health
 from app.api import items as api_items
+from app.api import jobs as api_jobs
 from app.api import models as api_models
 from app.api.deps import json_response
 from app.config import Settings
@@ -25,6 +26,7 @@ from app.datasets import volumes
 from app.db.migrate import is_current
 from app.db.session import make_engine, make_session_factory
 from app.errors import AppError
+from app.inference.queue import make_queue
 from app.inference.registry import RuntimeCache
 from app.render.service import Renderer
 from app.web import pages
@@ -53,7 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.renderer = Renderer(settings.slice_cache_mb * MB, settings.render_cache_mb * MB)
         volumes.configure(settings.volume_cache_mb)
         app.state.runtimes = RuntimeCache()
+        app.state.queue = make_queue(settings, app.state.session_factory, app.state.runtimes)
         yield
+        app.state.queue.close()
         app.state.runtimes.clear()
         engine.dispose()
 
@@ -61,7 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(PROJECT_DIR / "templates"))
     app.mount("/static", StaticFiles(directory=str(PROJECT_DIR / "static")), name="static")
-    for router in (api_health.router, api_datasets.router, api_items.router, api_models.router, pages.router):
+    for router in (api_health.router, api_datasets.router, api_items.router, api_models.router, api_jobs.router,
+                   pages.router):
         app.include_router(router)
     _install_error_handlers(app)
     return app

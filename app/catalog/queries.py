@@ -103,6 +103,11 @@ def _filtered(dataset: Dataset, filters: Mapping[str, Sequence[str]], key: str |
     return stmt
 
 
+def filtered_ids(dataset: Dataset, filters: Mapping[str, Sequence[str]]):
+    """SELECT of the ids of a dataset's items matching the filters (InvalidInput for an unknown field)."""
+    return _filtered(dataset, filters, None).with_only_columns(Item.id)
+
+
 def list_items(session: Session, dataset_id: int, filters: Mapping[str, Sequence[str]], *,
                key: str | None = None, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
     if not 1 <= limit <= MAX_LIMIT:

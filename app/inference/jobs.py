@@ -1,0 +1,228 @@
+"""Prediction jobs: many items through one model, with state and progress in the `jobs` table.
+
+`create_predict_job` validates and counts the selection; `run_job` (called by a queue backend's worker, or by
+`medview predict` in the foreground) processes the filtered items in id order, `inference_batch` at a time: one
+`runtime.run` per batch and one transaction per batch that inserts its predictions and advances `done`. Items
+that already have a prediction from the model are skipped, so a job re-run after a crash resumes where it
+stopped. Cancellation (the API sets status `cancelled`, or `should_cancel()` says so) is honoured between
+batches; an error marks the job `failed` with its message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.catalog.queries import filtered_ids, get_dataset
+from app.config import Settings
+from app.datasets.base import View
+from app.db.base import utcnow
+from app.db.models import Dataset, Item, Job, Prediction
+from app.db.session import make_session_factory
+from app.errors import AppError, Conflict, InvalidInput, NotFound
+from app.inference.predict import check_applies, ground_truth_labels, item_metrics, run_classifier
+from app.inference.registry import RuntimeCache, get_model, model_card
+from app.inference.runtime import InferenceRuntime
+from app.render.service import Renderer, load_targets
+
+log = logging.getLogger(__name__)
+
+JOB_KINDS = ("predict",)
+ACTIVE = ("queued", "running")
+MB = 1024 * 1024
+ProgressFn = Callable[[int, int], None]
+
+
+def normalise_filters(filters: Any) -> dict[str, list[str]]:
+    """`{field: value | [values]}` → `{field: [str, …]}`."""
+    if filters is None:
+        return {}
+    if not isinstance(filters, Mapping):
+        raise InvalidInput("filters must be an object {field: value or [values]}")
+    out: dict[str, list[str]] = {}
+    for field, value in filters.items():
+        values = value if isinstance(value, list) else [value]
+        if not values or any(v is None or isinstance(v, dict | list) for v in values):
+            raise InvalidInput(f"filter {field!r} must be a value or a non-empty list of values")
+        out[str(field)] = [str(v) for v in values]
+    return out
+
+
+def _count(session: Session, stmt) -> int:
+    return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+
+
+def _predicted(model_id: int):
+    return exists().where(Prediction.item_id == Item.id, Prediction.model_id == model_id)
+
+
+def create_predict_job(session: Session, model_id: int, dataset_id: int, filters: Any = None) -> Job:
+    """A queued predict job over the dataset's filtered items (NotFound / InvalidInput when it could not run)."""
+    model = get_model(session, model_id)
+    dataset = get_dataset(session, dataset_id)
+    check_applies(model, model_card(model), dataset.kind)
+    clean = normalise_filters(filters)
+    total = _count(session, filtered_ids(dataset, clean))
+    job = Job(kind="predict", params={"model_id": model.id, "dataset_id": dataset.id, "filters": clean},
+              status="queued", done=0, total=total)
+    session.add(job)
+    session.commit()
+    return job
+
+
+def create_job(session: Session, kind: str, params: Mapping[str, Any]) -> Job:
+    if kind not in JOB_KINDS:
+        raise InvalidInput(f"unknown job kind {kind!r}; supported: {', '.join(JOB_KINDS)}")
+    for name in ("model_id", "dataset_id"):
+        if not isinstance(params.get(name), int) or isinstance(params.get(name), bool):
+            raise InvalidInput(f"a {kind} job needs an integer {name}")
+    return create_predict_job(session, params["model_id"], params["dataset_id"], params.get("filters"))
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    return {"id": job.id, "kind": job.kind, "status": job.status, "done": job.done, "total": job.total,
+            "error": job.error, "params": job.params,
+            "created_at": job.created_at.isoformat() if job.created_at else None,
+            "started_at": job.started_at.isoformat() if job.started_at else None,
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None}
+
+
+def cancel_job(session: Session, job_id: int) -> Job:
+    """Mark a queued or running job cancelled (its worker stops before the next batch); idempotent."""
+    job = get_job(session, job_id)
+    if job.status in ("done", "failed"):
+        raise Conflict(f"job {job_id} has already finished ({job.status})")
+    session.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE))
+                    .values(status="cancelled", finished_at=utcnow()))
+    session.commit()
+    session.refresh(job)
+    return job
+
+
+def unfinished_job_ids(session: Session) -> list[int]:
+    """Jobs left queued or running (e.g. by a crash), oldest first."""
+    return list(session.scalars(select(Job.id).where(Job.status.in_(ACTIVE)).order_by(Job.id)))
+
+
+def _set(session: Session, job_id: int, **values: Any) -> bool:
+    """Update an active job; False when it is no longer active (cancelled meanwhile)."""
+    result = session.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE)).values(**values))
+    session.commit()
+    return result.rowcount > 0
+
+
+def _predict_batch(session: Session, settings: Settings, renderer: Renderer, runtime: InferenceRuntime,
+                   dataset: Dataset, model_id: int, card, ids: Sequence[int]) -> list[dict[str, Any]]:
+    targets = load_targets(session, ids, False, settings.allowed_roots)
+    predictions = run_classifier(runtime, renderer.images_for(targets, View()), card)
+    truths = ground_truth_labels(session, ids)
+    now = utcnow()
+    return [{"item_id": item_id, "model_id": model_id, "outputs": p.as_outputs(),
+             "metrics": item_metrics(p, truths.get(item_id), card, dataset.kind), "created_at": now}
+            for item_id, p in zip(ids, predictions, strict=True)]
+
+
+def _write_batch(session: Session, job_id: int, model_id: int, rows: list[dict[str, Any]], done: int) -> None:
+    """One transaction: the batch's predictions and the job's progress."""
+    for attempt in range(2):
+        try:
+            if rows:
+                session.execute(insert(Prediction), rows)
+            session.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE))
+                            .values(done=done, heartbeat_at=utcnow()))
+            session.commit()
+            return
+        except IntegrityError:  # a single-item prediction stored some of them meanwhile: keep those
+            session.rollback()
+            if attempt:
+                raise
+            taken = set(session.scalars(select(Prediction.item_id).where(
+                Prediction.model_id == model_id, Prediction.item_id.in_([r["item_id"] for r in rows]))))
+            rows = [r for r in rows if r["item_id"] not in taken]
+
+
+def run_job(factory: Engine | sessionmaker[Session], settings: Settings, runtimes: RuntimeCache, job_id: int,
+            should_cancel: Callable[[], bool] | None = None, *, renderer: Renderer | None = None,
+            progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> str | None:
+    """Run (or resume) a queued/running job; returns its final status (None for an unknown job).
+
+    `should_cancel()` → the job ends `cancelled`; `should_stop()` (process shutting down) → it is left `running`
+    so the next start resumes it."""
+    if isinstance(factory, Engine):
+        factory = make_session_factory(factory)
+    renderer = renderer or Renderer(settings.slice_cache_mb * MB, settings.render_cache_mb * MB)
+    with factory() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            log.warning("job %d not found", job_id)
+            return None
+        if job.status not in ACTIVE:
+            return job.status
+        try:
+            return _run_predict(session, settings, runtimes, renderer, job, should_cancel, should_stop, progress)
+        except Exception as exc:  # any failure ends the job with its reason
+            session.rollback()
+            message = exc.detail if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, AppError):
+                log.exception("job %d failed", job_id)
+            _set(session, job_id, status="failed", error=message, finished_at=utcnow())
+            return session.scalar(select(Job.status).where(Job.id == job_id))
+
+
+def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, renderer: Renderer, job: Job,
+                 should_cancel: Callable[[], bool] | None, should_stop: Callable[[], bool] | None,
+                 progress: ProgressFn | None) -> str:
+    job_id = job.id
+    if job.kind not in JOB_KINDS:
+        raise InvalidInput(f"unknown job kind {job.kind!r}")
+    params = job.params or {}
+    model = get_model(session, params.get("model_id"))
+    dataset = get_dataset(session, params.get("dataset_id"))
+    card = model_card(model)
+    check_applies(model, card, dataset.kind)
+    selection = filtered_ids(dataset, normalise_filters(params.get("filters")))
+    pending = selection.where(~_predicted(model.id))
+    total = _count(session, selection)
+    done = total - _count(session, pending)
+    now = utcnow()
+    if not _set(session, job_id, status="running", started_at=job.started_at or now, heartbeat_at=now,
+                total=total, done=done, error=None):
+        return session.scalar(select(Job.status).where(Job.id == job_id)) or "cancelled"
+    runtime = runtimes.get(model, settings.device)
+    if progress:
+        progress(done, total)
+    last = 0
+    while True:
+        ids = list(session.scalars(pending.where(Item.id > last).order_by(Item.id).limit(settings.inference_batch)))
+        if not ids:
+            break
+        status = session.scalar(select(Job.status).where(Job.id == job_id))
+        session.commit()
+        if status == "cancelled":
+            return "cancelled"
+        if should_cancel is not None and should_cancel():
+            _set(session, job_id, status="cancelled", finished_at=utcnow())
+            return "cancelled"
+        if should_stop is not None and should_stop():
+            return "running"
+        last = ids[-1]
+        rows = _predict_batch(session, settings, renderer, runtime, dataset, model.id, card, ids)
+        done = min(done + len(ids), total)
+        _write_batch(session, job_id, model.id, rows, done)
+        if progress:
+            progress(done, total)
+    if not _set(session, job_id, status="done", done=total, finished_at=utcnow(), heartbeat_at=utcnow()):
+        return session.scalar(select(Job.status).where(Job.id == job_id)) or "cancelled"
+    return "done"
