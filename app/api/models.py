@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, UploadFile
+from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from app.api.datasets import filters_from
 from app.api.deps import RendererDep, RuntimesDep, SessionDep, SettingsDep, json_response
 from app.inference import registry
+from app.inference.evaluation import evaluate
 from app.inference.predict import predict_item
 
 router = APIRouter(prefix="/api")
@@ -40,6 +42,13 @@ def get_model(model_id: int, session: SessionDep, settings: SettingsDep, runtime
     model = registry.get_model(session, model_id)
     device = runtimes.get(model, settings.device).device
     return json_response({**registry.model_summary(model), "device": device})
+
+
+@router.get("/models/{model_id}/evaluation")
+def evaluation(model_id: int, dataset_id: int, request: Request, session: SessionDep) -> Response:
+    """Metrics over the dataset's items (filtered by any facet field) with ground truth and a prediction."""
+    filters = {k: v for k, v in filters_from(request).items() if k != "dataset_id"}
+    return json_response(evaluate(session, model_id, dataset_id, filters))
 
 
 @router.post("/items/{item_id}/predict")
