@@ -11,9 +11,12 @@ batches; an error marks the job `failed` with its message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Engine, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,7 +28,9 @@ from app.db.base import utcnow
 from app.db.models import Dataset, Item, Job, Prediction
 from app.db.session import make_session_factory
 from app.errors import AppError, Conflict, InvalidInput, NotFound
-from app.inference.predict import check_applies, ground_truth_labels, item_metrics, run_classifier
+from app.inference.postprocess import classify
+from app.inference.predict import check_applies, ground_truth_labels, item_metrics
+from app.inference.preprocess import prepare_batch
 from app.inference.registry import RuntimeCache, get_model, model_card
 from app.inference.runtime import InferenceRuntime
 from app.render.service import Renderer, load_targets
@@ -123,15 +128,29 @@ def _set(session: Session, job_id: int, **values: Any) -> bool:
     return result.rowcount > 0
 
 
-def _predict_batch(session: Session, settings: Settings, renderer: Renderer, runtime: InferenceRuntime,
-                   dataset: Dataset, model_id: int, card, ids: Sequence[int]) -> list[dict[str, Any]]:
+@dataclass
+class _Prepared:
+    """A batch read and preprocessed, ready for the model."""
+
+    ids: list[int]
+    batch: np.ndarray
+    truths: dict[int, str | None]
+
+
+def _prepare(session: Session, settings: Settings, renderer: Renderer, card, ids: list[int]) -> _Prepared:
     targets = load_targets(session, ids, False, settings.allowed_roots)
-    predictions = run_classifier(runtime, renderer.images_for(targets, View()), card)
-    truths = ground_truth_labels(session, ids)
+    batch, _ = prepare_batch(renderer.images_for(targets, View()), card)
+    return _Prepared(ids, batch, ground_truth_labels(session, ids))
+
+
+def _infer(runtime: InferenceRuntime, prepared: _Prepared, dataset: Dataset, model_id: int,
+           card) -> list[dict[str, Any]]:
+    output = runtime.run(prepared.batch)
+    predictions = classify(output[0] if isinstance(output, tuple) else output, card)
     now = utcnow()
     return [{"item_id": item_id, "model_id": model_id, "outputs": p.as_outputs(),
-             "metrics": item_metrics(p, truths.get(item_id), card, dataset.kind), "created_at": now}
-            for item_id, p in zip(ids, predictions, strict=True)]
+             "metrics": item_metrics(p, prepared.truths.get(item_id), card, dataset.kind), "created_at": now}
+            for item_id, p in zip(prepared.ids, predictions, strict=True)]
 
 
 def _write_batch(session: Session, job_id: int, model_id: int, rows: list[dict[str, Any]], done: int) -> None:
@@ -203,26 +222,32 @@ def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, r
     runtime = runtimes.get(model, settings.device)
     if progress:
         progress(done, total)
-    last = 0
-    while True:
-        ids = list(session.scalars(pending.where(Item.id > last).order_by(Item.id).limit(settings.inference_batch)))
-        if not ids:
-            break
-        status = session.scalar(select(Job.status).where(Job.id == job_id))
-        session.commit()
-        if status == "cancelled":
-            return "cancelled"
-        if should_cancel is not None and should_cancel():
-            _set(session, job_id, status="cancelled", finished_at=utcnow())
-            return "cancelled"
-        if should_stop is not None and should_stop():
-            return "running"
-        last = ids[-1]
-        rows = _predict_batch(session, settings, renderer, runtime, dataset, model.id, card, ids)
-        done = min(done + len(ids), total)
-        _write_batch(session, job_id, model.id, rows, done)
-        if progress:
-            progress(done, total)
+    def next_ids(after: int) -> list[int]:
+        return list(session.scalars(pending.where(Item.id > after).order_by(Item.id).limit(settings.inference_batch)))
+
+    # The next batch is read and preprocessed on a second thread (its own session) while the model runs on
+    # this one: onnxruntime releases the GIL, so preparation and inference overlap.
+    ids = next_ids(0)
+    prepared = _prepare(session, settings, renderer, card, ids) if ids else None
+    with ThreadPoolExecutor(max_workers=1) as pool, Session(bind=session.get_bind()) as prep_session:
+        while prepared is not None:
+            status = session.scalar(select(Job.status).where(Job.id == job_id))
+            session.commit()
+            if status == "cancelled":
+                return "cancelled"
+            if should_cancel is not None and should_cancel():
+                _set(session, job_id, status="cancelled", finished_at=utcnow())
+                return "cancelled"
+            if should_stop is not None and should_stop():
+                return "running"
+            following = next_ids(prepared.ids[-1])
+            upcoming = pool.submit(_prepare, prep_session, settings, renderer, card, following) if following else None
+            rows = _infer(runtime, prepared, dataset, model.id, card)
+            done = min(done + len(prepared.ids), total)
+            _write_batch(session, job_id, model.id, rows, done)
+            if progress:
+                progress(done, total)
+            prepared = upcoming.result() if upcoming else None
     if not _set(session, job_id, status="done", done=total, finished_at=utcnow(), heartbeat_at=utcnow()):
         return session.scalar(select(Job.status).where(Job.id == job_id)) or "cancelled"
     return "done"
