@@ -36,7 +36,9 @@ def evaluate(session: Session, model_id: int, dataset_id: int, filters: Mapping[
             continue  # no ground truth the model's classes can name
         y_true.append(index)
         probabilities.append(outputs[item_id]["probabilities"])
+    # no usable item: an empty (0, classes) array (reshape(0, -1) cannot infer the width)
+    width = len(probabilities[0]) if probabilities else max(len(card.output.classes or []), 2)
     metrics = classification_metrics(np.array(y_true, dtype=int),
-                                     np.array(probabilities, dtype=float).reshape(len(y_true), -1))
+                                     np.array(probabilities, dtype=float).reshape(len(y_true), width))
     return {"model_id": model.id, "dataset_id": dataset.id, "classes": list(card.output.classes or []),
             "predicted": len(outputs), **metrics}

@@ -79,8 +79,11 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
     item = queries.item_detail(session, item_id)
     dataset = queries.dataset_summary(queries.get_dataset(session, item["dataset_id"]))
     viewer = viewer_state(item, preset, window, slice, overlays, plane, mask_mode, opacity)
+    from app.web.model_pages import applicable_models  # model_pages imports this module
+
     return _render(request, "item.html", {"item": item, "dataset": dataset, "viewer": viewer,
-                                          "image_url": render_url(viewer)})
+                                          "image_url": render_url(viewer),
+                                          "run_models": applicable_models(session, dataset["kind"])})
 
 
 @router.get("/datasets/{dataset_id}/patients/{patient}", name="patient_page")

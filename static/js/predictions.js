@@ -1,0 +1,88 @@
+// Item page: run a classifier on this item (POST /api/items/{id}/predict) and show each model's prediction as
+// one probability bar per class (predicted class highlighted, ✓/✗ against the ground truth from metrics.correct).
+
+const state = JSON.parse(document.getElementById("predictions-state").textContent);
+const list = document.getElementById("prediction-list");
+const form = document.getElementById("run-model");
+const errorBox = document.getElementById("predict-error");
+const count = document.getElementById("prediction-count");
+const byModel = new Map();
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function render(prediction) {
+  const probs = prediction.outputs?.probabilities || [];
+  const names = state.classes[String(prediction.model_id)] || [];
+  const top = probs.reduce((best, p, i) => (p > probs[best] ? i : best), 0);
+  const card = el("div", "prediction");
+  card.dataset.modelId = prediction.model_id;
+  const head = el("div", "prediction-head");
+  head.append(el("span", "strong", prediction.model_name));
+  const correct = prediction.metrics?.correct;
+  if (correct === true || correct === false) {
+    const verdict = el("span", `verdict ${correct ? "ok" : "bad"}`, correct ? "✓ matches ground truth" : "✗ differs from ground truth");
+    verdict.dataset.correct = String(correct);
+    head.append(verdict);
+  } else {
+    head.append(el("span", "muted small", "no ground truth"));
+  }
+  card.append(head);
+  probs.forEach((p, i) => {
+    const row = el("div", `prob-row${i === top ? " predicted" : ""}`);
+    row.dataset.class = names[i] ?? String(i);
+    row.append(el("span", "prob-name", names[i] ?? `class ${i}`));
+    const track = el("div", "prob-track");
+    const bar = el("div", "prob-bar");
+    bar.style.width = `${(100 * p).toFixed(2)}%`;
+    bar.dataset.probability = String(p);
+    track.append(bar);
+    row.append(track, el("span", "prob-value", `${(100 * p).toFixed(1)}%`));
+    card.append(row);
+  });
+  if (prediction.metrics?.nll !== undefined) {
+    card.append(el("div", "muted small", `NLL ${Number(prediction.metrics.nll).toFixed(3)}`));
+  }
+  return card;
+}
+
+function show(prediction) {
+  const card = render(prediction);
+  const old = byModel.get(prediction.model_id);
+  if (old) old.replaceWith(card);
+  else list.append(card);
+  byModel.set(prediction.model_id, card);
+  count.textContent = String(byModel.size);
+}
+
+function showError(message) {
+  errorBox.textContent = message;
+  errorBox.hidden = !message;
+}
+
+state.predictions.forEach(show);
+
+form?.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const button = document.getElementById("run-model-button");
+  const modelId = Number(document.getElementById("run-model-select").value);
+  button.disabled = true;
+  showError("");
+  try {
+    const response = await fetch(`/api/items/${state.item_id}/predict`, {
+      method: "POST", headers: {"Content-Type": "application/json", Accept: "application/json"},
+      body: JSON.stringify({model_id: modelId}),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(body.detail || `prediction failed (HTTP ${response.status})`);
+    show(body);
+  } catch (err) {
+    showError(err.message);
+  } finally {
+    button.disabled = false;
+  }
+});

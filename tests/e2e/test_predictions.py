@@ -1,0 +1,83 @@
+"""The item page's Run model control in a real browser: a PCam patch through a real ONNX classifier, the
+probability bars against the API's probabilities, and the stored prediction shown again after a reload."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from app.datasets.ingest import ingest_path
+from app.datasets.pcam import pixels
+from app.datasets.pcam.synth import generate_pcam
+from tests.api.test_models_predict import card_yaml, classifier_onnx, register
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def pcam_root(tmp_path_factory):
+    return generate_pcam(tmp_path_factory.mktemp("pcam-e2e") / "pcam", n_per_split=(6, 2, 2), seed=5).root
+
+
+@pytest.fixture
+def ingested(engine, settings, pcam_root):
+    """Overrides the DeepLesion sample of tests/e2e/conftest.py's live server: a PCam dataset instead."""
+    pixels.close_all()
+    return ingest_path(engine, settings, pcam_root, kind="pcam", name="pcam")
+
+
+@pytest.fixture
+def model(live_server, tmp_path) -> dict:
+    with httpx.Client(base_url=live_server) as api:
+        r = register(api, classifier_onnx(tmp_path / "pcam_baseline.onnx"), card_yaml())
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def bar_widths(page) -> list[float]:
+    """Each bar's rendered width as a share of its track."""
+    return page.eval_on_selector_all(
+        "#prediction-list .prediction .prob-bar",
+        "bars => bars.map(b => b.getBoundingClientRect().width / b.parentElement.clientWidth)")
+
+
+def test_run_model_shows_probability_bars(page, live_server, ingested, model):
+    with httpx.Client(base_url=live_server) as api:
+        item = api.get(f"/api/datasets/{ingested.dataset_id}/items", params={"limit": 1}).json()["items"][0]
+    page.goto(f"{live_server}/items/{item['id']}")
+    assert page.locator("#prediction-list .prediction").count() == 0
+    with page.expect_response(lambda r: r.url.endswith(f"/api/items/{item['id']}/predict")) as info:
+        page.click("#run-model-button")
+    body = info.value.json()
+    probabilities = body["outputs"]["probabilities"]
+    page.wait_for_selector("#prediction-list .prediction .prob-bar")
+    widths = bar_widths(page)
+    assert len(widths) == len(probabilities) == 2
+    for w, p in zip(widths, probabilities, strict=True):
+        assert abs(w - p) <= 0.02
+    top = max(range(2), key=lambda i: probabilities[i])
+    rows = page.locator("#prediction-list .prob-row")
+    assert "predicted" in rows.nth(top).get_attribute("class")
+    assert "predicted" not in rows.nth(1 - top).get_attribute("class")
+    verdict = page.locator("#prediction-list .verdict")
+    assert verdict.get_attribute("data-correct") == str(body["metrics"]["correct"]).lower()
+    assert ("✓" if body["metrics"]["correct"] else "✗") in verdict.inner_text()
+
+    page.reload()
+    page.wait_for_selector("#prediction-list .prediction .prob-bar")
+    assert page.locator("#prediction-list .prediction").count() == 1
+    for w, p in zip(bar_widths(page), probabilities, strict=True):
+        assert abs(w - p) <= 0.02
+    assert page.locator("#prediction-count").inner_text() == "1"
+
+
+def test_run_model_error_shows_detail(page, live_server, ingested, model):
+    with httpx.Client(base_url=live_server) as api:
+        item = api.get(f"/api/datasets/{ingested.dataset_id}/items", params={"limit": 1}).json()["items"][0]
+    page.goto(f"{live_server}/items/{item['id']}")
+    # the model is gone after the page was rendered: the API's 404 detail is shown
+    page.evaluate("document.querySelector('#run-model-select option').value = '999'")
+    page.click("#run-model-button")
+    error = page.locator("#predict-error")
+    error.wait_for(state="visible")
+    assert "model 999 not found" in error.inner_text()
