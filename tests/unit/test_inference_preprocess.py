@@ -177,3 +177,21 @@ def test_segmentation_outputs():
     given = card("segment2d", output={"kind": "mask"})
     np.testing.assert_array_equal(segment(np.array([[[0.0, 2.0], [300.0, 1.0]]]), given), [[[0, 2], [300, 1]]])
     assert segment(np.array([[[0.0, 2.0], [300.0, 1.0]]]), given).dtype == np.int32
+
+
+def test_uniform_rgb_batch_fast_path_equals_per_image():
+    """The vectorised batch path gives exactly what prepare_image gives each image."""
+    from app.inference.card import card_from_dict
+    from app.inference.preprocess import prepare_batch, prepare_image
+
+    card = card_from_dict({"name": "c", "task": "classify",
+                           "input": {"layout": "NCHW", "size": [96, 96], "channels": 3, "scale": 1 / 255,
+                                     "mean": [0.5, 0.4, 0.3], "std": [0.25, 0.2, 0.5]},
+                           "output": {"kind": "logits", "classes": ["a", "b"]}, "applies_to": ["pcam"]})
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (96, 96, 3), dtype=np.uint8) for _ in range(5)]
+    batch, geometries = prepare_batch(images, card)
+    expected = np.stack([prepare_image(im, card)[0] for im in images])
+    assert batch.shape == (5, 3, 96, 96) and batch.flags.c_contiguous
+    np.testing.assert_allclose(batch, expected, rtol=1e-5, atol=1e-5)  # same arithmetic, reassociated
+    assert all(g.original == (96, 96) for g in geometries)
