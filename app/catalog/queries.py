@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.catalog.facets import COLUMN_FACETS, LINKS
 from app.catalog.followup import lesion_tracks
 from app.datasets.registry import get_adapter
+from app.db.lookup import get_or_404
 from app.db.models import Annotation, Dataset, Item, ItemFacet, Model, Patient, Prediction, Study
 from app.errors import InvalidInput, NotFound
 
@@ -32,10 +33,7 @@ def list_datasets(session: Session) -> list[dict[str, Any]]:
 
 
 def get_dataset(session: Session, dataset_id: int) -> Dataset:
-    ds = session.get(Dataset, dataset_id)
-    if ds is None:
-        raise NotFound(f"dataset {dataset_id} not found")
-    return ds
+    return get_or_404(session, Dataset, dataset_id, "dataset")
 
 
 def dataset_detail(session: Session, dataset_id: int) -> dict[str, Any]:
@@ -155,10 +153,7 @@ def thumbnail_url(item: Item) -> str:
 
 
 def get_item(session: Session, item_id: int) -> Item:
-    item = session.get(Item, item_id)
-    if item is None:
-        raise NotFound(f"item {item_id} not found")
-    return item
+    return get_or_404(session, Item, item_id, "item")
 
 
 def annotation_dict(a: Annotation) -> dict[str, Any]:

@@ -25,9 +25,10 @@ from app.catalog.queries import filtered_ids, get_dataset
 from app.config import Settings
 from app.datasets.base import View
 from app.db.base import utcnow
+from app.db.lookup import get_or_404
 from app.db.models import Dataset, Item, Job, Prediction
 from app.db.session import make_session_factory
-from app.errors import AppError, Conflict, InvalidInput, NotFound
+from app.errors import AppError, Conflict, InvalidInput
 from app.inference.postprocess import classify
 from app.inference.predict import check_applies, ground_truth_labels, item_metrics
 from app.inference.preprocess import prepare_batch
@@ -90,10 +91,7 @@ def create_job(session: Session, kind: str, params: Mapping[str, Any]) -> Job:
 
 
 def get_job(session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"job {job_id} not found")
-    return job
+    return get_or_404(session, Job, job_id, "job")
 
 
 def job_summary(job: Job) -> dict[str, Any]:

@@ -19,8 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.db.lookup import get_or_404
 from app.db.models import Model
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput
 from app.inference.card import ModelCard, card_from_dict, card_from_text, load_card
 from app.inference.runtime import RUNTIMES, InferenceRuntime, ModelLoadError, open_model
 
@@ -115,10 +116,7 @@ def list_models(session: Session) -> list[Model]:
 
 
 def get_model(session: Session, model_id: int) -> Model:
-    model = session.get(Model, model_id)
-    if model is None:
-        raise NotFound(f"model {model_id} not found")
-    return model
+    return get_or_404(session, Model, model_id, "model")
 
 
 def model_summary(model: Model) -> dict[str, Any]:

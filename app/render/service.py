@@ -20,7 +20,6 @@ import numpy as np
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
-from app.catalog.queries import get_dataset, get_item, item_annotations
 from app.datasets.base import PLANES, Image2D, ItemRef, PixelError, View
 from app.datasets.registry import get_adapter
 from app.db.models import Annotation, Dataset, Item
@@ -83,17 +82,7 @@ class RenderTarget:
 def load_target(session: Session, item_id: int, with_annotations: bool,
                 allowed_roots: Sequence[Path]) -> RenderTarget:
     """What the renderer needs of an item; refuses datasets outside the configured data roots."""
-    item = get_item(session, item_id)
-    ds = get_dataset(session, item.dataset_id)
-    root = Path(ds.root)
-    if not any(root == r or root.is_relative_to(r) for r in allowed_roots):
-        raise Forbidden(f"dataset {ds.name!r} lies outside MEDVIEW_DATA_ROOTS; its pixels are not served")
-    anns = tuple(AnnotationView(a.id, a.version, a.kind, a.label, a.slice_index, a.geometry or {}, a.meta or {})
-                 for a in item_annotations(session, item_id)) if with_annotations else ()
-    ref = ItemRef(item.id, root, item.location, item.location_index, item.meta or {}, item.width or 0,
-                  item.height or 0, item.depth or 1, tuple(item.spacing) if item.spacing else None, item.label)
-    window = tuple(item.window) if item.window else None
-    return RenderTarget(ref, ds.kind, window, item.content_version, anns)
+    return load_targets(session, [item_id], with_annotations, allowed_roots)[0]
 
 
 # Built once: rows, not ORM objects (a page is 64+ items), and no per-call statement cache-key work.
@@ -121,7 +110,9 @@ def load_targets(session: Session, item_ids: Sequence[int], with_annotations: bo
             raise Forbidden(f"dataset {ds.name!r} lies outside MEDVIEW_DATA_ROOTS; its pixels are not served")
     out = []
     for item_id in item_ids:
-        item = items[item_id]
+        item = items.get(item_id)
+        if item is None:
+            raise NotFound(f"item {item_id} not found")
         ds = datasets[item.dataset_id]
         root = roots[ds.id]
         ref = ItemRef(item.id, root, item.location, item.location_index, item.meta or {}, item.width or 0,
