@@ -202,3 +202,16 @@ class Prediction(Base):
     outputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ItemMetric(Base):
+    """One per-item metric value of one model (Dice, correct, nll, …), indexed so that lists can filter
+    and sort by it ("worst first") without reading predictions' JSON. Written with the prediction."""
+
+    __tablename__ = "item_metrics"
+    __table_args__ = (Index("ix_item_metrics_model_name_value", "model_id", "name", "value", "item_id"),)
+
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
