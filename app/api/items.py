@@ -48,3 +48,12 @@ def raw(item_id: int, request: Request, session: SessionDep, renderer: RendererD
     target = load_target(session, item_id, False, settings.allowed_roots)
     session.close()
     return image_response(request, renderer.raw(target, slice, plane), target.version)
+
+
+@router.get("/{item_id}/mask")
+def mask(item_id: int, request: Request, session: SessionDep, renderer: RendererDep, settings: SettingsDep,
+         slice: int | None = None, plane: Literal["axial", "sagittal", "coronal"] | None = None) -> Response:
+    """The ground-truth label PNG of one view (same size as `/raw` of that view); 404 naming why without one."""
+    target = load_target(session, item_id, True, settings.allowed_roots)
+    session.close()
+    return image_response(request, renderer.labels(target, slice, plane), target.version)

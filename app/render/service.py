@@ -25,6 +25,7 @@ from app.datasets.registry import get_adapter
 from app.db.models import Annotation, Dataset, Item
 from app.errors import Forbidden, InvalidInput, NotFound
 from app.imaging.encode import MEDIA_TYPES, encode_image, fit_size, normalise_format, resize
+from app.imaging.labels import encode_label_png
 from app.imaging.overlay import blend_mask, draw_shapes, gray_to_rgb, resize_labels
 from app.imaging.presets import WindowError, resolve_window
 from app.imaging.window import window_to_uint8
@@ -225,6 +226,41 @@ class Renderer:
             headers["X-Pixel-Spacing"] = f"{image.pixel_mm:g}"
         return Rendered(body, "application/octet-stream", _etag(("raw", target.ref.id, target.version, view)),
                         headers)
+
+    def labels(self, target: RenderTarget, slice_number: int | None, plane: str | None = None) -> Rendered:
+        """The ground-truth label image of one view (app.imaging.labels PNG, the size of `raw` of the same view),
+        taken from the adapter's overlay so it matches the server-rendered mask exactly. `X-Palette` carries the
+        adapter's colours (`label:r,g,b;…`) so the viewer colours it as `render` does. NotFound names why when
+        the view has no mask."""
+        view = self._view(target, plane, slice_number)
+        key = ("labels", target.ref.id, target.version, tuple((a.id, a.version) for a in target.annotations), view)
+        cached = self.responses.get(key)
+        if cached is not None:
+            return cached
+        image = self.image(target, view)
+        layer = get_adapter(target.kind).overlay(target.ref, target.annotations, view, image)
+        if layer.mask is None:
+            raise NotFound(self._no_mask_reason(target, layer))
+        palette = ";".join(f"{label}:{r},{g},{b}" for label, (r, g, b) in sorted((layer.palette or {}).items()))
+        headers = {"X-Slice": "" if image.slice is None else str(image.slice), "X-Plane": view.plane,
+                   "X-Palette": palette}
+        if image.pixel_mm:
+            headers["X-Pixel-Spacing"] = f"{image.pixel_mm:g}"
+        rendered = Rendered(encode_label_png(layer.mask), "image/png", _etag(key), headers)
+        self.responses.put(key, rendered)
+        return rendered
+
+    @staticmethod
+    def _no_mask_reason(target: RenderTarget, layer: Any) -> str:
+        """Why an item shows no mask: none annotated, or the adapter's own complaint about the file."""
+        masks = [a for a in target.annotations if a.kind == "mask"]
+        if not masks:
+            kinds = sorted({a.kind for a in target.annotations})
+            has = f"only {', '.join(kinds)} annotations" if kinds else "no annotations"
+            return f"item {target.ref.id} has no ground-truth mask ({target.kind} item with {has})"
+        problems = [s.text for s in layer.shapes if getattr(s, "text", None) and "mask" in s.text]
+        detail = f": {problems[0]}" if problems else " (the mask file is missing, unreadable or of another size)"
+        return f"item {target.ref.id}: its ground-truth mask cannot be shown{detail}"
 
     def _view(self, target: RenderTarget, plane: str | None, slice_number: int | None) -> View:
         plane = plane or "axial"
