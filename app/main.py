@@ -20,6 +20,7 @@ from app.api import health as api_health
 from app.api import items as api_items
 from app.api import jobs as api_jobs
 from app.api import models as api_models
+from app.api import predictions as api_predictions
 from app.api.deps import json_response
 from app.config import Settings
 from app.datasets import volumes
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(PROJECT_DIR / "templates"))
     app.mount("/static", StaticFiles(directory=str(PROJECT_DIR / "static")), name="static")
+    app.include_router(api_predictions.router)
     for router in (api_health.router, api_datasets.router, api_items.router, api_models.router, api_jobs.router,
                    pages.router, item_page.router, model_pages.router):
         app.include_router(router)

@@ -13,7 +13,7 @@ from app.catalog.facets import COLUMN_FACETS, LINKS
 from app.catalog.followup import lesion_tracks
 from app.datasets.registry import get_adapter
 from app.db.lookup import get_or_404
-from app.db.models import Annotation, Dataset, Item, ItemFacet, Model, Patient, Prediction, Study
+from app.db.models import Annotation, Dataset, Item, ItemFacet, Patient, Study
 from app.errors import InvalidInput, NotFound
 
 MAX_LIMIT = 500
@@ -183,11 +183,10 @@ def item_detail(session: Session, item_id: int) -> dict[str, Any]:
 
 
 def item_predictions(session: Session, item_id: int) -> list[dict[str, Any]]:
-    """Every stored model prediction of an item, by model id."""
-    rows = session.execute(select(Prediction, Model.name).join(Model, Model.id == Prediction.model_id)
-                           .where(Prediction.item_id == item_id).order_by(Prediction.model_id))
-    return [{"model_id": p.model_id, "model_name": name, "outputs": p.outputs, "metrics": p.metrics,
-             "created_at": p.created_at.isoformat() if p.created_at else None} for p, name in rows]
+    """Every stored model prediction of an item (built by the inference layer, which owns its outputs)."""
+    from app.inference.outputs import item_predictions as build
+
+    return build(session, item_id)
 
 
 def patient_timeline(session: Session, dataset_id: int, patient: str) -> dict[str, Any]:

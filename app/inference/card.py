@@ -58,6 +58,8 @@ class InputSpec(_Strict):
     std: list[float] | None = None
     window: list[float] | None = Field(None, description="CT only: [low, high] in HU mapped to [0, 1]")
     slices: int = Field(1, ge=1, description="CT only: key slice ± neighbours stacked as channels")
+    overlap: float = Field(0.5, ge=0.0, lt=1.0, description="segment3d: fraction by which sliding-window tiles "
+                           "overlap along each axis")
 
     @field_validator("size")
     @classmethod
@@ -120,6 +122,8 @@ class InputSpec(_Strict):
 class OutputSpec(_Strict):
     kind: OutputKind
     classes: list[str] | None = None
+    score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="detect2d: boxes shown at or above this "
+                                   "score (lower ones down to 0.05 are kept for FROC)")
 
     @field_validator("classes", mode="before")
     @classmethod

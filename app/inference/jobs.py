@@ -13,28 +13,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from sqlalchemy import Engine, exists, func, insert, select, update
+from sqlalchemy import Engine, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.catalog.queries import filtered_ids, get_dataset
 from app.config import Settings
-from app.datasets.base import View
 from app.db.base import utcnow
 from app.db.lookup import get_or_404
-from app.db.models import Dataset, Item, Job, Prediction
+from app.db.models import Item, Job, Prediction
 from app.db.session import make_session_factory
 from app.errors import AppError, Conflict, InvalidInput
-from app.inference.postprocess import classify
-from app.inference.predict import check_applies, ground_truth_labels, item_metrics
-from app.inference.preprocess import prepare_batch
+from app.inference.predict import check_applies
 from app.inference.registry import RuntimeCache, get_model, model_card
-from app.inference.runtime import InferenceRuntime
-from app.render.service import Renderer, load_targets
+from app.inference.store import insert_batch
+from app.inference.tasks import Prepared, Result, Task, TaskContext, get_task
+from app.render.service import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -126,37 +122,11 @@ def _set(session: Session, job_id: int, **values: Any) -> bool:
     return result.rowcount > 0
 
 
-@dataclass
-class _Prepared:
-    """A batch read and preprocessed, ready for the model."""
-
-    ids: list[int]
-    batch: np.ndarray
-    truths: dict[int, str | None]
-
-
-def _prepare(session: Session, settings: Settings, renderer: Renderer, card, ids: list[int]) -> _Prepared:
-    targets = load_targets(session, ids, False, settings.allowed_roots)
-    batch, _ = prepare_batch(renderer.images_for(targets, View()), card)
-    return _Prepared(ids, batch, ground_truth_labels(session, ids))
-
-
-def _infer(runtime: InferenceRuntime, prepared: _Prepared, dataset: Dataset, model_id: int,
-           card) -> list[dict[str, Any]]:
-    output = runtime.run(prepared.batch)
-    predictions = classify(output[0] if isinstance(output, tuple) else output, card)
-    now = utcnow()
-    return [{"item_id": item_id, "model_id": model_id, "outputs": p.as_outputs(),
-             "metrics": item_metrics(p, prepared.truths.get(item_id), card, dataset.kind), "created_at": now}
-            for item_id, p in zip(prepared.ids, predictions, strict=True)]
-
-
-def _write_batch(session: Session, job_id: int, model_id: int, rows: list[dict[str, Any]], done: int) -> None:
-    """One transaction: the batch's predictions and the job's progress."""
+def _write_batch(session: Session, job_id: int, model_id: int, results: list[Result], done: int) -> None:
+    """One transaction: the batch's predictions, their per-item metric rows and the job's progress."""
     for attempt in range(2):
         try:
-            if rows:
-                session.execute(insert(Prediction), rows)
+            insert_batch(session, model_id, results)
             session.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE))
                             .values(done=done, heartbeat_at=utcnow()))
             session.commit()
@@ -166,8 +136,8 @@ def _write_batch(session: Session, job_id: int, model_id: int, rows: list[dict[s
             if attempt:
                 raise
             taken = set(session.scalars(select(Prediction.item_id).where(
-                Prediction.model_id == model_id, Prediction.item_id.in_([r["item_id"] for r in rows]))))
-            rows = [r for r in rows if r["item_id"] not in taken]
+                Prediction.model_id == model_id, Prediction.item_id.in_([r.item_id for r in results]))))
+            results = [r for r in results if r.item_id not in taken]
 
 
 def run_job(factory: Engine | sessionmaker[Session], settings: Settings, runtimes: RuntimeCache, job_id: int,
@@ -198,6 +168,14 @@ def run_job(factory: Engine | sessionmaker[Session], settings: Settings, runtime
             return session.scalar(select(Job.status).where(Job.id == job_id))
 
 
+def _prepare_in(session: Session, task: Task, ctx: TaskContext, ids: list[int]) -> Prepared:
+    """Prepare on the prefetch thread, ending its read transaction so no snapshot is held between batches."""
+    try:
+        return task.prepare(session, ctx, ids)
+    finally:
+        session.commit()
+
+
 def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, renderer: Renderer, job: Job,
                  should_cancel: Callable[[], bool] | None, should_stop: Callable[[], bool] | None,
                  progress: ProgressFn | None) -> str:
@@ -218,15 +196,19 @@ def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, r
                 total=total, done=done, error=None):
         return session.scalar(select(Job.status).where(Job.id == job_id)) or "cancelled"
     runtime = runtimes.get(model, settings.device)
+    task = get_task(card)
+    ctx = TaskContext(settings, renderer, card, model.id, dataset.kind)
+    chunk = task.chunk(settings)
     if progress:
         progress(done, total)
+
     def next_ids(after: int) -> list[int]:
-        return list(session.scalars(pending.where(Item.id > after).order_by(Item.id).limit(settings.inference_batch)))
+        return list(session.scalars(pending.where(Item.id > after).order_by(Item.id).limit(chunk)))
 
     # The next batch is read and preprocessed on a second thread (its own session) while the model runs on
     # this one: onnxruntime releases the GIL, so preparation and inference overlap.
     ids = next_ids(0)
-    prepared = _prepare(session, settings, renderer, card, ids) if ids else None
+    prepared = task.prepare(session, ctx, ids) if ids else None
     with ThreadPoolExecutor(max_workers=1) as pool, Session(bind=session.get_bind()) as prep_session:
         while prepared is not None:
             status = session.scalar(select(Job.status).where(Job.id == job_id))
@@ -239,10 +221,10 @@ def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, r
             if should_stop is not None and should_stop():
                 return "running"
             following = next_ids(prepared.ids[-1])
-            upcoming = pool.submit(_prepare, prep_session, settings, renderer, card, following) if following else None
-            rows = _infer(runtime, prepared, dataset, model.id, card)
+            upcoming = pool.submit(_prepare_in, prep_session, task, ctx, following) if following else None
+            results = task.infer(runtime, ctx, prepared)
             done = min(done + len(prepared.ids), total)
-            _write_batch(session, job_id, model.id, rows, done)
+            _write_batch(session, job_id, ctx.model_id, results, done)
             if progress:
                 progress(done, total)
             prepared = upcoming.result() if upcoming else None

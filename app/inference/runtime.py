@@ -146,6 +146,14 @@ def check_shapes(card: ModelCard, input_shape: Sequence[Any], output_shapes: Seq
                 f"output shape {_dim_text(out)}: a {card.task} model must output [batch, (channels,) "
                 f"{', '.join('DHW'[-spatial:])}] with {spatial + 2} (or {spatial + 1}) dimensions"
             )
+        out_spatial = out[1:spatial + 1] if spec.layout == "NHWC" or len(out) == spatial + 1 else out[2:]
+        for i, (got, want) in enumerate(zip(out_spatial, spec.size, strict=True)):
+            if _fixed(got) is not None and got != want:
+                raise ModelCardMismatch(
+                    f"output shape {_dim_text(out)}: the mask's size {_dim_text(out_spatial)} differs from the "
+                    f"card's input.size {spec.size} (dimension {'DHW'[-spatial:][i]}); MedView maps masks back from "
+                    "the model's input grid, so they must have the same size"
+                )
         if len(out) == spatial + 2 and classes:
             axis = len(out) - 1 if spec.layout == "NHWC" else 1
             got = _fixed(out[axis])

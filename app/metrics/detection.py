@@ -104,3 +104,25 @@ def froc(
             "thresholds": scores[last_of_run].tolist(),
         },
     }
+
+
+def match_boxes(predictions: Sequence[Sequence[float]], ground_truth: Sequence[Sequence[float]],
+                iou: float = 0.5) -> dict[str, Any]:
+    """One image's detections (x1, y1, x2, y2, score) against its GT boxes, matched as `froc` does (descending
+    score, each GT at most once, the highest-IoU free GT): {"tp", "fp", "fn", "sensitivity"} — sensitivity
+    = tp / GT boxes, None without GT boxes."""
+    preds = _boxes(predictions, 5, "predictions")
+    gts = _boxes(ground_truth, 4, "ground truth")
+    matched = np.zeros(gts.shape[0], dtype=bool)
+    tp = 0
+    for idx in np.argsort(-preds[:, 4], kind="mergesort"):
+        if not gts.shape[0]:
+            break
+        overlaps = box_iou(preds[idx, :4], gts)
+        overlaps[matched] = -1.0
+        best = int(np.argmax(overlaps))
+        if overlaps[best] >= iou:
+            matched[best] = True
+            tp += 1
+    n_gt = int(gts.shape[0])
+    return {"tp": tp, "fp": int(preds.shape[0]) - tp, "fn": n_gt - tp, "sensitivity": tp / n_gt if n_gt else None}

@@ -46,16 +46,31 @@ def per_label_dice(pred_labels: ArrayLike, gt_labels: ArrayLike) -> dict[int, fl
 
 
 def label_centroids(labels: ArrayLike) -> dict[int, tuple[float, ...]]:
-    """Centre of mass (voxel coordinates) of every label > 0 in an integer label volume."""
+    """Centre of mass (voxel coordinates) of every label > 0 in an integer label volume.
+
+    Summed one slab (first-axis index) at a time, so memory stays at a few planes rather than the 3 × voxels
+    × 8 bytes of a full coordinate grid (1.5 GB for a 512 × 512 × 240 CT)."""
     arr = _labels(labels, "labels")
-    present = [int(v) for v in np.unique(arr) if v > 0]
-    if not present:
+    if arr.size == 0 or arr.max(initial=0) == 0:
         return {}
-    coords = np.indices(arr.shape).reshape(arr.ndim, -1)
-    flat = arr.ravel()
-    size = max(present) + 1
-    counts = np.bincount(flat, minlength=size)
-    sums = [np.bincount(flat, weights=c, minlength=size) for c in coords]
+    size = int(arr.max()) + 1
+    if arr.ndim == 1:
+        counts = np.bincount(arr, minlength=size).astype(float)
+        sums = np.bincount(arr, weights=np.arange(arr.size), minlength=size)[None]
+    else:
+        counts = np.zeros(size)
+        sums = np.zeros((arr.ndim, size))
+        rest = np.indices(arr.shape[1:]).reshape(arr.ndim - 1, -1)
+        for first in range(arr.shape[0]):
+            flat = arr[first].ravel()
+            if not flat.any():
+                continue
+            plane_counts = np.bincount(flat, minlength=size)
+            counts += plane_counts
+            sums[0] += plane_counts * first
+            for axis, coords in enumerate(rest, 1):
+                sums[axis] += np.bincount(flat, weights=coords, minlength=size)
+    present = [int(v) for v in np.flatnonzero(counts) if v > 0]
     return {label: tuple(float(s[label] / counts[label]) for s in sums) for label in present}
 
 

@@ -107,7 +107,8 @@ def test_register_predict_and_show(client, engine, settings, dataset_id, onnx_fi
         assert body["metrics"]["nll"] == pytest.approx(-np.log(expected[int(item.label)]), rel=1e-5)
         outcomes.add(body["metrics"]["correct"])
         shown = client.get(f"/api/items/{item.id}").json()["predictions"]
-        assert shown == [{"model_id": model["id"], "model_name": "pcam-baseline", "outputs": body["outputs"],
+        assert shown == [{"model_id": model["id"], "model_name": "pcam-baseline", "task": "classify",
+                          "outputs": body["outputs"],
                           "metrics": body["metrics"], "created_at": shown[0]["created_at"]}]
     assert outcomes == {True, False}  # the sample exercises both outcomes of the metric
 
