@@ -1,10 +1,15 @@
-"""Model pages: the registered models with their evaluations per applicable dataset, and one evaluation
-(metrics, confusion matrix, ROC curve as inline SVG). Same services as the JSON API; each page links its JSON."""
+"""Model pages: the registered models with their evaluations per applicable dataset, and one evaluation per
+model × dataset with its task's plots as inline SVG: ROC curve and confusion matrix (classification), Dice
+histogram (segmentation), FROC curve (detection), per-vertebra Dice bars (3-D vertebra segmentation); and a
+"worst first" link into the dataset grid sorted by the per-item metric. Same services as the JSON API; each
+page links its JSON."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -13,8 +18,10 @@ from sqlalchemy.orm import Session
 from app.api.datasets import filters_from
 from app.api.deps import RuntimesDep, SessionDep, SettingsDep
 from app.catalog import queries
+from app.datasets.verse import labels as verse_labels
 from app.inference import registry
 from app.inference.evaluation import evaluate
+from app.inference.tasks import task_misfit
 from app.web.pages import query_url
 
 router = APIRouter(include_in_schema=False)
@@ -53,7 +60,9 @@ def models_page(request: Request, session: SessionDep, settings: SettingsDep, ru
         summary = registry.model_summary(m)
         summary["device"] = _device(runtimes, m, settings.device)
         summary["classes"] = _classes(m)
-        summary["datasets"] = [d for d in datasets if d["kind"] in summary["applies_to"]]
+        card = registry.model_card(m)
+        summary["datasets"] = [d for d in datasets if (not summary["applies_to"] or d["kind"] in summary["applies_to"])
+                               and task_misfit(card, d["kind"]) is None]
         models.append(summary)
     return _render(request, "models.html", {"models": models})
 
@@ -64,14 +73,26 @@ def evaluation_page(model_id: int, dataset_id: int, request: Request, session: S
     model = registry.model_summary(registry.get_model(session, model_id))
     dataset = queries.dataset_summary(queries.get_dataset(session, dataset_id))
     result = evaluate(session, model_id, dataset_id, filters)
+    worst = result.get("worst_first") or {}
     return _render(request, "evaluation.html", {
         "model": model, "dataset": dataset, "result": result, "filters": filters,
         "json_url": query_url(f"/api/models/{model_id}/evaluation", filters, dataset_id=dataset_id),
+        "worst_url": worst_first_url(dataset_id, worst["sort"], filters) if worst else None,
         "confusion": confusion_view(result), "roc": roc_view(result.get("roc")),
+        "histogram": histogram_view(result.get("dice_histogram")), "froc": froc_view(result.get("froc"),
+                                                                                     result.get("sensitivity_at_fp")),
+        "vertebrae": vertebrae_view(result.get("dice_per_label")),
         "plot": {"size": PLOT_SIZE, "pad": PLOT_PAD, "ticks": tick_marks()}})
 
 
 # -- display helpers --------------------------------------------------------------------------
+
+def worst_first_url(dataset_id: int, sort: str, filters: Mapping[str, Sequence[str]]) -> str:
+    """The dataset grid sorted by a per-item metric (`sort=metric:MODEL:NAME`, readable, colons kept), with the
+    evaluation's filters."""
+    rest = query_url("", filters).lstrip("?")
+    return f"/datasets/{dataset_id}?sort={quote(sort, safe=':-')}" + (f"&{rest}" if rest else "")
+
 
 def confusion_view(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Rows (truth) of the confusion matrix: class name, total, and each cell's count and shade (0–1 of max)."""
@@ -104,3 +125,59 @@ def tick_marks() -> list[dict[str, Any]]:
     """Axis ticks at 0, 0.25 … 1: label and SVG offset along each axis."""
     return [{"label": f"{v:g}", "x": PLOT_PAD + v * PLOT_SIZE, "y": PLOT_PAD + (1 - v) * PLOT_SIZE}
             for v in (0, 0.25, 0.5, 0.75, 1)]
+
+
+def histogram_view(histogram: Mapping[str, Sequence[float]] | None) -> dict[str, Any] | None:
+    """Bars of the Dice histogram in the plot square: x = Dice bin, height = share of the tallest bin."""
+    if not histogram or not sum(histogram.get("counts") or []):
+        return None
+    counts, edges = list(histogram["counts"]), list(histogram["edges"])
+    top = max(counts)
+    bars = []
+    for n, count in enumerate(counts):
+        height = count / top * PLOT_SIZE
+        x = PLOT_PAD + edges[n] * PLOT_SIZE
+        bars.append({"x": round(x + 1, 1), "y": round(PLOT_PAD + PLOT_SIZE - height, 1), "count": count,
+                     "width": round((edges[n + 1] - edges[n]) * PLOT_SIZE - 2, 1), "height": round(height, 1),
+                     "label": f"{edges[n]:.1f}–{edges[n + 1]:.1f}"})
+    y_ticks = [{"label": str(round(top * f)), "y": PLOT_PAD + (1 - f) * PLOT_SIZE} for f in (0, 0.5, 1)]
+    return {"bars": bars, "top": top, "y_ticks": y_ticks}
+
+
+FROC_FPS = (0.125, 0.25, 0.5, 1, 2, 4, 8)  # x axis (log2), false positives per image
+
+
+def _froc_x(fp: float) -> float:
+    """log2 axis from 1/8 to 8 FPs per image; 0 sits on the left edge, beyond 8 on the right one."""
+    low, high = math.log2(FROC_FPS[0]), math.log2(FROC_FPS[-1])
+    value = low if fp <= 0 else min(max(math.log2(fp), low), high)
+    return PLOT_PAD + (value - low) / (high - low) * PLOT_SIZE
+
+
+def froc_view(curve: Mapping[str, Sequence[float]] | None,
+              at_fp: Mapping[str, float | None] | None) -> dict[str, Any] | None:
+    """The FROC curve as a step polyline (sensitivity holds until the next operating point), the reported
+    operating points as dots, and the x ticks."""
+    if not curve or not curve.get("sensitivity"):
+        return None
+    points: list[str] = []
+    previous = 0.0
+    for fp, sens in zip(curve["fps_per_image"], curve["sensitivity"], strict=True):
+        x = _froc_x(fp)
+        if points:
+            points.append(f"{x:.1f},{PLOT_PAD + (1 - previous) * PLOT_SIZE:.1f}")
+        points.append(f"{x:.1f},{PLOT_PAD + (1 - sens) * PLOT_SIZE:.1f}")
+        previous = sens
+    points.append(f"{PLOT_PAD + PLOT_SIZE:.1f},{PLOT_PAD + (1 - previous) * PLOT_SIZE:.1f}")
+    dots = [{"x": round(_froc_x(float(k)), 1), "y": round(PLOT_PAD + (1 - v) * PLOT_SIZE, 1), "fp": k, "value": v}
+            for k, v in (at_fp or {}).items() if v is not None]
+    ticks = [{"label": f"{f:g}", "x": round(_froc_x(f), 1)} for f in FROC_FPS]
+    return {"points": " ".join(points), "dots": dots, "x_ticks": ticks}
+
+
+def vertebrae_view(dice_per_label: Mapping[str, float] | None) -> list[dict[str, Any]]:
+    """Rows of the per-vertebra Dice table in anatomical order: name, value and bar width (%)."""
+    rows = [{"label": int(k), "name": verse_labels.name(int(k)), "dice": v, "width": round(100 * v, 1)}
+            for k, v in (dice_per_label or {}).items()]
+    order = {label: n for n, label in enumerate(verse_labels.SPINE_ORDER)}
+    return sorted(rows, key=lambda r: order.get(r["label"], 1000 + r["label"]))
