@@ -7,7 +7,7 @@ database writing, so adapters stay easy to test on files alone.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,7 +62,7 @@ class AnnotationRecord:
     slice_index: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ItemRecord:
     key: str
     kind: str
@@ -107,9 +107,32 @@ class SeriesRecord:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+class LazyItems(Sequence):
+    """Item records made on demand, part by part, with a known count: an adapter whose input is already
+    validated (PCam: shapes, labels, meta) hands the ingest driver this instead of a list, and the records are
+    built while earlier batches are being written instead of all before the first write."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[int, Callable[[], Iterator[ItemRecord]]]] = []
+
+    def add(self, count: int, make: Callable[[], Iterator[ItemRecord]]) -> None:
+        """A part of `count` records; `make()` yields them (called once per iteration)."""
+        self._parts.append((count, make))
+
+    def __len__(self) -> int:
+        return sum(count for count, _ in self._parts)
+
+    def __iter__(self) -> Iterator[ItemRecord]:
+        for _, make in self._parts:
+            yield from make()
+
+    def __getitem__(self, index):  # a Sequence for type checks; random access materialises (tests only)
+        return list(self)[index]
+
+
 @dataclass
 class ScanResult:
-    items: list[ItemRecord]
+    items: Sequence[ItemRecord]
     problems: list[Problem] = field(default_factory=list)
     patients: list[PatientRecord] = field(default_factory=list)
     studies: list[StudyRecord] = field(default_factory=list)

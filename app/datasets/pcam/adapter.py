@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from app.datasets.base import (
     IngestError,
     ItemRecord,
     ItemRef,
+    LazyItems,
     OverlayLayer,
     Problem,
     ProgressFn,
@@ -61,10 +62,11 @@ class PCamAdapter:
         splits = files.split_files(root)
         if not any(s.x or s.y for s in splits):
             raise IngestError(f"{root}: no camelyonpatch_level_2_split_*_x.h5 / _y.h5 (or .h5.gz) files found")
-        result = ScanResult(items=[], options={"splits": {}})
+        result = ScanResult(items=LazyItems(), options={"splits": {}})
+        slides: dict[str, None] = {}
         for split in splits:
-            self._scan_split(root, split, work_dir, progress, result)
-        result.series = [SeriesRecord(wsi, None) for wsi in dict.fromkeys(i.series for i in result.items) if wsi]
+            self._scan_split(root, split, work_dir, progress, result, slides)
+        result.series = [SeriesRecord(wsi, None) for wsi in slides]
         if not result.items:
             reasons = "; ".join(str(p) for p in result.problems[:3])
             raise IngestError(f"{root}: no PCam split could be indexed ({reasons})", result.problems)
@@ -72,7 +74,7 @@ class PCamAdapter:
 
     # -- one split ----------------------------------------------------------------------------
     def _scan_split(self, root: Path, s: files.SplitFiles, cache: Path | None, progress: ProgressFn,
-                    result: ScanResult) -> None:
+                    result: ScanResult, slides: dict[str, None]) -> None:
         import h5py
 
         problems = result.problems
@@ -133,8 +135,12 @@ class PCamAdapter:
         location = s.x if not s.x.endswith(".gz") else str(paths["x"])
         st = (root / s.x).stat()
         self._record_layout(s, info, location, result)
-        self._items(s, labels, meta, location, f"{location}|{st.st_size}|{st.st_mtime_ns}", result.items)
-        progress(f"listing {s.name} patches", n, n)
+        valid = (labels == 0) | (labels == 1)
+        if meta is not None:
+            slides.update(dict.fromkeys(m["wsi"] for m, ok in zip(meta, valid.tolist(), strict=False)
+                                        if ok and m is not None))
+        source = f"{location}|{st.st_size}|{st.st_mtime_ns}"
+        result.items.add(int(valid.sum()), lambda: self._items(s, labels, meta, location, source))
 
     @staticmethod
     def _check_labels(s: files.SplitFiles, labels: np.ndarray, meta: list | None, problems: list[Problem]) -> None:
@@ -167,10 +173,10 @@ class PCamAdapter:
                         s.x, info.compression, info.chunks, info.chunk_bytes / 1e6)
 
     @staticmethod
-    def _items(s: files.SplitFiles, labels: np.ndarray, meta: list | None, location: str, source: str,
-               out: list[ItemRecord]) -> None:
-        """One ItemRecord per valid row. Hot loop (262,144 rows for train): the per-label facet lists and
-        annotation lists are shared between items (the ingest driver only reads them)."""
+    def _items(s: files.SplitFiles, labels: np.ndarray, meta: list | None, location: str,
+               source: str) -> Iterator[ItemRecord]:
+        """One ItemRecord per valid row, made while the ingest writes earlier batches. Hot loop (262,144 rows
+        for train): the per-label facet lists are shared between items (the ingest driver only reads them)."""
         split = s.name
         split_facet = [split]
         label_facets = {"0": [split_facet, ["0"]], "1": [split_facet, ["1"]]}
@@ -190,11 +196,11 @@ class PCamAdapter:
             else:
                 m, wsi = {}, None
                 fp_text = f"{prefix}{i}|{lab}"
-            out.append(ItemRecord(
+            yield ItemRecord(
                 key=f"{split}/{i}", kind="patch", location=location, fingerprint=blake(
                     fp_text.encode(), digest_size=16).hexdigest(),
                 split=split, label=lab, width=files.PATCH, height=files.PATCH, depth=1, location_index=i,
-                meta=m, series=wsi, facets=facets))
+                meta=m, series=wsi, facets=facets)
 
     # -- pixels -------------------------------------------------------------------------------
     def slices(self, item: ItemRef, plane: str) -> list[int]:
