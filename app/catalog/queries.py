@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.catalog.facets import COLUMN_FACETS, LINKS
+from app.catalog import charts, listing, sorting
 from app.catalog.followup import lesion_tracks
 from app.datasets.registry import get_adapter
 from app.db.lookup import get_or_404
-from app.db.models import Annotation, Dataset, Item, ItemFacet, Patient, Study
+from app.db.models import Annotation, Dataset, Item, Patient, Study
 from app.errors import InvalidInput, NotFound
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 # Query parameters that are not filters.
-RESERVED_PARAMS = ("limit", "cursor", "key", "format", "cols", "tile", "overlays")
+RESERVED_PARAMS = ("limit", "cursor", "key", "format", "cols", "tile", "overlays", "sort", "offset")
 
 
 def dataset_summary(ds: Dataset) -> dict[str, Any]:
@@ -61,81 +60,66 @@ def _sorted_counts(counts: Mapping[str, int], preferred: Sequence[str] | None = 
     return {v: counts[v] for v in sorted(counts, key=order)}
 
 
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"i:{last_id}".encode()).decode().rstrip("=")
+def live_facet_counts(session: Session, dataset_id: int, filters: Mapping[str, Sequence[str]],
+                      key: str | None = None) -> dict[str, Any]:
+    """Counts under the filters for every facet field (disjunctive: a field's counts apply the other fields'
+    filters), listing every value the dataset has (0 when the filters exclude it), and the total."""
+    ds = get_dataset(session, dataset_id)
+    adapter = get_adapter(ds.kind)
+    live, total = listing.live_facets(session, ds, filters, key)
+    order = getattr(adapter, "facet_order", {})
+    facets = {f: _sorted_counts({**dict.fromkeys(ds.facet_counts.get(f) or {}, 0), **live.get(f, {})},
+                                order.get(f)) for f in adapter.facet_fields}
+    return {"facets": facets, "total": total, "filters": dict(filters), "semantics": "disjunctive"}
 
 
-def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, value = text.split(":", 1)
-        if kind != "i":
-            raise ValueError
-        return int(value)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput(f"cursor {cursor!r} is not valid (use next_cursor from the previous page)") from None
-
-
-def _filtered(dataset: Dataset, filters: Mapping[str, Sequence[str]], key: str | None):
-    adapter = get_adapter(dataset.kind)
-    allowed = (*adapter.facet_fields, *adapter.filter_fields)
-    stmt = select(Item).where(Item.dataset_id == dataset.id)
-    for field_name, values in filters.items():
-        if field_name not in allowed:
-            raise InvalidInput(f"unknown filter {field_name!r}; {dataset.kind} items filter by "
-                               f"{', '.join(allowed)}")
-        if field_name in COLUMN_FACETS:
-            stmt = stmt.where(COLUMN_FACETS[field_name].in_(list(values)))
-            continue
-        link = getattr(adapter, "link_facets", {}).get(field_name, field_name)
-        if link in LINKS:
-            column, model = LINKS[link]
-            linked = select(model.id).where(model.dataset_id == dataset.id, model.external_id.in_(list(values)))
-            stmt = stmt.where(column.in_(linked))
-            continue
-        sub = select(ItemFacet.item_id).where(ItemFacet.dataset_id == dataset.id,
-                                              ItemFacet.field == field_name, ItemFacet.value.in_(list(values)))
-        stmt = stmt.where(Item.id.in_(sub))
-    if key:
-        stmt = stmt.where(Item.key == key)
-    return stmt
+def dataset_charts(session: Session, dataset_id: int) -> dict[str, Any]:
+    ds = get_dataset(session, dataset_id)
+    return {"dataset_id": ds.id, "kind": ds.kind, "charts": charts.dataset_charts(session, ds)}
 
 
 def filtered_ids(dataset: Dataset, filters: Mapping[str, Sequence[str]]):
     """SELECT of the ids of a dataset's items matching the filters (InvalidInput for an unknown field)."""
-    return _filtered(dataset, filters, None).with_only_columns(Item.id)
+    return listing.filtered(dataset, filters, None).with_only_columns(Item.id)
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
 
 
 def list_items(session: Session, dataset_id: int, filters: Mapping[str, Sequence[str]], *,
-               key: str | None = None, limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> dict[str, Any]:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+               key: str | None = None, limit: int = DEFAULT_LIMIT, cursor: str | None = None,
+               sort: str | None = None, offset: int | None = None) -> dict[str, Any]:
+    """A keyset page (app.catalog.listing) with the total; with a value sort (metric, numeric field) each
+    item carries its `sort_value`."""
+    _check_limit(limit)
     ds = get_dataset(session, dataset_id)
-    base = _filtered(ds, filters, key)
-    total = session.scalar(select(func.count()).select_from(base.with_only_columns(Item.id).subquery()))
-    page = base
-    if cursor:
-        page = page.where(Item.id > decode_cursor(cursor))
-    rows = session.scalars(page.order_by(Item.id).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {"items": [item_summary(i) for i in rows], "total": total,
-            "next_cursor": encode_cursor(rows[-1].id) if more and rows else None}
+    order = sorting.parse_sort(session, ds, sort)
+    page = listing.keyset_page(session, ds, filters, key=key, sort=order, limit=limit, cursor=cursor,
+                               offset=offset)
+    total = listing.count(session, ds, filters, key)
+    ids = [i for i, _ in page.rows]
+    by_id = {i.id: i for i in session.scalars(select(Item).where(Item.id.in_(ids)))} if ids else {}
+    items = []
+    for item_id, value in page.rows:
+        summary = item_summary(by_id[item_id])
+        if order.shows_value:
+            summary["sort_value"] = value
+        items.append(summary)
+    return {"items": items, "total": total, "next_cursor": page.next_cursor, "sort": order.text}
 
 
 def page_ids(session: Session, dataset_id: int, filters: Mapping[str, Sequence[str]], *, key: str | None = None,
-             limit: int = DEFAULT_LIMIT, cursor: str | None = None) -> tuple[list[int], str | None]:
+             limit: int = DEFAULT_LIMIT, cursor: str | None = None, sort: str | None = None,
+             offset: int | None = None) -> tuple[list[int], str | None]:
     """Just the ids of one keyset page (and the next cursor): what a contact sheet needs, without
     building item objects or counting the whole selection."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
-    page = _filtered(get_dataset(session, dataset_id), filters, key).with_only_columns(Item.id)
-    if cursor:
-        page = page.where(Item.id > decode_cursor(cursor))
-    ids = list(session.scalars(page.order_by(Item.id).limit(limit + 1)))
-    more = len(ids) > limit
-    ids = ids[:limit]
-    return ids, encode_cursor(ids[-1]) if more and ids else None
+    _check_limit(limit)
+    ds = get_dataset(session, dataset_id)
+    page = listing.keyset_page(session, ds, filters, key=key, sort=sorting.parse_sort(session, ds, sort),
+                               limit=limit, cursor=cursor, offset=offset)
+    return [i for i, _ in page.rows], page.next_cursor
 
 
 def item_summary(item: Item) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from app.api.datasets import filters_from
 from app.api.deps import SessionDep
-from app.catalog import queries
+from app.catalog import queries, sorting
 from app.catalog.followup import TRACK_DISTANCE
 from app.errors import InvalidInput
 from app.render.sheet import MAX_TILES
@@ -42,26 +42,46 @@ def index_page(request: Request, session: SessionDep) -> Response:
 
 @router.get("/datasets/{dataset_id}", name="dataset_page")
 def dataset_page(dataset_id: int, request: Request, session: SessionDep, limit: int | None = None,
-                 cursor: str | None = None, key: str | None = None) -> Response:
+                 cursor: str | None = None, key: str | None = None, sort: str | None = None) -> Response:
     detail = queries.dataset_detail(session, dataset_id)
     filters = filters_from(request)
     check_facet_values(detail, filters)
+    key = key or None
     page_size = SHEET_PAGE_SIZES.get(detail["kind"], PAGE_SIZE)
     limit = page_size if limit is None else limit
-    page = queries.list_items(session, dataset_id, filters, key=key or None, limit=limit, cursor=cursor)
-    # the sheet shares the page's filters, key, limit and cursor, so tile n is item n
-    sheet_api = sheet_url(dataset_id, filters, key, limit) if detail["kind"] in SHEET_PAGE_SIZES else None
+    page = queries.list_items(session, dataset_id, filters, key=key, limit=limit, cursor=cursor, sort=sort)
+    sort = None if page["sort"] == "id" else page["sort"]
+    live = queries.live_facet_counts(session, dataset_id, filters, key)
+    # the sheet shares the page's filters, key, sort, limit and cursor, so tile n is item n
+    sheet_api = sheet_url(dataset_id, filters, key, limit, sort) if detail["kind"] in SHEET_PAGE_SIZES else None
     tiles = tile_styles(f"{sheet_api}&{urlencode({'cursor': cursor})}" if cursor else sheet_api,
                         len(page["items"])) if sheet_api else []
     return _render(request, "dataset.html", {
-        "dataset": detail, "page": page, "filters": filters, "key": key or "", "limit": limit,
-        "facets": facet_view(detail, filters, key), "chips": active_chips(detail, filters, key),
-        "label_names": label_names(detail), "items_api": query_url(f"/api/datasets/{dataset_id}/items",
-                                                                      filters, key, limit=limit),
-        "next_url": query_url("", filters, key, limit=None if limit == page_size else limit,
+        "dataset": detail, "page": page, "filters": filters, "key": key or "", "limit": limit, "sort": sort or "",
+        "facets": facet_view({**detail, "facets": live["facets"]}, filters, key, sort),
+        "chips": active_chips(detail, filters, key, sort), "label_names": label_names(detail),
+        "items_api": query_url(f"/api/datasets/{dataset_id}/items", filters, key, sort=sort, limit=limit),
+        "next_url": query_url("", filters, key, sort=sort, limit=None if limit == page_size else limit,
                               cursor=page["next_cursor"]) if page["next_cursor"] else None,
-        "sheet_api": sheet_api or "", "tiles": tiles,
+        "sheet_api": sheet_api or "", "tiles": tiles, "sort_options": sort_options(session, detail, sort),
+        "selection_base": {"dataset_id": dataset_id, "filters": filters, **({"key": key} if key else {})},
+        "first_page": {"items": [{k: v for k, v in i.items() if not (sheet_api and k == "thumbnail_url")}
+                                 for i in page["items"]], "next_cursor": page["next_cursor"], "cursor": cursor or ""},
     })
+
+
+def sort_options(session, detail: Mapping[str, Any], current: str | None) -> list[dict[str, Any]]:
+    """The sort menu: every allowed field both ways, and the metrics models have on this dataset."""
+    names = [(f, f.replace("_", " ")) for f in sorting.allowed_sorts(detail["kind"]) if f != sorting.METRIC_HINT]
+    names += sorting.metric_sorts(session, detail["id"])
+    out = []
+    for value, label in names:
+        for text, arrow in ((value, "↑"), (f"-{value}", "↓")):
+            out.append({"value": "" if text == "id" else text, "label": f"{label} {arrow}",
+                        "selected": (current or "") == ("" if text == "id" else text)})
+    if current and not any(o["selected"] for o in out):  # a metric sort linked from elsewhere
+        out.append({"value": current, "label": current, "selected": True})
+    return out
 
 
 @router.get("/datasets/{dataset_id}/patients/{patient}", name="patient_page")
@@ -91,12 +111,13 @@ def query_url(path: str, filters: Mapping[str, Sequence[str]], key: str | None =
     return f"{path}?{urlencode(pairs)}" if pairs else (path or "?")
 
 
-def sheet_url(dataset_id: int, filters: Mapping[str, Sequence[str]], key: str | None, limit: int) -> str | None:
+def sheet_url(dataset_id: int, filters: Mapping[str, Sequence[str]], key: str | None, limit: int,
+              sort: str | None = None) -> str | None:
     """The contact-sheet URL of the grid's pages (without a cursor), or None when the page is too large for one
     sheet (the grid then falls back to per-item thumbnails)."""
     if not 1 <= limit <= MAX_TILES:
         return None
-    return query_url(f"/api/datasets/{dataset_id}/sheet", filters, key, limit=limit, cols=SHEET_COLS,
+    return query_url(f"/api/datasets/{dataset_id}/sheet", filters, key, sort=sort, limit=limit, cols=SHEET_COLS,
                      tile=SHEET_TILE, overlays="gt")
 
 
@@ -124,8 +145,9 @@ def _toggled(filters: Mapping[str, Sequence[str]], field: str, value: str) -> di
     return {f: v for f, v in out.items() if v}
 
 
-def facet_view(detail: Mapping[str, Any], filters: Mapping[str, Sequence[str]], key: str | None) -> list[dict]:
-    """Each facet field with its values: display label, count, share of the largest, active, toggle link."""
+def facet_view(detail: Mapping[str, Any], filters: Mapping[str, Sequence[str]], key: str | None,
+               sort: str | None = None) -> list[dict]:
+    """Each facet field with its values: display label, live count, share of the largest, active, toggle link."""
     out = []
     for field, counts in detail["facets"].items():
         names = detail["facet_labels"].get(field, {})
@@ -134,20 +156,21 @@ def facet_view(detail: Mapping[str, Any], filters: Mapping[str, Sequence[str]], 
         out.append({"field": field, "title": field.replace("_", " "), "values": [
             {"value": v, "label": names.get(v, v), "code": v if v in names and names[v] != v else "",
              "count": n, "share": round(100 * n / top), "active": v in active,
-             "href": query_url("", _toggled(filters, field, v), key)}
+             "href": query_url("", _toggled(filters, field, v), key, sort=sort)}
             for v, n in counts.items()]})
     return out
 
 
-def active_chips(detail: Mapping[str, Any], filters: Mapping[str, Sequence[str]], key: str | None) -> list[dict]:
+def active_chips(detail: Mapping[str, Any], filters: Mapping[str, Sequence[str]], key: str | None,
+                 sort: str | None = None) -> list[dict]:
     chips = []
     for field, values in filters.items():
         names = detail["facet_labels"].get(field, {})
         for v in values:
             chips.append({"field": field.replace("_", " "), "label": names.get(v, v),
-                          "href": query_url("", _toggled(filters, field, v), key)})
+                          "href": query_url("", _toggled(filters, field, v), key, sort=sort)})
     if key:
-        chips.append({"field": "key", "label": key, "href": query_url("", filters)})
+        chips.append({"field": "key", "label": key, "href": query_url("", filters, sort=sort)})
     return chips
 
 

@@ -1,0 +1,236 @@
+"""An in-memory facet index per dataset version: live facet counts, totals and id-ordered positions at 1 M items.
+
+SQL alone cannot answer the grid's questions fast enough on SQLite (measured on 1,114,112 PCam items):
+`count(*)` under split AND label costs ~150 ms, a GROUP BY over the four facet columns 1.2 s, and a filtered
+keyset page whose index the planner picks badly (split=train AND slide=X) scans the whole split. So, once per
+dataset version, every item is reduced to its *cell*: the tuple of its facet values (split × label × sex ×
+slide for PCam, plus multi-valued facets such as DeepLesion lesion types). PCam's 1 M items fall into ~1,600
+cells. Then, under any combination of facet filters:
+
+- live counts and the total are sums over the (few) matching cells, in microseconds to a few milliseconds;
+- the ids of the matching items in id order are `ids[cell_match[cell_of]]` (numpy, a few ms at 1 M, kept in
+  a small LRU per filter set), so keyset pages, positions ("jump to item N") and group boundaries for a sort
+  by a facet column are array look-ups, whatever the filters.
+
+The index is keyed by (dataset id, ingest_generation, updated_at, item_count): a re-ingest changes
+`updated_at`, so a stale index is never used. Datasets still indexing are not cached (callers fall back to
+SQL). Memory: ~12 bytes per item (ids + cell numbers), plus the LRU of filtered id arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.catalog.facets import COLUMN_FACETS, LINKS
+from app.datasets.registry import get_adapter
+from app.db.models import Dataset, Item, ItemFacet
+
+log = logging.getLogger(__name__)
+
+Signature = tuple[tuple[str, ...], ...]  # per cube field, the item's values (empty: none; several: multi-valued)
+FILTER_CACHE = 8  # filtered id arrays kept per dataset
+
+
+@dataclass
+class FacetIndex:
+    """Every item of one dataset version as (id, cell); see the module docstring."""
+
+    version: tuple
+    fields: tuple[str, ...]
+    cells: list[Signature]
+    ids: np.ndarray  # item ids, ascending
+    cell_of: np.ndarray  # cell number of each id
+    cell_counts: np.ndarray  # items per cell
+    _filtered: OrderedDict = field(default_factory=OrderedDict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def total(self) -> int:
+        return int(self.ids.size)
+
+    def covers(self, filters: Mapping[str, Sequence[str]]) -> bool:
+        """True when every filter field is a facet of the index (patient, study, key… are not)."""
+        return all(f in self.fields for f in filters)
+
+    def cell_match(self, filters: Mapping[str, Sequence[str]], skip: str | None = None) -> np.ndarray:
+        """Boolean per cell: does it satisfy every filter (values of one field OR-ed), ignoring `skip`?"""
+        keep = np.ones(len(self.cells), bool)
+        for name, values in filters.items():
+            if name == skip:
+                continue
+            k, wanted = self.fields.index(name), set(values)
+            keep &= np.fromiter((not wanted.isdisjoint(sig[k]) for sig in self.cells), bool, len(self.cells))
+        return keep
+
+    def counts(self, filters: Mapping[str, Sequence[str]]) -> tuple[dict[str, dict[str, int]], int]:
+        """({field: {value: count}}, total) under the filters, with disjunctive facet semantics: a field's
+        counts apply every *other* field's filters, so its own values stay selectable (OR within a field)."""
+        out: dict[str, dict[str, int]] = {}
+        for k, name in enumerate(self.fields):
+            match = self.cell_match(filters, skip=name)
+            tally: dict[str, int] = {}
+            for cell in np.flatnonzero(match & (self.cell_counts > 0)).tolist():
+                n = int(self.cell_counts[cell])
+                for value in self.cells[cell][k]:
+                    tally[value] = tally.get(value, 0) + n
+            out[name] = tally
+        total = int(self.cell_counts[self.cell_match(filters)].sum())
+        return out, total
+
+    def total_for(self, filters: Mapping[str, Sequence[str]]) -> int:
+        return int(self.cell_counts[self.cell_match(filters)].sum())
+
+    def value_counts(self, filters: Mapping[str, Sequence[str]], name: str) -> dict[str | None, int]:
+        """Items per value of single-valued `name` (None: no value) under all the filters (for sort groups)."""
+        k = self.fields.index(name)
+        tally: dict[str | None, int] = {}
+        match = self.cell_match(filters)
+        for cell in np.flatnonzero(match & (self.cell_counts > 0)).tolist():
+            values = self.cells[cell][k]
+            value = values[0] if values else None
+            tally[value] = tally.get(value, 0) + int(self.cell_counts[cell])
+        return tally
+
+    def crosstab(self, a: str, b: str) -> dict[str, dict[str, int]]:
+        """{value of a: {value of b: items}} over the whole dataset (multi-valued fields count every value)."""
+        ka, kb = self.fields.index(a), self.fields.index(b)
+        out: dict[str, dict[str, int]] = {}
+        for cell, n in zip(self.cells, self.cell_counts.tolist(), strict=True):
+            for va in cell[ka] or ("",):
+                row = out.setdefault(va, {})
+                for vb in cell[kb] or ("",):
+                    row[vb] = row.get(vb, 0) + n
+        return out
+
+    def matching_ids(self, filters: Mapping[str, Sequence[str]], group: tuple[str, str | None] | None = None
+                     ) -> np.ndarray:
+        """Ascending ids of the items matching the filters (and, with group=(field, value), having that value
+        of a single-valued field; None = no value). Cached per filter set: deep pages cost a binary search."""
+        cache_key = (tuple(sorted((f, tuple(sorted(v))) for f, v in filters.items())), group)
+        with self._lock:
+            hit = self._filtered.get(cache_key)
+            if hit is not None:
+                self._filtered.move_to_end(cache_key)
+                return hit
+        match = self.cell_match(filters)
+        if group is not None:
+            k, value = self.fields.index(group[0]), group[1]
+            match &= np.fromiter(((sig[k][:1] == (value,)) if value is not None else not sig[k]
+                                  for sig in self.cells), bool, len(self.cells))
+        ids = self.ids if match.all() else self.ids[match[self.cell_of]]
+        with self._lock:
+            self._filtered[cache_key] = ids
+            while len(self._filtered) > FILTER_CACHE:
+                self._filtered.popitem(last=False)
+        return ids
+
+
+def page_after(ids: np.ndarray, last: int | None, limit: int, descending: bool = False) -> list[int]:
+    """Up to `limit` ids of the ascending array `ids` after `last` (before it when descending)."""
+    if descending:
+        end = ids.size if last is None else int(np.searchsorted(ids, last, "left"))
+        return ids[max(0, end - limit):end][::-1].tolist()
+    start = 0 if last is None else int(np.searchsorted(ids, last, "right"))
+    return ids[start:start + limit].tolist()
+
+
+_INDEXES: dict[tuple[str, int], FacetIndex] = {}  # (database URL, dataset id): tests run many databases
+_BUILD_LOCK = threading.Lock()
+
+
+def version_of(ds: Dataset) -> tuple:
+    return (ds.ingest_generation, ds.updated_at.isoformat() if ds.updated_at else None, ds.item_count)
+
+
+def facet_index(session: Session, ds: Dataset) -> FacetIndex | None:
+    """The dataset's index, built on first use per version; None while the dataset is still indexing."""
+    if ds.status != "ready":
+        return None
+    version = version_of(ds)
+    slot = cache_slot(session, ds)
+    index = _INDEXES.get(slot)
+    if index is not None and index.version == version:
+        return index
+    with _BUILD_LOCK:
+        index = _INDEXES.get(slot)
+        if index is None or index.version != version:
+            started = time.perf_counter()
+            index = build_index(session, ds)
+            _INDEXES[slot] = index
+            log.info("facet index of dataset %s: %d items in %d cells, %.2f s", ds.id, index.total,
+                     len(index.cells), time.perf_counter() - started)
+    return index
+
+
+def cache_slot(session: Session, ds: Dataset) -> tuple[str, int]:
+    return (session.get_bind().url.render_as_string(hide_password=True), ds.id)
+
+
+def forget() -> None:
+    """Drop every cached index (tests)."""
+    _INDEXES.clear()
+
+
+def build_index(session: Session, ds: Dataset) -> FacetIndex:
+    """One pass over the dataset's items (and facet rows for multi-valued fields): every item to its cell."""
+    adapter = get_adapter(ds.kind)
+    links = getattr(adapter, "link_facets", {})
+    fields = tuple(adapter.facet_fields)
+    columns = [COLUMN_FACETS[f] if f in COLUMN_FACETS else LINKS[links[f]][0] if f in links else None
+               for f in fields]
+    used = [c for c in columns if c is not None]
+    link_names = {f: _external_ids(session, ds.id, links[f]) for f in fields if f in links}
+    tagged = [f for f, c in zip(fields, columns, strict=True) if c is None]
+    extra = _tagged_values(session, ds.id, tagged) if tagged else {}
+    rows = session.execute(select(Item.id, *used).where(Item.dataset_id == ds.id).order_by(Item.id))
+    cell_numbers: dict[Signature, int] = {}
+    ids: list[int] = []
+    cells_of: list[int] = []
+    for row in rows:
+        it = iter(row[1:])
+        sig = []
+        for name, column in zip(fields, columns, strict=True):
+            if column is None:
+                sig.append(extra.get(name, {}).get(row[0], ()))
+                continue
+            value = next(it)
+            if value is None:
+                sig.append(())
+            elif name in link_names:
+                sig.append((link_names[name].get(value, str(value)),))
+            else:
+                sig.append((str(value),))
+        key = tuple(sig)
+        number = cell_numbers.get(key)
+        if number is None:
+            number = cell_numbers[key] = len(cell_numbers)
+        ids.append(row[0])
+        cells_of.append(number)
+    id_dtype = np.int32 if not ids or max(ids[-1], 0) < 2**31 else np.int64
+    cell_of = np.asarray(cells_of, np.int32)
+    return FacetIndex(version_of(ds), fields, list(cell_numbers), np.asarray(ids, id_dtype), cell_of,
+                      np.bincount(cell_of, minlength=len(cell_numbers)))
+
+
+def _external_ids(session: Session, dataset_id: int, link: str) -> dict[int, str]:
+    model = LINKS[link][1]
+    return dict(session.execute(select(model.id, model.external_id).where(model.dataset_id == dataset_id)).all())
+
+
+def _tagged_values(session: Session, dataset_id: int, fields: Sequence[str]) -> dict[str, dict[int, tuple]]:
+    """{field: {item id: sorted values}} from item_facets."""
+    acc: dict[str, dict[int, list[str]]] = {f: {} for f in fields}
+    rows = session.execute(select(ItemFacet.field, ItemFacet.item_id, ItemFacet.value)
+                           .where(ItemFacet.dataset_id == dataset_id, ItemFacet.field.in_(list(fields))))
+    for name, item_id, value in rows:
+        acc[name].setdefault(item_id, []).append(value)
+    return {f: {i: tuple(sorted(v)) for i, v in per.items()} for f, per in acc.items()}
