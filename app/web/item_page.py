@@ -1,8 +1,9 @@
 """The item page: one viewer for every dataset kind, its initial state validated from the page URL.
 
-`viewer_state` turns the URL (window, preset, slice, plane, overlays, mask mode, opacity) into the state
-the viewer script starts from, so a shared link never shows a broken image; `render_url` is the first
-image's URL, the same one the script would build.
+`viewer_state` turns the URL (window, preset, slice, plane, overlays, mask mode, opacity, and the client-side
+viewer's invert, zoom, pan, layout, hidden layers, compared model, difference mode) into the state the viewer
+script starts from, so a shared link never shows a broken image; `render_url` is the first image's URL (the
+no-script first paint, shown until the raw values arrive), the same one the script would build.
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from fastapi.responses import Response
 
 from app.api.deps import SessionDep
 from app.catalog import queries
+from app.datasets.pcam.adapter import CENTRE as PCAM_CENTRE
+from app.datasets.pcam.adapter import LABEL_COLOURS as PCAM_COLOURS
+from app.datasets.pcam.adapter import LABEL_NAMES as PCAM_NAMES
+from app.datasets.verse.adapter import CENTROID_SLAB_MM, LABEL_GAP_MM
 from app.errors import InvalidInput
+from app.imaging.overlay import TEXT
 from app.imaging.presets import OWN_WINDOW_NAMES, PRESETS, WindowError, parse_window
 from app.render.service import MASK_MODES, RenderParams
 
@@ -41,11 +47,13 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
     item = queries.item_detail(session, item_id)
     dataset = queries.dataset_summary(queries.get_dataset(session, item["dataset_id"]))
     viewer = viewer_state(item, preset, window, slice, overlays, plane, mask_mode, opacity)
+    viewer.update(client_view(item, dataset["kind"], viewer, request.query_params))
     from app.web.model_pages import applicable_models  # model_pages imports this module
 
+    run_models = applicable_models(session, dataset["kind"], task=None)  # "Run model" for any task
+    viewer["classes"] = {str(m["id"]): m["classes"] for m in run_models}
     return _render(request, "item.html", {"item": item, "dataset": dataset, "viewer": viewer,
-                                          "image_url": render_url(viewer),
-                                          "run_models": applicable_models(session, dataset["kind"])})
+                                          "image_url": render_url(viewer), "run_models": run_models})
 
 
 
@@ -155,3 +163,129 @@ def render_url(viewer: Mapping[str, Any]) -> str:
     if viewer.get("opacity", DEFAULT_OPACITY) != DEFAULT_OPACITY:
         params["opacity"] = _num(viewer["opacity"])
     return f"{viewer['render_url']}?{urlencode(params)}"
+
+
+# -- the client-side viewer: URL state beyond the render parameters, vector shapes, predictions -------------
+
+LAYOUTS = ("single", "three", "side")
+LAYERS = ("mask", "shapes", "pred", "measure")  # what `hide=` may name
+ZOOM_RANGE = (0.05, 64.0)
+TASKS = ("classify", "segment2d", "segment3d", "detect2d")
+
+
+def _flag(name: str, text: str | None) -> bool:
+    if text in (None, "", "0", "false"):
+        return False
+    if text in ("1", "true"):
+        return True
+    raise InvalidInput(f"{name} must be 1 or 0, not {text!r}")
+
+
+def _number(name: str, text: str, low: float, high: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise InvalidInput(f"{name} must be a number from {low:g} to {high:g}, not {text!r}")
+    return round(value, 4) + 0.0
+
+
+def _cursor(text: str | None, planes: Mapping[str, int]) -> list[int] | None:
+    """The three-plane crosshair `at=i,j,k` (canonical voxel; each within the volume)."""
+    if not text:
+        return None
+    parts = text.split(",")
+    counts = (planes["sagittal"], planes["coronal"], planes["axial"])
+    if len(parts) != 3 or not all(p.strip().lstrip("-").isdigit() for p in parts):
+        raise InvalidInput(f"at must be three voxel indices i,j,k, not {text!r}")
+    at = [int(p) for p in parts]
+    if not all(0 <= v < n for v, n in zip(at, counts, strict=True)):
+        raise InvalidInput(f"at={text} lies outside the volume ({counts[0]} × {counts[1]} × {counts[2]} voxels)")
+    return at
+
+
+def prediction_task(prediction: Mapping[str, Any]) -> str:
+    """The prediction's task (H1's `task`, else what its outputs hold) so the viewer knows how to draw it."""
+    task = prediction.get("task")
+    if task in TASKS:
+        return task
+    outputs = prediction.get("outputs") or {}
+    if "mask" in outputs:
+        return "segment2d"
+    return "detect2d" if "boxes" in outputs else "classify"
+
+
+def viewer_shapes(item: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+    """Ground-truth vector shapes in image pixels (volumes: centroid points in canonical voxels, which the
+    viewer maps into each plane as app.imaging.volume.voxel_to_display does). The same shapes the dataset's
+    adapter draws server-side (`overlay`), so the canvas and the rendered JPEG agree."""
+    shapes: list[dict[str, Any]] = []
+    for a in item.get("annotations") or ():
+        geometry, meta = a.get("geometry") or {}, a.get("meta") or {}
+        if a["kind"] == "recist":
+            shapes.append({"type": "recist", "slice": a.get("slice_index"), "long": geometry.get("long"),
+                           "short": geometry.get("short"), "bbox": geometry.get("bbox"),
+                           "text": str(meta.get("lesion_number") or ""), "long_mm": meta.get("long_mm"),
+                           "short_mm": meta.get("short_mm")})
+        elif a["kind"] == "bbox" and geometry.get("bbox"):
+            shapes.append({"type": "box", "slice": a.get("slice_index"), "bbox": geometry["bbox"],
+                           "text": a.get("label") or ""})
+        elif a["kind"] == "centroid" and geometry.get("point"):
+            label = a.get("label") or ""
+            shapes.append({"type": "centroid", "point": geometry["point"], "text": meta.get("name") or label,
+                           "label": int(label) if str(label).isdigit() else 0, "colour": meta.get("colour")})
+    if kind == "pcam":  # the centre region that defines the label, outlined just outside its pixels
+        labels = [(a.get("label"), (a.get("geometry") or {}).get("bbox") or PCAM_CENTRE)
+                  for a in item.get("annotations") or () if a["kind"] == "label" and a.get("label") in PCAM_COLOURS]
+        if not labels and item.get("label") in PCAM_COLOURS:
+            labels = [(item["label"], PCAM_CENTRE)]
+        for label, (x1, y1, x2, y2) in labels:
+            shapes.append({"type": "box", "slice": None, "bbox": [x1 - 1, y1 - 1, x2, y2],
+                           "colour": "rgb({},{},{})".format(*PCAM_COLOURS[label]), "text": PCAM_NAMES[label]})
+    elif kind == "imagefolder":
+        shapes += [{"type": "text", "text": a["label"], "colour": "rgb({},{},{})".format(*TEXT)}
+                   for a in item.get("annotations") or () if a["kind"] == "label" and a.get("label")]
+    return shapes
+
+
+def client_view(item: Mapping[str, Any], kind: str, viewer: Mapping[str, Any],
+                query: Mapping[str, str]) -> dict[str, Any]:
+    """What the client-side viewer adds to `viewer_state`: its URL parameters (invert, zoom, pan, layout,
+    hide, model, diff — validated like the others: a bad value is a 400 page naming it) and the data it
+    draws itself (raw/mask URLs, geometry, vector shapes, predictions)."""
+    layout = query.get("layout") or "single"
+    if layout not in LAYOUTS:
+        raise InvalidInput(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
+    if layout == "three" and not viewer["planes"]:
+        raise InvalidInput("layout=three needs a volume (three planes); this item is a 2-D image")
+    hide = [h for h in (query.get("hide") or "").split(",") if h]
+    if unknown := [h for h in hide if h not in LAYERS]:
+        raise InvalidInput(f"hide lists unknown layers {', '.join(map(repr, unknown))}; choose from "
+                           f"{', '.join(LAYERS)}")
+    zoom = _number("zoom", query["zoom"], *ZOOM_RANGE) if query.get("zoom") else None
+    pan = None
+    if query.get("pan"):
+        parts = query["pan"].split(",")
+        if len(parts) != 2:
+            raise InvalidInput(f"pan must be X,Y (the image point at the view's centre), not {query['pan']!r}")
+        pan = [_number("pan", p, -100000, 100000) for p in parts]
+    at = _cursor(query.get("at"), viewer["planes"]) if layout == "three" else None
+    predictions = [{**p, "task": prediction_task(p)} for p in item.get("predictions") or ()]
+    model = None
+    if query.get("model"):
+        ids = [p["model_id"] for p in predictions]
+        if not query["model"].isdigit() or int(query["model"]) not in ids:
+            have = ", ".join(map(str, ids)) or "none"
+            raise InvalidInput(f"model {query['model']!r} has no prediction for this item (models: {have})")
+        model = int(query["model"])
+    spacing = item.get("spacing")
+    return {"invert": _flag("invert", query.get("invert")), "zoom": zoom, "pan": pan, "layout": layout, "at": at,
+            "hide": hide, "model": model, "diff": _flag("diff", query.get("diff")),
+            "raw_url": f"/api/items/{item['id']}/raw",
+            "mask_url": f"/api/items/{item['id']}/mask" if viewer["has_mask"] else None,
+            "shape": [item.get("width") or 0, item.get("height") or 0, item.get("depth") or 1],
+            "spacing": [float(v) for v in spacing] if spacing else None,
+            "shapes": viewer_shapes(item, kind), "centroid_slab_mm": CENTROID_SLAB_MM,
+            "label_gap_mm": LABEL_GAP_MM,
+            "predictions": predictions, "kind": kind}
