@@ -26,7 +26,10 @@ from app.inference.card import ModelCard
 from app.inference.postprocess import mask_probabilities, segment
 from app.inference.preprocess import PreprocessError, window_unit
 from app.inference.runtime import InferenceRuntime
-from app.inference.tasks.base import first_output
+
+
+def _first(output: np.ndarray | tuple[np.ndarray, ...]) -> np.ndarray:
+    return output[0] if isinstance(output, tuple) else output
 
 
 def to_model_axes(canonical: np.ndarray) -> np.ndarray:
@@ -92,7 +95,7 @@ class SlidingWindow:
         tiles = np.stack([x[z:z + d, y:y + h, xx:xx + w] for z, y, xx in positions])[:, None]
         if self.card.input.channels > 1:
             tiles = np.repeat(tiles, self.card.input.channels, axis=1)
-        return first_output(self.runtime.run(tiles))
+        return _first(self.runtime.run(tiles))
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         """Model-axes (D, H, W) raw values → (D, H, W) labels (uint8, or uint16 above 255)."""
