@@ -1,11 +1,15 @@
 # MedView web app. Multi-stage: dependencies are installed before the code is copied, so code
 # changes rebuild in seconds; the runtime image runs as a non-root user.
 FROM python:3.11-slim AS build
+# ONNXRUNTIME=onnxruntime-gpu builds the CUDA image for GPU workers (docker-compose.gpu.yml).
+ARG ONNXRUNTIME=onnxruntime
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 RUN mkdir app && echo '__version__ = "0"' > app/__init__.py \
- && python -m venv /opt/venv && /opt/venv/bin/pip install . && /opt/venv/bin/pip uninstall -y medview
+ && python -m venv /opt/venv && /opt/venv/bin/pip install . && /opt/venv/bin/pip uninstall -y medview \
+ && if [ "$ONNXRUNTIME" != onnxruntime ]; then \
+      /opt/venv/bin/pip uninstall -y onnxruntime && /opt/venv/bin/pip install "$ONNXRUNTIME"; fi
 
 FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 \

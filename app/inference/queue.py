@@ -4,6 +4,8 @@
   on start it re-enqueues jobs left `queued`/`running` (resume after a crash or restart).
 - `RedisQueue` (MEDVIEW_QUEUE_URL=redis://…): the API only pushes job ids onto the list `medview:jobs`;
   `medview worker` processes BLPOP them and run the jobs. State and progress are in the database either way.
+Both run a job only after claiming it, keep its heartbeat while it runs, and, when idle, take over jobs
+whose worker died (app.inference.recovery).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.inference.jobs import run_job, unfinished_job_ids
+from app.inference.recovery import Heartbeat, claim, queued_before, release, requeue_stale
 from app.inference.registry import RuntimeCache
 from app.render.service import Renderer
 
@@ -25,6 +29,26 @@ log = logging.getLogger(__name__)
 
 REDIS_KEY = "medview:jobs"
 _STOP = -1
+
+
+def run_claimed(factory: sessionmaker[Session], settings: Settings, runtimes: RuntimeCache, job_id: int,
+                renderer: Renderer | None, should_stop: Callable[[], bool]) -> str | None:
+    """Claim, run with a heartbeat, and release if stopped midway; None when another worker has the job or it
+    is no longer active."""
+    with factory() as session:
+        if not claim(session, job_id, settings.job_stale_seconds):
+            return None
+    with Heartbeat(factory, job_id, settings.job_heartbeat_seconds):
+        status = run_job(factory, settings, runtimes, job_id, renderer=renderer, should_stop=should_stop)
+    if status == "running":  # stopped between batches: the next worker (or start) resumes it at once
+        with factory() as session:
+            release(session, job_id)
+    return status
+
+
+def sweep_interval(settings: Settings) -> float:
+    """How often an idle worker looks for jobs whose worker died."""
+    return max(0.2, min(settings.job_stale_seconds / 2, 30.0))
 
 
 class JobQueue(Protocol):
@@ -56,14 +80,26 @@ class InProcessQueue:
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
-            job_id = self._queue.get()
+            try:
+                job_id = self._queue.get(timeout=sweep_interval(self._settings))
+            except queue.Empty:
+                self._sweep()
+                continue
             if job_id == _STOP:
                 return
             try:
-                run_job(self._factory, self._settings, self._runtimes, job_id, renderer=self._renderer,
-                        should_stop=self._stopping.is_set)
+                run_claimed(self._factory, self._settings, self._runtimes, job_id, self._renderer,
+                            self._stopping.is_set)
             except Exception:  # run_job records failures itself; this is the database going away
                 log.exception("in-process worker: job %d", job_id)
+
+    def _sweep(self) -> None:
+        try:
+            with self._factory() as session:
+                for job_id in requeue_stale(session, self._settings.job_stale_seconds):
+                    self._queue.put(job_id)
+        except Exception:
+            log.exception("in-process worker: looking for stale jobs")
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop after the current batch; an unfinished job stays `running` and resumes at the next start."""
@@ -89,16 +125,31 @@ class RedisQueue:
              should_stop: Callable[[], bool], on_job: Callable[[int, str | None], None] | None = None,
              poll_seconds: float = 1.0) -> None:
         renderer = Renderer(settings.slice_cache_mb * 1024 * 1024, settings.render_cache_mb * 1024 * 1024)
+        swept = 0.0
         while not should_stop():
+            if time.monotonic() - swept >= sweep_interval(settings):
+                self.recover(session_factory, settings)
+                swept = time.monotonic()
             popped = self._redis.blpop([self.key], timeout=poll_seconds)
             if popped is None:
                 continue
             job_id = int(popped[1])
-            status = run_job(session_factory, settings, runtimes, job_id, renderer=renderer, should_stop=should_stop)
+            status = run_claimed(session_factory, settings, runtimes, job_id, renderer, should_stop)
             if status == "running":  # stopped mid-job: hand it back for another worker
                 self.submit(job_id)
-            if on_job:
+            if on_job and status is not None:
                 on_job(job_id, status)
+
+    def recover(self, session_factory: sessionmaker[Session], settings: Settings) -> list[int]:
+        """Re-enqueue jobs whose worker died, and queued jobs missing from the list (Redis keeps nothing on
+        disk: a restarted Redis has forgotten them). A duplicate id is harmless: the claim lets one through."""
+        with session_factory() as session:
+            ids = requeue_stale(session, settings.job_stale_seconds)
+            ids += [i for i in queued_before(session, settings.job_stale_seconds)
+                    if i not in ids and self._redis.lpos(self.key, str(i)) is None]
+        for job_id in ids:
+            self.submit(job_id)
+        return ids
 
     def close(self) -> None:
         self._redis.close()
