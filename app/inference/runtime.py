@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -264,7 +265,9 @@ class TorchScriptModel:
         use_cuda = kind == "cuda" or (kind == "auto" and has_cuda)
         self.device = f"cuda:{index or 0}" if use_cuda else "cpu"
         try:
-            self.module = torch.jit.load(str(self.path), map_location=self.device).eval()
+            with warnings.catch_warnings():  # torch ≥ 2.10 deprecates TorchScript, which is still what users bring
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.module = torch.jit.load(str(self.path), map_location=self.device).eval()
         except Exception as exc:  # torch raises RuntimeError subclasses for anything unloadable
             raise ModelLoadError(f"{self.path.name} is not a loadable TorchScript model: {exc}") from None
         if check:

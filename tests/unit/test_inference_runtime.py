@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -236,7 +237,9 @@ def test_torchscript_runtime(tmp_path):
             return m * torch.tensor([[2.0, -3.0]]) + torch.tensor([0.5, 1.0])
 
     path = tmp_path / "centre.pt"
-    torch.jit.script(Centre()).save(str(path))
+    with warnings.catch_warnings():  # torch ≥ 2.10 deprecates scripting; TorchScript files remain what users bring
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(Centre()).save(str(path))
     model = TorchScriptModel(path, classifier_card(), "cpu")
     assert model.device == "cpu"
     np.testing.assert_allclose(model.run(np.zeros((1, 3, 96, 96), np.float32)), [B_CLS], rtol=1e-6)
