@@ -85,12 +85,12 @@ function bars(chart) {
       const rect = el("rect", { x, y, width: bw, height: Math.max(0, h), fill: PALETTE[s % PALETTE.length] }, svg);
       el("title", {}, rect).textContent = `${cat} · ${ser.name}: ${ser.values[c].toLocaleString()}`;
     });
-    if (n <= 16) {
+    if (step >= 36) {
       const label = el("text", { x: x + bw / 2, y: H - PAD.bottom + 12, "text-anchor": "middle" }, svg);
       label.textContent = cat.length > 10 ? `${cat.slice(0, 9)}…` : cat;
     }
   });
-  if (n > 16) el("text", { x: PAD.left + plotW / 2, y: H - 8, "text-anchor": "middle" }, svg).textContent = `${n} ${chart.axis}s`;
+  if (step < 36) el("text", { x: PAD.left + plotW / 2, y: H - 8, "text-anchor": "middle" }, svg).textContent = `${n} ${chart.axis}s`;
   fig.append(svg);
   legend(fig, chart.series.map((s) => s.name));
   return fig;

@@ -1,0 +1,173 @@
+"""Facet counts and filtered keyset pages over HTTP at 1 M items (target: p95 under 50 ms on SQLite).
+
+    python bench/facets_scale.py [--root /tmp/medview-bench/pcam-1m] [--rounds 20]
+
+The database is bench/make_pcam_1m.py's (1,114,112 PCam items: train 1,048,576, valid and test 32,768 each,
+810 slides), generated and indexed on first use. `medview serve` (uvicorn, 1 worker) runs in a subprocess;
+requests are sequential on one keep-alive connection. Mix, per round:
+- /facets under 8 filter combinations (none, split, label, split+label, slide, split+slide, two slides, label+slide);
+- /items first pages under the same filters, the deep page (following 20 cursors from a random offset), sorted
+  pages (label, -label, split) and an offset jump;
+Baselines in the same run: GET /api/health over the same connection (the HTTP framework floor), and the
+plain SQL a naive implementation would run per facet request (GROUP BY label/split under a filter, raw sqlite3).
+Prints p50/p95 per kind, and p95 against the health floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from make_pcam_1m import DEFAULT_ROOT, ensure  # noqa: E402
+
+TARGET_MS = 50.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "medview"), "serve", "--port", str(port)], env=env,
+                            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/api/health")
+            if conn.getresponse().status == 200:
+                return proc, port
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not start:\n" + proc.stderr.read().decode()[-2000:])
+
+
+class Client:
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def get(self, path: str) -> tuple[float, bytes]:
+        start = time.perf_counter()
+        self.conn.request("GET", path)
+        r = self.conn.getresponse()
+        body = r.read()
+        ms = (time.perf_counter() - start) * 1000
+        if r.status != 200:
+            raise SystemExit(f"{path}: HTTP {r.status} {body[:300]!r}")
+        return ms, body
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def filter_sets(db: Path, rng: random.Random) -> list[dict[str, list[str]]]:
+    con = sqlite3.connect(db)
+    slides = [r[0] for r in con.execute("SELECT external_id FROM series ORDER BY id")]
+    con.close()
+    train = [s for s in slides if "_train_" in s]
+    return [{}, {"split": ["train"]}, {"label": ["1"]}, {"split": ["valid"], "label": ["1"]},
+            {"slide": [rng.choice(slides)]}, {"split": ["train"], "slide": [rng.choice(train)]},
+            {"slide": rng.sample(slides, 2)}, {"label": ["0"], "slide": [rng.choice(train)]}]
+
+
+def url(path: str, filters: dict[str, list[str]], **extra) -> str:
+    pairs = [(f, v) for f, vs in filters.items() for v in vs] + [(k, str(v)) for k, v in extra.items()]
+    return f"{path}?{urlencode(pairs)}" if pairs else path
+
+
+def bare_sql(db: Path, sets: list[dict[str, list[str]]], rounds: int) -> list[float]:
+    """What a naive /facets costs: GROUP BY split and label under the column filters, straight on sqlite3."""
+    con = sqlite3.connect(db)
+    out = []
+    for _ in range(rounds):
+        for f in sets:
+            where = " AND ".join(f"{c} IN ({','.join('?' * len(f[c]))})" for c in ("split", "label") if c in f)
+            args = [v for c in ("split", "label") if c in f for v in f[c]]
+            start = time.perf_counter()
+            for col in ("split", "label"):
+                con.execute(f"SELECT {col}, count(*) FROM items WHERE dataset_id=1 {'AND ' + where if where else ''} "
+                            f"GROUP BY {col}", args).fetchall()
+            out.append((time.perf_counter() - start) * 1000)
+    con.close()
+    return out
+
+
+def run(root: Path, rounds: int, seed: int) -> dict[str, list[float]]:
+    db, env = ensure(root)
+    rng = random.Random(seed)
+    sets = filter_sets(db, rng)
+    proc, port = start_server(env, root)
+    try:
+        c = Client(port)
+        cold, _ = c.get("/api/datasets/1/facets")  # builds the facet index (once per dataset version)
+        print(f"first /facets after start (builds the facet index): {cold:.0f} ms")
+        times: dict[str, list[float]] = {k: [] for k in ("health", "facets", "first page", "deep page", "sorted page",
+                                                         "jump (offset)")}
+        for _ in range(rounds):
+            for f in sets:
+                times["health"].append(c.get("/api/health")[0])
+                times["facets"].append(c.get(url("/api/datasets/1/facets", f))[0])
+                ms, body = c.get(url("/api/datasets/1/items", f, limit=64))
+                times["first page"].append(ms)
+                total = json.loads(body)["total"]
+                ms, body = c.get(url("/api/datasets/1/items", f, limit=64, offset=rng.randrange(max(1, total))))
+                times["jump (offset)"].append(ms)
+                cursor = json.loads(body)["next_cursor"]
+                for _ in range(20 if cursor else 0):
+                    ms, body = c.get(url("/api/datasets/1/items", f, limit=64, cursor=cursor))
+                    times["deep page"].append(ms)
+                    cursor = json.loads(body)["next_cursor"]
+                    if not cursor:
+                        break
+                sort = rng.choice(["label", "-label", "split"])
+                ms, body = c.get(url("/api/datasets/1/items", f, limit=64, sort=sort))
+                times["sorted page"].append(ms)
+                cursor = json.loads(body)["next_cursor"]
+                if cursor:
+                    times["sorted page"].append(c.get(url("/api/datasets/1/items", f, limit=64, sort=sort,
+                                                          cursor=cursor))[0])
+        times["bare SQL GROUP BY (no HTTP)"] = bare_sql(db, sets, max(2, rounds // 4))
+        return times
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", type=Path, default=DEFAULT_ROOT)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    times = run(args.root.expanduser().resolve(), args.rounds, args.seed)
+    floor = pct(times["health"], 95)
+    print(f"\n{'request':<28}{'n':>6}{'p50 ms':>9}{'p95 ms':>9}{'p95/health':>12}")
+    for name, values in times.items():
+        p95 = pct(values, 95)
+        print(f"{name:<28}{len(values):>6}{statistics.median(values):>9.2f}{p95:>9.2f}{p95 / floor:>12.1f}")
+    worst = max(pct(times[k], 95) for k in ("facets", "first page", "deep page", "sorted page"))
+    print(f"\nworst p95 of facets/pages: {worst:.1f} ms ({'meets' if worst < TARGET_MS else 'MISSES'} the "
+          f"{TARGET_MS:.0f} ms target); health floor p95 {floor:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
