@@ -163,6 +163,8 @@ def froc_view(curve: Mapping[str, Sequence[float]] | None,
     points: list[str] = []
     previous = 0.0
     for fp, sens in zip(curve["fps_per_image"], curve["sensitivity"], strict=True):
+        if fp > FROC_FPS[-1]:
+            break  # beyond the axis: the curve stops at its level at 8 FPs per image
         x = _froc_x(fp)
         if points:
             points.append(f"{x:.1f},{PLOT_PAD + (1 - previous) * PLOT_SIZE:.1f}")
