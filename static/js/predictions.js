@@ -1,5 +1,7 @@
-// Item page: run a classifier on this item (POST /api/items/{id}/predict) and show each model's prediction as
-// one probability bar per class (predicted class highlighted, ✓/✗ against the ground truth from metrics.correct).
+// Item page: run a model on this item (POST /api/items/{id}/predict, any task) and list each model's prediction:
+// classifiers as one probability bar per class (predicted class highlighted, ✓/✗ against the ground truth from
+// metrics.correct); masks and boxes with their metrics and a "Compare" button that shows them side by side in the
+// viewer (the `medview:prediction` event, handled by static/js/viewer/controls.js).
 
 const state = JSON.parse(document.getElementById("predictions-state").textContent);
 const list = document.getElementById("prediction-list");
@@ -24,6 +26,18 @@ function render(prediction) {
   const head = el("div", "prediction-head");
   head.append(el("span", "strong", prediction.model_name));
   const correct = prediction.metrics?.correct;
+  if (!prediction.outputs?.probabilities) {
+    const compare = el("button", "compare", "Compare");
+    compare.type = "button";
+    compare.title = "ground truth | prediction side by side in the viewer (key X; D for the difference)";
+    compare.addEventListener("click", () => announce(prediction, true));
+    head.append(compare);
+    card.append(head);
+    const metrics = Object.entries(prediction.metrics || {}).filter(([, v]) => typeof v === "number");
+    card.append(el("div", "muted small", metrics.length
+      ? metrics.map(([k, v]) => `${k} ${Number(v).toFixed(3)}`).join(" · ") : (prediction.task || "prediction")));
+    return card;
+  }
   if (correct === true || correct === false) {
     const verdict = el("span", `verdict ${correct ? "ok" : "bad"}`, correct ? "✓ matches ground truth" : "✗ differs from ground truth");
     verdict.dataset.correct = String(correct);
@@ -59,6 +73,11 @@ function show(prediction) {
   count.textContent = String(byModel.size);
 }
 
+/** Tell the viewer (a new prediction, or "compare" pressed). */
+function announce(prediction, compare) {
+  document.dispatchEvent(new CustomEvent("medview:prediction", { detail: { prediction, compare } }));
+}
+
 function showError(message) {
   errorBox.textContent = message;
   errorBox.hidden = !message;
@@ -80,6 +99,7 @@ form?.addEventListener("submit", async (event) => {
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.detail || `prediction failed (HTTP ${response.status})`);
     show(body);
+    announce(body, false);
   } catch (err) {
     showError(err.message);
   } finally {

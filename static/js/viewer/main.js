@@ -338,6 +338,8 @@ export class Viewer {
   showPrediction(prediction, { compare = false } = {}) {
     const s = this.state;
     if (prediction) {
+      const out = prediction.outputs || {};
+      prediction.task = prediction.task || (out.mask ? "segment2d" : out.boxes ? "detect2d" : "classify");
       s.predictions = [...s.predictions.filter((p) => p.model_id !== prediction.model_id), prediction];
       s.model = prediction.model_id;
     }

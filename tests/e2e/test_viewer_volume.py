@@ -1,0 +1,72 @@
+"""Volumes in the viewer (VerSe): three linked planes whose crosshair sits where app.imaging.volume.voxel_to_display
+(the server's overlay mapping) puts the cursor voxel, a click that moves the other planes to the clicked voxel, and
+centroid dots at the server's positions in every plane."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from app.datasets.ingest import ingest_path
+from app.datasets.verse.synth import generate_verse
+from app.imaging.volume import voxel_to_display
+
+pytestmark = pytest.mark.browser
+
+READY = "() => window.medviewViewer && window.medviewViewer.ready()"
+PLANES = ("axial", "coronal", "sagittal")
+
+
+@pytest.fixture(scope="module")
+def verse_tree(tmp_path_factory: pytest.TempPathFactory):
+    return generate_verse(tmp_path_factory.mktemp("verse-viewer") / "verse", subjects=1, layout="bids", seed=3)
+
+
+def test_three_planes_crosshair_and_centroids(page, live_server, engine, settings, verse_tree):
+    report = ingest_path(engine, settings, verse_tree.root, kind="verse", name="verse")
+    listing = httpx.get(f"{live_server}/api/datasets/{report.dataset_id}/items").json()["items"]
+    item = httpx.get(f"{live_server}/api/items/{listing[0]['id']}").json()
+    shape, spacing = (item["width"], item["height"], item["depth"]), item["spacing"]
+    at = [40, 70, 50]
+    page.goto(f"{live_server}/items/{item['id']}?layout=three&at={','.join(map(str, at))}")
+    page.wait_for_function(READY)
+    panes = page.evaluate("() => window.medviewViewer.panes()")
+    assert [(p["plane"], p["slice"]) for p in panes] == [("axial", 50), ("coronal", 70), ("sagittal", 40)]
+    for n, plane in enumerate(PLANES):
+        x, y, _ = voxel_to_display(at, shape, spacing, plane)
+        sx, sy = page.evaluate("([n, x, y]) => window.medviewViewer.screen(n, x, y)", [n, x, y])
+        h = page.locator(f'.pane[data-plane="{plane}"] line[data-axis="h"]')
+        v = page.locator(f'.pane[data-plane="{plane}"] line[data-axis="v"]')
+        assert float(h.get_attribute("y1")) == pytest.approx(sy, abs=1e-3)
+        assert float(v.get_attribute("x1")) == pytest.approx(sx, abs=1e-3)
+    # physical aspect: one zoom for all planes, so a millimetre is as long on screen in each
+    assert len({round(p["view"]["zoom"], 6) for p in panes}) == 1
+
+    # a click in the axial pane moves the sagittal and coronal slices to the clicked voxel
+    target = [30, 60, 50]
+    x, y, _ = voxel_to_display(target, shape, spacing, "axial")
+    left, top, _, _ = page.evaluate("() => window.medviewViewer.paneBox(0)")
+    sx, sy = page.evaluate("([x, y]) => window.medviewViewer.screen(0, x, y)", [x, y])
+    page.mouse.click(left + sx, top + sy)
+    page.wait_for_function("() => window.medviewViewer.panes()[2].slice === 30")
+    page.wait_for_function(READY)
+    panes = page.evaluate("() => window.medviewViewer.panes()")
+    assert [p["slice"] for p in panes] == [50, 60, 30]
+    page.wait_for_function("() => location.search.includes('at=30%2C60%2C50')")
+
+    # centroid dots where the server's voxel_to_display puts them, in every plane through the centroid
+    centroid = next(a for a in item["annotations"] if a["kind"] == "centroid")
+    point = centroid["geometry"]["point"]
+    for plane in PLANES:
+        page.keyboard.press({"axial": "a", "coronal": "c", "sagittal": "s"}[plane])
+        index = round(point[{"sagittal": 0, "coronal": 1, "axial": 2}[plane]])
+        page.locator(f'.plane-target[data-{plane}="{index}"]').first.click()
+        page.wait_for_timeout(30)
+        page.wait_for_function(READY)
+        n = PLANES.index(plane)
+        x, y, _ = voxel_to_display(point, shape, spacing, plane)
+        sx, sy = page.evaluate("([n, x, y]) => window.medviewViewer.screen(n, x, y)", [n, x, y])
+        dot = page.locator(f'.pane[data-plane="{plane}"] circle[data-id="{centroid["meta"]["name"]}"]')
+        assert dot.count() == 1, plane
+        assert float(dot.get_attribute("cx")) == pytest.approx(sx, abs=1e-3)
+        assert float(dot.get_attribute("cy")) == pytest.approx(sy, abs=1e-3)
