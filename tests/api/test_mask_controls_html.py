@@ -112,3 +112,32 @@ def test_bad_mask_values_are_400_pages(client, bis5k_item, query, fragment):
     body = assert_html(client.get(f"/items/{bis5k_item['id']}?{query}"), 400)
     assert fragment in html.unescape(body)
     assert 'class="error-status">400<' in body and "MedView" in body
+
+
+@pytest.mark.parametrize(("query", "fragment"), [
+    ("layout=four", "layout must be one of single, three, side"),
+    ("layout=three", "layout=three needs a volume"),
+    ("zoom=0", "zoom must be a number from 0.05 to 64"),
+    ("zoom=abc", "zoom must be a number"),
+    ("pan=12", "pan must be X,Y"),
+    ("pan=1,x", "pan must be a number"),
+    ("hide=mask,stuff", "hide lists unknown layers 'stuff'"),
+    ("model=7", "model '7' has no prediction for this item"),
+    ("invert=yes", "invert must be 1 or 0"),
+    ("diff=2", "diff must be 1 or 0"),
+])
+def test_bad_client_view_parameters_are_a_400_page(client, bis5k_item, query, fragment):
+    body = assert_html(client.get(f"/items/{bis5k_item['id']}?{query}"), 400)
+    assert html.escape(fragment, quote=True) in body or fragment in html.unescape(body), body[-800:]
+
+
+def test_client_view_parameters_reach_the_viewer_state(client, bis5k_item):
+    body = assert_html(client.get(f"/items/{bis5k_item['id']}?invert=1&zoom=2.5&pan=10.5,20&layout=side"
+                                  "&hide=shapes,measure&diff=1"), 200)
+    state = viewer(body)
+    assert (state["invert"], state["zoom"], state["pan"], state["layout"], state["hide"], state["diff"]) == \
+        (True, 2.5, [10.5, 20.0], "side", ["shapes", "measure"], True)
+    assert state["mask_url"] == f"/api/items/{bis5k_item['id']}/mask"
+    assert state["raw_url"] == f"/api/items/{bis5k_item['id']}/raw" and state["kind"] == "bis5k"
+    # the first paint does not change: client-side parameters stay out of the render URL
+    assert image_src(body) == f"/api/items/{bis5k_item['id']}/render?format=jpeg&overlays=gt&v={bis5k_item['version']}"
