@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,6 +23,7 @@ from app.api import jobs as api_jobs
 from app.api import models as api_models
 from app.api import predictions as api_predictions
 from app.api.deps import json_response
+from app.catalog import counts
 from app.config import Settings
 from app.datasets import volumes
 from app.db.migrate import is_current
@@ -57,6 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         volumes.configure(settings.volume_cache_mb)
         app.state.runtimes = RuntimeCache()
         app.state.queue = make_queue(settings, app.state.session_factory, app.state.runtimes)
+        threading.Thread(target=counts.warm_indexes, args=(app.state.session_factory,), name="warm-facets",
+                         daemon=True).start()
         yield
         app.state.queue.close()
         app.state.runtimes.clear()

@@ -234,3 +234,19 @@ def _tagged_values(session: Session, dataset_id: int, fields: Sequence[str]) -> 
     for name, item_id, value in rows:
         acc[name].setdefault(item_id, []).append(value)
     return {f: {i: tuple(sorted(v)) for i, v in per.items()} for f, per in acc.items()}
+
+
+WARM_MIN_ITEMS = 50_000  # smaller datasets build their index in well under a second on first use
+
+
+def warm_indexes(session_factory, min_items: int = WARM_MIN_ITEMS) -> None:
+    """Build the indexes of large ready datasets ahead of their first page (run on a background thread at
+    start: a 1M-item dataset takes ~3 s, which the first visitor would otherwise wait)."""
+    try:
+        with session_factory() as session:
+            datasets = session.scalars(select(Dataset).where(Dataset.status == "ready",
+                                                             Dataset.item_count >= min_items)).all()
+            for ds in datasets:
+                facet_index(session, ds)
+    except Exception:  # never fatal: the index is built on first use instead
+        log.exception("warming facet indexes")

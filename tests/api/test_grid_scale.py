@@ -232,3 +232,21 @@ def test_charts_count_what_the_database_holds(client, engine, pcam, ingested):
     assert sizes["n"] == len(lesions)
     assert client.get("/api/datasets/999/charts").status_code == 404
     assert client.get("/api/datasets/999/facets").status_code == 404
+
+
+def test_large_datasets_get_their_facet_index_built_ahead(client, engine, pcam):
+    """warm_indexes (started by the app at startup) builds the index of datasets at or over its size floor,
+    and leaves the others to be built on first use."""
+    from app.catalog import counts
+    from app.db.models import Dataset
+    from app.db.session import make_session_factory
+
+    factory = make_session_factory(engine)
+    counts.forget()
+    with factory() as session:
+        ds = session.get(Dataset, pcam)
+        slot = counts.cache_slot(session, ds)
+        counts.warm_indexes(factory, min_items=ds.item_count + 1)
+        assert slot not in counts._INDEXES
+        counts.warm_indexes(factory, min_items=ds.item_count)
+        assert counts._INDEXES[slot].total == ds.item_count
