@@ -1,4 +1,5 @@
-"""`medview demo`: generate sample datasets in their real layouts under the data dir and index them."""
+"""`medview demo`: generate sample datasets in their real layouts under the data dir, index them, and run the
+demo models (app.demo_models) over them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from rich.console import Console
 from app.config import Settings
 from app.datasets.ingest import ingest_path
 from app.datasets.registry import available_kinds
-from app.db.session import make_engine
+from app.db.session import make_engine, make_session_factory
+from app.demo_models import register_and_predict
 
 DEMO_DIR = "demo"
 # kind → "module:function"; the function writes a small sample in the kind's real layout into a folder.
@@ -41,6 +43,7 @@ def build_demo(settings: Settings, progress_console: Console | None = None) -> S
     settings = settings.model_copy(update={"data_roots": ":".join(roots)})
     samples = {kind: generate for kind in DEMO_SAMPLES if (generate := _sample_generator(kind)) is not None}
     engine = make_engine(settings.database_url)
+    dataset_ids: dict[str, int] = {}
     try:
         for kind, generate in samples.items():
             target = demo_root / kind
@@ -51,9 +54,14 @@ def build_demo(settings: Settings, progress_console: Console | None = None) -> S
                 generate(target)
                 (target / ".complete").write_text("ok\n")
             report = ingest_path(engine, settings, target, kind=kind, name=f"demo-{kind}")
+            dataset_ids[kind] = report.dataset_id
             if progress_console:
                 progress_console.print(f"indexed demo-{kind}: {report.items} items, "
                                        f"{report.annotations} annotations, {len(report.problems)} problems")
+        with make_session_factory(engine)() as session:
+            for line in register_and_predict(session, settings, dataset_ids):
+                if progress_console:
+                    progress_console.print(line)
     finally:
         engine.dispose()
     return settings

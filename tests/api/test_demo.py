@@ -33,3 +33,15 @@ def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url):
             item = client.get(f"/api/datasets/{d['id']}/items", params={"limit": 1}).json()["items"][0]
             r = client.get(item["thumbnail_url"])
             assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", (d["name"], r.text[:200])
+        # the demo models are registered once and have predicted every item of their dataset, with metrics
+        models = {m["name"]: m for m in client.get("/api/models").json()}
+        assert set(models) == {"demo-pcam-centre-darkness", "demo-bis5k-pale-lumen"}
+        for name, dataset, key in (("demo-pcam-centre-darkness", "demo-pcam", "accuracy"),
+                                   ("demo-bis5k-pale-lumen", "demo-bis5k", "dice")):
+            ev = client.get(f"/api/models/{models[name]['id']}/evaluation",
+                            params={"dataset_id": datasets[dataset]["id"]}).json()
+            assert ev["n"] == datasets[dataset]["item_count"] and 0.0 < ev[key] <= 1.0, ev
+        item = client.get(f"/api/datasets/{datasets['demo-bis5k']['id']}/items", params={"limit": 1}).json()
+        detail = client.get(f"/api/items/{item['items'][0]['id']}").json()
+        mask = client.get(detail["predictions"][0]["outputs"]["mask"])
+        assert mask.status_code == 200 and mask.headers["content-type"] == "image/png"

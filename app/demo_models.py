@@ -1,0 +1,123 @@
+"""`medview demo`'s models: two small ONNX graphs built here with the onnx helper API (nothing downloaded),
+registered and run over the demo datasets so the item pages show predictions beside the ground truth and the
+evaluation pages have numbers.
+
+They are hand-set heuristics, not trained networks, and their names and cards say so:
+- `demo-pcam-centre-darkness` (classify, PCam): tumor when the centre 32×32 region is darker than a threshold
+  (crowded, large nuclei are dark), a logistic on its mean intensity;
+- `demo-bis5k-pale-lumen` (segment2d, BIS5k): foreground where a 9×9 mean of the image is pale (gland lumens
+  are the only near-white tissue), a thresholded box filter — it finds lumens, not whole glands, so its Dice is
+  modest on purpose: the difference view then has something to show.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db.models import Dataset, Model
+
+log = logging.getLogger(__name__)
+
+PCAM_CARD = """name: demo-pcam-centre-darkness
+description: hand-set heuristic for the demo (not trained) — tumor when the centre 32x32 region is dark
+task: classify
+input: {layout: NCHW, size: [96, 96], channels: 3, scale: 0.00392156862745, mean: [0, 0, 0], std: [1, 1, 1]}
+output: {kind: logits, classes: [normal, tumor]}
+applies_to: [pcam]
+"""
+
+BIS5K_CARD = """name: demo-bis5k-pale-lumen
+description: hand-set heuristic for the demo (not trained) — pale 9x9 neighbourhoods (gland lumens)
+task: segment2d
+input: {layout: NCHW, size: [256, 256], channels: 3, scale: 0.00392156862745, mean: [0, 0, 0], std: [1, 1, 1]}
+output: {kind: mask_logits, classes: [background, gland]}
+applies_to: [bis5k]
+"""
+
+
+def _onnx_bytes(nodes, name: str, inputs, outputs, initializer) -> bytes:
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, name, inputs, outputs, initializer=initializer)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="medview-demo")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def pcam_classifier(threshold: float = 0.68, gain: float = 40.0) -> bytes:
+    """[N, 3, 96, 96] in [0, 1] → logits [N, 2] = (0, gain · (threshold − centre mean))."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    def const(n: str, v) -> object:
+        return numpy_helper.from_array(np.asarray(v), n)
+
+    nodes = [helper.make_node("Slice", ["image", "starts", "ends", "axes"], ["centre"]),
+             helper.make_node("ReduceMean", ["centre"], ["m4"], axes=[1, 2, 3], keepdims=1),
+             helper.make_node("Reshape", ["m4", "col"], ["m"]),
+             helper.make_node("MatMul", ["m", "w"], ["wm"]),
+             helper.make_node("Add", ["wm", "b"], ["logits"])]
+    return _onnx_bytes(
+        nodes, "demo-pcam-centre-darkness",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 96, 96])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2])],
+        [const("starts", np.array([32, 32], np.int64)), const("ends", np.array([64, 64], np.int64)),
+         const("axes", np.array([2, 3], np.int64)), const("col", np.array([-1, 1], np.int64)),
+         const("w", np.array([[0.0, -gain]], np.float32)), const("b", np.array([0.0, gain * threshold], np.float32))])
+
+
+def bis5k_segmenter(threshold: float = 0.82, gain: float = 40.0, size: int = 256) -> bytes:
+    """[N, 3, H, W] in [0, 1] → mask_logits [N, 1, H, W] = gain · (9×9 mean of the channel mean − threshold)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("ReduceMean", ["image"], ["grey"], axes=[1], keepdims=1),
+             helper.make_node("AveragePool", ["grey"], ["local"], kernel_shape=[9, 9], pads=[4, 4, 4, 4],
+                              count_include_pad=0),
+             helper.make_node("Sub", ["local", "t"], ["d"]),
+             helper.make_node("Mul", ["d", "g"], ["logits"])]
+    return _onnx_bytes(
+        nodes, "demo-bis5k-pale-lumen",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1, size, size])],
+        [numpy_helper.from_array(np.array(threshold, np.float32), "t"),
+         numpy_helper.from_array(np.array(gain, np.float32), "g")])
+
+
+DEMO_MODELS: dict[str, tuple[str, str, Callable[[], bytes]]] = {
+    # dataset kind → (file name, card, builder)
+    "pcam": ("demo_pcam_centre_darkness.onnx", PCAM_CARD, pcam_classifier),
+    "bis5k": ("demo_bis5k_pale_lumen.onnx", BIS5K_CARD, bis5k_segmenter),
+}
+
+
+def register_and_predict(session: Session, settings: Settings, dataset_ids: dict[str, int]) -> list[str]:
+    """Register the demo models (once) and predict every item of their demo dataset that has no prediction
+    yet (a job run in the foreground). Returns one line per model for the console."""
+    from app.inference.card import card_from_text
+    from app.inference.jobs import create_predict_job, run_job
+    from app.inference.registry import RuntimeCache, add_model
+
+    runtimes = RuntimeCache()
+    lines = []
+    for kind, (filename, card_text, build) in DEMO_MODELS.items():
+        dataset_id = dataset_ids.get(kind)
+        if dataset_id is None:
+            continue
+        name = card_from_text(card_text).name
+        model = session.scalar(select(Model).where(Model.name == name))
+        if model is None:
+            model = add_model(session, settings, io.BytesIO(build()), filename, card_text=card_text)
+        job = create_predict_job(session, model.id, dataset_id, {})
+        status = run_job(session.get_bind(), settings, runtimes, job.id)
+        dataset = session.get(Dataset, dataset_id)
+        lines.append(f"model {name}: predicted {dataset.name if dataset else dataset_id} ({status})")
+    runtimes.clear()
+    return lines
