@@ -27,6 +27,7 @@ from app.config import Settings
 from app.datasets.base import IngestError, ItemRecord, Problem, ProgressFn, ScanResult, no_progress
 from app.datasets.registry import detect_kind, get_adapter
 from app.db.base import utcnow
+from app.db.bulk import Rows, insert_rows
 from app.db.models import Annotation, Dataset, Item, ItemFacet, Patient, Series, Study
 from app.db.session import json_dumps as dumps
 from app.errors import Conflict, InvalidInput
@@ -184,7 +185,7 @@ def _write(engine: Engine, dataset_id: int, scan: ScanResult, report: IngestRepo
                 else:
                     report.unchanged += 1
             if todo_new or todo_changed:
-                rows = _Rows.of(ITEM_COLUMNS, [_item_tuple(dataset_id, r, links, now) for r in todo_new], sqlite)
+                rows = Rows.of(ITEM_COLUMNS, [_item_tuple(dataset_id, r, links, now) for r in todo_new], sqlite)
                 with conn.begin():
                     _write_batch(conn, dataset_id, todo_new, rows, todo_changed, links, now)
             report.added += len(todo_new)
@@ -226,13 +227,13 @@ def _item_tuple(dataset_id: int, rec: ItemRecord, links: tuple[dict[str, int], .
             series.get(rec.series) if rec.series else None, now, 1, "unreviewed")
 
 
-def _write_batch(conn, dataset_id: int, new: list[ItemRecord], new_rows: _Rows,
+def _write_batch(conn, dataset_id: int, new: list[ItemRecord], new_rows: Rows,
                  changed: list[tuple[int, ItemRecord]], links: tuple[dict[str, int], ...], now: str) -> None:
     """One batch: `new_rows` are the `_item_tuple`s of `new`, built by the caller."""
     ids: list[tuple[int, ItemRecord]] = list(changed)
     if new:
         # Plain executemany, then one SELECT for the new ids: RETURNING through SQLAlchemy cost 3× the insert.
-        _insert_tuples(conn, Item.__tablename__, new_rows.columns, new_rows.rows, new_rows.constants)
+        insert_rows(conn, Item.__tablename__, new_rows.columns, new_rows.rows, new_rows.constants)
         ids += list(zip(_new_item_ids(conn, dataset_id, new), new, strict=True))
     if changed:
         changed_ids = [i for i, _ in changed]
@@ -247,14 +248,14 @@ def _write_batch(conn, dataset_id: int, new: list[ItemRecord], new_rows: _Rows,
         (item_id, dataset_id, a.kind, a.label, dumps(a.geometry), dumps(a.meta), a.slice_index, "dataset", 1, now)
         for item_id, rec in ids for a in rec.annotations]
     if annotations:
-        _insert_tuples(conn, Annotation.__tablename__, ("item_id", "dataset_id", "kind", "label", "geometry", "meta",
+        insert_rows(conn, Annotation.__tablename__, ("item_id", "dataset_id", "kind", "label", "geometry", "meta",
                                                         "slice_index", "source", "version", "created_at"),
                        annotations)
     facets = [(item_id, dataset_id, f, v)
               for item_id, rec in ids for f, values in rec.facets.items() if f not in COLUMN_FACETS
               for v in dict.fromkeys(values)]
     if facets:
-        _insert_tuples(conn, ItemFacet.__tablename__, ("item_id", "dataset_id", "field", "value"), facets)
+        insert_rows(conn, ItemFacet.__tablename__, ("item_id", "dataset_id", "field", "value"), facets)
 
 
 def _new_item_ids(conn, dataset_id: int, new: list[ItemRecord]) -> list[int]:
@@ -272,55 +273,6 @@ def _new_item_ids(conn, dataset_id: int, new: list[ItemRecord]) -> list[int]:
         found.update(conn.execute(select(Item.key, Item.id).where(Item.dataset_id == dataset_id,
                                                                   Item.key.in_(keys))).all())
     return [found[r.key] for r in new]
-
-
-@dataclass
-class _Rows:
-    """Rows to insert, with the columns that hold one value in every row (NULL, the dataset id, the kind,
-    the timestamp…) taken out of the rows: PCam's item rows bind 8 values instead of 22, which is what
-    `executemany` spends its time on (binding holds the GIL; the B-tree work does not)."""
-
-    columns: tuple[str, ...]
-    rows: list[tuple]
-    constants: dict[str, Any]
-
-    @classmethod
-    def of(cls, columns: Sequence[str], rows: list[tuple], strings_inline: bool) -> _Rows:
-        if len(rows) < 2:  # a lone row would fold into literals only
-            return cls(tuple(columns), rows, {})
-        first = rows[0]
-        by_column = list(zip(*rows, strict=True))  # transposed in C: a set per column finds constants cheaply
-        constant = [i for i, v in enumerate(first)
-                    if (v is None or type(v) is int or (strings_inline and type(v) is str))
-                    and len(set(by_column[i])) == 1]
-        if not constant:
-            return cls(tuple(columns), rows, {})
-        keep = [i for i in range(len(columns)) if i not in set(constant)]
-        return cls(tuple(columns[i] for i in keep), list(zip(*(by_column[i] for i in keep), strict=True)),
-                   {columns[i]: first[i] for i in constant})
-
-
-def _literal(value: Any) -> str:
-    """An SQL literal for a constant column (None, int, or — on SQLite only — str)."""
-    if value is None:
-        return "NULL"
-    if type(value) is int:
-        return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _insert_tuples(conn, table: str, columns: Sequence[str], rows: list[tuple],
-                   constants: dict[str, Any] | None = None) -> None:
-    """Rows of plain values (JSON already serialised) straight to the driver's executemany: facets and
-    annotations are most of an ingest's rows, and SQLAlchemy's per-row parameter processing doubled
-    their cost (measured on the full DeepLesion table). `constants` are written as literals (NULLs left out)."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    quote = conn.dialect.identifier_preparer.quote  # "window" is reserved in PostgreSQL
-    fixed = {c: v for c, v in (constants or {}).items() if v is not None}
-    names = [*columns, *fixed]
-    values = [mark] * len(columns) + [_literal(v) for v in fixed.values()]
-    sql = f"INSERT INTO {quote(table)} ({', '.join(map(quote, names))}) VALUES ({', '.join(values)})"
-    conn.exec_driver_sql(sql, rows)
 
 
 def _finish(engine: Engine, dataset_id: int, facet_fields: Sequence[str], links: dict[str, str],

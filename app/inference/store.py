@@ -15,7 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
+from app.db.bulk import insert_rows
 from app.db.models import ItemMetric, Prediction
+from app.db.session import json_dumps as dumps
 from app.errors import InvalidInput
 from app.inference.tasks.base import Result, scalar_metrics
 
@@ -39,7 +41,7 @@ def store_one(session: Session, model_id: int, result: Result) -> None:
                                                  ItemMetric.model_id == model_id))
         rows = metric_rows(model_id, [result])
         if rows:
-            session.execute(insert(ItemMetric), rows)
+            session.execute(insert(ItemMetric.__table__), rows)
         try:
             session.commit()
             return
@@ -53,11 +55,13 @@ def insert_batch(session: Session, model_id: int, results: Sequence[Result]) -> 
     left by an earlier prediction of the same item is replaced."""
     if not results:
         return
-    now = utcnow()
-    session.execute(insert(Prediction), [{"item_id": r.item_id, "model_id": model_id, "outputs": r.outputs,
-                                          "metrics": r.metrics, "created_at": now} for r in results])
+    now = utcnow().isoformat(sep=" ")
+    conn = session.connection()
+    insert_rows(conn, Prediction.__tablename__, ("item_id", "model_id", "outputs", "metrics", "created_at"),
+                [(r.item_id, model_id, dumps(r.outputs), dumps(r.metrics), now) for r in results])
     rows = metric_rows(model_id, results)
     if rows:
         session.execute(delete(ItemMetric).where(ItemMetric.model_id == model_id,
                                                  ItemMetric.item_id.in_([r.item_id for r in results])))
-        session.execute(insert(ItemMetric), rows)
+        insert_rows(conn, ItemMetric.__tablename__, ("item_id", "model_id", "name", "value"),
+                    [(m["item_id"], model_id, m["name"], m["value"]) for m in rows])

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from app.datasets.base import ItemRecord, LazyItems
-from app.datasets.ingest import _insert_tuples, _Rows
+from app.db.bulk import Rows, insert_rows
 
 COLUMNS = ("a", "b", "c", "d", "e")
 
@@ -21,25 +21,25 @@ def _table(engine) -> None:
 @pytest.mark.parametrize("strings_inline", [True, False])
 def test_constant_columns_become_literals_and_values_round_trip(tmp_path, strings_inline):
     rows = [(1, "it's", f"k{i}", 0.5 * i, None) for i in range(5)]
-    compact = _Rows.of(COLUMNS, rows, strings_inline)
+    compact = Rows.of(COLUMNS, rows, strings_inline)
     assert compact.constants == ({"a": 1, "b": "it's", "e": None} if strings_inline else {"a": 1, "e": None})
     assert len(compact.rows[0]) == len(compact.columns) == 5 - len(compact.constants)
     engine = create_engine(f"sqlite:///{tmp_path / 'rows.db'}")
     _table(engine)
     with engine.begin() as conn:
-        _insert_tuples(conn, "t", compact.columns, compact.rows, compact.constants)
+        insert_rows(conn, "t", compact.columns, compact.rows, compact.constants)
     with sqlite3.connect(tmp_path / "rows.db") as db:
         stored = db.execute("SELECT a, b, c, d, e FROM t ORDER BY c").fetchall()
     assert stored == rows
 
 
 def test_a_single_row_or_varying_columns_are_left_alone():
-    one = _Rows.of(COLUMNS, [(1, "x", "y", 1.0, None)], True)
+    one = Rows.of(COLUMNS, [(1, "x", "y", 1.0, None)], True)
     assert one.constants == {} and one.columns == COLUMNS
-    varying = _Rows.of(("a", "b"), [(1, "x"), (2, "y")], True)
+    varying = Rows.of(("a", "b"), [(1, "x"), (2, "y")], True)
     assert varying.constants == {} and varying.rows == [(1, "x"), (2, "y")]
     # a float column is never folded (its literal would change the stored type), nor a mixed one
-    floats = _Rows.of(("a", "b"), [(1.5, "x"), (1.5, "y")], True)
+    floats = Rows.of(("a", "b"), [(1.5, "x"), (1.5, "y")], True)
     assert floats.constants == {}
 
 
