@@ -124,8 +124,8 @@ def bench_ingest(tree: Path, work: Path, repeat: int) -> tuple[Path, dict[str, s
 SAME_ROWS = r'''
 import sqlite3, sys, time
 src, dst = sqlite3.connect(sys.argv[1]), sys.argv[2]
-cols = [r[1] for r in src.execute("PRAGMA table_info(items)")]
-rows = src.execute(f"SELECT {', '.join(map(repr, cols))} FROM items").fetchall()
+cols = ['"' + r[1] + '"' for r in src.execute("PRAGMA table_info(items)")]
+rows = src.execute(f"SELECT {', '.join(cols)} FROM items").fetchall()
 schema = [r[0] for r in src.execute("SELECT sql FROM sqlite_master WHERE tbl_name = 'items' AND sql IS NOT NULL")]
 db = sqlite3.connect(dst, isolation_level=None)
 db.execute("PRAGMA journal_mode=WAL")
@@ -134,7 +134,7 @@ for stmt in schema:
     db.execute(stmt)
 start = time.perf_counter()
 db.execute("BEGIN")
-db.executemany(f"INSERT INTO items ({', '.join(map(repr, cols))}) VALUES ({', '.join('?' * len(cols))})", rows)
+db.executemany(f"INSERT INTO items ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
 db.execute("COMMIT")
 db.close()
 print(time.perf_counter() - start)

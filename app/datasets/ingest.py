@@ -173,9 +173,9 @@ def _write(engine: Engine, dataset_id: int, scan: ScanResult, report: IngestRepo
 
     with engine.connect() as conn, _checkpoints_deferred(conn):
         for n_done, chunk in _batched_items(scan.items, batch):
-            todo_new: list[ItemRecord] = []
+            todo_new: list[ItemRecord] = chunk if not existing else []  # a first ingest: every record is new
             todo_changed: list[tuple[int, ItemRecord]] = []
-            for rec in chunk:
+            for rec in chunk if existing else ():
                 seen.add(rec.key)
                 old = existing.get(rec.key)
                 if old is None:
