@@ -4,7 +4,6 @@ window formula (HU read independently from the slice PNG), keyboard/URL state, f
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import cv2
 import httpx
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 from app.imaging.presets import PRESETS
+from tests.e2e.deeplesion_items import pick_item, slice_hu
 
 pytestmark = pytest.mark.browser
 
@@ -28,20 +28,6 @@ def canvas_grey(page, x: int, y: int) -> float:
     """Mean grey of the 5×5 canvas pixels around image pixel (x, y) (the viewer at 1:1)."""
     pts = [[x + dx, y + dy] for dy in range(-2, 3) for dx in range(-2, 3)]
     return float(np.mean(page.evaluate("(pts) => pts.map(([x, y]) => window.medviewViewer.pixel(0, x, y))", pts)))
-
-
-def pick_item(base: str, dataset_id: int) -> dict:
-    """The key slice with the longest RECIST axis among those with a next slice and the abdomen DICOM window."""
-    with httpx.Client(base_url=base) as api:
-        items = api.get(f"/api/datasets/{dataset_id}/items", params={"limit": 500}).json()["items"]
-        details = [api.get(f"/api/items/{i['id']}").json() for i in items]
-    usable = [d for d in details if d["window"] == [-175.0, 275.0] and d["slice"] + 1 in d["meta"]["slices"]]
-    return max(usable, key=lambda d: max(a["meta"]["long_px"] for a in d["annotations"]))
-
-
-def slice_hu(root: Path, key: str, number: int) -> np.ndarray:
-    png = root / "Images_png" / key[:12] / f"{number:03d}.png"
-    return cv2.imread(str(png), cv2.IMREAD_UNCHANGED).astype(np.float64) - 32768
 
 
 def soft_tissue_patch(hu: np.ndarray, avoid: list[float]) -> tuple[int, int]:

@@ -7,31 +7,16 @@ from __future__ import annotations
 
 import io
 import math
-from pathlib import Path
 
-import cv2
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.e2e.deeplesion_items import pick_item, slice_hu
+
 pytestmark = pytest.mark.browser
 
 READY = "() => window.medviewViewer && window.medviewViewer.ready()"
-
-
-def pick_item(base: str, dataset_id: int) -> dict:
-    """The key slice with the longest RECIST axis among those with a next slice and the abdomen window."""
-    with httpx.Client(base_url=base) as api:
-        items = api.get(f"/api/datasets/{dataset_id}/items", params={"limit": 500}).json()["items"]
-        details = [api.get(f"/api/items/{i['id']}").json() for i in items]
-    usable = [d for d in details if d["window"] == [-175.0, 275.0] and d["slice"] + 1 in d["meta"]["slices"]]
-    return max(usable, key=lambda d: max(a["meta"]["long_px"] for a in d["annotations"]))
-
-
-def slice_hu(root: Path, key: str, number: int) -> np.ndarray:
-    png = root / "Images_png" / key[:12] / f"{number:03d}.png"
-    return cv2.imread(str(png), cv2.IMREAD_UNCHANGED).astype(np.int32) - 32768
 
 
 def grey(hu: np.ndarray, low: float, high: float) -> np.ndarray:
