@@ -28,6 +28,12 @@ def create_job(body: JobRequest, request: Request, session: SessionDep) -> Respo
     return json_response({"id": job.id}, 202)
 
 
+@router.get("")
+def list_jobs(session: SessionDep, dataset_id: int | None = None, limit: int = 20) -> Response:
+    """The newest jobs, optionally of one dataset (the dataset page's live job list)."""
+    return json_response(jobs.list_jobs(session, dataset_id, limit))
+
+
 @router.get("/{job_id}")
 def get_job(job_id: int, session: SessionDep) -> Response:
     return json_response(jobs.job_summary(jobs.get_job(session, job_id)))

@@ -11,7 +11,7 @@ batches; an error marks the job `failed` with its message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -23,7 +23,7 @@ from app.catalog.queries import filtered_ids, get_dataset
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.lookup import get_or_404
-from app.db.models import Item, Job, Prediction
+from app.db.models import Dataset, Item, Job, Model, Prediction
 from app.db.session import make_session_factory
 from app.errors import AppError, Conflict, InvalidInput
 from app.inference.predict import check_applies
@@ -55,6 +55,43 @@ def normalise_filters(filters: Any) -> dict[str, list[str]]:
     return out
 
 
+# Pseudo-filters of a job (not item fields): a grid selection is "these ids" or "all matching except these".
+ID_FILTERS = ("id", "exclude_id")
+MAX_SELECTED_IDS = 50_000
+
+
+def job_selection(dataset: Dataset, filters: Mapping[str, Sequence[str]]):
+    """SELECT of the ids a job covers: the dataset's items matching the field filters, narrowed to `id` values
+    or without `exclude_id` values when given."""
+    fields = {f: v for f, v in filters.items() if f not in ID_FILTERS}
+    selection = filtered_ids(dataset, fields)
+    for name in ID_FILTERS:
+        values = filters.get(name)
+        if values is None:
+            continue
+        if len(values) > MAX_SELECTED_IDS:
+            raise InvalidInput(f"filter {name!r} lists {len(values):,} ids; at most {MAX_SELECTED_IDS:,} "
+                               "(select all matching and exclude a few instead)")
+        bad = next((v for v in values if not v.isdigit()), None)
+        if bad is not None:
+            raise InvalidInput(f"filter {name!r}: {bad!r} is not an item id")
+        ids = [int(v) for v in values]
+        selection = selection.where(Item.id.in_(ids) if name == "id" else Item.id.not_in(ids))
+    return selection
+
+
+def list_jobs(session: Session, dataset_id: int | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest jobs (of one dataset, among the newest 500: its id sits in the params JSON), each with its
+    model's name, for the pages' live job lists."""
+    if not 1 <= limit <= 200:
+        raise InvalidInput(f"limit must be between 1 and 200, got {limit}")
+    jobs = session.scalars(select(Job).order_by(Job.id.desc()).limit(500 if dataset_id else limit)).all()
+    if dataset_id is not None:
+        jobs = [j for j in jobs if (j.params or {}).get("dataset_id") == dataset_id][:limit]
+    names = dict(session.execute(select(Model.id, Model.name)).all())
+    return [{**job_summary(j), "model_name": names.get((j.params or {}).get("model_id"))} for j in jobs]
+
+
 def _count(session: Session, stmt) -> int:
     return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
 
@@ -69,7 +106,7 @@ def create_predict_job(session: Session, model_id: int, dataset_id: int, filters
     dataset = get_dataset(session, dataset_id)
     check_applies(model, model_card(model), dataset.kind)
     clean = normalise_filters(filters)
-    total = _count(session, filtered_ids(dataset, clean))
+    total = _count(session, job_selection(dataset, clean))
     job = Job(kind="predict", params={"model_id": model.id, "dataset_id": dataset.id, "filters": clean},
               status="queued", done=0, total=total)
     session.add(job)
@@ -187,7 +224,7 @@ def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, r
     dataset = get_dataset(session, params.get("dataset_id"))
     card = model_card(model)
     check_applies(model, card, dataset.kind)
-    selection = filtered_ids(dataset, normalise_filters(params.get("filters")))
+    selection = job_selection(dataset, normalise_filters(params.get("filters")))
     pending = selection.where(~_predicted(model.id))
     total = _count(session, selection)
     done = total - _count(session, pending)

@@ -145,3 +145,13 @@ class RuntimeCache:
     def clear(self) -> None:
         with self._lock:
             self._runtimes.clear()
+
+
+def applicable_models(session: Session, kind: str, task: str | None = "classify") -> list[dict[str, Any]]:
+    """Summaries of the registered models whose card applies to datasets of `kind` (and of `task`)."""
+    return [{**model_summary(m), "classes": card_classes(m)} for m in list_models(session)
+            if kind in (m.card.get("applies_to") or []) and (task is None or m.task == task)]
+
+
+def card_classes(model: Model) -> list[str]:
+    return list((model.card.get("output") or {}).get("classes") or [])

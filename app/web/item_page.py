@@ -24,6 +24,7 @@ from app.datasets.verse.adapter import CENTROID_SLAB_MM, LABEL_GAP_MM
 from app.errors import InvalidInput
 from app.imaging.overlay import TEXT
 from app.imaging.presets import OWN_WINDOW_NAMES, PRESETS, WindowError, parse_window
+from app.inference.registry import applicable_models
 from app.render.service import MASK_MODES, RenderParams
 
 router = APIRouter(include_in_schema=False)
@@ -48,7 +49,6 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
     dataset = queries.dataset_summary(queries.get_dataset(session, item["dataset_id"]))
     viewer = viewer_state(item, preset, window, slice, overlays, plane, mask_mode, opacity)
     viewer.update(client_view(item, dataset["kind"], viewer, request.query_params))
-    from app.web.model_pages import applicable_models  # model_pages imports this module
 
     run_models = applicable_models(session, dataset["kind"], task=None)  # "Run model" for any task
     viewer["classes"] = {str(m["id"]): m["classes"] for m in run_models}

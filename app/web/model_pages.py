@@ -13,7 +13,6 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 
 from app.api.datasets import filters_from
 from app.api.deps import RuntimesDep, SessionDep, SettingsDep
@@ -21,6 +20,7 @@ from app.catalog import queries
 from app.datasets.verse import labels as verse_labels
 from app.inference import registry
 from app.inference.evaluation import evaluate
+from app.inference.registry import card_classes
 from app.inference.tasks import task_misfit
 from app.web.pages import query_url
 
@@ -42,16 +42,6 @@ def _device(runtimes: Any, model: Any, device_setting: str) -> str:
         return f"unavailable ({exc})"
 
 
-def applicable_models(session: Session, kind: str, task: str | None = "classify") -> list[dict[str, Any]]:
-    """Summaries of the registered models whose card applies to datasets of `kind` (and of `task`)."""
-    return [{**registry.model_summary(m), "classes": _classes(m)} for m in registry.list_models(session)
-            if kind in (m.card.get("applies_to") or []) and (task is None or m.task == task)]
-
-
-def _classes(model: Any) -> list[str]:
-    return list((model.card.get("output") or {}).get("classes") or [])
-
-
 @router.get("/models", name="models_page")
 def models_page(request: Request, session: SessionDep, settings: SettingsDep, runtimes: RuntimesDep) -> Response:
     datasets = queries.list_datasets(session)
@@ -59,7 +49,7 @@ def models_page(request: Request, session: SessionDep, settings: SettingsDep, ru
     for m in registry.list_models(session):
         summary = registry.model_summary(m)
         summary["device"] = _device(runtimes, m, settings.device)
-        summary["classes"] = _classes(m)
+        summary["classes"] = card_classes(m)
         card = registry.model_card(m)
         summary["datasets"] = [d for d in datasets if (not summary["applies_to"] or d["kind"] in summary["applies_to"])
                                and task_misfit(card, d["kind"]) is None]

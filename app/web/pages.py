@@ -19,6 +19,8 @@ from app.api.deps import SessionDep
 from app.catalog import queries, sorting
 from app.catalog.followup import TRACK_DISTANCE
 from app.errors import InvalidInput
+from app.inference.jobs import list_jobs
+from app.inference.registry import applicable_models
 from app.render.sheet import MAX_TILES
 
 router = APIRouter(include_in_schema=False)
@@ -65,6 +67,8 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, limit: 
                               cursor=page["next_cursor"]) if page["next_cursor"] else None,
         "sheet_api": sheet_api or "", "tiles": tiles, "sort_options": sort_options(session, detail, sort),
         "selection_base": {"dataset_id": dataset_id, "filters": filters, **({"key": key} if key else {})},
+        "run_models": applicable_models(session, detail["kind"], task=None),
+        "jobs": list_jobs(session, dataset_id, limit=5),
         "first_page": {"items": [{k: v for k, v in i.items() if not (sheet_api and k == "thumbnail_url")}
                                  for i in page["items"]], "next_cursor": page["next_cursor"], "cursor": cursor or ""},
     })

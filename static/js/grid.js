@@ -344,6 +344,7 @@ class Selection {
     this.bar.hidden = n === 0;
     this.count.textContent = n.toLocaleString();
     grid.dataset.selected = String(n);
+    document.dispatchEvent(new CustomEvent("selectionchange-grid", { detail: { count: n } }));
     if (!this.output.hidden) this.output.value = JSON.stringify(this.json());
     if (n === 0) this.output.hidden = true;
     this.view.fill(Number(this.view.window.firstElementChild?.dataset.pos || 0),

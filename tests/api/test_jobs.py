@@ -208,6 +208,33 @@ def test_cli_predict(monkeypatch, capsys, client, engine, settings, dataset_id, 
     assert "no model named 'nope'" in capsys.readouterr().err
 
 
+def test_jobs_on_selected_ids_and_the_job_list(client, engine, dataset_id, model_id):
+    """`id` / `exclude_id` pseudo-filters narrow a job to a grid selection; GET /api/jobs lists a dataset's jobs."""
+    train = item_ids(engine, dataset_id, "train")
+    chosen, skipped = train[:3], train[3:5]
+    r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id,
+                                       "filters": {"split": "train", "id": chosen}})
+    assert r.status_code == 202, r.text
+    first = wait_finished(client, r.json()["id"])
+    assert (first["status"], first["total"]) == ("done", 3)
+    assert sorted(predictions(engine, model_id)) == chosen
+    r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id,
+                                       "filters": {"split": "train", "exclude_id": skipped}})
+    second = wait_finished(client, r.json()["id"])
+    assert (second["status"], second["total"], second["done"]) == ("done", TRAIN - 2, TRAIN - 2)
+    assert sorted(predictions(engine, model_id)) == sorted(set(train) - set(skipped))
+    listed = client.get("/api/jobs", params={"dataset_id": dataset_id}).json()
+    assert [j["id"] for j in listed] == [second["id"], first["id"]]
+    assert listed[0]["model_name"] == "pcam-baseline"
+    assert client.get("/api/jobs", params={"dataset_id": dataset_id + 999}).json() == []
+    for filters, fragment in (({"id": ["x1"]}, "'x1' is not an item id"),
+                              ({"exclude_id": [-1]}, "'-1' is not an item id")):
+        r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id,
+                                           "filters": filters})
+        assert r.status_code == 400 and fragment in r.json()["detail"], r.text
+    assert client.get("/api/jobs", params={"limit": 0}).status_code == 400
+
+
 @pytest.mark.skipif(not REDIS_URL, reason="MEDVIEW_TEST_REDIS_URL not set")
 def test_redis_worker(make_settings, settings, database_url, engine, dataset_id, tmp_path):
     if not database_url.startswith("sqlite"):

@@ -81,3 +81,39 @@ def test_run_model_error_shows_detail(page, live_server, ingested, model):
     error = page.locator("#predict-error")
     error.wait_for(state="visible")
     assert "model 999 not found" in error.inner_text()
+
+
+def test_dataset_page_runs_a_job_on_the_selection_with_live_progress(page, live_server, ingested, model):
+    """Ctrl-click two cards, Start job: the job covers exactly those items, its row shows progress to done with
+    an evaluation link, and the stored predictions are those two items' — then a job over all matching items."""
+    page.goto(f"{live_server}/datasets/{ingested.dataset_id}?split=train")
+    page.wait_for_function("() => window.medviewGrid && document.querySelectorAll('.card[data-id]').length >= 4")
+    page.evaluate("document.getElementById('dataset-jobs').open = true")
+    cards = page.locator(".card[data-id]")
+    chosen = sorted(int(cards.nth(i).get_attribute("data-id")) for i in (0, 2))
+    cards.nth(0).click(modifiers=["Control"])
+    cards.nth(2).click(modifiers=["Control"])
+    assert page.inner_text("#jobs-scope") == "on the 2 selected items"
+    page.click("#jobs-start")
+    row = page.locator(".job").first
+    page.wait_for_function("() => document.querySelector('.job')?.dataset.status === 'done'", timeout=30000)
+    assert "2 / 2 · done" in row.inner_text() and "pcam-baseline" in row.inner_text()
+    assert row.locator("a", has_text="Evaluation").get_attribute("href") == \
+        f"/models/{model['id']}/evaluation?dataset_id={ingested.dataset_id}"
+    assert float(row.locator("progress").get_attribute("value")) == 2
+    with httpx.Client(base_url=live_server) as api:
+        predicted = [i["id"] for i in api.get(f"/api/datasets/{ingested.dataset_id}/items",
+                                               params={"limit": 100}).json()["items"]
+                     if api.get(f"/api/items/{i['id']}").json()["predictions"]]
+        job = api.get("/api/jobs", params={"dataset_id": ingested.dataset_id}).json()[0]
+    assert predicted == chosen
+    assert job["params"]["filters"] == {"split": ["train"], "id": [str(i) for i in chosen]}
+
+    page.keyboard.press("Escape")  # clear the selection: the next job takes every item matching the filters
+    assert page.inner_text("#jobs-scope") == "on the 6 items matching the filters"
+    page.click("#jobs-start")
+    page.wait_for_function("() => document.querySelectorAll('.job').length === 2 && "
+                           "document.querySelector('.job').dataset.status === 'done'", timeout=30000)
+    assert "6 / 6 · done" in page.locator(".job").first.inner_text()
+    page.reload()  # the page lists the dataset's jobs again after a reload
+    assert page.locator(".job").count() == 2

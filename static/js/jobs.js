@@ -1,0 +1,114 @@
+// Prediction jobs from the dataset page: "Start job" posts POST /api/jobs with this page's filters — or, when
+// cards are selected in the grid, the selection (`id`: the chosen ids, or all matching with `exclude_id`) —
+// and every queued or running job of the dataset is polled (GET /api/jobs/{id}) into a progress bar with a
+// Cancel button (POST /api/jobs/{id}/cancel). Finished jobs link their evaluation page.
+
+const POLL_MS = 500;
+const form = document.getElementById("jobs-form");
+const list = document.getElementById("job-list");
+const scope = document.getElementById("jobs-scope");
+const base = JSON.parse(document.getElementById("selection-base")?.textContent || "{}");
+const ACTIVE = new Set(["queued", "running"]);
+const rows = new Map(); // job id → <li>
+
+function selection() {
+  const s = window.medviewGrid?.selection;
+  return s && s.size() > 0 ? s : null;
+}
+
+/** The job's filters: the page's field filters, narrowed to the grid selection when there is one. */
+function jobFilters() {
+  const filters = { ...(base.filters || {}) };
+  const s = selection();
+  if (s && s.all) {
+    if (s.excluded.size) filters.exclude_id = [...s.excluded].map(String);
+  } else if (s) {
+    filters.id = [...s.ids].map(String);
+  }
+  return filters;
+}
+
+function describeScope() {
+  if (!scope) return;
+  const s = selection();
+  const n = s ? s.size() : Number(scope.dataset.total);
+  scope.textContent = s ? `on the ${n.toLocaleString()} selected items` : `on the ${n.toLocaleString()} items matching the filters`;
+}
+
+function render(job) {
+  let li = rows.get(job.id);
+  if (!li) {
+    li = document.createElement("li");
+    li.className = "job";
+    li.dataset.id = String(job.id);
+    li.innerHTML = '<span class="job-name"></span> <progress max="1" value="0"></progress> ' +
+      '<span class="job-state mono"></span> <span class="job-actions"></span>';
+    list.prepend(li);
+    rows.set(job.id, li);
+  }
+  li.dataset.status = job.status;
+  if (job.model_name) li.dataset.model = job.model_name; // GET /api/jobs/{id} does not repeat it
+  li.querySelector(".job-name").textContent = `#${job.id} ${li.dataset.model || `model ${job.params?.model_id}`}`;
+  const bar = li.querySelector("progress");
+  bar.max = Math.max(job.total, 1);
+  bar.value = job.status === "done" ? bar.max : job.done;
+  const error = job.error ? ` — ${job.error}` : "";
+  li.querySelector(".job-state").textContent = `${job.done.toLocaleString()} / ${job.total.toLocaleString()} · ${job.status}${error}`;
+  const actions = li.querySelector(".job-actions");
+  actions.replaceChildren();
+  if (ACTIVE.has(job.status)) {
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "button job-cancel";
+    cancel.textContent = "Cancel";
+    cancel.addEventListener("click", () => post(`/api/jobs/${job.id}/cancel`).then(render).catch(showError));
+    actions.append(cancel);
+  } else if (job.status === "done" && job.params?.model_id) {
+    const link = document.createElement("a");
+    link.href = `/models/${job.params.model_id}/evaluation?dataset_id=${base.dataset_id}`;
+    link.textContent = "Evaluation";
+    actions.append(link);
+  }
+}
+
+async function post(url, body) {
+  const r = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" },
+    body: body ? JSON.stringify(body) : undefined });
+  const data = await r.json();
+  if (!r.ok) throw new Error(data.detail || `HTTP ${r.status}`);
+  return data;
+}
+
+function showError(err) {
+  const li = document.createElement("li");
+  li.className = "job job-error";
+  li.textContent = String(err.message || err);
+  list.prepend(li);
+}
+
+async function poll() {
+  const active = [...rows.values()].filter((li) => ACTIVE.has(li.dataset.status));
+  await Promise.all(active.map(async (li) => {
+    const r = await fetch(`/api/jobs/${li.dataset.id}`);
+    if (r.ok) render(await r.json());
+  }));
+  setTimeout(poll, POLL_MS);
+}
+
+if (list) {
+  for (const job of JSON.parse(document.getElementById("jobs-initial")?.textContent || "[]").reverse()) render(job);
+  form?.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const { id } = await post("/api/jobs", { kind: "predict", model_id: Number(form.model_id.value),
+        dataset_id: base.dataset_id, filters: jobFilters() });
+      const r = await fetch(`/api/jobs/${id}`);
+      render({ ...(await r.json()), model_name: form.model_id.selectedOptions[0].textContent.split(" · ")[0] });
+    } catch (err) {
+      showError(err);
+    }
+  });
+  document.addEventListener("selectionchange-grid", describeScope);
+  describeScope();
+  setTimeout(poll, POLL_MS);
+}
