@@ -33,10 +33,13 @@ def ground_truth_label(session: Session, item: Item) -> str | None:
         Annotation.label.is_not(None)).order_by(Annotation.id.desc()).limit(1))
 
 
-def ground_truth_labels(session: Session, item_ids: Sequence[int]) -> dict[int, str | None]:
-    """`ground_truth_label` of many items in two queries."""
-    rows = session.execute(select(Item.id, Item.label).where(Item.id.in_(list(item_ids))))
-    labels: dict[int, str | None] = {item_id: label for item_id, label in rows}
+def ground_truth_labels(session: Session, item_ids: Sequence[int],
+                        known: dict[int, str | None] | None = None) -> dict[int, str | None]:
+    """`ground_truth_label` of many items in at most two queries; `known` = the items' own labels when the
+    caller has already read them (a job's render targets), which saves the first."""
+    if known is None:
+        known = dict(session.execute(select(Item.id, Item.label).where(Item.id.in_(list(item_ids)))).all())
+    labels: dict[int, str | None] = dict(known)
     unlabelled = [i for i, label in labels.items() if label is None]
     if unlabelled:
         for item_id, label in session.execute(select(Annotation.item_id, Annotation.label).where(

@@ -58,6 +58,7 @@ def normalise_filters(filters: Any) -> dict[str, list[str]]:
 # Pseudo-filters of a job (not item fields): a grid selection is "these ids" or "all matching except these".
 ID_FILTERS = ("id", "exclude_id")
 MAX_SELECTED_IDS = 50_000
+IDS_AHEAD = 16  # batches of pending ids read per query
 
 
 def job_selection(dataset: Dataset, filters: Mapping[str, Sequence[str]]):
@@ -159,15 +160,16 @@ def _set(session: Session, job_id: int, **values: Any) -> bool:
     return result.rowcount > 0
 
 
-def _write_batch(session: Session, job_id: int, model_id: int, results: list[Result], done: int) -> None:
-    """One transaction: the batch's predictions, their per-item metric rows and the job's progress."""
+def _write_batch(session: Session, job_id: int, model_id: int, results: list[Result], done: int) -> bool:
+    """One transaction: the batch's predictions, their per-item metric rows and the job's progress. False when
+    the job is no longer active (cancelled meanwhile): the progress update matched nothing."""
     for attempt in range(2):
         try:
             insert_batch(session, model_id, results)
-            session.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE))
-                            .values(done=done, heartbeat_at=utcnow()))
+            active = session.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE))
+                                     .values(done=done, heartbeat_at=utcnow())).rowcount > 0
             session.commit()
-            return
+            return active
         except IntegrityError:  # a single-item prediction stored some of them meanwhile: keep those
             session.rollback()
             if attempt:
@@ -239,19 +241,23 @@ def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, r
     if progress:
         progress(done, total)
 
+    ahead: list[int] = []  # pending ids read IDS_AHEAD batches at a time: one query per many batches
+
     def next_ids(after: int) -> list[int]:
-        return list(session.scalars(pending.where(Item.id > after).order_by(Item.id).limit(chunk)))
+        nonlocal ahead
+        if len(ahead) < chunk:
+            start = ahead[-1] if ahead else after
+            ahead += session.scalars(pending.where(Item.id > start).order_by(Item.id).limit(chunk * IDS_AHEAD))
+        taken, ahead = ahead[:chunk], ahead[chunk:]
+        return taken
 
     # The next batch is read and preprocessed on a second thread (its own session) while the model runs on
     # this one: onnxruntime releases the GIL, so preparation and inference overlap.
     ids = next_ids(0)
     prepared = task.prepare(session, ctx, ids) if ids else None
+    # A cancel through the API shows as a progress update that matches no active job (no status query per batch).
     with ThreadPoolExecutor(max_workers=1) as pool, Session(bind=session.get_bind()) as prep_session:
         while prepared is not None:
-            status = session.scalar(select(Job.status).where(Job.id == job_id))
-            session.commit()
-            if status == "cancelled":
-                return "cancelled"
             if should_cancel is not None and should_cancel():
                 _set(session, job_id, status="cancelled", finished_at=utcnow())
                 return "cancelled"
@@ -261,7 +267,10 @@ def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, r
             upcoming = pool.submit(_prepare_in, prep_session, task, ctx, following) if following else None
             results = task.infer(runtime, ctx, prepared)
             done = min(done + len(prepared.ids), total)
-            _write_batch(session, job_id, ctx.model_id, results, done)
+            if not _write_batch(session, job_id, ctx.model_id, results, done):
+                if upcoming:
+                    upcoming.result()  # let the prefetch finish with its session before leaving
+                return session.scalar(select(Job.status).where(Job.id == job_id)) or "cancelled"
             if progress:
                 progress(done, total)
             prepared = upcoming.result() if upcoming else None

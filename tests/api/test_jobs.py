@@ -135,6 +135,21 @@ def test_cancel(client, app, engine, settings, dataset_id, model_id):
     assert r.status_code == 409 and "already finished" in r.json()["detail"]
 
 
+def test_cancel_through_the_api_while_running(client, app, engine, settings, dataset_id, model_id):
+    """A cancel arriving mid-job stops it at its next batch write: that batch is kept, no further batch runs."""
+    with app.state.session_factory() as session:
+        job_id = create_predict_job(session, model_id, dataset_id, {"split": "train"}).id
+
+    def cancel_after_first_batch(done, total):
+        if done == BATCH:
+            assert client.post(f"/api/jobs/{job_id}/cancel").json()["status"] == "cancelled"
+
+    assert run_job(engine, settings, RuntimeCache(), job_id, progress=cancel_after_first_batch) == "cancelled"
+    assert len(predictions(engine, model_id)) == 2 * BATCH  # the batch running when the cancel came is kept
+    job = client.get(f"/api/jobs/{job_id}").json()
+    assert (job["status"], job["done"]) == ("cancelled", BATCH)
+
+
 def test_resume_after_crash(client, app, engine, settings, dataset_id, model_id):
     with app.state.session_factory() as session:
         job_id = create_predict_job(session, model_id, dataset_id, {"split": "train"}).id

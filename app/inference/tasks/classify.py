@@ -35,7 +35,7 @@ class ClassifyTask:
     def prepare(self, session: Session, ctx: TaskContext, ids: list[int]) -> Prepared:
         targets = load_targets(session, ids, False, ctx.settings.allowed_roots)
         batch, _ = prepare_batch(ctx.renderer.images_for(targets, View()), ctx.card)
-        truths = ground_truth_labels(session, ids)
+        truths = ground_truth_labels(session, ids, {t.ref.id: t.ref.label for t in targets})
         return Prepared(ids, batch, [truths.get(i) for i in ids])
 
     def infer(self, runtime: InferenceRuntime, ctx: TaskContext, prepared: Prepared) -> list[Result]:
