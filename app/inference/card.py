@@ -58,8 +58,10 @@ class InputSpec(_Strict):
     std: list[float] | None = None
     window: list[float] | None = Field(None, description="CT only: [low, high] in HU mapped to [0, 1]")
     slices: int = Field(1, ge=1, description="CT only: key slice ± neighbours stacked as channels")
-    overlap: float = Field(0.5, ge=0.0, lt=1.0, description="segment3d: fraction by which sliding-window tiles "
-                           "overlap along each axis")
+    overlap: float = Field(0.5, ge=0.0, lt=1.0, description="segment3d and tiled segment2d: fraction by which "
+                           "sliding-window tiles overlap along each axis")
+    tile: bool = Field(False, description="segment2d: run on tiles of `size` over the image at its own resolution "
+                       "(blended, overlapping by `overlap`) instead of resizing the image to `size`")
 
     @field_validator("size")
     @classmethod
@@ -183,6 +185,8 @@ def card_problems(card: ModelCard) -> list[str]:
         elif spec.channels != spec.slices:
             problems.append(f"input.channels: expected {spec.slices} (one per slice of input.slices), "
                             f"got {spec.channels}")
+    if spec.tile and task != "segment2d":
+        problems.append(f"input.tile: only segment2d models run on tiles, not {task}")
     allowed = TASK_OUTPUTS[task]
     if card.output.kind not in allowed:
         problems.append(f"output.kind: {card.output.kind!r} does not fit task {task} "

@@ -237,7 +237,7 @@ def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, r
     runtime = runtimes.get(model, settings.device)
     task = get_task(card)
     ctx = TaskContext(settings, renderer, card, model.id, dataset.kind)
-    chunk = task.chunk(settings)
+    chunk = task.chunk(settings, card)
     if progress:
         progress(done, total)
 

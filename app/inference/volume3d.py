@@ -18,7 +18,7 @@ volume itself is one float32 copy. See docs/api-notes.md for timings.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -66,13 +66,13 @@ def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
     return starts
 
 
-def gaussian_weights(size: tuple[int, int, int]) -> np.ndarray:
-    """Separable Gaussian importance map, σ = size / 8, peak 1, no zeros (every voxel of a tile counts a bit)."""
-    axes = []
+def gaussian_weights(size: Sequence[int]) -> np.ndarray:
+    """Separable Gaussian importance map of any rank, σ = size / 8, peak 1, no zeros (every pixel or voxel of a
+    tile counts a bit)."""
+    g = np.ones((), np.float64)
     for n in size:
         centre, sigma = (n - 1) / 2.0, max(n / 8.0, 1e-3)
-        axes.append(np.exp(-0.5 * ((np.arange(n) - centre) / sigma) ** 2))
-    g = axes[0][:, None, None] * axes[1][None, :, None] * axes[2][None, None, :]
+        g = np.multiply.outer(g, np.exp(-0.5 * ((np.arange(n) - centre) / sigma) ** 2))
     g = (g / g.max()).astype(np.float32)
     return np.maximum(g, g[g > 0].min(initial=1.0) if (g > 0).any() else 1.0)
 

@@ -55,7 +55,7 @@ class Result:
 class Task(Protocol):
     name: str
 
-    def chunk(self, settings: Settings) -> int:
+    def chunk(self, settings: Settings, card: ModelCard) -> int:
         """Items per `prepare` call in a job."""
         ...
 

@@ -29,7 +29,7 @@ def item_metrics(prediction: ClassPrediction, truth: str | None, card: ModelCard
 class ClassifyTask:
     name = "classify"
 
-    def chunk(self, settings: Settings) -> int:
+    def chunk(self, settings: Settings, card: ModelCard) -> int:
         return settings.inference_batch
 
     def prepare(self, session: Session, ctx: TaskContext, ids: list[int]) -> Prepared:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.datasets.base import View
 from app.datasets.registry import get_adapter
+from app.inference.card import ModelCard
 from app.inference.ground_truth import ground_truth_boxes
 from app.inference.postprocess import boxes_as_outputs, detections
 from app.inference.preprocess import ImageGeometry, NeighbourFn, boxes_to_image, prepare_batch
@@ -59,7 +60,7 @@ def split_by_score(boxes: np.ndarray, threshold: float) -> tuple[np.ndarray, np.
 class Detect2dTask:
     name = "detect2d"
 
-    def chunk(self, settings: Settings) -> int:
+    def chunk(self, settings: Settings, card: ModelCard) -> int:
         return settings.inference_batch
 
     def prepare(self, session: Session, ctx: TaskContext, ids: list[int]) -> Prepared:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.datasets.base import View
+from app.inference import tiles2d
 from app.inference.card import ModelCard
 from app.inference.ground_truth import ground_truth_mask
 from app.inference.masks import mask_path, mask_url, save_mask_2d
@@ -52,20 +53,29 @@ def mask_outputs(item_id: int, model_id: int, labels: np.ndarray) -> dict[str, A
             "area_fraction": float(np.count_nonzero(labels)) / labels.size if labels.size else 0.0}
 
 
+TILES_PER_IMAGE = 16  # a typical BIS5k image at 256-pixel tiles with half overlap
+
+
 class Segment2dTask:
     name = "segment2d"
 
-    def chunk(self, settings: Settings) -> int:
-        return settings.inference_batch
+    def chunk(self, settings: Settings, card: ModelCard) -> int:
+        # tiled models see many tiles per image: fewer images per chunk keeps a chunk's tiles in memory bounds
+        return settings.inference_batch if not card.input.tile else max(1, settings.inference_batch // TILES_PER_IMAGE)
 
     def prepare(self, session: Session, ctx: TaskContext, ids: list[int]) -> Prepared:
         targets = load_targets(session, ids, True, ctx.settings.allowed_roots)
         images = ctx.renderer.images_for(targets, View())
-        batch, geometries = prepare_batch(images, ctx.card)
         truths = [ground_truth_mask(t, im) for t, im in zip(targets, images, strict=True)]
+        if ctx.card.input.tile:
+            batch, tilings = tiles2d.tile_batch(images, ctx.card)
+            return Prepared(ids, batch, list(zip(tilings, truths, strict=True)))
+        batch, geometries = prepare_batch(images, ctx.card)
         return Prepared(ids, batch, list(zip(geometries, truths, strict=True)))
 
     def infer(self, runtime: InferenceRuntime, ctx: TaskContext, prepared: Prepared) -> list[Result]:
+        if ctx.card.input.tile:
+            return self._infer_tiled(runtime, ctx, prepared)
         output = first_output(runtime.run(prepared.batch))
         labels = segment(output, ctx.card)
         probability = foreground_probability(output, ctx.card, labels)
@@ -78,5 +88,19 @@ class Segment2dTask:
             metrics: dict[str, Any] = {}
             if truth is not None:
                 metrics = mask_metrics(full, scores_to_image(probability[n], geometry), truth)
+            results.append(Result(item_id, mask_outputs(item_id, ctx.model_id, full), metrics))
+        return results
+
+    def _infer_tiled(self, runtime: InferenceRuntime, ctx: TaskContext, prepared: Prepared) -> list[Result]:
+        """Tiles through the model `inference_batch` at a time, blended back into each image."""
+        step = ctx.settings.inference_batch
+        parts = [tiles2d.class_probabilities(first_output(runtime.run(prepared.batch[n:n + step])), ctx.card)
+                 for n in range(0, len(prepared.batch), step)]
+        maps = tiles2d.stitch(np.concatenate(parts), [extra[0] for extra in prepared.extra])
+        results = []
+        for item_id, probability, (_, truth) in zip(prepared.ids, maps, prepared.extra, strict=True):
+            full = tiles2d.labels_of(probability)
+            save_mask_2d(mask_path(ctx.settings, ctx.model_id, item_id, three_d=False), full)
+            metrics = mask_metrics(full, tiles2d.foreground(probability), truth) if truth is not None else {}
             results.append(Result(item_id, mask_outputs(item_id, ctx.model_id, full), metrics))
         return results

@@ -19,6 +19,7 @@ from app.datasets.base import ItemRef, PixelError
 from app.datasets.registry import get_adapter
 from app.datasets.volumes import Volume
 from app.errors import InvalidInput
+from app.inference.card import ModelCard
 from app.inference.masks import mask_path, mask_url, save_mask_3d
 from app.inference.runtime import InferenceRuntime
 from app.inference.tasks.base import Prepared, Result, TaskContext
@@ -85,7 +86,7 @@ def volume_metrics(pred: np.ndarray, truth: np.ndarray | None, centroids: dict[i
 class Segment3dTask:
     name = "segment3d"
 
-    def chunk(self, settings: Settings) -> int:
+    def chunk(self, settings: Settings, card: ModelCard) -> int:
         return 1  # one volume at a time; its tiles are batched
 
     def prepare(self, session: Session, ctx: TaskContext, ids: list[int]) -> Prepared:
