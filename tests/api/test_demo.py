@@ -35,8 +35,8 @@ def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url):
             assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", (d["name"], r.text[:200])
         # the demo models are registered once and have predicted every item of their dataset, with metrics
         models = {m["name"]: m for m in client.get("/api/models").json()}
-        assert set(models) == {"demo-pcam-centre-darkness", "demo-bis5k-pale-lumen"}
-        for name, dataset, key in (("demo-pcam-centre-darkness", "demo-pcam", "accuracy"),
+        assert set(models) == {"demo-pcam-darkness", "demo-bis5k-pale-lumen"}
+        for name, dataset, key in (("demo-pcam-darkness", "demo-pcam", "accuracy"),
                                    ("demo-bis5k-pale-lumen", "demo-bis5k", "dice")):
             ev = client.get(f"/api/models/{models[name]['id']}/evaluation",
                             params={"dataset_id": datasets[dataset]["id"]}).json()
