@@ -51,8 +51,9 @@ def store_one(session: Session, model_id: int, result: Result) -> None:
 
 
 def insert_batch(session: Session, model_id: int, results: Sequence[Result]) -> None:
-    """Bulk-insert new predictions and their metric rows (no commit: the caller's transaction); a metric row
-    left by an earlier prediction of the same item is replaced."""
+    """Bulk-insert new predictions and their metric rows (no commit: the caller's transaction). A job only
+    predicts items without a prediction from the model, and metric rows exist only beside their prediction
+    (written together here and in `store_one`; deleted together by the cascades), so nothing is replaced."""
     if not results:
         return
     now = utcnow().isoformat(sep=" ")
@@ -61,7 +62,5 @@ def insert_batch(session: Session, model_id: int, results: Sequence[Result]) -> 
                 [(r.item_id, model_id, dumps(r.outputs), dumps(r.metrics), now) for r in results])
     rows = metric_rows(model_id, results)
     if rows:
-        session.execute(delete(ItemMetric).where(ItemMetric.model_id == model_id,
-                                                 ItemMetric.item_id.in_([r.item_id for r in results])))
         insert_rows(conn, ItemMetric.__tablename__, ("item_id", "model_id", "name", "value"),
                     [(m["item_id"], model_id, m["name"], m["value"]) for m in rows])

@@ -7,6 +7,7 @@ Implemented in numpy; the tests check every number against scikit-learn.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -129,15 +130,15 @@ def classification_metrics(y_true: ArrayLike, probabilities: ArrayLike) -> dict[
 
 def item_nll(probabilities: Sequence[float] | np.ndarray, label: int) -> float:
     """Negative log-likelihood of one item: ``-log(clip(p[label], 1e-7, 1 - 1e-7))``."""
-    p = np.asarray(probabilities, dtype=float).ravel()
-    if not 0 <= int(label) < p.size:
-        raise ValueError(f"label {label} outside 0..{p.size - 1}")
-    return float(-np.log(np.clip(p[int(label)], NLL_EPS, 1.0 - NLL_EPS)))
+    n, label = len(probabilities), int(label)  # scalar arithmetic: jobs call this once per item
+    if not 0 <= label < n:
+        raise ValueError(f"label {label} outside 0..{n - 1}")
+    return -math.log(min(max(float(probabilities[label]), NLL_EPS), 1.0 - NLL_EPS))
 
 
 def item_correct(probabilities: Sequence[float] | np.ndarray, label: int) -> bool:
     """Whether the arg-max class (first on ties) equals ``label``."""
-    p = np.asarray(probabilities, dtype=float).ravel()
-    if not 0 <= int(label) < p.size:
-        raise ValueError(f"label {label} outside 0..{p.size - 1}")
-    return bool(int(np.argmax(p)) == int(label))
+    n, label = len(probabilities), int(label)
+    if not 0 <= label < n:
+        raise ValueError(f"label {label} outside 0..{n - 1}")
+    return max(range(n), key=lambda i: probabilities[i]) == label  # max keeps the first of equal values

@@ -18,9 +18,12 @@ from app.metrics.classification import item_correct, item_nll
 from app.render.service import load_targets
 
 
-def item_metrics(prediction: ClassPrediction, truth: str | None, card: ModelCard, kind: str) -> dict[str, Any]:
-    """Per-item metrics when the ground truth names one of the card's classes, else {}."""
-    index = class_index(truth, card, kind) if truth is not None else None
+def item_metrics(prediction: ClassPrediction, truth: str | None, card: ModelCard, kind: str,
+                 index: int | None = None) -> dict[str, Any]:
+    """Per-item metrics when the ground truth names one of the card's classes, else {}. `index` = the truth's
+    class index when the caller has it (a job maps each label value once per batch, not once per item)."""
+    if index is None:
+        index = class_index(truth, card, kind) if truth is not None else None
     if index is None:
         return {}
     return {"correct": item_correct(prediction.probabilities, index), "nll": item_nll(prediction.probabilities, index)}
@@ -40,5 +43,8 @@ class ClassifyTask:
 
     def infer(self, runtime: InferenceRuntime, ctx: TaskContext, prepared: Prepared) -> list[Result]:
         predictions = classify(first_output(runtime.run(prepared.batch)), ctx.card)
-        return [Result(item_id, p.as_outputs(), item_metrics(p, truth, ctx.card, ctx.dataset_kind))
+        indices = {t: class_index(t, ctx.card, ctx.dataset_kind) for t in set(prepared.extra) if t is not None}
+        return [Result(item_id, p.as_outputs(),
+                       item_metrics(p, truth, ctx.card, ctx.dataset_kind, indices.get(truth)) if truth is not None
+                       else {})
                 for item_id, p, truth in zip(prepared.ids, predictions, prepared.extra, strict=True)]
