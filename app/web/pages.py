@@ -30,6 +30,7 @@ PAGE_SIZE = 60
 # render request per item, with their page size (a multiple of SHEET_COLS: whole sheet rows).
 SHEET_PAGE_SIZES = {"pcam": 64}
 SHEET_COLS = 8
+FACET_SHOWN = 15  # values listed per facet before "N more"
 SHEET_TILE = 96
 
 
@@ -151,17 +152,23 @@ def _toggled(filters: Mapping[str, Sequence[str]], field: str, value: str) -> di
 
 def facet_view(detail: Mapping[str, Any], filters: Mapping[str, Sequence[str]], key: str | None,
                sort: str | None = None) -> list[dict]:
-    """Each facet field with its values: display label, live count, share of the largest, active, toggle link."""
+    """Each facet field with its values: display label, live count, share of the largest, active, toggle link.
+    A field with many values (PCam's 810 slides) lists them by count, shows the first FACET_SHOWN and the selected
+    ones, and puts the rest behind "N more" (`more`)."""
     out = []
     for field, counts in detail["facets"].items():
         names = detail["facet_labels"].get(field, {})
         top = max(counts.values(), default=1) or 1
         active = set(filters.get(field, ()))
-        out.append({"field": field, "title": field.replace("_", " "), "values": [
-            {"value": v, "label": names.get(v, v), "code": v if v in names and names[v] != v else "",
-             "count": n, "share": round(100 * n / top), "active": v in active,
-             "href": query_url("", _toggled(filters, field, v), key, sort=sort)}
-            for v, n in counts.items()]})
+        values = [{"value": v, "label": names.get(v, v), "code": v if v in names and names[v] != v else "",
+                   "count": n, "share": round(100 * n / top), "active": v in active,
+                   "href": query_url("", _toggled(filters, field, v), key, sort=sort)}
+                  for v, n in counts.items()]
+        if len(values) > FACET_SHOWN:  # a long list: the values with the most items under these filters first
+            values.sort(key=lambda v: -v["count"])
+        shown = [v for n, v in enumerate(values) if n < FACET_SHOWN or v["active"]]
+        more = [v for n, v in enumerate(values) if n >= FACET_SHOWN and not v["active"]]
+        out.append({"field": field, "title": field.replace("_", " "), "values": shown, "more": more})
     return out
 
 

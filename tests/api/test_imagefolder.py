@@ -262,3 +262,26 @@ def test_image_gone_after_ingest_is_a_404(engine, settings, client, tree):
     assert r.status_code == 404 and key in r.json()["detail"]
     again = ingest_path(engine, settings, tree, kind="imagefolder")
     assert (again.removed, again.unchanged) == (1, report.items - 1)
+
+
+def test_long_facets_show_fifteen_values_and_the_selected_rest_behind_more(client, engine, settings, tree):
+    """21 classes: the sidebar lists 15 label values, the other 6 sit in a "6 more" disclosure — except a
+    selected one, which stays in view; every value keeps its live count and toggle link."""
+    import re
+
+    from app.web.pages import FACET_SHOWN
+
+    dataset_id = ingest_path(engine, settings, tree, kind="imagefolder", name="bm").dataset_id
+    html = client.get(f"/datasets/{dataset_id}").text
+    label = html[html.index('<section class="facet" data-field="label">'):]
+    label = label[:label.index("</section>")]
+    visible, _, hidden = label.partition('<details class="facet-more">')
+    values = re.findall(r'data-value="([^"]+)"', visible)
+    more = re.findall(r'data-value="([^"]+)"', hidden)
+    assert len(values) == FACET_SHOWN == 15 and len(more) == 21 - FACET_SHOWN
+    assert f"{21 - FACET_SHOWN} more label values" in hidden
+    selected = more[-1]
+    html = client.get(f"/datasets/{dataset_id}", params={"label": selected}).text
+    label = html[html.index('<section class="facet" data-field="label">'):]
+    visible = label[:label.index("</section>")].partition('<details class="facet-more">')[0]
+    assert 'class="facet-value active" href' in visible and f'data-value="{selected}"' in visible
