@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     volume_cache_mb: int = Field(1024, ge=0, description="Memory for decompressed volumes (per process).")
     ingest_batch: int = Field(10000, ge=1, description="Items written per ingest transaction.")
     inference_batch: int = Field(64, ge=1, description="Items per model run (and per write transaction) in a job.")
+    predict_wait_seconds: float = Field(20.0, gt=0, description="How long POST /api/items/{id}/predict waits "
+                                        "before answering 202 and finishing in the background.")
     job_heartbeat_seconds: float = Field(10.0, gt=0, description="How often a running job's worker says it is alive.")
     job_stale_seconds: float = Field(60.0, gt=0, description="A running job silent this long is taken over.")
 

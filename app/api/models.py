@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Annotated
 
 from fastapi import APIRouter, File, Request, UploadFile
@@ -12,7 +14,7 @@ from app.api.datasets import filters_from
 from app.api.deps import RendererDep, RuntimesDep, SessionDep, SettingsDep, json_response
 from app.inference import registry
 from app.inference.evaluation import evaluate
-from app.inference.predict import predict_item
+from app.inference.predict import check_predictable, predict_item
 
 router = APIRouter(prefix="/api")
 
@@ -51,7 +53,28 @@ def evaluation(model_id: int, dataset_id: int, request: Request, session: Sessio
     return json_response(evaluate(session, model_id, dataset_id, filters))
 
 
+# On-demand predictions run here, so a request can stop waiting while the prediction goes on to be stored.
+_ON_DEMAND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
+
+
 @router.post("/items/{item_id}/predict")
-def predict(item_id: int, body: PredictRequest, session: SessionDep, settings: SettingsDep,
+def predict(item_id: int, body: PredictRequest, request: Request, session: SessionDep, settings: SettingsDep,
             renderer: RendererDep, runtimes: RuntimesDep) -> Response:
-    return json_response(predict_item(session, settings, renderer, runtimes, item_id, body.model_id))
+    """The prediction, synchronously — up to MEDVIEW_PREDICT_WAIT_SECONDS; a longer one (a large volume on CPU)
+    answers 202 and is stored when it finishes (GET /api/items/{id} then lists it). Unknown or unfit item/model
+    ids are refused here, before any wait, so their 404/400 is never lost to a 202."""
+    check_predictable(session, item_id, body.model_id)
+    session.close()
+    factory = request.app.state.session_factory
+
+    def run() -> dict:
+        with factory() as session:
+            return predict_item(session, settings, renderer, runtimes, item_id, body.model_id)
+
+    future = _ON_DEMAND.submit(run)
+    try:
+        return json_response(future.result(timeout=settings.predict_wait_seconds))
+    except FutureTimeout:
+        return json_response({"status": "running", "item_id": item_id, "model_id": body.model_id,
+                              "detail": f"still running after {settings.predict_wait_seconds:g} s; it is stored "
+                                        f"when done: GET /api/items/{item_id} lists it"}, 202)

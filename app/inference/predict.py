@@ -24,8 +24,8 @@ from app.inference.tasks import TaskContext, check_task_fits, get_task
 from app.inference.tasks.classify import item_metrics
 from app.render.service import Renderer
 
-__all__ = ["check_applies", "class_index", "ground_truth_label", "ground_truth_labels", "item_metrics",
-           "predict_item"]
+__all__ = ["check_applies", "check_predictable", "class_index", "ground_truth_label", "ground_truth_labels",
+           "item_metrics", "predict_item"]
 
 
 def check_applies(model: Model, card: ModelCard, dataset_kind: str) -> None:
@@ -36,14 +36,20 @@ def check_applies(model: Model, card: ModelCard, dataset_kind: str) -> None:
     check_task_fits(card, dataset_kind, model.name)
 
 
-def predict_item(session: Session, settings: Settings, renderer: Renderer, runtimes: RuntimeCache, item_id: int,
-                 model_id: int) -> dict[str, Any]:
-    """Predict one item with one model, store it and return `{model_id, model_name, task, outputs, metrics}`."""
+def check_predictable(session: Session, item_id: int, model_id: int) -> tuple[Any, Model, ModelCard, str]:
+    """(item, model, card, dataset kind), or the 404 / 400 that says why this model cannot predict this item."""
     item = get_item(session, item_id)
     model = get_model(session, model_id)
     card = model_card(model)
     kind = get_dataset(session, item.dataset_id).kind
     check_applies(model, card, kind)
+    return item, model, card, kind
+
+
+def predict_item(session: Session, settings: Settings, renderer: Renderer, runtimes: RuntimeCache, item_id: int,
+                 model_id: int) -> dict[str, Any]:
+    """Predict one item with one model, store it and return `{model_id, model_name, task, outputs, metrics}`."""
+    item, model, card, kind = check_predictable(session, item_id, model_id)
     task = get_task(card)
     model_ref, name = model.id, model.name
     runtime = runtimes.get(model, settings.device)

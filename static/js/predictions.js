@@ -9,6 +9,7 @@ const form = document.getElementById("run-model");
 const errorBox = document.getElementById("predict-error");
 const count = document.getElementById("prediction-count");
 const byModel = new Map();
+const POLL_MS = 1000; // while a long prediction (202) finishes in the background
 
 function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -65,12 +66,30 @@ function render(prediction) {
 }
 
 function show(prediction) {
+  state.predictions = [...state.predictions.filter((p) => p.model_id !== prediction.model_id), prediction];
   const card = render(prediction);
   const old = byModel.get(prediction.model_id);
   if (old) old.replaceWith(card);
   else list.append(card);
   byModel.set(prediction.model_id, card);
   count.textContent = String(byModel.size);
+}
+
+/** A prediction that outlived the request's wait (202): poll the item until the model's new one is stored. */
+async function stored(modelId, detail) {
+  const before = state.predictions.find((p) => p.model_id === modelId)?.created_at;
+  errorBox.classList.add("pending");
+  showError(`${detail} — waiting…`);
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    const item = await (await fetch(`/api/items/${state.item_id}`)).json();
+    const found = (item.predictions || []).find((p) => p.model_id === modelId && p.created_at !== before);
+    if (found) {
+      errorBox.classList.remove("pending");
+      showError("");
+      return found;
+    }
+  }
 }
 
 /** Tell the viewer (a new prediction, or "compare" pressed). */
@@ -98,8 +117,9 @@ form?.addEventListener("submit", async (event) => {
     });
     const body = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(body.detail || `prediction failed (HTTP ${response.status})`);
-    show(body);
-    announce(body, false);
+    const prediction = response.status === 202 ? await stored(modelId, body.detail) : body;
+    show(prediction);
+    announce(prediction, false);
   } catch (err) {
     showError(err.message);
   } finally {
