@@ -31,7 +31,7 @@ from app.errors import InvalidInput
 # Kind-specific numeric sort fields (read from the item's own row; no index: these kinds have ≤ 35k items).
 NUMERIC_SORTS: dict[str, dict[str, Any]] = {
     "bis5k": {"mask_area": Item.meta["mask_area"].as_float()},
-    "deeplesion": {"age": Item.age},
+    "deeplesion": {"age": Item.age, "lesion_size": Item.meta["max_long_mm"].as_float()},
     "dicom": {"age": Item.age},
 }
 METRIC_HINT = "metric:MODEL_ID:NAME"

@@ -250,3 +250,19 @@ def test_large_datasets_get_their_facet_index_built_ahead(client, engine, pcam):
         assert slot not in counts._INDEXES
         counts.warm_indexes(factory, min_items=ds.item_count)
         assert counts._INDEXES[slot].total == ds.item_count
+
+
+def test_deeplesion_sorts_by_lesion_size(client, engine, ingested):
+    """`sort=-lesion_size`: key slices by their largest lesion's long axis in mm (from the RECIST annotations,
+    computed here independently), largest first; the cards carry the value."""
+    dataset_id = ingested.dataset_id
+    with Session(engine) as s:
+        longest: dict[int, float] = {}
+        for item_id, meta in s.execute(select(Annotation.item_id, Annotation.meta).where(
+                Annotation.dataset_id == dataset_id, Annotation.kind == "recist")):
+            longest[item_id] = max(longest.get(item_id, 0.0), meta["long_mm"])
+    walked = walk(client, f"/api/datasets/{dataset_id}/items?sort=-lesion_size")
+    assert [i["id"] for i in walked] == sorted(longest, key=lambda i: (-longest[i], -i))
+    assert [i["sort_value"] for i in walked] == pytest.approx([longest[i["id"]] for i in walked])
+    html = client.get(f"/datasets/{dataset_id}", params={"sort": "-lesion_size"}).text
+    assert '<option value="-lesion_size" selected>lesion size ↓</option>' in html

@@ -30,6 +30,8 @@ from app.datasets.deeplesion.table import COLUMNS, LESION_TYPES, SPLITS, LesionR
 from app.imaging.overlay import recist_shapes
 from app.imaging.window import deeplesion_raw_to_hu
 
+META_VERSION = "meta-2"  # bump when item meta gains a field: the next ingest rewrites every item once
+
 CSV_NAME = "DL_info.csv"
 
 
@@ -133,8 +135,8 @@ class DeepLesionAdapter:
         numbers = files.numbers_between(low, high)
         annotations = [self._lesion(row, i) for i, row in enumerate(lesions, 1)]
         types = sorted({str(r.lesion_type) for r in lesions}, key=int)
-        fingerprint = hashlib.blake2b(
-            "\n".join([location, *(r.raw for r in lesions), ",".join(map(str, numbers))]).encode(),
+        fingerprint = hashlib.blake2b(  # META_VERSION: a re-ingest refreshes items indexed with older meta
+            "\n".join([META_VERSION, location, *(r.raw for r in lesions), ",".join(map(str, numbers))]).encode(),
             digest_size=16).hexdigest()
         return ItemRecord(
             key=file_name, kind="key_slice", location=location, fingerprint=fingerprint,
@@ -145,6 +147,7 @@ class DeepLesionAdapter:
                 "series_dir": first.series_dir, "slice_range": list(first.slice_range), "slices": numbers,
                 "train_val_test": first.split, "lesion_types": [LESION_TYPES[int(t)] for t in types],
                 "possibly_noisy": any(r.noisy for r in lesions), "csv_lines": [r.line for r in lesions],
+                "max_long_mm": max(round(r.long_mm, 2) for r in lesions),  # the `lesion_size` sort key
             },
             patient=f"{first.patient:06d}", study=f"{first.patient:06d}_{first.study:02d}",
             series=first.series_dir, annotations=annotations,
