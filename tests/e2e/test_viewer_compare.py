@@ -67,7 +67,8 @@ def test_mask_prediction_side_by_side_and_difference(page, live_server, engine, 
     page.keyboard.press("d")
     page.wait_for_timeout(30)
     page.wait_for_function(READY)
-    assert page.evaluate("() => window.medviewViewer.panes()[0].diff") == want
+    diff = page.evaluate("() => window.medviewViewer.panes()[0].diff")
+    assert {k: diff[k] for k in want} == want and diff["foreground"] is False  # both binary: labels compared
     legend = page.inner_text(".pane[data-role=gt] .pane-legend")
     assert f"false positive {want['fp']}" in legend and f"false negative {want['fn']}" in legend
     fp_px = page.evaluate("([x, y]) => window.medviewViewer.pixel(0, x, y)", [x, y])

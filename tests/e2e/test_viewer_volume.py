@@ -70,3 +70,50 @@ def test_three_planes_crosshair_and_centroids(page, live_server, engine, setting
         assert dot.count() == 1, plane
         assert float(dot.get_attribute("cx")) == pytest.approx(sx, abs=1e-3)
         assert float(dot.get_attribute("cy")) == pytest.approx(sy, abs=1e-3)
+
+
+def test_a_real_3d_prediction_beside_the_vertebrae_and_its_foreground_difference(page, live_server, engine,
+                                                                                   settings, verse_tree, tmp_path):
+    """A real ONNX bone-threshold segmenter run through the API on the VerSe volume: the right pane shows its
+    mask plane (same size as /raw), and the difference view — a binary prediction against vertebra labels —
+    counts agreement on foreground, equal to numpy on the two label PNGs of that plane."""
+    import io
+
+    import numpy as np
+    import yaml
+    from PIL import Image
+
+    from tests.api.test_models_predict import register
+    from tests.onnx_models import threshold_segmenter_3d
+
+    report = ingest_path(engine, settings, verse_tree.root, kind="verse", name="verse")
+    item_id = httpx.get(f"{live_server}/api/datasets/{report.dataset_id}/items").json()["items"][0]["id"]
+    card = {"name": "bone-3d", "task": "segment3d", "applies_to": ["verse"],
+            "input": {"layout": "NCDHW", "size": [32, 48, 48], "channels": 1, "scale": 1.0},
+            "output": {"kind": "mask_logits", "classes": ["background", "bone"]}}
+    with httpx.Client(base_url=live_server, timeout=120) as api:
+        model = register(api, threshold_segmenter_3d(tmp_path / "bone.onnx", (32, 48, 48), 250.0),
+                         yaml.safe_dump(card)).json()
+        body = api.post(f"/api/items/{item_id}/predict", json={"model_id": model["id"]}).json()
+        assert body["outputs"]["labels"] == [1]
+
+        centroid = next(a for a in api.get(f"/api/items/{item_id}").json()["annotations"] if a["kind"] == "centroid")
+        j = round(centroid["geometry"]["point"][1])  # the coronal slice through a vertebra
+
+        def labels(url: str) -> np.ndarray:
+            return np.asarray(Image.open(io.BytesIO(api.get(url, params={"plane": "coronal", "slice": j}).content)))
+
+        truth, pred = labels(f"/api/items/{item_id}/mask"), labels(body["outputs"]["mask"])
+    assert truth.shape == pred.shape and truth.max() > 1 and pred.max() == 1
+    want = {"tp": int(((pred > 0) & (truth > 0)).sum()), "fp": int(((pred > 0) & (truth == 0)).sum()),
+            "fn": int(((truth > 0) & (pred == 0)).sum())}
+    assert want["tp"] > 0
+
+    page.goto(f"{live_server}/items/{item_id}?plane=coronal&slice={j}&layout=side&diff=1")
+    page.wait_for_function(READY)
+    page.wait_for_function("() => window.medviewViewer.panes()[0].diff")
+    panes = page.evaluate("() => window.medviewViewer.panes()")
+    assert [p["role"] for p in panes] == ["gt", "pred"] and panes[1]["width"] == truth.shape[1]
+    diff = panes[0]["diff"]
+    assert {k: diff[k] for k in want} == want and diff["foreground"] is True
+    assert f"agree (foreground) {want['tp']}" in page.inner_text(".pane[data-role=gt] .pane-legend")

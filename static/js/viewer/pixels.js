@@ -172,9 +172,18 @@ export function diffToRgba(truth, predicted, out) {
   const tp = rgba(...DIFF_COLOURS.tp);
   const fp = rgba(...DIFF_COLOURS.fp);
   const fn = rgba(...DIFF_COLOURS.fn);
-  const counts = { tp: 0, fp: 0, fn: 0 };
+  // Pixels agree when their labels are equal — or, for a binary prediction (labels 0/1) against labelled ground
+  // truth (VerSe's vertebra numbers), when both are foreground: a bone mask is then judged as bone, not as C1.
+  let pMax = 0;
+  let tMax = 0;
   for (let n = 0; n < t.length; n++) {
-    if (p[n] && p[n] === t[n]) { out[n] = tp; counts.tp++; }
+    if (p[n] > pMax) pMax = p[n];
+    if (t[n] > tMax) tMax = t[n];
+  }
+  const foreground = pMax <= 1 && tMax > 1;
+  const counts = { tp: 0, fp: 0, fn: 0, foreground };
+  for (let n = 0; n < t.length; n++) {
+    if (p[n] && (foreground ? t[n] : p[n] === t[n])) { out[n] = tp; counts.tp++; }
     else if (p[n]) { out[n] = fp; counts.fp++; }
     else if (t[n]) { out[n] = fn; counts.fn++; }
     else out[n] = 0;

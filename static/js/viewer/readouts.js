@@ -121,8 +121,8 @@ export function paintLegend(v, pane) {
   if (pane.role === "gt" && s.diff) {
     if (pane.diffCounts) {
       const c = pane.diffCounts;
-      items.push(swatch(DIFF_COLOURS.tp, "agree", c.tp), swatch(DIFF_COLOURS.fp, "false positive", c.fp),
-                 swatch(DIFF_COLOURS.fn, "false negative", c.fn));
+      items.push(swatch(DIFF_COLOURS.tp, c.foreground ? "agree (foreground)" : "agree", c.tp),
+                 swatch(DIFF_COLOURS.fp, "false positive", c.fp), swatch(DIFF_COLOURS.fn, "false negative", c.fn));
     }
     if (pane.boxCounts) {
       const c = pane.boxCounts;
