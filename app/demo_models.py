@@ -98,8 +98,8 @@ DEMO_MODELS: dict[str, tuple[str, str, Callable[[], bytes]]] = {
 
 
 def register_and_predict(session: Session, settings: Settings, dataset_ids: dict[str, int]) -> list[str]:
-    """Register the demo models (once) and predict every item of their demo dataset that has no prediction
-    yet (a job run in the foreground). Returns one line per model for the console."""
+    """Register the demo models and predict their demo dataset (a job run in the foreground), once: a later
+    `medview demo` finds them registered and leaves them (no empty job per run). One console line per model."""
     from app.inference.card import card_from_text
     from app.inference.jobs import create_predict_job, run_job
     from app.inference.registry import RuntimeCache, add_model
@@ -111,9 +111,9 @@ def register_and_predict(session: Session, settings: Settings, dataset_ids: dict
         if dataset_id is None:
             continue
         name = card_from_text(card_text).name
-        model = session.scalar(select(Model).where(Model.name == name))
-        if model is None:
-            model = add_model(session, settings, io.BytesIO(build()), filename, card_text=card_text)
+        if session.scalar(select(Model.id).where(Model.name == name)) is not None:
+            continue
+        model = add_model(session, settings, io.BytesIO(build()), filename, card_text=card_text)
         job = create_predict_job(session, model.id, dataset_id, {})
         status = run_job(session.get_bind(), settings, runtimes, job.id)
         dataset = session.get(Dataset, dataset_id)

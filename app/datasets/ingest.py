@@ -173,17 +173,10 @@ def _write(engine: Engine, dataset_id: int, scan: ScanResult, report: IngestRepo
 
     with engine.connect() as conn, _checkpoints_deferred(conn):
         for n_done, chunk in _batched_items(scan.items, batch):
-            todo_new: list[ItemRecord] = chunk if not existing else []  # a first ingest: every record is new
-            todo_changed: list[tuple[int, ItemRecord]] = []
-            for rec in chunk if existing else ():
-                seen.add(rec.key)
-                old = existing.get(rec.key)
-                if old is None:
-                    todo_new.append(rec)
-                elif old[1] != rec.fingerprint:
-                    todo_changed.append((old[0], rec))
-                else:
-                    report.unchanged += 1
+            if existing:
+                todo_new, todo_changed = _sort_out(chunk, existing, seen, report)
+            else:  # a first ingest: every record is new, nothing can vanish
+                todo_new, todo_changed = chunk, []
             if todo_new or todo_changed:
                 rows = Rows.of(ITEM_COLUMNS, [_item_tuple(dataset_id, r, links, now) for r in todo_new], sqlite)
                 with conn.begin():
@@ -198,6 +191,23 @@ def _write(engine: Engine, dataset_id: int, scan: ScanResult, report: IngestRepo
             conn.execute(delete(Annotation).where(Annotation.item_id.in_(chunk_ids)))
             conn.execute(delete(Item).where(Item.id.in_(chunk_ids)))
     report.removed = len(vanished)
+
+
+def _sort_out(chunk: list[ItemRecord], existing: dict[str, tuple[int, str]], seen: set[str],
+              report: IngestReport) -> tuple[list[ItemRecord], list[tuple[int, ItemRecord]]]:
+    """A re-ingest's batch split into new records and changed ones (with their item ids); unchanged are counted."""
+    new: list[ItemRecord] = []
+    changed: list[tuple[int, ItemRecord]] = []
+    for rec in chunk:
+        seen.add(rec.key)
+        old = existing.get(rec.key)
+        if old is None:
+            new.append(rec)
+        elif old[1] != rec.fingerprint:
+            changed.append((old[0], rec))
+        else:
+            report.unchanged += 1
+    return new, changed
 
 
 def _item_values(dataset_id: int, rec: ItemRecord, links: tuple[dict[str, int], ...]) -> dict[str, Any]:
@@ -249,8 +259,7 @@ def _write_batch(conn, dataset_id: int, new: list[ItemRecord], new_rows: Rows,
         for item_id, rec in ids for a in rec.annotations]
     if annotations:
         insert_rows(conn, Annotation.__tablename__, ("item_id", "dataset_id", "kind", "label", "geometry", "meta",
-                                                        "slice_index", "source", "version", "created_at"),
-                       annotations)
+                                                     "slice_index", "source", "version", "created_at"), annotations)
     facets = [(item_id, dataset_id, f, v)
               for item_id, rec in ids for f, values in rec.facets.items() if f not in COLUMN_FACETS
               for v in dict.fromkeys(values)]

@@ -48,7 +48,7 @@ def _literal(value: Any) -> str:
 
 
 def insert_rows(conn, table: str, columns: Sequence[str], rows: list[tuple],
-                   constants: dict[str, Any] | None = None) -> None:
+                constants: dict[str, Any] | None = None) -> None:
     """Rows of plain values (JSON already serialised) straight to the driver's executemany: facets and
     annotations are most of an ingest's rows, and SQLAlchemy's per-row parameter processing doubled
     their cost (measured on the full DeepLesion table). `constants` are written as literals (NULLs left out)."""

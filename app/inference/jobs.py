@@ -82,14 +82,16 @@ def job_selection(dataset: Dataset, filters: Mapping[str, Sequence[str]]):
 
 
 def list_jobs(session: Session, dataset_id: int | None = None, limit: int = 20) -> list[dict[str, Any]]:
-    """The newest jobs (of one dataset, among the newest 500: its id sits in the params JSON), each with its
-    model's name, for the pages' live job lists."""
+    """The newest jobs (of one dataset: its id sits in the params JSON), each with its model's name, for the
+    pages' live job lists."""
     if not 1 <= limit <= 200:
         raise InvalidInput(f"limit must be between 1 and 200, got {limit}")
-    jobs = session.scalars(select(Job).order_by(Job.id.desc()).limit(500 if dataset_id else limit)).all()
+    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
     if dataset_id is not None:
-        jobs = [j for j in jobs if (j.params or {}).get("dataset_id") == dataset_id][:limit]
-    names = dict(session.execute(select(Model.id, Model.name)).all())
+        stmt = stmt.where(Job.params["dataset_id"].as_integer() == dataset_id)
+    jobs = session.scalars(stmt).all()
+    model_ids = {(j.params or {}).get("model_id") for j in jobs}
+    names = dict(session.execute(select(Model.id, Model.name).where(Model.id.in_(model_ids))).all())
     return [{**job_summary(j), "model_name": names.get((j.params or {}).get("model_id"))} for j in jobs]
 
 

@@ -102,7 +102,8 @@ class InProcessQueue:
             log.exception("in-process worker: looking for stale jobs")
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop after the current batch; an unfinished job stays `running` and resumes at the next start."""
+        """Stop after the current batch; an unfinished job is handed back (`queued`) and resumes at the next
+        start."""
         self._stopping.set()
         self._queue.put(_STOP)
         if self._thread is not None:
