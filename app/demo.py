@@ -12,6 +12,7 @@ from rich.console import Console
 from app.config import Settings
 from app.datasets.ingest import ingest_path
 from app.datasets.registry import available_kinds
+from app.datasets.roots import DataRoots
 from app.db.session import make_engine, make_session_factory
 from app.demo_models import register_and_predict
 
@@ -38,7 +39,7 @@ def build_demo(settings: Settings, progress_console: Console | None = None) -> S
     """Create (once) and index the demo datasets; returns settings whose data roots include them."""
     demo_root = (settings.data_dir / DEMO_DIR).resolve()
     roots = [str(r) for r in settings.allowed_roots]
-    if not any(demo_root.is_relative_to(r) for r in settings.allowed_roots):
+    if not DataRoots(settings.allowed_roots).contains(demo_root):
         roots.append(str(demo_root))
     settings = settings.model_copy(update={"data_roots": ":".join(roots)})
     samples = {kind: generate for kind in DEMO_SAMPLES if (generate := _sample_generator(kind)) is not None}

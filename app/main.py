@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -25,12 +26,12 @@ from app.api import predictions as api_predictions
 from app.api.deps import json_response
 from app.catalog import counts
 from app.config import Settings
-from app.datasets import volumes
 from app.db.migrate import is_current
 from app.db.session import make_engine, make_session_factory
 from app.errors import AppError
 from app.inference.queue import make_queue
 from app.inference.registry import RuntimeCache
+from app.pixels import PixelStore
 from app.render.service import Renderer
 from app.web import item_page, model_pages, pages
 
@@ -55,15 +56,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                    "run `medview db upgrade`")
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
-        app.state.renderer = Renderer(settings.slice_cache_mb * MB, settings.render_cache_mb * MB)
-        volumes.configure(settings.volume_cache_mb)
+        app.state.pixels = PixelStore.from_settings(settings)
+        app.state.renderer = Renderer(app.state.pixels, settings.render_cache_mb * MB)
         app.state.runtimes = RuntimeCache()
-        app.state.queue = make_queue(settings, app.state.session_factory, app.state.runtimes)
+        # On-demand predictions run here, so a request can stop waiting while the prediction goes on.
+        app.state.predict_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
+        app.state.queue = make_queue(settings, app.state.session_factory, app.state.runtimes, app.state.pixels)
         threading.Thread(target=counts.warm_indexes, args=(app.state.session_factory,), name="warm-facets",
                          daemon=True).start()
         yield
         app.state.queue.close()
+        app.state.predict_executor.shutdown(wait=False, cancel_futures=True)
         app.state.runtimes.clear()
+        app.state.pixels.clear()
         engine.dispose()
 
     app = FastAPI(title="MedView", version=__version__, lifespan=lifespan)

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from app.datasets.deeplesion.synth import HU_OFFSET, ct_phantom_slice, generate_full_size_tree  # noqa: E402
+from app.datasets.deeplesion.synth import HU_OFFSET, ct_phantom_slice  # noqa: E402
+from app.datasets.deeplesion.synth_full import generate_full_size_tree  # noqa: E402
 
 REAL_SOURCE = REPO.parent / "shared" / "realdata" / "deeplesion" / "Images_png" / "002648_01_01" / "061.png"
 PHANTOM_SOURCE = ".phantom_source.png"

@@ -31,13 +31,15 @@ import simplejpeg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.datasets import volumes  # noqa: E402
 from app.datasets.base import ItemRef, View  # noqa: E402
+from app.datasets.roots import DataRoots  # noqa: E402
 from app.datasets.verse.adapter import VerseAdapter  # noqa: E402
 from app.datasets.verse.phantom import spine_phantom  # noqa: E402
 from app.datasets.verse.synth import _store  # noqa: E402
+from app.datasets.volumes import VolumeCache  # noqa: E402
 from app.imaging.volume import PLANE_AXIS, plane_pixel_mm  # noqa: E402
-from app.render.service import AnnotationView, Renderer, RenderParams, RenderTarget  # noqa: E402
+from app.pixels import AnnotationView, ItemTarget, PixelStore  # noqa: E402
+from app.render.service import Renderer, RenderParams  # noqa: E402
 
 WINDOW = (-450, 1050)
 PLANES = ("axial", "coronal", "sagittal")
@@ -119,15 +121,17 @@ def main() -> None:
         ref = ItemRef(1, root, rec.location, None, rec.meta, rec.width, rec.height, rec.depth, tuple(rec.spacing))
         anns = tuple(AnnotationView(n, 1, a.kind, a.label, None, a.geometry, a.meta)
                      for n, a in enumerate(rec.annotations, 1))
-        target = RenderTarget(ref, "verse", tuple(rec.window), 1, anns)
-        renderer = Renderer(256 * 1024 * 1024, 64 * 1024 * 1024)
-        volumes._cache.clear()
+        target = ItemTarget(ref, "verse", tuple(rec.window), 1, anns)
+        roots = DataRoots([root])
+        pixels = PixelStore(roots, 256 * 1024 * 1024, VolumeCache(1024))
+        renderer = Renderer(pixels, 64 * 1024 * 1024)
         cold = timed(renderer.render, target, RenderParams("jpeg", plane="sagittal"))
         cold_mask = timed(renderer.render, target, RenderParams("jpeg", plane="sagittal", overlays="gt"))
         print(f"cold first slice (decompress CT + sagittal JPEG): {1000 * cold:.0f} ms; "
               f"first overlay (decompress mask + draw): {1000 * cold_mask:.0f} ms")
-        vol = volumes.cached_volume(str(root / rec.location), lambda: None)  # the cached, decompressed CT
-        uncached = Renderer(0, 0)  # the same without the decoded-image cache (see the note printed below)
+        vol = pixels.volume(target)  # the cached, decompressed CT
+        # the same without the decoded-image cache (see the note printed below), sharing the volume cache
+        uncached = Renderer(PixelStore(roots, 0, pixels.volumes), 0)
         print(f"\n{'plane':9} {'out px':>9} {'ours ms':>8} {'gt ms':>7} {'no-cache':>8} {'bare ms':>8} {'bare+sq':>8} "
               f"{'ratio':>6} {'ratio sq':>8}")
         for plane in PLANES:
@@ -144,7 +148,7 @@ def main() -> None:
                        for i, w in zip(picks, windows, strict=True)]
             plain = [timed(bare, vol.data, vol.spacing, plane, int(i), False) for i in picks]
             square = [timed(bare, vol.data, vol.spacing, plane, int(i), True) for i in picks]
-            image = renderer.image(target, View(plane, int(picks[0])))
+            image = pixels.image(target, View(plane, int(picks[0])))
             o, g, u, b, s = (statistics.median(x) for x in (ours, gt, nocache, plain, square))
             print(f"{plane:9} {image.pixels.shape[1]:>4}×{image.pixels.shape[0]:<4} {1000 * o:8.2f} {1000 * g:7.2f} "
                   f"{1000 * u:8.2f} {1000 * b:8.2f} {1000 * s:8.2f} {b / o:6.2f} {s / o:8.2f}")

@@ -6,7 +6,7 @@ from fastapi.responses import Response
 from app.api.deps import RendererDep, SessionDep, SettingsDep, json_response
 from app.catalog import queries
 from app.errors import InvalidInput
-from app.render.service import OVERLAY_CHOICES, load_targets
+from app.render.service import OVERLAY_CHOICES
 from app.render.sheet import check_sheet_params, contact_sheet
 
 router = APIRouter(prefix="/api/datasets")
@@ -62,7 +62,7 @@ def sheet(dataset_id: int, request: Request, session: SessionDep, renderer: Rend
         raise InvalidInput(f"overlays must be one of {', '.join(OVERLAY_CHOICES)}, not {overlays!r}")
     ids, next_cursor = queries.page_ids(session, dataset_id, filters_from(request), key=key, limit=limit,
                                         cursor=cursor, sort=sort, offset=offset)
-    targets = load_targets(session, ids, overlays != "none", settings.allowed_roots)
+    targets = renderer.pixels.targets(session, ids, overlays != "none")
     session.close()
     body = contact_sheet(renderer, targets, cols=cols, tile=tile, overlays=overlays)
     return Response(body, media_type="image/jpeg", headers={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
 import orjson
@@ -12,7 +13,9 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.inference.queue import JobQueue
 from app.inference.registry import RuntimeCache
+from app.pixels import PixelStore
 from app.render.service import Renderer
 
 
@@ -41,14 +44,29 @@ async def get_renderer(request: Request) -> Renderer:
     return request.app.state.renderer
 
 
+async def get_pixels(request: Request) -> PixelStore:
+    return request.app.state.pixels
+
+
 async def get_runtimes(request: Request) -> RuntimeCache:
     return request.app.state.runtimes
+
+
+async def get_queue(request: Request) -> JobQueue:
+    return request.app.state.queue
+
+
+async def get_predict_executor(request: Request) -> ThreadPoolExecutor:
+    return request.app.state.predict_executor
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RendererDep = Annotated[Renderer, Depends(get_renderer)]
 RuntimesDep = Annotated[RuntimeCache, Depends(get_runtimes)]
+PixelsDep = Annotated[PixelStore, Depends(get_pixels)]
+QueueDep = Annotated[JobQueue, Depends(get_queue)]
+PredictExecutorDep = Annotated[ThreadPoolExecutor, Depends(get_predict_executor)]
 
 
 def json_response(data: Any, status_code: int = 200) -> Response:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from app.api.deps import SessionDep, json_response
+from app.api.deps import QueueDep, SessionDep, json_response
 from app.inference import jobs
 
 router = APIRouter(prefix="/api/jobs")
@@ -22,9 +22,9 @@ class JobRequest(BaseModel):
 
 
 @router.post("")
-def create_job(body: JobRequest, request: Request, session: SessionDep) -> Response:
+def create_job(body: JobRequest, session: SessionDep, queue: QueueDep) -> Response:
     job = jobs.create_job(session, body.kind, body.model_dump())
-    request.app.state.queue.submit(job.id)
+    queue.submit(job.id)
     return json_response({"id": job.id}, 202)
 
 

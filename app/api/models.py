@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Annotated
 
@@ -11,7 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from app.api.datasets import filters_from
-from app.api.deps import RendererDep, RuntimesDep, SessionDep, SettingsDep, json_response
+from app.api.deps import PixelsDep, PredictExecutorDep, RuntimesDep, SessionDep, SettingsDep, json_response
 from app.inference import registry
 from app.inference.evaluation import evaluate
 from app.inference.predict import check_predictable, predict_item
@@ -53,13 +52,9 @@ def evaluation(model_id: int, dataset_id: int, request: Request, session: Sessio
     return json_response(evaluate(session, model_id, dataset_id, filters))
 
 
-# On-demand predictions run here, so a request can stop waiting while the prediction goes on to be stored.
-_ON_DEMAND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
-
-
 @router.post("/items/{item_id}/predict")
 def predict(item_id: int, body: PredictRequest, request: Request, session: SessionDep, settings: SettingsDep,
-            renderer: RendererDep, runtimes: RuntimesDep) -> Response:
+            pixels: PixelsDep, runtimes: RuntimesDep, executor: PredictExecutorDep) -> Response:
     """The prediction, synchronously — up to MEDVIEW_PREDICT_WAIT_SECONDS; a longer one (a large volume on CPU)
     answers 202 and is stored when it finishes (GET /api/items/{id} then lists it). Unknown or unfit item/model
     ids are refused here, before any wait, so their 404/400 is never lost to a 202."""
@@ -69,9 +64,9 @@ def predict(item_id: int, body: PredictRequest, request: Request, session: Sessi
 
     def run() -> dict:
         with factory() as session:
-            return predict_item(session, settings, renderer, runtimes, item_id, body.model_id)
+            return predict_item(session, settings, pixels, runtimes, item_id, body.model_id)
 
-    future = _ON_DEMAND.submit(run)
+    future = executor.submit(run)  # it goes on (and is stored) after a 202
     try:
         return json_response(future.result(timeout=settings.predict_wait_seconds))
     except FutureTimeout:

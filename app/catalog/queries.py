@@ -162,15 +162,7 @@ def item_detail(session: Session, item_id: int) -> dict[str, Any]:
         "slice": item.location_index, "version": item.content_version, "review_status": item.review_status,
         "patient": patient.external_id if patient else None, "study": study.external_id if study else None,
         "annotations": [annotation_dict(a) for a in item_annotations(session, item.id)],
-        "predictions": item_predictions(session, item.id),
     }
-
-
-def item_predictions(session: Session, item_id: int) -> list[dict[str, Any]]:
-    """Every stored model prediction of an item (built by the inference layer, which owns its outputs)."""
-    from app.inference.outputs import item_predictions as build
-
-    return build(session, item_id)
 
 
 def patient_timeline(session: Session, dataset_id: int, patient: str) -> dict[str, Any]:

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:  # volumes.py builds on the types below
+    from app.datasets.volumes import Volume, VolumeCache
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -193,13 +196,18 @@ class PixelError(Exception):
     """The item's pixel file is missing or unreadable; the message names the file and the reason."""
 
 
+class NotAVolume(PixelError):
+    """The item is a 2-D image: it has no volume to cut planes from or to run a 3-D model on."""
+
+
 class DatasetAdapter(Protocol):
     kind: str
     facet_fields: tuple[str, ...]  # shown on the dataset page, in this order
     filter_fields: tuple[str, ...]  # accepted as filters but not counted (e.g. patient)
     facet_labels: dict[str, dict[str, str]]  # human names of coded facet values
     # Optional: `link_facets = {"slide": "series"}` — a facet read from the item's patient/study/series
-    # external id instead of facet rows; `facet_order`; `cache_images = False` (adapter caches volumes).
+    # external id instead of facet rows; `facet_order`.
+    cache_images: bool  # False when the adapter reads from whole cached volumes (planes are cheap to cut again)
 
     def detect(self, root: Path) -> bool: ...
 
@@ -213,10 +221,44 @@ class DatasetAdapter(Protocol):
         does not exist for this item); an empty sequence for a plain 2-D image."""
         ...
 
-    def read_image(self, item: ItemRef, view: View) -> Image2D:
-        """The image for one view; raises PixelError naming the file when it cannot be read."""
+    def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
+        """The image for one view; raises PixelError naming the file when it cannot be read. `volumes` is the
+        app's volume cache, for adapters whose items are volumes (others ignore it)."""
         ...
 
-    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
+    def read_images(self, items: Sequence[ItemRef]) -> list[Image2D | None]:
+        """The default views of many items at once where the format allows a batched read (consecutive HDF5
+        rows); None where one could not be read (it is then read alone and reports its own problem)."""
+        ...
+
+    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D,
+                volumes: VolumeCache) -> OverlayLayer:
         """Ground-truth annotations (rows with kind, geometry, meta, slice_index) for this view."""
         ...
+
+    def volume(self, item: ItemRef, volumes: VolumeCache) -> Volume:
+        """The item's canonical (RAS+) volume through `volumes`; NotAVolume for a 2-D item."""
+        ...
+
+    def label_volume(self, item: ItemRef, annotations: Sequence[Any], volumes: VolumeCache) -> Volume | None:
+        """The ground-truth label volume in the grid of `volume`, or None (no mask, unreadable, other grid)."""
+        ...
+
+
+class PixelDefaults:
+    """Defaults of the read side of the contract for adapters whose items are plain 2-D images."""
+
+    kind: str
+    cache_images: bool = True
+
+    def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
+        raise NotImplementedError
+
+    def read_images(self, items: Sequence[ItemRef]) -> list[Image2D | None]:
+        return [None] * len(items)  # no batched read: each item is read (and cached) alone
+
+    def volume(self, item: ItemRef, volumes: VolumeCache) -> Volume:
+        raise NotAVolume(f"{self.kind} items are 2-D images, not volumes")
+
+    def label_volume(self, item: ItemRef, annotations: Sequence[Any], volumes: VolumeCache) -> Volume | None:
+        return None

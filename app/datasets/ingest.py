@@ -26,6 +26,7 @@ from app.catalog.facets import COLUMN_FACETS, facet_counts
 from app.config import Settings
 from app.datasets.base import IngestError, ItemRecord, Problem, ProgressFn, ScanResult, no_progress
 from app.datasets.registry import detect_kind, get_adapter
+from app.datasets.roots import DataRoots
 from app.db.base import utcnow
 from app.db.bulk import Rows, insert_rows
 from app.db.models import Annotation, Dataset, Item, ItemFacet, Patient, Series, Study
@@ -59,7 +60,7 @@ def resolve_root(path: str | Path, settings: Settings) -> Path:
     if not root.is_dir():
         raise InvalidInput(f"{path}: not a folder (give the dataset's root folder)")
     allowed = settings.allowed_roots
-    if not any(root == r or root.is_relative_to(r) for r in allowed):
+    if not DataRoots(allowed).contains(root):
         raise InvalidInput(f"{root} is outside the data roots ({':'.join(map(str, allowed))}); "
                            "add it to MEDVIEW_DATA_ROOTS")
     return root

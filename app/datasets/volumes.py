@@ -1,67 +1,81 @@
-"""Decompressed volumes kept in a bounded per-process LRU (MEDVIEW_VOLUME_CACHE_MB).
+"""Decompressed volumes in a bounded LRU (MEDVIEW_VOLUME_CACHE_MB), one `VolumeCache` per app.
 
-A .nii.gz must be decompressed whole to reach a deep slice (PERFORMANCE.md: 0.5 s per 157 MB), so
-the first view of a volume pays that and every later plane/slice is a numpy slice. Volumes are
-stored canonical (RAS+) with their voxel spacing. One cache per process, configured by
-`create_app` from the settings (adapters are process-wide singletons, so this is where it lives).
+A .nii.gz must be decompressed whole to reach a deep slice (PERFORMANCE.md: 0.5 s per 157 MB), so the first
+view of a volume pays that and every later plane/slice is a numpy slice. Volumes are stored canonical (RAS+)
+with their voxel spacing. The cache is made by whoever owns the pixel layer (`app.pixels.PixelStore`: the
+web app in its lifespan, a worker process at start) and handed to the adapters' volume methods, so two apps
+in one process (tests) never share one and nothing here is a module-level global.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
 
 from app.datasets.base import Image2D, PixelError, View
 from app.imaging.volume import PLANE_AXIS, display_plane, plane_count
-from app.render.cache import SizedLRU
+from app.lru import SizedLRU
 
-DEFAULT_BUDGET_MB = 1024
+MB = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Volume:
-    data: np.ndarray  # canonical RAS+ array
+    data: np.ndarray  # canonical RAS+ array (CT: int16 HU; labels: uint8/uint16)
     affine: np.ndarray  # canonical affine (voxel → RAS mm)
-    spacing: tuple[float, float, float]
+    spacing: tuple[float, float, float]  # mm per voxel along i, j, k
 
 
-_cache = SizedLRU(DEFAULT_BUDGET_MB * 1024 * 1024, lambda v: v.data.nbytes)
-_loading: dict[tuple, threading.Lock] = {}
-_loading_guard = threading.Lock()
-
-
-def configure(budget_mb: int) -> None:
-    global _cache
-    _cache = SizedLRU(budget_mb * 1024 * 1024, lambda v: v.data.nbytes)
-
-
-def cached_volume(path: str, loader: Callable[[], Volume], variant: str = "") -> Volume:
-    """The volume for `path` (keyed with its mtime and size, so an edited file is reloaded); concurrent
+class VolumeCache:
+    """Canonical volumes by file (keyed with its mtime and size, so an edited file is reloaded); concurrent
     requests for the same volume wait for one load instead of decompressing it twice."""
-    st = os.stat(path)
-    key = (path, st.st_mtime_ns, st.st_size, variant)
-    hit = _cache.get(key)
-    if hit is not None:
+
+    def __init__(self, budget_mb: int):
+        self._lru = SizedLRU(budget_mb * MB, lambda v: v.data.nbytes)
+        self._loading: dict[Hashable, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def get(self, path: str, loader: Callable[[], Volume], variant: str = "") -> Volume:
+        """The volume of `path` (`variant` tells apart volumes read from one file: CT vs labels, a DICOM
+        series' frames); `loader` runs at most once per key at a time and may raise PixelError/OSError."""
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size, variant)
+        hit = self._lru.get(key)
+        if hit is not None:
+            return hit
+        with self._guard:
+            lock = self._loading.setdefault(key, threading.Lock())
+        with lock:
+            hit = self._lru.get(key)
+            if hit is None:
+                hit = loader()
+                hit.data.setflags(write=False)
+                self._lru.put(key, hit)
+        with self._guard:
+            self._loading.pop(key, None)
         return hit
-    with _loading_guard:
-        lock = _loading.setdefault(key, threading.Lock())
-    with lock:
-        hit = _cache.get(key)
-        if hit is None:
-            hit = loader()
-            hit.data.setflags(write=False)
-            _cache.put(key, hit)
-    with _loading_guard:
-        _loading.pop(key, None)
-    return hit
+
+    def clear(self) -> None:
+        self._lru.clear()
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    @property
+    def hits(self) -> int:
+        return self._lru.hits
+
+    @property
+    def misses(self) -> int:
+        return self._lru.misses
 
 
 def volume_view(vol: Volume, view: View, source: str = "") -> Image2D:
-    """One display plane of a cached canonical volume (default: the middle slice), square-mm pixels."""
+    """One display plane of a canonical volume (default: the middle slice), square-mm pixels."""
     if view.plane not in PLANE_AXIS:
         raise PixelError(f"plane must be one of {', '.join(PLANE_AXIS)}, not {view.plane!r}")
     count = plane_count(vol.data.shape, view.plane)

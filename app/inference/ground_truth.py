@@ -21,7 +21,7 @@ from app.datasets.base import Image2D, View
 from app.datasets.registry import get_adapter
 from app.db.models import Annotation, Item
 from app.inference.card import ModelCard
-from app.render.service import RenderTarget
+from app.pixels import ItemTarget, PixelStore
 
 
 def ground_truth_label(session: Session, item: Item) -> str | None:
@@ -62,18 +62,18 @@ def class_index(label: str, card: ModelCard, dataset_kind: str) -> int | None:
     return None
 
 
-def ground_truth_mask(target: RenderTarget, image: Image2D) -> np.ndarray | None:
+def ground_truth_mask(pixels: PixelStore, target: ItemTarget, image: Image2D) -> np.ndarray | None:
     """The item's ground-truth label mask in its image's pixel grid, or None when it has none (or the mask
     file went bad: the adapter then draws a note instead of a mask)."""
     if not any(a.kind == "mask" for a in target.annotations):
         return None
-    layer = get_adapter(target.kind).overlay(target.ref, target.annotations, View(), image)
+    layer = pixels.overlay(target, View(), image)
     if layer.mask is None or layer.mask.shape != image.pixels.shape[:2]:
         return None
     return layer.mask
 
 
-def ground_truth_boxes(target: RenderTarget, slice_number: int | None) -> list[list[float]] | None:
+def ground_truth_boxes(target: ItemTarget, slice_number: int | None) -> list[list[float]] | None:
     """[x1, y1, x2, y2] of every annotation box on this slice; None when the item has no box annotations at
     all (no ground truth), [] when it has some but none on this slice."""
     boxes = [a for a in target.annotations if isinstance((a.geometry or {}).get("bbox"), list)]

@@ -30,7 +30,7 @@ from app.inference.predict import check_applies
 from app.inference.registry import RuntimeCache, get_model, model_card
 from app.inference.store import insert_batch
 from app.inference.tasks import Prepared, Result, Task, TaskContext, get_task
-from app.render.service import Renderer
+from app.pixels import PixelStore
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def _write_batch(session: Session, job_id: int, model_id: int, results: list[Res
 
 
 def run_job(factory: Engine | sessionmaker[Session], settings: Settings, runtimes: RuntimeCache, job_id: int,
-            should_cancel: Callable[[], bool] | None = None, *, renderer: Renderer | None = None,
+            should_cancel: Callable[[], bool] | None = None, *, pixels: PixelStore | None = None,
             progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> str | None:
     """Run (or resume) a queued/running job; returns its final status (None for an unknown job).
 
@@ -192,7 +192,7 @@ def run_job(factory: Engine | sessionmaker[Session], settings: Settings, runtime
     so the next start resumes it."""
     if isinstance(factory, Engine):
         factory = make_session_factory(factory)
-    renderer = renderer or Renderer(settings.slice_cache_mb * MB, settings.render_cache_mb * MB)
+    pixels = pixels or PixelStore.from_settings(settings)
     with factory() as session:
         job = session.get(Job, job_id)
         if job is None:
@@ -201,7 +201,7 @@ def run_job(factory: Engine | sessionmaker[Session], settings: Settings, runtime
         if job.status not in ACTIVE:
             return job.status
         try:
-            return _run_predict(session, settings, runtimes, renderer, job, should_cancel, should_stop, progress)
+            return _run_predict(session, settings, runtimes, pixels, job, should_cancel, should_stop, progress)
         except Exception as exc:  # any failure ends the job with its reason
             session.rollback()
             message = exc.detail if isinstance(exc, AppError) else f"{type(exc).__name__}: {exc}"
@@ -219,7 +219,7 @@ def _prepare_in(session: Session, task: Task, ctx: TaskContext, ids: list[int]) 
         session.commit()
 
 
-def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, renderer: Renderer, job: Job,
+def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, pixels: PixelStore, job: Job,
                  should_cancel: Callable[[], bool] | None, should_stop: Callable[[], bool] | None,
                  progress: ProgressFn | None) -> str:
     job_id = job.id
@@ -240,7 +240,7 @@ def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, r
         return session.scalar(select(Job.status).where(Job.id == job_id)) or "cancelled"
     runtime = runtimes.get(model, settings.device)
     task = get_task(card)
-    ctx = TaskContext(settings, renderer, card, model.id, dataset.kind)
+    ctx = TaskContext(settings, pixels, card, model.id, dataset.kind)
     chunk = task.chunk(settings, card)
     if progress:
         progress(done, total)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from app.config import Settings
-from app.datasets.volumes import Volume, cached_volume
+from app.datasets.volumes import Volume, VolumeCache
 from app.errors import InvalidInput, NotFound
 from app.imaging.labels import decode_label_png, encode_label_png
 from app.imaging.volume import PLANE_AXIS, display_plane, plane_count
@@ -82,16 +82,17 @@ def _load_volume(path: Path) -> Volume:
     return Volume(labels, np.diag([*spacing, 1.0]), spacing)  # type: ignore[arg-type]
 
 
-def load_mask_3d(path: Path) -> Volume:
-    """The stored volume through the per-process volume cache (keyed by path, mtime and size: a re-prediction
-    is a new file and is reloaded)."""
+def load_mask_3d(path: Path, volumes: VolumeCache) -> Volume:
+    """The stored volume through the app's volume cache (keyed by path, mtime and size: a re-prediction is a
+    new file and is reloaded)."""
     try:
-        return cached_volume(str(path), lambda: _load_volume(path), "predicted-labels")
+        return volumes.get(str(path), lambda: _load_volume(path), "predicted-labels")
     except FileNotFoundError:
         raise NotFound(f"the predicted mask file {path.name} is missing; predict the item again") from None
 
 
-def mask_plane(path: Path, plane: str | None, slice_number: int | None) -> tuple[np.ndarray, str, int | None]:
+def mask_plane(path: Path, plane: str | None, slice_number: int | None,
+               volumes: VolumeCache) -> tuple[np.ndarray, str, int | None]:
     """The label image of one view of a stored mask: (labels, plane, slice). 2-D masks have only the axial
     view (the item's own image); 3-D masks take any plane and slice (default: the middle one, as /raw)."""
     plane = plane or "axial"
@@ -104,7 +105,7 @@ def mask_plane(path: Path, plane: str | None, slice_number: int | None) -> tuple
             return load_mask_2d(path), plane, slice_number
         except FileNotFoundError:
             raise NotFound(f"the predicted mask file {path.name} is missing; predict the item again") from None
-    vol = load_mask_3d(path)
+    vol = load_mask_3d(path, volumes)
     count = plane_count(vol.data.shape, plane)
     index = count // 2 if slice_number is None else slice_number
     if not 0 <= index < count:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.catalog.queries import item_detail
 from app.db.models import Model, Prediction
 
 
@@ -22,3 +23,8 @@ def item_predictions(session: Session, item_id: int) -> list[dict[str, Any]]:
                            .where(Prediction.item_id == item_id).order_by(Prediction.model_id))
     return [{"model_id": p.model_id, "model_name": name, "task": task, "outputs": p.outputs, "metrics": p.metrics,
              "created_at": p.created_at.isoformat() if p.created_at else None} for p, name, task in rows]
+
+
+def item_with_predictions(session: Session, item_id: int) -> dict[str, Any]:
+    """The item JSON (`GET /api/items/{id}`, the item page): the catalog's item detail plus its predictions."""
+    return {**item_detail(session, item_id), "predictions": item_predictions(session, item_id)}

@@ -22,7 +22,7 @@ from app.inference.registry import RuntimeCache, get_model, model_card
 from app.inference.store import store_one
 from app.inference.tasks import TaskContext, check_task_fits, get_task
 from app.inference.tasks.classify import item_metrics
-from app.render.service import Renderer
+from app.pixels import PixelStore
 
 __all__ = ["check_applies", "check_predictable", "class_index", "ground_truth_label", "ground_truth_labels",
            "item_metrics", "predict_item"]
@@ -46,14 +46,14 @@ def check_predictable(session: Session, item_id: int, model_id: int) -> tuple[An
     return item, model, card, kind
 
 
-def predict_item(session: Session, settings: Settings, renderer: Renderer, runtimes: RuntimeCache, item_id: int,
+def predict_item(session: Session, settings: Settings, pixels: PixelStore, runtimes: RuntimeCache, item_id: int,
                  model_id: int) -> dict[str, Any]:
     """Predict one item with one model, store it and return `{model_id, model_name, task, outputs, metrics}`."""
     item, model, card, kind = check_predictable(session, item_id, model_id)
     task = get_task(card)
     model_ref, name = model.id, model.name
     runtime = runtimes.get(model, settings.device)
-    ctx = TaskContext(settings, renderer, card, model_ref, kind)
+    ctx = TaskContext(settings, pixels, card, model_ref, kind)
     prepared = task.prepare(session, ctx, [item.id])
     session.commit()  # end the read transaction: no connection held while the model runs
     result = task.infer(runtime, ctx, prepared)[0]

@@ -23,7 +23,7 @@ from app.config import Settings
 from app.inference.jobs import run_job, unfinished_job_ids
 from app.inference.recovery import Heartbeat, claim, queued_before, release, requeue_stale
 from app.inference.registry import RuntimeCache
-from app.render.service import Renderer
+from app.pixels import PixelStore
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +32,14 @@ _STOP = -1
 
 
 def run_claimed(factory: sessionmaker[Session], settings: Settings, runtimes: RuntimeCache, job_id: int,
-                renderer: Renderer | None, should_stop: Callable[[], bool]) -> str | None:
+                pixels: PixelStore | None, should_stop: Callable[[], bool]) -> str | None:
     """Claim, run with a heartbeat, and release if stopped midway; None when another worker has the job or it
     is no longer active."""
     with factory() as session:
         if not claim(session, job_id, settings.job_stale_seconds):
             return None
     with Heartbeat(factory, job_id, settings.job_heartbeat_seconds):
-        status = run_job(factory, settings, runtimes, job_id, renderer=renderer, should_stop=should_stop)
+        status = run_job(factory, settings, runtimes, job_id, pixels=pixels, should_stop=should_stop)
     if status == "running":  # stopped between batches: the next worker (or start) resumes it at once
         with factory() as session:
             release(session, job_id)
@@ -61,8 +61,8 @@ class InProcessQueue:
     """Jobs run one at a time on a daemon thread of this process."""
 
     def __init__(self, session_factory: sessionmaker[Session], settings: Settings, runtimes: RuntimeCache,
-                 renderer: Renderer | None = None):
-        self._factory, self._settings, self._runtimes, self._renderer = session_factory, settings, runtimes, renderer
+                 pixels: PixelStore | None = None):
+        self._factory, self._settings, self._runtimes, self._pixels = session_factory, settings, runtimes, pixels
         self._queue: queue.Queue[int] = queue.Queue()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -88,7 +88,7 @@ class InProcessQueue:
             if job_id == _STOP:
                 return
             try:
-                run_claimed(self._factory, self._settings, self._runtimes, job_id, self._renderer,
+                run_claimed(self._factory, self._settings, self._runtimes, job_id, self._pixels,
                             self._stopping.is_set)
             except Exception:  # run_job records failures itself; this is the database going away
                 log.exception("in-process worker: job %d", job_id)
@@ -125,7 +125,7 @@ class RedisQueue:
     def work(self, session_factory: sessionmaker[Session], settings: Settings, runtimes: RuntimeCache,
              should_stop: Callable[[], bool], on_job: Callable[[int, str | None], None] | None = None,
              poll_seconds: float = 1.0) -> None:
-        renderer = Renderer(settings.slice_cache_mb * 1024 * 1024, settings.render_cache_mb * 1024 * 1024)
+        pixels = PixelStore.from_settings(settings)
         swept = 0.0
         while not should_stop():
             if time.monotonic() - swept >= sweep_interval(settings):
@@ -135,7 +135,7 @@ class RedisQueue:
             if popped is None:
                 continue
             job_id = int(popped[1])
-            status = run_claimed(session_factory, settings, runtimes, job_id, renderer, should_stop)
+            status = run_claimed(session_factory, settings, runtimes, job_id, pixels, should_stop)
             if status == "running":  # stopped mid-job: hand it back for another worker
                 self.submit(job_id)
             if on_job and status is not None:
@@ -157,10 +157,10 @@ class RedisQueue:
 
 
 def make_queue(settings: Settings, session_factory: sessionmaker[Session], runtimes: RuntimeCache,
-               renderer: Renderer | None = None) -> JobQueue:
+               pixels: PixelStore | None = None) -> JobQueue:
     """The app's queue: Redis when MEDVIEW_QUEUE_URL is set (enqueue only), else a started in-process worker."""
     if settings.queue_url:
         return RedisQueue(settings.queue_url)
-    worker = InProcessQueue(session_factory, settings, runtimes, renderer)
+    worker = InProcessQueue(session_factory, settings, runtimes, pixels)
     worker.start()
     return worker

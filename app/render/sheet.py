@@ -13,7 +13,8 @@ from app.errors import InvalidInput
 from app.imaging.encode import encode_image
 from app.imaging.overlay import gray_to_rgb
 from app.imaging.presets import resolve_window
-from app.render.service import Renderer, RenderTarget
+from app.pixels import ItemTarget
+from app.render.service import Renderer
 
 MAX_TILES = 256
 BACKGROUND = 16
@@ -28,13 +29,13 @@ def check_sheet_params(cols: int, tile: int, count: int) -> None:
         raise InvalidInput(f"a sheet holds at most {MAX_TILES} items, asked for {count}")
 
 
-def contact_sheet(renderer: Renderer, targets: Sequence[RenderTarget], *, cols: int, tile: int,
+def contact_sheet(renderer: Renderer, targets: Sequence[ItemTarget], *, cols: int, tile: int,
                   overlays: str = "none", quality: int = 90) -> bytes:
     """Tiles in reading order (row by row), each item fitted into tile×tile and centred, as JPEG."""
     rows = max(1, -(-len(targets) // cols))
     sheet = np.empty((rows * tile, cols * tile, 3), np.uint8)
     flat = [t for t in targets if not t.ref.meta.get("default_plane")]
-    decoded = dict(zip(map(id, flat), renderer.images_for(flat), strict=True))
+    decoded = dict(zip(map(id, flat), renderer.pixels.images_for(flat), strict=True))
     for n, target in enumerate(targets):
         y0, x0 = (n // cols) * tile, (n % cols) * tile
         image = decoded.get(id(target))

@@ -24,6 +24,7 @@ from app.datasets.verse.adapter import CENTROID_SLAB_MM, LABEL_GAP_MM
 from app.errors import InvalidInput
 from app.imaging.overlay import TEXT
 from app.imaging.presets import OWN_WINDOW_NAMES, PRESETS, WindowError, parse_window
+from app.inference.outputs import item_with_predictions
 from app.inference.registry import applicable_models
 from app.render.service import MASK_MODES, RenderParams
 
@@ -45,7 +46,7 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
               window: str | None = None, slice: int | None = None, overlays: str = "gt",
               plane: str | None = None, mask_mode: str = DEFAULT_MASK_MODE,
               opacity: str | None = None) -> Response:
-    item = queries.item_detail(session, item_id)
+    item = item_with_predictions(session, item_id)
     dataset = queries.dataset_summary(queries.get_dataset(session, item["dataset_id"]))
     viewer = viewer_state(item, preset, window, slice, overlays, plane, mask_mode, opacity)
     viewer.update(client_view(item, dataset["kind"], viewer, request.query_params))

@@ -18,7 +18,7 @@ from app.db.session import make_session_factory
 from app.inference.card import card_from_text
 from app.inference.tasks import TaskContext
 from app.inference.tasks.detect2d import Detect2dTask
-from app.render.service import Renderer
+from app.pixels import PixelStore
 from tests.api.test_jobs import wait_finished
 from tests.api.test_models_predict import register
 from tests.onnx_models import constant_detector
@@ -116,7 +116,7 @@ def test_job_froc_by_hand(client, engine, ingested, setup):
 def test_three_slices_are_the_neighbouring_pngs(engine, settings, deeplesion_sample, ingested):
     """input.slices 3: channels are slices key − 1, key, key + 1 of the series, windowed per the card."""
     text = card(size=512)
-    ctx = TaskContext(settings, Renderer(1 << 26, 1 << 20), card_from_text(text, "yaml"), 0, "deeplesion")
+    ctx = TaskContext(settings, PixelStore.from_settings(settings), card_from_text(text, "yaml"), 0, "deeplesion")
     with make_session_factory(engine)() as session:
         item = session.scalars(select(Item).where(Item.dataset_id == ingested.dataset_id).order_by(Item.id)).first()
         prepared = Detect2dTask().prepare(session, ctx, [item.id])

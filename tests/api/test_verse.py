@@ -16,7 +16,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from app.datasets import volumes
 from app.datasets.ingest import ingest_path
 from app.datasets.registry import detect_kind
 from app.datasets.verse.labels import NAMES, PALETTE, TEXT_COLOURS
@@ -276,7 +275,7 @@ def test_centroids_not_json(engine, settings, tree, verse_sample):
 
 def test_volume_cache_decompresses_once(client, verse_ds, verse_sample):
     item = items_by_key(client, verse_ds.dataset_id)[verse_sample.subjects[0].key]
-    cache = volumes._cache
+    cache = client.app.state.pixels.volumes
     cache.clear()
     misses = cache.misses
     render(client, item["id"], plane="axial", slice=10, overlays="none")

@@ -15,12 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from app.datasets.deeplesion.synth import (
-    ct_phantom_slice,
-    generate_deeplesion,
-    generate_full_size_tree,
-    pack_zips,
-)
+from app.datasets.deeplesion.synth import ct_phantom_slice, generate_deeplesion, pack_zips
+from app.datasets.deeplesion.synth_full import generate_full_size_tree
 
 REAL_CSV = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "deeplesion" / "DL_info.csv"
 COLUMNS = [

@@ -9,6 +9,7 @@ from app.datasets.base import ItemRef, PixelError, View
 from app.datasets.dicom.adapter import DicomAdapter
 from app.datasets.dicom.pixels import to_int16
 from app.datasets.dicom.synth import generate_dicom
+from app.datasets.volumes import VolumeCache
 from app.imaging.volume import display_plane, plane_count
 
 
@@ -27,16 +28,17 @@ def ref(root, record) -> ItemRef:
 def test_acquired_plane_from_one_file_equals_the_volume(scanned):
     root, result = scanned
     adapter = DicomAdapter()
+    volumes = VolumeCache(256)
     checked = 0
     for record in result.items:
         item = ref(root, record)
-        vol = adapter.volume(item)
+        vol = adapter.volume(item, volumes)
         for plane in ("axial", "coronal", "sagittal"):
             single = adapter._acquired_slice(item, View(plane, None))
             if single is None:
                 continue
             for index in range(plane_count(vol.data.shape, plane)):
-                image = adapter.read_image(item, View(plane, index))
+                image = adapter.read_image(item, View(plane, index), volumes)
                 expected, mm = display_plane(vol.data, vol.spacing, plane, index)
                 assert np.array_equal(image.pixels, expected) and image.pixel_mm == mm and image.slice == index
                 checked += 1
@@ -49,7 +51,7 @@ def test_missing_file_is_a_pixel_error_naming_it(tmp_path):
     record = next(r for r in result.items if r.depth == 30)
     (tmp_path / record.location).unlink()
     with pytest.raises(PixelError, match=f"{record.location}: file is missing"):
-        DicomAdapter().read_image(ref(tmp_path, record), View("coronal", 3))
+        DicomAdapter().read_image(ref(tmp_path, record), View("coronal", 3), VolumeCache(64))
 
 
 def test_int16_conversion_keeps_integral_values_and_rounds_others():

@@ -25,6 +25,7 @@ from app.datasets.base import (
     ItemRecord,
     ItemRef,
     OverlayLayer,
+    PixelDefaults,
     PixelError,
     Problem,
     ProgressFn,
@@ -45,6 +46,7 @@ from app.datasets.bis5k.files import (
     read_rgb,
     split_folders,
 )
+from app.datasets.volumes import VolumeCache
 from app.imaging.overlay import MASK_DEFAULT, Label
 
 MASK_LABEL = 1
@@ -107,7 +109,7 @@ def check_pair(root: Path, image_rel: str, mask_rel: str | None, cache: AreaCach
     return check
 
 
-class Bis5kAdapter:
+class Bis5kAdapter(PixelDefaults):
     kind = "bis5k"
     facet_fields = ("split", "mask_area", "has_mask")
     filter_fields: tuple[str, ...] = ()
@@ -203,7 +205,7 @@ class Bis5kAdapter:
             raise ValueError(f"BIS5k images are 2-D; plane {plane!r} is not available")
         return []
 
-    def read_image(self, item: ItemRef, view: View) -> Image2D:
+    def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
         path = item.dataset_root / item.location
         if not path.is_file():
             raise PixelError(f"image file {item.location} is missing")
@@ -212,7 +214,8 @@ class Bis5kAdapter:
             raise PixelError(f"{item.location}: PNG could not be decoded (corrupt or truncated)")
         return Image2D(rgb)
 
-    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
+    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D,
+                volumes: VolumeCache) -> OverlayLayer:
         """The mask as label 1 (the renderer blends it as fill or contour); a file gone bad since ingest
         is said in a corner instead of failing the whole image."""
         height, width = image.pixels.shape[:2]

@@ -16,6 +16,7 @@ from app.datasets.base import (
     ItemRef,
     OverlayLayer,
     PatientRecord,
+    PixelDefaults,
     PixelError,
     Problem,
     ProgressFn,
@@ -27,6 +28,7 @@ from app.datasets.base import (
 )
 from app.datasets.deeplesion import pixels
 from app.datasets.deeplesion.table import COLUMNS, LESION_TYPES, SPLITS, LesionRow, read_dl_info
+from app.datasets.volumes import VolumeCache
 from app.imaging.overlay import recist_shapes
 from app.imaging.window import deeplesion_raw_to_hu
 
@@ -57,7 +59,7 @@ def find_table(root: Path) -> Path | None:
     return None
 
 
-class DeepLesionAdapter:
+class DeepLesionAdapter(PixelDefaults):
     kind = "deeplesion"
     facet_fields = ("split", "lesion_type", "sex", "age", "noisy")
     filter_fields = ("patient", "study")
@@ -180,7 +182,7 @@ class DeepLesionAdapter:
             raise ValueError(f"DeepLesion key slices are axial images; plane {plane!r} is not available")
         return list(item.meta.get("slices") or [item.location_index])
 
-    def read_image(self, item: ItemRef, view: View) -> Image2D:
+    def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
         number = item.location_index if view.slice is None else view.slice
         location = item.location
         if number != item.location_index:
@@ -192,7 +194,8 @@ class DeepLesionAdapter:
         hu = deeplesion_raw_to_hu(pixels.decode_slice(data, location))
         return Image2D(hu, number, item.spacing[0] if item.spacing else None)
 
-    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
+    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D,
+                volumes: VolumeCache) -> OverlayLayer:
         """RECIST axes, box and lesion number, on the key slice only (where they were measured)."""
         shapes = []
         for a in annotations:

@@ -298,15 +298,8 @@ def pack_zips(root: Path, per_zip: int = 3) -> list[Path]:
     return zips
 
 
-def generate_full_size_tree(root: Path, source_png: Path, *, seed: int = 0, scale: float = 1.0) -> dict:
-    """A full-size DeepLesion tree (32,735 rows, ~928k hard-linked slices) for benchmarks; see synth_full."""
-    from app.datasets.deeplesion.synth_full import generate_full_size_tree as generate
-
-    return generate(root, source_png, seed=seed, scale=scale)
-
-
 __all__ = [
-    "GeneratedSample", "ct_phantom_slice", "generate_deeplesion", "generate_full_size_tree", "pack_zips",
+    "GeneratedSample", "ct_phantom_slice", "generate_deeplesion", "pack_zips",
 ]
 
 

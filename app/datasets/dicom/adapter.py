@@ -21,6 +21,7 @@ from app.datasets.base import (
     IngestError,
     ItemRef,
     OverlayLayer,
+    PixelDefaults,
     PixelError,
     Problem,
     ProgressFn,
@@ -32,7 +33,7 @@ from app.datasets.dicom import pixels
 from app.datasets.dicom.headers import Header, NonImage, looks_like_dicom, read_header, walk_files
 from app.datasets.dicom.records import build_records
 from app.datasets.dicom.series import Stack, build_stacks
-from app.datasets.volumes import Volume, cached_volume, volume_view
+from app.datasets.volumes import Volume, VolumeCache, volume_view
 from app.imaging.volume import PLANE_AXIS, display_plane, to_canonical, voxel_spacing
 
 DETECT_FILES = 300  # files looked at by detect()
@@ -50,7 +51,7 @@ def undecodable_reason(uid: str) -> str | None:
     return None
 
 
-class DicomAdapter:
+class DicomAdapter(PixelDefaults):
     kind = "dicom"
     facet_fields = ("modality", "body_part", "plane", "sex", "age")
     filter_fields = ("patient", "study", "manufacturer")
@@ -129,15 +130,15 @@ class DicomAdapter:
         folder = item.meta.get("folder") or ""
         return [f"{folder}/{name}" if folder else name for name in item.meta.get("files") or [item.location]]
 
-    def volume(self, item: ItemRef) -> Volume:
+    def volume(self, item: ItemRef, volumes: VolumeCache) -> Volume:
         files = self._files(item)
         affine = np.asarray(item.meta["affine"], dtype=float)
         frames = item.meta.get("frames")
         shape = (item.height, item.width)
         variant = f"{item.meta.get('series_uid')}/{item.meta.get('source')}"
         try:
-            return cached_volume(str(item.dataset_root / files[0]),
-                                 lambda: pixels.load_volume(item.dataset_root, files, frames, shape, affine), variant)
+            return volumes.get(str(item.dataset_root / files[0]),
+                               lambda: pixels.load_volume(item.dataset_root, files, frames, shape, affine), variant)
         except FileNotFoundError:
             raise PixelError(f"{files[0]}: file is missing (moved or deleted since ingest)") from None
         except OSError as exc:
@@ -149,11 +150,11 @@ class DicomAdapter:
         shape = item.meta.get("canonical_shape") or [item.width, item.height, item.depth]
         return range(int(shape[PLANE_AXIS[plane]]))
 
-    def read_image(self, item: ItemRef, view: View) -> Image2D:
+    def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
         single = self._acquired_slice(item, view)
         if single is not None:
             return single
-        return volume_view(self.volume(item), view)
+        return volume_view(self.volume(item, volumes), view)
 
     def _acquired_slice(self, item: ItemRef, view: View) -> Image2D | None:
         """A view in the plane the slices were acquired in needs one file, not the whole series: decode just
@@ -176,5 +177,6 @@ class DicomAdapter:
         image, pixel_mm = display_plane(data, voxel_spacing(canonical), view.plane, 0)
         return Image2D(image, index, pixel_mm)
 
-    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
+    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D,
+                volumes: VolumeCache) -> OverlayLayer:
         return OverlayLayer()  # plain DICOM series carry no ground truth

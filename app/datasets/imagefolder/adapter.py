@@ -23,6 +23,7 @@ from app.datasets.base import (
     ItemRecord,
     ItemRef,
     OverlayLayer,
+    PixelDefaults,
     PixelError,
     Problem,
     ProgressFn,
@@ -33,6 +34,7 @@ from app.datasets.base import (
 from app.datasets.imagefolder.files import ImageFileError, ImageHeader, has_images, image_header, read_rgb
 from app.datasets.imagefolder.folders import scan_class_folders, top_folders
 from app.datasets.imagefolder.splits import IMAGE_COLUMN, find_split_files, read_split_rows
+from app.datasets.volumes import VolumeCache
 from app.imaging.overlay import Label
 
 
@@ -64,7 +66,7 @@ def _check(root: Path, rel: str) -> tuple[str, ImageHeader | None, str | None]:
         return "", None, str(exc)
 
 
-class ImageFolderAdapter:
+class ImageFolderAdapter(PixelDefaults):
     kind = "imagefolder"
     facet_fields = ("split", "label")
     filter_fields: tuple[str, ...] = ()
@@ -161,7 +163,7 @@ class ImageFolderAdapter:
             raise ValueError(f"folder images are 2-D; plane {plane!r} is not available")
         return []
 
-    def read_image(self, item: ItemRef, view: View) -> Image2D:
+    def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
         path = item.dataset_root / item.location
         if not path.is_file():
             raise PixelError(f"image file {item.location} is missing")
@@ -170,7 +172,8 @@ class ImageFolderAdapter:
         except ImageFileError as exc:
             raise PixelError(f"{item.location}: {exc}") from None
 
-    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
+    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D,
+                volumes: VolumeCache) -> OverlayLayer:
         """The class name in the top-left corner (one line per label annotation)."""
         height, width = image.pixels.shape[:2]
         x, y, step = 0.02 * width, 0.02 * height + 14, 0.06 * height + 8

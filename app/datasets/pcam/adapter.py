@@ -29,6 +29,7 @@ from app.datasets.base import (
     ItemRef,
     LazyItems,
     OverlayLayer,
+    PixelDefaults,
     Problem,
     ProgressFn,
     ScanResult,
@@ -38,6 +39,7 @@ from app.datasets.base import (
 )
 from app.datasets.pcam import files, pixels
 from app.datasets.pcam.meta import read_meta
+from app.datasets.volumes import VolumeCache
 from app.imaging.overlay import Box, Label
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ CENTRE = (32, 32, 64, 64)  # x1, y1, x2, y2 (exclusive) of the 32×32 region tha
 MAX_LABEL_PROBLEMS = 100
 
 
-class PCamAdapter:
+class PCamAdapter(PixelDefaults):
     kind = "pcam"
     facet_fields = ("split", "label", "slide")
     link_facets = {"slide": "series"}
@@ -211,7 +213,7 @@ class PCamAdapter:
             raise ValueError(f"PCam patches are 2-D images; plane {plane!r} is not available")
         return []
 
-    def read_image(self, item: ItemRef, view: View) -> Image2D:
+    def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
         return Image2D(pixels.read_patch(item.dataset_root / item.location, item.location_index), None, None)
 
     def read_images(self, items: Sequence[ItemRef]) -> list[Image2D]:
@@ -226,7 +228,8 @@ class PCamAdapter:
                 out[n] = Image2D(patch, None, None)
         return out  # type: ignore[return-value]
 
-    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
+    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D,
+                volumes: VolumeCache) -> OverlayLayer:
         """The centre 32×32 region outlined just outside its pixels, and the label's name, in the label's colour."""
         shapes: list[Any] = []
         corrected = [a for a in annotations if a.kind == "label" and a.label in LABEL_COLOURS]

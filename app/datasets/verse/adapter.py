@@ -25,6 +25,7 @@ from app.datasets.base import (
     ItemRef,
     OverlayLayer,
     PatientRecord,
+    PixelDefaults,
     PixelError,
     ProgressFn,
     ScanResult,
@@ -36,7 +37,7 @@ from app.datasets.verse import labels as vl
 from app.datasets.verse.index import CaseIndexer
 from app.datasets.verse.layout import find_cases, looks_like_verse
 from app.datasets.verse.nifti import NiftiError, load_ct, load_labels
-from app.datasets.volumes import Volume, cached_volume, volume_view
+from app.datasets.volumes import Volume, VolumeCache, volume_view
 from app.imaging.overlay import Label
 from app.imaging.volume import PLANE_AXIS, display_plane, plane_count, voxel_to_display
 
@@ -47,7 +48,7 @@ LABEL_GAP_MM = 22.0  # from the centroid to the name: about a vertebral body's h
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-class VerseAdapter:
+class VerseAdapter(PixelDefaults):
     kind = "verse"
     facet_fields = ("split", "region", "vertebra", "vertebra_count", "ground_truth")
     cache_images = False  # whole volumes are cached (app.datasets.volumes)
@@ -96,11 +97,12 @@ class VerseAdapter:
         return range(plane_count(self._shape(item), plane))
 
     @staticmethod
-    def _volume(item: ItemRef, relative: str, labels: bool) -> Volume:
+    def _load(item: ItemRef, relative: str, labels: bool, volumes: VolumeCache) -> Volume:
+        """The CT (`labels=False`) or a vertebra mask file of the subject, canonical, through the cache."""
         path = item.dataset_root / relative
         loader = (lambda: load_labels(path)) if labels else (lambda: load_ct(path))
         try:
-            return cached_volume(str(path), loader, "labels" if labels else "")
+            return volumes.get(str(path), loader, "labels" if labels else "")
         except FileNotFoundError:
             raise PixelError(f"{relative}: file not found") from None
         except OSError as exc:
@@ -108,34 +110,44 @@ class VerseAdapter:
         except (NiftiError, MemoryError) as exc:
             raise PixelError(f"{relative}: {exc or 'not enough memory to decode the volume'}") from None
 
-    def read_image(self, item: ItemRef, view: View) -> Image2D:
-        return volume_view(self._volume(item, item.location, labels=False), view, item.location)
+    def volume(self, item: ItemRef, volumes: VolumeCache) -> Volume:
+        return self._load(item, item.location, False, volumes)
 
-    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D) -> OverlayLayer:
+    def label_volume(self, item: ItemRef, annotations: Sequence[Any], volumes: VolumeCache) -> Volume | None:
+        """The subject's vertebra mask (the first mask annotation), or None when it is missing, unreadable or
+        not on the CT's grid (logged: the CT still shows)."""
+        for ann in annotations:
+            relative = (ann.geometry or {}).get("mask") if ann.kind == "mask" else None
+            if not isinstance(relative, str):
+                continue
+            try:
+                vol = self._load(item, relative, True, volumes)
+            except PixelError as exc:
+                log.warning("VerSe mask not used: %s", exc)
+                return None
+            if vol.data.shape != self._shape(item):
+                log.warning("VerSe mask not used: %s has shape %s, the CT %s", relative, vol.data.shape,
+                            self._shape(item))
+                return None
+            return vol
+        return None
+
+    def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
+        return volume_view(self.volume(item, volumes), view, item.location)
+
+    def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D,
+                volumes: VolumeCache) -> OverlayLayer:
         layer = OverlayLayer(palette=vl.PALETTE)
         index = image.slice if image.slice is not None else 0
         visible: set[int] = set()
-        for ann in annotations:
-            if ann.kind == "mask" and layer.mask is None:
-                layer.mask = self._mask_plane(item, ann.geometry.get("mask", ""), view.plane, index, image)
-                if layer.mask is not None:
-                    visible = {int(v) for v in np.flatnonzero(np.bincount(layer.mask.ravel(), minlength=256)) if v}
+        vol = self.label_volume(item, annotations, volumes)
+        if vol is not None:
+            labels, _ = display_plane(vol.data, vol.spacing, view.plane, index, labels=True)
+            if labels.shape == image.pixels.shape[:2]:
+                layer.mask = labels
+                visible = {int(v) for v in np.flatnonzero(np.bincount(labels.ravel(), minlength=256)) if v}
         layer.shapes = self._names(item, annotations, view.plane, index, image, visible)
         return layer
-
-    def _mask_plane(self, item: ItemRef, relative: str, plane: str, index: int, image: Image2D) -> np.ndarray | None:
-        """The mask's labels in this view, or None (logged) when the mask file is unusable: the CT still shows."""
-        try:
-            vol = self._volume(item, relative, labels=True)
-        except PixelError as exc:
-            log.warning("VerSe mask not drawn: %s", exc)
-            return None
-        if vol.data.shape != self._shape(item):
-            log.warning("VerSe mask not drawn: %s has shape %s, the CT %s", relative, vol.data.shape,
-                        self._shape(item))
-            return None
-        labels, _ = display_plane(vol.data, vol.spacing, plane, index, labels=True)
-        return labels if labels.shape == image.pixels.shape[:2] else None
 
     def _names(self, item: ItemRef, annotations: Sequence[Any], plane: str, index: int, image: Image2D,
                visible: set[int]) -> list[Label]:

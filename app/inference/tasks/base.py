@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.inference.card import ModelCard
 from app.inference.runtime import InferenceRuntime
-from app.render.service import Renderer
+from app.pixels import PixelStore
 
 
 @dataclass
@@ -29,7 +29,7 @@ class TaskContext:
     """Everything a task needs besides the items (the session is replaced on the prefetch thread)."""
 
     settings: Settings
-    renderer: Renderer
+    pixels: PixelStore
     card: ModelCard
     model_id: int
     dataset_kind: str

@@ -15,7 +15,6 @@ from app.inference.preprocess import prepare_batch
 from app.inference.runtime import InferenceRuntime
 from app.inference.tasks.base import Prepared, Result, TaskContext, first_output
 from app.metrics.classification import item_correct, item_nll
-from app.render.service import load_targets
 
 
 def item_metrics(prediction: ClassPrediction, truth: str | None, card: ModelCard, kind: str,
@@ -36,8 +35,8 @@ class ClassifyTask:
         return settings.inference_batch
 
     def prepare(self, session: Session, ctx: TaskContext, ids: list[int]) -> Prepared:
-        targets = load_targets(session, ids, False, ctx.settings.allowed_roots)
-        batch, _ = prepare_batch(ctx.renderer.images_for(targets, View()), ctx.card)
+        targets = ctx.pixels.targets(session, ids, False)
+        batch, _ = prepare_batch(ctx.pixels.images_for(targets, View()), ctx.card)
         truths = ground_truth_labels(session, ids, {t.ref.id: t.ref.label for t in targets})
         return Prepared(ids, batch, [truths.get(i) for i in ids])
 

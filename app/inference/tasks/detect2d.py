@@ -25,15 +25,15 @@ from app.inference.preprocess import ImageGeometry, NeighbourFn, boxes_to_image,
 from app.inference.runtime import InferenceRuntime
 from app.inference.tasks.base import Prepared, Result, TaskContext, first_output
 from app.metrics.detection import match_boxes
-from app.render.service import Renderer, RenderTarget, load_targets
+from app.pixels import ItemTarget, PixelStore
 
 FROC_MIN_SCORE = 0.05
 MATCH_IOU = 0.5
 
 
-def neighbour_fn(renderer: Renderer, target: RenderTarget, key: int | None) -> NeighbourFn:
+def neighbour_fn(pixels: PixelStore, target: ItemTarget, key: int | None) -> NeighbourFn:
     """Slices `offset` steps from the key slice (DeepLesion: the neighbouring PNGs of its series), through the
-    renderer's decoded-image cache; None where the series has no such slice (preprocessing then repeats the
+    pixels's decoded-image cache; None where the series has no such slice (preprocessing then repeats the
     nearest one)."""
     try:
         available = set(get_adapter(target.kind).slices(target.ref, "axial"))
@@ -43,7 +43,7 @@ def neighbour_fn(renderer: Renderer, target: RenderTarget, key: int | None) -> N
     def fetch(offset: int) -> np.ndarray | None:
         if key is None or key + offset not in available:
             return None
-        return renderer.image(target, View("axial", key + offset)).pixels
+        return pixels.image(target, View("axial", key + offset)).pixels
 
     return fetch
 
@@ -64,11 +64,11 @@ class Detect2dTask:
         return settings.inference_batch
 
     def prepare(self, session: Session, ctx: TaskContext, ids: list[int]) -> Prepared:
-        targets = load_targets(session, ids, True, ctx.settings.allowed_roots)
-        images = ctx.renderer.images_for(targets, View())
+        targets = ctx.pixels.targets(session, ids, True)
+        images = ctx.pixels.images_for(targets, View())
         neighbours = None
         if ctx.card.input.slices > 1:
-            neighbours = [neighbour_fn(ctx.renderer, t, im.slice) for t, im in zip(targets, images, strict=True)]
+            neighbours = [neighbour_fn(ctx.pixels, t, im.slice) for t, im in zip(targets, images, strict=True)]
         batch, geometries = prepare_batch(images, ctx.card, neighbours)
         truths = [ground_truth_boxes(t, im.slice) for t, im in zip(targets, images, strict=True)]
         return Prepared(ids, batch, list(zip(geometries, truths, strict=True)))

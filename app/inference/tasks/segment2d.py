@@ -25,7 +25,6 @@ from app.inference.preprocess import ImageGeometry, labels_to_image, prepare_bat
 from app.inference.runtime import InferenceRuntime
 from app.inference.tasks.base import Prepared, Result, TaskContext, first_output
 from app.metrics.segmentation import dice, e_measure, iou, mae, s_measure, weighted_f_measure
-from app.render.service import load_targets
 
 
 def foreground_probability(output: np.ndarray, card: ModelCard, labels: np.ndarray) -> np.ndarray:
@@ -64,9 +63,9 @@ class Segment2dTask:
         return settings.inference_batch if not card.input.tile else max(1, settings.inference_batch // TILES_PER_IMAGE)
 
     def prepare(self, session: Session, ctx: TaskContext, ids: list[int]) -> Prepared:
-        targets = load_targets(session, ids, True, ctx.settings.allowed_roots)
-        images = ctx.renderer.images_for(targets, View())
-        truths = [ground_truth_mask(t, im) for t, im in zip(targets, images, strict=True)]
+        targets = ctx.pixels.targets(session, ids, True)
+        images = ctx.pixels.images_for(targets, View())
+        truths = [ground_truth_mask(ctx.pixels, t, im) for t, im in zip(targets, images, strict=True)]
         if ctx.card.input.tile:
             batch, tilings = tiles2d.tile_batch(images, ctx.card)
             return Prepared(ids, batch, list(zip(tilings, truths, strict=True)))

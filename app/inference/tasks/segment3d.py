@@ -15,50 +15,24 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.datasets.base import ItemRef, PixelError
-from app.datasets.registry import get_adapter
-from app.datasets.volumes import Volume
-from app.errors import InvalidInput
 from app.inference.card import ModelCard
 from app.inference.masks import mask_path, mask_url, save_mask_3d
 from app.inference.runtime import InferenceRuntime
 from app.inference.tasks.base import Prepared, Result, TaskContext
 from app.inference.volume3d import SlidingWindow, to_canonical_axes, to_model_axes
 from app.metrics.vertebrae import identification_rate, label_centroids, per_label_dice
-from app.render.service import PixelUnavailable, RenderTarget, load_targets
+from app.pixels import ItemTarget, PixelStore
 
 VOLUME_KINDS = ("verse", "dicom")
 
 
-def item_volume(kind: str, ref: ItemRef) -> Volume:
-    """The item's canonical CT volume as the viewer's planes are cut from it (per-process volume cache)."""
-    adapter = get_adapter(kind)
-    try:
-        if hasattr(adapter, "volume"):
-            return adapter.volume(ref)
-        if kind == "verse":
-            return adapter._volume(ref, ref.location, labels=False)  # noqa: SLF001 - the adapter's own loader
-    except PixelError as exc:
-        raise PixelUnavailable(str(exc)) from None
-    raise InvalidInput(f"{kind} items are not volumes; segment3d models need {' or '.join(VOLUME_KINDS)} items")
+def ground_truth_volume(pixels: PixelStore, target: ItemTarget, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The ground-truth label volume in the canonical frame, or None (no mask, unreadable, or another grid)."""
+    vol = pixels.label_volume(target)
+    return vol.data if vol is not None and vol.data.shape == shape else None
 
 
-def ground_truth_volume(target: RenderTarget, shape: tuple[int, ...]) -> np.ndarray | None:
-    """The VerSe vertebra mask in the canonical frame, or None (no mask, unreadable, or another grid)."""
-    if target.kind != "verse":
-        return None
-    for ann in target.annotations:
-        rel = (ann.geometry or {}).get("mask") if ann.kind == "mask" else None
-        if isinstance(rel, str):
-            try:
-                vol = get_adapter("verse")._volume(target.ref, rel, labels=True)  # noqa: SLF001
-            except PixelError:
-                return None
-            return vol.data if vol.data.shape == shape else None
-    return None
-
-
-def ground_truth_centroids(target: RenderTarget) -> dict[int, list[float]]:
+def ground_truth_centroids(target: ItemTarget) -> dict[int, list[float]]:
     """{label: canonical voxel point} of the item's centroid annotations."""
     out = {}
     for ann in target.annotations:
@@ -90,9 +64,9 @@ class Segment3dTask:
         return 1  # one volume at a time; its tiles are batched
 
     def prepare(self, session: Session, ctx: TaskContext, ids: list[int]) -> Prepared:
-        targets = load_targets(session, ids, True, ctx.settings.allowed_roots)
-        volumes = [item_volume(t.kind, t.ref) for t in targets]
-        extra = [(v, ground_truth_volume(t, v.data.shape), ground_truth_centroids(t))
+        targets = ctx.pixels.targets(session, ids, True)
+        volumes = [ctx.pixels.volume(t) for t in targets]
+        extra = [(v, ground_truth_volume(ctx.pixels, t, v.data.shape), ground_truth_centroids(t))
                  for t, v in zip(targets, volumes, strict=True)]
         return Prepared(ids, None, extra)
 

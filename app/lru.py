@@ -1,4 +1,5 @@
-"""Byte-budgeted, thread-safe LRU caches (cachetools underneath)."""
+"""Byte-budgeted, thread-safe LRU caches (cachetools underneath): the pixel layer's decoded images and volumes,
+the renderer's encoded responses. Imports nothing of MedView's, so any layer may hold one."""
 
 from __future__ import annotations
 
