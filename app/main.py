@@ -33,7 +33,7 @@ from app.inference.queue import make_queue
 from app.inference.registry import RuntimeCache
 from app.pixels import PixelStore
 from app.render.service import Renderer
-from app.web import item_page, model_pages, pages
+from app.web import api_docs, item_page, model_pages, pages
 
 log = logging.getLogger("medview")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -71,13 +71,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pixels.clear()
         engine.dispose()
 
-    app = FastAPI(title="MedView", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="MedView", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(PROJECT_DIR / "templates"))
     app.mount("/static", StaticFiles(directory=str(PROJECT_DIR / "static")), name="static")
     app.include_router(api_predictions.router)
     for router in (api_health.router, api_datasets.router, api_items.router, api_models.router, api_jobs.router,
-                   pages.router, item_page.router, model_pages.router):
+                   pages.router, item_page.router, model_pages.router, api_docs.router):
         app.include_router(router)
     _install_error_handlers(app)
     return app

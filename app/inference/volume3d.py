@@ -13,7 +13,7 @@ each voxel takes the label of the tile whose centre weight there is highest.
 
 Memory: probabilities are accumulated only for the slab of planes the current row of tiles covers
 (C × D_tile × H × W floats), and each plane is reduced to a label as soon as no later tile reaches it; the
-volume itself is one float32 copy. See docs/api-notes.md for timings.
+volume itself is one float32 copy. See docs/model-card.md for timings.
 """
 
 from __future__ import annotations
