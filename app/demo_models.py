@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -104,6 +104,9 @@ def register_and_predict(session: Session, settings: Settings, dataset_ids: dict
     from app.inference.jobs import create_predict_job, run_job
     from app.inference.registry import RuntimeCache, add_model
 
+    engine = session.get_bind()
+    if not isinstance(engine, Engine):  # the job opens its own sessions on the engine
+        raise TypeError(f"register_and_predict needs a session bound to an Engine, not a {type(engine).__name__}")
     runtimes = RuntimeCache()
     lines = []
     for kind, (filename, card_text, build) in DEMO_MODELS.items():
@@ -115,7 +118,7 @@ def register_and_predict(session: Session, settings: Settings, dataset_ids: dict
             continue
         model = add_model(session, settings, io.BytesIO(build()), filename, card_text=card_text)
         job = create_predict_job(session, model.id, dataset_id, {})
-        status = run_job(session.get_bind(), settings, runtimes, job.id)
+        status = run_job(engine, settings, runtimes, job.id)
         dataset = session.get(Dataset, dataset_id)
         lines.append(f"model {name}: predicted {dataset.name if dataset else dataset_id} ({status})")
     runtimes.clear()

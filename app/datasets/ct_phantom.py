@@ -48,8 +48,8 @@ def anatomy(z: float) -> tuple[list[Op], dict[str, Op]]:
                 hosts[name] = op
 
     w, h = 162 + 8 * math.sin(z / 70), 112 + 6 * math.cos(z / 55)
-    for r in (0, 10):  # CT table
-        add(0, h - 70, w + 40 + r, 92 + r, 250, start=14, end=166, thick=1.6)
+    for pad in (0, 10):  # CT table
+        add(0, h - 70, w + 40 + pad, 92 + pad, 250, start=14, end=166, thick=1.6)
     add(0, 0, w, h, -100)  # subcutaneous fat
     add(0, 2, w - 24, h - 16, 45)  # abdominal / chest wall muscle
     add(0, 2, w - 32, h - 24, -90)  # visceral / mediastinal fat

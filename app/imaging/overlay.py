@@ -56,7 +56,8 @@ def recist_shapes(geometry: dict, number: int | None = None) -> list[Shape]:
     shapes: list[Shape] = []
     bbox = geometry.get("bbox")
     if bbox:
-        shapes.append(Box(*map(float, bbox), BOX))
+        x1, y1, x2, y2 = (float(v) for v in bbox)
+        shapes.append(Box(x1, y1, x2, y2, BOX))
     for key, color in (("long", LONG_AXIS), ("short", SHORT_AXIS)):
         pts = geometry.get(key)
         if pts and len(pts) == 2:

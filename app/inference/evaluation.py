@@ -107,8 +107,9 @@ def vertebrae_summary(per_item: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "identification_rate": float(np.mean(rates)) if rates else None}
 
 
-def _thin(curve: dict[str, list], keep_max: int = CURVE_MAX_POINTS) -> dict[str, list]:
-    """At most `keep_max` points of a curve (first and last kept, evenly spaced between)."""
+def _thin(curve: dict[str, Any], keep_max: int = CURVE_MAX_POINTS) -> dict[str, list | None]:
+    """At most `keep_max` points of a curve (first and last kept, evenly spaced between); its sensitivity is None
+    when there are no ground-truth boxes."""
     n = len(curve["fps_per_image"])
     if n <= keep_max:
         return curve

@@ -8,9 +8,9 @@ new predictions and their metric rows in bulk (two INSERTs per batch).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,7 +41,7 @@ def store_one(session: Session, model_id: int, result: Result) -> None:
                                                  ItemMetric.model_id == model_id))
         rows = metric_rows(model_id, [result])
         if rows:
-            session.execute(insert(ItemMetric.__table__), rows)
+            session.execute(insert(cast(Table, ItemMetric.__table__)), rows)  # typed FromClause, a Table
         try:
             session.commit()
             return

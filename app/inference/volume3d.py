@@ -103,7 +103,7 @@ class SlidingWindow:
     def __init__(self, runtime: InferenceRuntime, card: ModelCard, batch: int):
         self.runtime, self.card, self.batch = runtime, card, max(1, batch)
         self.tile = tuple(card.input.size)
-        self.weights = gaussian_weights(self.tile)  # type: ignore[arg-type]
+        self.weights = gaussian_weights(self.tile)
 
     def _run(self, x: np.ndarray, positions: list[tuple[int, int, int]]) -> np.ndarray:
         d, h, w = self.tile

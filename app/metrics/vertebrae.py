@@ -56,7 +56,7 @@ def label_centroids(labels: ArrayLike) -> dict[int, tuple[float, ...]]:
     size = int(arr.max()) + 1
     if arr.ndim == 1:
         counts = np.bincount(arr, minlength=size).astype(float)
-        sums = np.bincount(arr, weights=np.arange(arr.size), minlength=size)[None]
+        sums: np.ndarray = np.bincount(arr, weights=np.arange(arr.size), minlength=size)[None]  # float64 (weighted)
     else:
         counts = np.zeros(size)
         sums = np.zeros((arr.ndim, size))

@@ -125,9 +125,10 @@ def read_mask(path: Path) -> np.ndarray:
         raise PngError("not a readable image (no valid PNG header)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise PngError(f"PNG could not be decoded ({exc})") from None
-    values = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
-    if values is None:
+    decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if decoded is None:
         raise PngError("PNG could not be decoded (corrupt or truncated)")
+    values: np.ndarray = decoded  # 8- or 16-bit unsigned samples (PNG has no float ones)
     if values.ndim == 3:
         channels = values.shape[2]
         if channels >= 3:

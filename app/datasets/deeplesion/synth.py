@@ -185,7 +185,7 @@ def generate_deeplesion(root: Path, *, patients: int = 6, seed: int = 0, neighbo
     study_count = 0
     for index, plan in zip(indices, plans, strict=True):
         lesions: dict[str, Lesion] = {}
-        growth = {}
+        growth: dict[str, float] = {}
         for study in plan["studies"]:
             for _, specs in study:
                 for key, _, g, _ in specs:

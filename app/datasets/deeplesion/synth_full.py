@@ -15,6 +15,7 @@ import shutil
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def _layout(n: dict[str, int], rng: np.random.Generator) -> list[dict]:
     """Series with their slice ranges and key slices: [{patient, study, series, dz, groups}]."""
     per_patient = _spread(n["studies"], n["patients"], rng, 0.5, 40)
     patient_ids = np.sort(rng.choice(np.arange(1, 4428), n["patients"], replace=False))
-    series = []
+    series: list[dict[str, Any]] = []
     for pid, studies in zip(patient_ids, per_patient, strict=True):
         for study in range(1, int(studies) + 1):
             for sid in range(1, 3 if rng.random() < 0.06 else 2):
@@ -84,8 +85,8 @@ def _layout(n: dict[str, int], rng: np.random.Generator) -> list[dict]:
     for (i, nk), length in zip(groups, lengths.tolist(), strict=True):
         series[i]["groups"].append((nk, length))
     for s in series:
-        thin = s["dz"] < 5
-        cursor = int(rng.integers(1, 120 if thin else 20))
+        thin_slices = s["dz"] < 5
+        cursor = int(rng.integers(1, 120 if thin_slices else 20))
         total = sum(length for _, length in s["groups"])
         spare = max(0, 999 - total - cursor)
         placed = []
@@ -98,7 +99,7 @@ def _layout(n: dict[str, int], rng: np.random.Generator) -> list[dict]:
                 inner = rng.choice(np.arange(1, length - 1), nk, replace=False)
                 key_list = sorted(first + int(k) for k in inner)
             placed.append((first, last, key_list))
-            gap = int(rng.integers(0, 40 if thin else 25))
+            gap = int(rng.integers(0, 40 if thin_slices else 25))
             gap = min(gap, spare)
             spare -= gap
             cursor = last + 1 + gap
@@ -115,8 +116,8 @@ def _rows(series: list[dict], n: dict[str, int], rng: np.random.Generator,
     sex = dict(zip(patients, rng.choice(["M", "F"], len(patients), p=[0.52, 0.48]).tolist(), strict=True))
     base_age = dict(zip(patients, rng.integers(18, 88, len(patients)).tolist(), strict=True))
     float_age = {p for p in patients if rng.random() < 0.03}
-    window_names, window_p = zip(*_WINDOWS, strict=True)
-    type_codes, type_p = zip(*_TYPES, strict=True)
+    window_names, window_p = [name for name, _ in _WINDOWS], [p for _, p in _WINDOWS]
+    type_codes, type_p = [code for code, _ in _TYPES], [p for _, p in _TYPES]
     study_info: dict[tuple[int, int], tuple[str, str]] = {}
     keys = [(s, first, last, k) for s in series for first, last, ks in s["groups"] for k in ks]
     extra = set(rng.choice(len(keys), min(len(keys), n["rows"] - len(keys)), replace=False).tolist())

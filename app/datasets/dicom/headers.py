@@ -122,6 +122,18 @@ def _floats(value: Any, n: int) -> tuple[float, ...] | None:
     return out if len(out) == n and all(math.isfinite(v) for v in out) else None
 
 
+def _xyz(value: Any) -> tuple[float, float, float] | None:
+    """A position (three finite numbers) or None."""
+    v = _floats(value, 3)
+    return (v[0], v[1], v[2]) if v is not None else None
+
+
+def _pair(value: Any) -> tuple[float, float] | None:
+    """A pixel spacing (two finite numbers) or None."""
+    v = _floats(value, 2)
+    return (v[0], v[1]) if v is not None else None
+
+
 def _first(value: Any) -> float | None:
     if value is None or value == "":
         return None
@@ -208,8 +220,8 @@ def _header(ds: Any, rel: str, st: os.stat_result) -> Header | Unreadable:
                                "are not supported; only greyscale series are shown")
     frames = int(_first(ds.get("NumberOfFrames")) or 1)
     iop = _floats(ds.get("ImageOrientationPatient"), 6)
-    ipp = _floats(ds.get("ImagePositionPatient"), 3)
-    spacing = _floats(ds.get("PixelSpacing"), 2)
+    ipp = _xyz(ds.get("ImagePositionPatient"))
+    spacing = _pair(ds.get("PixelSpacing"))
     thickness, between = _first(ds.get("SliceThickness")), _first(ds.get("SpacingBetweenSlices"))
     window = (_first(ds.get("WindowCenter")), _first(ds.get("WindowWidth")))
     positions: list[tuple[float, float, float]] | None = [ipp] if ipp else None
@@ -223,21 +235,24 @@ def _header(ds: Any, rel: str, st: os.stat_result) -> Header | Unreadable:
         voi = _item(shared, "FrameVOILUTSequence") or _item(first, "FrameVOILUTSequence")
         iop = (_floats(orient.get("ImageOrientationPatient"), 6) if orient else None) or iop
         if measures:
-            spacing = _floats(measures.get("PixelSpacing"), 2) or spacing
+            spacing = _pair(measures.get("PixelSpacing")) or spacing
             thickness = _first(measures.get("SliceThickness")) or thickness
             between = _first(measures.get("SpacingBetweenSlices")) or between
         if voi and window[1] is None:
             window = (_first(voi.get("WindowCenter")), _first(voi.get("WindowWidth")))
         if per_frame and len(per_frame) == frames:
-            found = [_floats(p.ImagePositionPatient, 3) if (p := _item(g, "PlanePositionSequence")) else None
+            found = [_xyz(p.ImagePositionPatient) if (p := _item(g, "PlanePositionSequence")) else None
                      for g in per_frame]
-            positions = found if all(found) else None  # type: ignore[assignment]
+            complete = [pos for pos in found if pos is not None]
+            positions = complete if len(complete) == len(found) else None
         elif ipp and iop and (between or thickness):
             normal = _cross(iop)
             step = between or thickness or 1.0
-            positions = [tuple(ipp[a] + f * step * normal[a] for a in range(3)) for f in range(frames)]
+            positions = [(ipp[0] + f * step * normal[0], ipp[1] + f * step * normal[1], ipp[2] + f * step * normal[2])
+                         for f in range(frames)]
     if iop and math.dist(_cross(iop), (0.0, 0.0, 0.0)) < 0.5:
         iop = None  # degenerate orientation (zero or parallel cosines): no usable geometry
+    centre, width = window
     return Header(
         rel=rel, size=st.st_size, mtime_ns=st.st_mtime_ns,
         transfer_syntax=str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "1.2.840.10008.1.2"),
@@ -247,7 +262,7 @@ def _header(ds: Any, rel: str, st: os.stat_result) -> Header | Unreadable:
         series_uid=_text(ds, "SeriesInstanceUID"), rows=rows, cols=cols, frames=frames,
         iop=iop, positions=positions if iop else None, pixel_spacing=spacing,
         slice_thickness=thickness, spacing_between=between,
-        window=window if window[0] is not None and window[1] is not None and window[1] > 0 else None,
+        window=(centre, width) if centre is not None and width is not None and width > 0 else None,
         instance=int(v) if (v := _first(ds.get("InstanceNumber"))) is not None else None,
         stack_tags=(_text(ds, "EchoNumbers"), _text(ds, "TemporalPositionIdentifier"),
                     _text(ds, "AcquisitionNumber")),

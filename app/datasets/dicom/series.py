@@ -95,8 +95,9 @@ def fill_missing_uids(headers: list[Header]) -> list[Problem]:
         info = h.info
         if not h.study_uid:
             parts = (h.patient_id, info.get("study_date"), info.get("study_id"), info.get("accession"))
-            key = parts if any(parts) else (folder,)
-            h.study_uid = studies.setdefault(key, "study-" + ("-".join(p for p in key if p) or "in-root-folder"))
+            study_key = parts if any(parts) else (folder,)
+            h.study_uid = studies.setdefault(study_key,
+                                             "study-" + ("-".join(p for p in study_key if p) or "in-root-folder"))
         if not h.series_uid:
             series[(folder, h.study_uid, info.get("frame_of_reference"), h.modality, info.get("series_number"),
                     info.get("series_description"))].append(h)
@@ -150,8 +151,20 @@ def _series_stacks(uid: str, members: list[Header], problems: list[Problem]) -> 
     return parts
 
 
+def _position(h: Header) -> tuple[float, float, float]:
+    """ImagePositionPatient of a slice in a positioned group (`_series_stacks` groups only slices with one)."""
+    assert h.positions, f"{h.rel} has no ImagePositionPatient"
+    return h.positions[0]
+
+
+def _orientation(h: Header) -> tuple[float, ...]:
+    """ImageOrientationPatient of a slice in a positioned group (`_series_stacks` groups only slices with one)."""
+    assert h.iop, f"{h.rel} has no ImageOrientationPatient"
+    return h.iop
+
+
 def _duplicates(headers: list[Header], normal: np.ndarray) -> tuple[Header, Header, float] | None:
-    pos = sorted((float(np.dot(h.positions[0], normal)), h.rel, i) for i, h in enumerate(headers))
+    pos = sorted((float(np.dot(_position(h), normal)), h.rel, i) for i, h in enumerate(headers))
     for (p0, _, i0), (p1, _, i1) in zip(pos, pos[1:], strict=False):
         if p1 - p0 < DUPLICATE_MM:
             return headers[i0], headers[i1], p0
@@ -159,11 +172,11 @@ def _duplicates(headers: list[Header], normal: np.ndarray) -> tuple[Header, Head
 
 
 def _positioned(uid: str, group: list[Header], problems: list[Problem]) -> list[Stack]:
-    normal = oriented_normal(group[0].iop)
+    normal = oriented_normal(_orientation(group[0]))
     dup = _duplicates(group, normal)
     if dup is None:
-        group = sorted(group, key=lambda h: (float(np.dot(h.positions[0], normal)), h.instance or 0))
-        return [_make(group, None, [h.positions[0] for h in group], group[0].iop, group[0])]
+        group = sorted(group, key=lambda h: (float(np.dot(_position(h), normal)), h.instance or 0))
+        return [_make(group, None, [_position(h) for h in group], _orientation(group[0]), group[0])]
     by_tags: dict[tuple, list[Header]] = defaultdict(list)
     for h in group:
         by_tags[h.stack_tags].append(h)

@@ -102,8 +102,8 @@ def _grey_to_uint8(values: np.ndarray) -> np.ndarray:
 def read_rgb(path: Path) -> np.ndarray:
     """HxWx3 uint8 RGB with EXIF orientation applied (grey, palette, CMYK converted; alpha dropped)."""
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
+        with Image.open(path) as opened:
+            im = ImageOps.exif_transpose(opened)
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 return _grey_to_uint8(np.asarray(im))
             return np.asarray(im.convert("RGB"))

@@ -84,7 +84,8 @@ def bm_relative_path(cls: str, number: int) -> str:
 
 
 def _c(colour: tuple | np.ndarray) -> tuple[float, float, float]:
-    return tuple(float(v) for v in colour)
+    r, g, b = (float(v) for v in colour)
+    return r, g, b
 
 
 def _nucleus(img: np.ndarray, rng: np.random.Generator, kind: str, c: float, r: float, colour: tuple,
@@ -121,7 +122,7 @@ def _nucleus(img: np.ndarray, rng: np.random.Generator, kind: str, c: float, r: 
 def render_cell(cls: str, rng: np.random.Generator, size: int = 128) -> np.ndarray:
     """One RGB uint8 cell image in the style of class `cls`."""
     cell_r, kind, nuc_r, nuc_col, cyto_col, gran_col, granules = _STYLE.get(cls, _STYLE["OTH"])
-    img = np.empty((size, size, 3), np.float32)
+    img: np.ndarray = np.empty((size, size, 3), np.float32)
     img[:] = BACKGROUND
     for _ in range(int(rng.integers(2, 6))):  # neighbouring red cells, pale in the middle
         x, y, rr = rng.uniform(0, size), rng.uniform(0, size), size * rng.uniform(0.12, 0.16)
@@ -134,9 +135,11 @@ def render_cell(cls: str, rng: np.random.Generator, size: int = 128) -> np.ndarr
     if kind == "eccentric":  # plasma cell: pale perinuclear halo
         cv2.circle(img, (round(c - 0.15 * r), round(c)), round(0.35 * r), _c(np.add(cyto_col, 60).clip(0, 255)), -1)
     _nucleus(img, rng, kind, c, nuc_r * size, nuc_col, cyto_col)
-    for _ in range(granules):
-        a, d = rng.uniform(0, 2 * math.pi), r * math.sqrt(rng.uniform(0.05, 0.9))
-        cv2.circle(img, (round(c + d * math.cos(a)), round(c + d * math.sin(a))), 1, _c(gran_col), -1, cv2.LINE_AA)
+    if gran_col is not None:  # the styles without a granule colour have no granules
+        granule = _c(gran_col)
+        for _ in range(granules):
+            a, d = rng.uniform(0, 2 * math.pi), r * math.sqrt(rng.uniform(0.05, 0.9))
+            cv2.circle(img, (round(c + d * math.cos(a)), round(c + d * math.sin(a))), 1, granule, -1, cv2.LINE_AA)
     if cls == "HAC":  # hairy projections
         for a in np.linspace(0, 2 * math.pi, 18, endpoint=False):
             p0 = (round(c + r * math.cos(a)), round(c + r * math.sin(a)))
@@ -179,24 +182,26 @@ def generate_imagefolder(root: Path, *, layout: str = "csv", per_class: int = 4,
         top = BM_CLASS_SIZES.get(cls, 1000)
         numbers = rng.choice(np.arange(1, top + 1), size=min(per_class, top), replace=False)
         for i, number in enumerate(sorted(int(n) for n in numbers)):
-            split = SPLIT_FILES[i % len(SPLIT_FILES)]
+            split_file = SPLIT_FILES[i % len(SPLIT_FILES)]
             rel = bm_relative_path(cls, number)
+            split: str | None
             if layout == "csv":
+                split = split_file
                 rel = f"{DATA_DIR}/{rel}"
-                rows[split].append((rel, cls))
+                rows[split_file].append((rel, cls))
             elif split_folders:
-                split = "test" if split == "test" else "train"
+                split = "test" if split_file == "test" else "train"
                 rel = f"{split}/{rel}"
             else:
                 split = None
             _save_jpeg(root / rel, render_cell(cls, rng, size))
             out.images.append(SynthImage(rel, cls, split))
     if layout == "csv":
-        for split, listed in rows.items():
+        for name, listed in rows.items():
             order = rng.permutation(len(listed))  # the real split files are not sorted
-            rel = f"splits/{split}.csv"
-            write_split_csv(root / rel, [listed[i] for i in order], labeled=not split.startswith("unlabeled"))
-            out.split_files[split] = rel
+            rel = f"splits/{name}.csv"
+            write_split_csv(root / rel, [listed[i] for i in order], labeled=not name.startswith("unlabeled"))
+            out.split_files[name] = rel
     return out
 
 

@@ -108,7 +108,7 @@ _PUBLISHED_FLAGS = {"True": True, "False": False}
 
 
 def _published_rows(rows: list[list[str]], lower: list[str], width: int,
-                    has_index: bool) -> list[dict[str, Any]] | None:
+                    has_index: bool) -> list[dict[str, Any] | None] | None:
     """The published file's rows in one comprehension (0.13 s instead of 0.33 s for the 262,144 train rows),
     or None when anything differs from the published form, to let the row-by-row loop report it."""
     if any(name not in lower for name in (*INT_FIELDS, *FLAG_FIELDS, "wsi")):
@@ -120,12 +120,12 @@ def _published_rows(rows: list[list[str]], lower: list[str], width: int,
             return None
         if has_index and any(r[0] != s for r, s in zip(rows, map(str, range(len(rows))), strict=True)):
             return None
-        out: list[dict[str, Any]] = [
+        out: list[dict[str, Any] | None] = [
             {"coord_y": int(r[iy]), "coord_x": int(r[ix]), "tumor_patch": flags[r[it]],
              "center_tumor_patch": flags[r[ic]], "wsi": r[iw]} for r in rows]
     except (ValueError, KeyError):
         return None
-    if any(not m["wsi"] or m["wsi"] != m["wsi"].strip() for m in out):
+    if any(not r[iw] or r[iw] != r[iw].strip() for r in rows):  # an empty or padded slide name: the loop reports it
         return None
     return out
 

@@ -106,7 +106,7 @@ def parse_centroids(text: str) -> CentroidFile:
             out.skipped += 1
             continue
         try:
-            xyz = tuple(float(entry[axis]) for axis in ("X", "Y", "Z"))
+            xyz = (float(entry["X"]), float(entry["Y"]), float(entry["Z"]))
         except (KeyError, TypeError, ValueError):
             out.issues.append((number, f"{NAMES[vertebra]} (label {entry['label']}) needs numeric X, Y and Z"))
             continue

@@ -53,6 +53,7 @@ class CaseIndexer:
             centroids, source = self._mask_centres(case, mask_header), "mask"
         annotations = []
         if mask_header is not None:
+            assert case.mask is not None, "_mask() reads a header only from the case's mask"
             annotations.append(AnnotationRecord("mask", None, {"mask": self.rel(case.mask)},
                                                 meta={"kind": "vertebra labels"}))
         for label in vl.spine_sorted(list(centroids)):
@@ -135,18 +136,20 @@ class CaseIndexer:
         return points, "ctd", ctd.hidden, list(ctd.direction)
 
     def _mask_centres(self, case: Case, mask: Header) -> dict[int, list[float]]:
+        path = case.mask
+        assert path is not None, "called with the header _mask() read from the case's mask"
         voxels = math.prod(mask.shape)
         if voxels > MASK_SCAN_MAX_VOXELS:
-            self.problem(case.mask, f"no centroid file, and the mask ({voxels:,} voxels) is too large to decode "
+            self.problem(path, f"no centroid file, and the mask ({voxels:,} voxels) is too large to decode "
                          "at ingest: its vertebrae are not listed (they are still drawn)", case)
             return {}
         try:
-            centres = label_centres(case.mask, mask)
+            centres = label_centres(path, mask)
         except NiftiError as exc:
-            self.problem(case.mask, f"{exc}; its vertebrae are not listed", case)
+            self.problem(path, f"{exc}; its vertebrae are not listed", case)
             return {}
         unknown = sorted(n for n in centres if n not in vl.NAMES)
         if unknown:
-            self.problem(case.mask, f"labels {', '.join(map(str, unknown))} are not VerSe vertebra numbers (1–28); "
+            self.problem(path, f"labels {', '.join(map(str, unknown))} are not VerSe vertebra numbers (1–28); "
                          "not listed", case, field="label")
         return {n: c for n, (c, _count) in centres.items() if n in vl.NAMES}

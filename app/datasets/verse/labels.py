@@ -38,7 +38,10 @@ _TIERS = ((0.25, 0.0), (0.5, 0.0), (0.0, 0.4), (0.0, 0.0))
 
 
 def _tint(rgb: tuple[int, int, int], white: float, black: float) -> tuple[int, int, int]:
-    return tuple(round((c + (255 - c) * white) * (1 - black)) for c in rgb)
+    def mix(c: int) -> int:
+        return round((c + (255 - c) * white) * (1 - black))
+
+    return mix(rgb[0]), mix(rgb[1]), mix(rgb[2])
 
 
 PALETTE: dict[int, tuple[int, int, int]] = {

@@ -54,7 +54,7 @@ def parse_name(stem: str) -> Name:
     parts = stem.split("_")
     suffix = parts[-1] if len(parts) > 1 and "-" not in parts[-1] else ""
     body = parts[:-1] if suffix else parts
-    entities = tuple(tuple(p.split("-", 1)) for p in body if "-" in p)
+    entities = tuple((key, value) for key, _, value in (p.partition("-") for p in body if "-" in p))
     free = tuple(p for p in body if "-" not in p)
     return Name(stem, entities, suffix, free)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from nibabel.filebasedimages import FileBasedImage
 from nibabel.orientations import axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
 
 from app.datasets.volumes import Volume
@@ -68,7 +69,7 @@ class Header:
 def read_header(path: Path) -> Header:
     """Header geometry of a 3-D NIfTI file (a 4-D one with a single volume is accepted); raises NiftiError."""
     try:
-        img = nib.load(str(path))
+        img = _nifti(nib.load(str(path)))
         shape = tuple(int(n) for n in img.header.get_data_shape())
         dtype = img.header.get_data_dtype()
         affine = np.asarray(img.affine, dtype=np.float64)
@@ -84,8 +85,8 @@ def read_header(path: Path) -> Header:
     if dtype.fields is not None or dtype.kind not in "iuf":
         raise NiftiError(f"unsupported voxel type {dtype} (expected integers or floats)")
     _check_complete(path, offset + math.prod(shape) * dtype.itemsize)
-    axcodes = tuple(str(c) for c in nib.aff2axcodes(affine))
-    return Header(shape, affine, str(dtype), axcodes)
+    x, y, z = (str(c) for c in nib.aff2axcodes(affine))  # a 4×4 affine: three axes
+    return Header(shape, affine, str(dtype), (x, y, z))
 
 
 def _reason(exc: BaseException) -> str:
@@ -115,9 +116,16 @@ def _check_complete(path: Path, needed: int) -> None:
         raise NiftiError(f"file is truncated: {total} bytes uncompressed, the header needs {needed}")
 
 
+def _nifti(img: FileBasedImage) -> nib.Nifti1Image:
+    """nib.load's image, checked to be NIfTI (-1 or -2, a subclass): what the VerSe file names promise."""
+    if not isinstance(img, nib.Nifti1Image):
+        raise TypeError(f"nibabel read it as {type(img).__name__}, not as NIfTI")
+    return img
+
+
 def _open(path: Path, keep_open: bool = False) -> nib.Nifti1Image:
     try:
-        return nib.load(str(path), keep_file_open=keep_open)
+        return _nifti(nib.load(str(path), keep_file_open=keep_open))
     except Exception as exc:
         raise NiftiError(f"not a readable NIfTI file ({_reason(exc)})") from None
 
@@ -194,12 +202,12 @@ def label_centres(path: Path, header: Header) -> dict[int, tuple[list[float], in
         per = np.bincount(values, minlength=256)
         coords = [np.bincount(values, weights=axis.astype(np.float64), minlength=256) for axis in nz]
         coords[2] += k * per
-        for label in np.flatnonzero(per):
-            label = int(label)
+        for found in np.flatnonzero(per):
+            label = int(found)
             counts[label] = counts.get(label, 0) + int(per[label])
             sums[label] = sums.get(label, np.zeros(3)) + np.array([c[label] for c in coords])
     to_can = np.linalg.inv(header.canonical_affine) @ header.affine
-    out = {}
+    out: dict[int, tuple[list[float], int]] = {}
     for label, total in counts.items():
         centre = (to_can @ np.append(sums[label] / total, 1.0))[:3]
         out[label] = ([round(float(v), 2) for v in centre], total)

@@ -102,6 +102,13 @@ def _save(data: np.ndarray, affine: np.ndarray, path: Path, *, scl_inter: float 
     nib.save(img, str(path))
 
 
+def _codes(text: str) -> tuple[str, str, str]:
+    """Axis codes such as "PIR" as a 3-tuple."""
+    if len(text) != 3:
+        raise ValueError(f"expected three axis codes, got {text!r}")
+    return text[0], text[1], text[2]
+
+
 def _frame_centres(bodies: np.ndarray, affine: np.ndarray, direction: tuple[str, str, str]) -> dict[int, list]:
     """Centres of mass of each vertebral body in the centroid frame: the stored array reoriented by nibabel."""
     img = nib.Nifti1Image(bodies, affine)
@@ -165,7 +172,7 @@ def generate_verse(root: Path, *, subjects: int = 3, layout: str = "bids", seed:
             _save(mask.astype(np.float64), affine, root / mask_rel)
         if spec.subreg:
             _save(_subreg(mask, bodies), affine, root / subreg_rel)
-        direction = tuple(spec.ctd_direction or spec.storage)
+        direction = _codes(spec.ctd_direction or spec.storage)
         centres = _frame_centres(bodies, affine, direction)
         entries: list[dict] = [{"direction": list(direction)}]
         entries += [{"label": label, "X": c[0], "Y": c[1], "Z": c[2]} for label, c in sorted(centres.items())]
@@ -174,7 +181,7 @@ def generate_verse(root: Path, *, subjects: int = 3, layout: str = "bids", seed:
                          for label in phantom.labels}
         sample.subjects.append(SubjectTruth(
             key, subject, SPLIT_NAMES.get(folder or ""), root / ct_rel, root / mask_rel, root / ctd_rel,
-            phantom.labels, truth_centres, spec.shape, spec.spacing, tuple(spec.storage),
+            phantom.labels, truth_centres, spec.shape, spec.spacing, _codes(spec.storage),
             direction, spec.mask_mismatch))
     return sample
 
