@@ -23,7 +23,7 @@ from app.api import jobs as api_jobs
 from app.api import models as api_models
 from app.api import predictions as api_predictions
 from app.api.deps import json_response
-from app.catalog import counts
+from app.catalog.state import Catalog
 from app.config import Settings
 from app.datasets import volumes
 from app.db.migrate import is_current
@@ -59,8 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         volumes.configure(settings.volume_cache_mb)
         app.state.runtimes = RuntimeCache()
         app.state.queue = make_queue(settings, app.state.session_factory, app.state.runtimes)
-        threading.Thread(target=counts.warm_indexes, args=(app.state.session_factory,), name="warm-facets",
-                         daemon=True).start()
+        app.state.catalog = Catalog()
+        threading.Thread(target=app.state.catalog.indexes.warm, args=(app.state.session_factory,),
+                         name="warm-facets", daemon=True).start()
         yield
         app.state.queue.close()
         app.state.runtimes.clear()

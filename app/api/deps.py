@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from app.catalog.state import Catalog
 from app.config import Settings
 from app.inference.registry import RuntimeCache
 from app.render.service import Renderer
@@ -45,10 +46,15 @@ async def get_runtimes(request: Request) -> RuntimeCache:
     return request.app.state.runtimes
 
 
+async def get_catalog(request: Request) -> Catalog:
+    return request.app.state.catalog
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RendererDep = Annotated[Renderer, Depends(get_renderer)]
 RuntimesDep = Annotated[RuntimeCache, Depends(get_runtimes)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 
 def json_response(data: Any, status_code: int = 200) -> Response:
