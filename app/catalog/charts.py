@@ -115,7 +115,7 @@ def stacked(table: Mapping[str, Mapping[str, int]], title: str, axis: str, serie
             "omitted": max(0, len(table) - len(cats))}
 
 
-def histogram(values: Sequence[float], edges: Sequence[float], title: str, unit: str,
+def histogram(values: Sequence[float], edges: Sequence[float] | np.ndarray, title: str, unit: str,
               groups: Sequence[str] | None = None) -> dict[str, Any] | None:
     if not len(values):
         return None

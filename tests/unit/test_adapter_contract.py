@@ -30,7 +30,7 @@ KINDS = list(adapters())
 
 
 def test_every_registered_kind_is_available_and_subclasses_the_base():
-    assert KINDS == list(ADAPTER_PATHS)
+    assert list(ADAPTER_PATHS) == KINDS
     for kind in KINDS:
         adapter = get_adapter(kind)
         assert isinstance(adapter, DatasetAdapter) and adapter.kind == kind
