@@ -24,7 +24,7 @@ from app.api import jobs as api_jobs
 from app.api import models as api_models
 from app.api import predictions as api_predictions
 from app.api.deps import json_response
-from app.catalog import counts
+from app.catalog.state import Catalog
 from app.config import Settings
 from app.db.migrate import is_current
 from app.db.session import make_engine, make_session_factory
@@ -62,8 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # On-demand predictions run here, so a request can stop waiting while the prediction goes on.
         app.state.predict_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
         app.state.queue = make_queue(settings, app.state.session_factory, app.state.runtimes, app.state.pixels)
-        threading.Thread(target=counts.warm_indexes, args=(app.state.session_factory,), name="warm-facets",
-                         daemon=True).start()
+        app.state.catalog = Catalog()
+        threading.Thread(target=app.state.catalog.indexes.warm, args=(app.state.session_factory,),
+                         name="warm-facets", daemon=True).start()
         yield
         app.state.queue.close()
         app.state.predict_executor.shutdown(wait=False, cancel_futures=True)

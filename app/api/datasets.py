@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.api.deps import RendererDep, SessionDep, SettingsDep, json_response
+from app.api.deps import CatalogDep, RendererDep, SessionDep, SettingsDep, json_response
 from app.catalog import queries
 from app.errors import InvalidInput
 from app.render.service import OVERLAY_CHOICES
@@ -32,36 +32,39 @@ def get_dataset(dataset_id: int, session: SessionDep) -> Response:
 
 
 @router.get("/{dataset_id}/items")
-def list_items(dataset_id: int, request: Request, session: SessionDep, limit: int = queries.DEFAULT_LIMIT,
+def list_items(dataset_id: int, request: Request, session: SessionDep, catalog: CatalogDep,
+               limit: int = queries.DEFAULT_LIMIT,
                cursor: str | None = None, key: str | None = None, sort: str | None = None,
                offset: int | None = None) -> Response:
     """A keyset page; `sort=FIELD|-FIELD`, `offset=N` starts at position N (a jump; then follow cursors)."""
-    page = queries.list_items(session, dataset_id, filters_from(request), key=key, limit=limit, cursor=cursor,
-                              sort=sort, offset=offset)
+    page = queries.list_items(session, catalog, dataset_id, filters_from(request), key=key, limit=limit,
+                              cursor=cursor, sort=sort, offset=offset)
     return json_response(page)
 
 
 @router.get("/{dataset_id}/facets")
-def facets(dataset_id: int, request: Request, session: SessionDep, key: str | None = None) -> Response:
+def facets(dataset_id: int, request: Request, session: SessionDep, catalog: CatalogDep,
+           key: str | None = None) -> Response:
     """Live facet counts under the filters (disjunctive per field) and the total."""
-    return json_response(queries.live_facet_counts(session, dataset_id, filters_from(request), key=key or None))
+    return json_response(queries.live_facet_counts(session, catalog, dataset_id, filters_from(request),
+                                                   key=key or None))
 
 
 @router.get("/{dataset_id}/charts")
-def charts(dataset_id: int, session: SessionDep) -> Response:
-    return json_response(queries.dataset_charts(session, dataset_id))
+def charts(dataset_id: int, session: SessionDep, catalog: CatalogDep) -> Response:
+    return json_response(queries.dataset_charts(session, catalog, dataset_id))
 
 
 @router.get("/{dataset_id}/sheet")
 def sheet(dataset_id: int, request: Request, session: SessionDep, renderer: RendererDep, settings: SettingsDep,
-          limit: int = 64, cursor: str | None = None, key: str | None = None, cols: int = 8, tile: int = 96,
-          overlays: str = "none", sort: str | None = None, offset: int | None = None) -> Response:
+          catalog: CatalogDep, limit: int = 64, cursor: str | None = None, key: str | None = None, cols: int = 8,
+          tile: int = 96, overlays: str = "none", sort: str | None = None, offset: int | None = None) -> Response:
     """One page of items (same filters and keyset paging as /items) as a single JPEG contact sheet."""
     check_sheet_params(cols, tile, limit)
     if overlays not in OVERLAY_CHOICES:
         raise InvalidInput(f"overlays must be one of {', '.join(OVERLAY_CHOICES)}, not {overlays!r}")
-    ids, next_cursor = queries.page_ids(session, dataset_id, filters_from(request), key=key, limit=limit,
-                                        cursor=cursor, sort=sort, offset=offset)
+    ids, next_cursor = queries.page_ids(session, catalog, dataset_id, filters_from(request), key=key,
+                                        limit=limit, cursor=cursor, sort=sort, offset=offset)
     targets = renderer.pixels.targets(session, ids, overlays != "none")
     session.close()
     body = contact_sheet(renderer, targets, cols=cols, tile=tile, overlays=overlays)

@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from app.catalog.state import Catalog
 from app.config import Settings
 from app.inference.queue import JobQueue
 from app.inference.registry import RuntimeCache
@@ -60,6 +61,10 @@ async def get_predict_executor(request: Request) -> ThreadPoolExecutor:
     return request.app.state.predict_executor
 
 
+async def get_catalog(request: Request) -> Catalog:
+    return request.app.state.catalog
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RendererDep = Annotated[Renderer, Depends(get_renderer)]
@@ -67,6 +72,7 @@ RuntimesDep = Annotated[RuntimeCache, Depends(get_runtimes)]
 PixelsDep = Annotated[PixelStore, Depends(get_pixels)]
 QueueDep = Annotated[JobQueue, Depends(get_queue)]
 PredictExecutorDep = Annotated[ThreadPoolExecutor, Depends(get_predict_executor)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 
 
 def json_response(data: Any, status_code: int = 200) -> Response:

@@ -22,55 +22,74 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.catalog.counts import FacetIndex, cache_slot, facet_index, version_of
-from app.catalog.sorting import value_order
+from app.catalog.counts import FacetIndex, FacetIndexes, version_of
+from app.catalog.sorting import numeric_expression, value_order
+from app.datasets.base import ChartSpec, DatasetAdapter
+from app.datasets.facets import COLUMN_FACETS
 from app.datasets.registry import get_adapter
 from app.db.models import Annotation, Dataset, Item
 
-MAX_BARS = 40  # per-slide bars: the largest slides
-_CACHE: dict[tuple[str, int], tuple[tuple, list[dict[str, Any]]]] = {}
-_LOCK = threading.Lock()
+
+class ChartCache:
+    """Built charts per dataset version, one cache per app (app.state.catalog)."""
+
+    def __init__(self) -> None:
+        self._charts: dict[int, tuple[tuple, list[dict[str, Any]]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, ds: Dataset) -> list[dict[str, Any]] | None:
+        with self._lock:
+            hit = self._charts.get(ds.id)
+        return hit[1] if hit and hit[0] == version_of(ds) and ds.status == "ready" else None
+
+    def put(self, ds: Dataset, charts: list[dict[str, Any]]) -> None:
+        if ds.status == "ready":
+            with self._lock:
+                self._charts[ds.id] = (version_of(ds), charts)
+
+    def get_cached(self, dataset_id: int) -> list[dict[str, Any]] | None:
+        """The charts built for a dataset, if any (whatever its version)."""
+        with self._lock:
+            hit = self._charts.get(dataset_id)
+        return hit[1] if hit else None
+
+    def forget(self) -> None:
+        with self._lock:
+            self._charts.clear()
 
 
-def dataset_charts(session: Session, ds: Dataset) -> list[dict[str, Any]]:
-    version, slot = version_of(ds), cache_slot(session, ds)
-    with _LOCK:
-        hit = _CACHE.get(slot)
-    if hit and hit[0] == version and ds.status == "ready":
-        return hit[1]
-    index = facet_index(session, ds)
-    charts = [c for c in _build(session, ds, index) if c]
-    if ds.status == "ready":
-        with _LOCK:
-            _CACHE[slot] = (version, charts)
+def dataset_charts(session: Session, ds: Dataset, indexes: FacetIndexes, cache: ChartCache) -> list[dict[str, Any]]:
+    """The charts the dataset's adapter declares (`charts`), built from the facet index and a query each."""
+    hit = cache.get(ds)
+    if hit is not None:
+        return hit
+    adapter = get_adapter(ds.kind)
+    index = indexes.get(session, ds)
+    charts = [c for spec in adapter.charts if (c := build_chart(session, ds, adapter, index, spec))]
+    cache.put(ds, charts)
     return charts
 
 
-def _build(session: Session, ds: Dataset, index: FacetIndex | None) -> list[dict[str, Any] | None]:
-    adapter = get_adapter(ds.kind)
+def build_chart(session: Session, ds: Dataset, adapter: DatasetAdapter, index: FacetIndex | None,
+                spec: ChartSpec) -> dict[str, Any] | None:
+    """One declared chart, or None when there is nothing to draw (no values; a crosstab of a facet the index
+    lacks, or before the dataset is ready and has an index)."""
     names = adapter.facet_labels
-    out: list[dict[str, Any] | None] = []
-    if ds.kind == "deeplesion":
-        out += _deeplesion(session, ds, names.get("lesion_type", {}), names.get("sex", {}))
-    if index is None:
-        return out
-    fields = index.fields
-    if "split" in fields and "label" in fields:
-        out.append(stacked(index.crosstab("split", "label"), "Label balance per split", "split",
-                           names.get("label", {}), order=("train", "valid", "val", "test")))
-    if ds.kind == "pcam" and "slide" in fields:
-        out.append(stacked(index.crosstab("slide", "label"), "Label balance per slide (largest slides)", "slide",
-                           names.get("label", {}), limit=MAX_BARS))
-    if ds.kind == "bis5k":
-        out.append(_mask_areas(session, ds))
-    if ds.kind == "verse" and "vertebra" in fields:
-        out.append(stacked(index.crosstab("vertebra", "split"), "Vertebrae with ground truth, per split",
-                           "vertebra", {}, order=getattr(adapter, "facet_order", {}).get("vertebra", ())))
-    if ds.kind in ("dicom",):
-        for name in fields[:3]:
-            out.append(stacked({v: {"items": n} for v, n in ds.facet_counts.get(name, {}).items()},
-                               f"Items per {name.replace('_', ' ')}", name, {}))
-    return out
+    if spec.kind == "lesion_map":
+        return _lesion_map(session, ds, spec, names.get(spec.group or "", {}))
+    if spec.kind == "lesion_sizes":
+        return _lesion_sizes(session, ds, spec)
+    if spec.kind == "histogram":
+        return _histogram(session, ds, adapter, spec)
+    if spec.kind == "counts":  # the counts stored at the end of an ingest
+        return stacked({v: {"items": n} for v, n in ds.facet_counts.get(spec.rows or "", {}).items()},
+                       spec.title, spec.rows or "", {})
+    if spec.kind == "crosstab" and index is not None and spec.rows in index.fields and spec.cols in index.fields:
+        assert spec.rows is not None and spec.cols is not None
+        order = spec.order or tuple(adapter.facet_order.get(spec.rows, ()))
+        return stacked(index.crosstab(spec.rows, spec.cols), spec.title, spec.rows,
+                       names.get(spec.cols, {}) if spec.named_series else {}, order=order, limit=spec.limit)
+    return None
 
 
 def stacked(table: Mapping[str, Mapping[str, int]], title: str, axis: str, series_names: Mapping[str, str], *,
@@ -96,7 +115,7 @@ def stacked(table: Mapping[str, Mapping[str, int]], title: str, axis: str, serie
             "omitted": max(0, len(table) - len(cats))}
 
 
-def histogram(values: Sequence[float], edges: Sequence[float], title: str, unit: str,
+def histogram(values: Sequence[float], edges: Sequence[float] | np.ndarray, title: str, unit: str,
               groups: Sequence[str] | None = None) -> dict[str, Any] | None:
     if not len(values):
         return None
@@ -108,43 +127,50 @@ def histogram(values: Sequence[float], edges: Sequence[float], title: str, unit:
             "n": int(v.size)}
 
 
-def _deeplesion(session: Session, ds: Dataset, type_names: Mapping[str, str],
-                sex_names: Mapping[str, str]) -> list[dict[str, Any] | None]:
+def _recist_rows(session: Session, ds: Dataset) -> list[tuple[int, str | None, dict[str, Any]]]:
     rows = session.execute(select(Annotation.item_id, Annotation.label, Annotation.meta)
                            .where(Annotation.dataset_id == ds.id, Annotation.kind == "recist",
                                   Annotation.superseded_by.is_(None)).order_by(Annotation.id)).all()
+    return [(item_id, label, orjson.loads(meta) if isinstance(meta, str | bytes) else meta or {})
+            for item_id, label, meta in rows]
+
+
+def _lesion_map(session: Session, ds: Dataset, spec: ChartSpec, type_names: Mapping[str, str]
+                ) -> dict[str, Any] | None:
+    """DL_info's Normalized_lesion_location (kept in each RECIST annotation's meta), x against z, one colour per
+    lesion type; a point opens its key slice."""
+    rows = _recist_rows(session, ds)
     groups = value_order({label or "" for _, label, _ in rows}, False)
     group_of = {g: n for n, g in enumerate(groups)}
-    xs, zs, gs, items, sizes = [], [], [], [], []
+    xs, zs, gs, items = [], [], [], []
     for item_id, label, meta in rows:
-        meta = orjson.loads(meta) if isinstance(meta, str | bytes) else meta or {}
         loc = meta.get("normalized_location")
         if loc and len(loc) == 3:
             xs.append(round(float(loc[0]), 4))
             zs.append(round(float(loc[2]), 4))
             gs.append(group_of[label or ""])
             items.append(item_id)
-        if meta.get("long_mm"):
-            sizes.append(float(meta["long_mm"]))
-    scatter = {"kind": "scatter", "title": "Lesion locations (normalised x against z, by lesion type)",
-               "x_label": "normalised x (image left → right)", "y_label": "normalised z", "x": xs, "y": zs,
-               "group": gs, "item": items, "groups": [type_names.get(g, g or "?") for g in groups],
-               "n": len(xs)} if xs else None
+    if not xs:
+        return None
+    return {"kind": "scatter", "title": spec.title, "x_label": "normalised x (image left → right)",
+            "y_label": "normalised z", "x": xs, "y": zs, "group": gs, "item": items,
+            "groups": [type_names.get(g, g or "?") for g in groups], "n": len(xs)}
+
+
+def _lesion_sizes(session: Session, ds: Dataset, spec: ChartSpec) -> dict[str, Any] | None:
+    """RECIST long diameters in 5 mm bins up to the largest lesion (at least 20 mm)."""
+    sizes = [float(meta["long_mm"]) for _, _, meta in _recist_rows(session, ds) if meta.get("long_mm")]
     top = max(20.0, float(np.ceil(max(sizes, default=0) / 10) * 10))
-    sizes_chart = histogram(sizes, np.arange(0, top + 5, 5), "Lesion size (RECIST long diameter)", "mm")
-    people = session.execute(select(Item.age, Item.sex).where(Item.dataset_id == ds.id, Item.age.is_not(None))).all()
-    ages = histogram([a for a, _ in people], np.arange(0, 105, 5), "Age at the study, per key slice", "years",
-                     [sex_names.get(s, s) if s else "unknown" for _, s in people])
-    return [scatter, sizes_chart, ages]
+    return histogram(sizes, np.arange(0, top + 5, 5), spec.title, spec.unit)
 
 
-def _mask_areas(session: Session, ds: Dataset) -> dict[str, Any] | None:
-    area = Item.meta["mask_area"].as_float()
-    rows = session.execute(select(area, Item.split).where(Item.dataset_id == ds.id, area.is_not(None))).all()
-    return histogram([100 * a for a, _ in rows], np.arange(0, 105, 5), "Mask area (share of the image)", "%",
-                     [s or "none" for _, s in rows])
-
-
-def forget() -> None:
-    with _LOCK:
-        _CACHE.clear()
+def _histogram(session: Session, ds: Dataset, adapter: DatasetAdapter, spec: ChartSpec) -> dict[str, Any] | None:
+    """A declared numeric field (`value`, one of the adapter's numeric sorts) per value of a column facet."""
+    assert spec.value is not None and spec.group is not None
+    value = numeric_expression(adapter.numeric_sorts[spec.value])
+    rows = session.execute(select(value, COLUMN_FACETS[spec.group])
+                           .where(Item.dataset_id == ds.id, value.is_not(None))).all()
+    names = adapter.facet_labels.get(spec.group, {})
+    start, stop, step = spec.bins
+    return histogram([spec.scale * v for v, _ in rows], np.arange(start, stop, step), spec.title, spec.unit,
+                     [names.get(g, g) if g else spec.missing for _, g in rows])

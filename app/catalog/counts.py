@@ -13,7 +13,8 @@ cells. Then, under any combination of facet filters:
   by a facet column are array look-ups, whatever the filters.
 
 The index is keyed by (dataset id, ingest_generation, updated_at, item_count): a re-ingest changes
-`updated_at`, so a stale index is never used. Datasets still indexing are not cached (callers fall back to
+`updated_at`, so a stale index is never used. The indexes live in a `FacetIndexes` per app (app.state.catalog),
+not in the module. Datasets still indexing are not cached (callers fall back to
 SQL). Memory: ~12 bytes per item (ids + cell numbers), plus the LRU of filtered id arrays.
 """
 
@@ -23,18 +24,19 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.catalog.facets import COLUMN_FACETS, LINKS
+from app.datasets.facets import COLUMN_FACETS, LINKS
 from app.datasets.registry import get_adapter
 from app.db.models import Dataset, Item, ItemFacet
 
 log = logging.getLogger(__name__)
+WARM_MIN_ITEMS = 50_000  # smaller datasets build their index in well under a second on first use
 
 Signature = tuple[tuple[str, ...], ...]  # per cube field, the item's values (empty: none; several: multi-valued)
 FILTER_CACHE = 8  # filtered id arrays kept per dataset
@@ -143,47 +145,64 @@ def page_after(ids: np.ndarray, last: int | None, limit: int, descending: bool =
     return ids[start:start + limit].tolist()
 
 
-_INDEXES: dict[tuple[str, int], FacetIndex] = {}  # (database URL, dataset id): tests run many databases
-_BUILD_LOCK = threading.Lock()
-
-
 def version_of(ds: Dataset) -> tuple:
     return (ds.ingest_generation, ds.updated_at.isoformat() if ds.updated_at else None, ds.item_count)
 
 
-def facet_index(session: Session, ds: Dataset) -> FacetIndex | None:
-    """The dataset's index, built on first use per version; None while the dataset is still indexing."""
-    if ds.status != "ready":
-        return None
-    version = version_of(ds)
-    slot = cache_slot(session, ds)
-    index = _INDEXES.get(slot)
-    if index is not None and index.version == version:
+class FacetIndexes:
+    """The facet indexes of one app's datasets, newest version of each (created in the app's lifespan and kept
+    on `app.state.catalog`, so two apps — or two tests — never share one)."""
+
+    def __init__(self) -> None:
+        self._indexes: dict[int, FacetIndex] = {}
+        self._build_lock = threading.Lock()
+
+    def get(self, session: Session, ds: Dataset) -> FacetIndex | None:
+        """The dataset's index, built on first use per version; None while the dataset is still indexing."""
+        if ds.status != "ready":
+            return None
+        version = version_of(ds)
+        index = self._indexes.get(ds.id)
+        if index is not None and index.version == version:
+            return index
+        with self._build_lock:
+            index = self._indexes.get(ds.id)
+            if index is None or index.version != version:
+                started = time.perf_counter()
+                index = build_index(session, ds)
+                self._indexes[ds.id] = index
+                log.info("facet index of dataset %s: %d items in %d cells, %.2f s", ds.id, index.total,
+                         len(index.cells), time.perf_counter() - started)
         return index
-    with _BUILD_LOCK:
-        index = _INDEXES.get(slot)
-        if index is None or index.version != version:
-            started = time.perf_counter()
-            index = build_index(session, ds)
-            _INDEXES[slot] = index
-            log.info("facet index of dataset %s: %d items in %d cells, %.2f s", ds.id, index.total,
-                     len(index.cells), time.perf_counter() - started)
-    return index
 
+    def cached(self, dataset_id: int) -> FacetIndex | None:
+        """The index built for a dataset, if any (whatever its version)."""
+        return self._indexes.get(dataset_id)
 
-def cache_slot(session: Session, ds: Dataset) -> tuple[str, int]:
-    return (session.get_bind().url.render_as_string(hide_password=True), ds.id)
+    def forget(self, dataset_id: int | None = None) -> None:
+        """Drop one dataset's index (or every one); the next use rebuilds it."""
+        if dataset_id is None:
+            self._indexes.clear()
+        else:
+            self._indexes.pop(dataset_id, None)
 
-
-def forget() -> None:
-    """Drop every cached index (tests)."""
-    _INDEXES.clear()
+    def warm(self, session_factory: Callable[[], Session], min_items: int = WARM_MIN_ITEMS) -> None:
+        """Build the indexes of large ready datasets ahead of their first page (run on a background thread at
+        start: a 1M-item dataset takes ~3 s, which the first visitor would otherwise wait)."""
+        try:
+            with session_factory() as session:
+                datasets = session.scalars(select(Dataset).where(Dataset.status == "ready",
+                                                                 Dataset.item_count >= min_items)).all()
+                for ds in datasets:
+                    self.get(session, ds)
+        except Exception:  # never fatal: the index is built on first use instead
+            log.exception("warming facet indexes")
 
 
 def build_index(session: Session, ds: Dataset) -> FacetIndex:
     """One pass over the dataset's items (and facet rows for multi-valued fields): every item to its cell."""
     adapter = get_adapter(ds.kind)
-    links = getattr(adapter, "link_facets", {})
+    links = adapter.link_facets
     fields = tuple(adapter.facet_fields)
     columns = [COLUMN_FACETS[f] if f in COLUMN_FACETS else LINKS[links[f]][0] if f in links else None
                for f in fields]
@@ -234,19 +253,3 @@ def _tagged_values(session: Session, dataset_id: int, fields: Sequence[str]) -> 
     for name, item_id, value in rows:
         acc[name].setdefault(item_id, []).append(value)
     return {f: {i: tuple(sorted(v)) for i, v in per.items()} for f, per in acc.items()}
-
-
-WARM_MIN_ITEMS = 50_000  # smaller datasets build their index in well under a second on first use
-
-
-def warm_indexes(session_factory, min_items: int = WARM_MIN_ITEMS) -> None:
-    """Build the indexes of large ready datasets ahead of their first page (run on a background thread at
-    start: a 1M-item dataset takes ~3 s, which the first visitor would otherwise wait)."""
-    try:
-        with session_factory() as session:
-            datasets = session.scalars(select(Dataset).where(Dataset.status == "ready",
-                                                             Dataset.item_count >= min_items)).all()
-            for ds in datasets:
-                facet_index(session, ds)
-    except Exception:  # never fatal: the index is built on first use instead
-        log.exception("warming facet indexes")

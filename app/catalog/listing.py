@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.catalog import sorting
-from app.catalog.counts import FacetIndex, facet_index, page_after
-from app.catalog.facets import COLUMN_FACETS, LINKS
+from app.catalog.counts import FacetIndex, FacetIndexes, page_after
+from app.datasets.facets import COLUMN_FACETS, LINKS
 from app.datasets.registry import get_adapter
 from app.db.models import Dataset, Item, ItemFacet
 from app.errors import InvalidInput
@@ -43,7 +43,7 @@ def filtered(dataset: Dataset, filters: Mapping[str, Sequence[str]], key: str | 
         if field_name in COLUMN_FACETS:
             stmt = stmt.where(COLUMN_FACETS[field_name].in_(list(values)))
             continue
-        link = getattr(adapter, "link_facets", {}).get(field_name, field_name)
+        link = adapter.link_facets.get(field_name, field_name)
         if link in LINKS:
             column, model = LINKS[link]
             linked = select(model.id).where(model.dataset_id == dataset.id, model.external_id.in_(list(values)))
@@ -58,30 +58,32 @@ def filtered(dataset: Dataset, filters: Mapping[str, Sequence[str]], key: str | 
 
 
 def usable_index(session: Session, ds: Dataset, filters: Mapping[str, Sequence[str]],
-                 key: str | None) -> FacetIndex | None:
+                 key: str | None, indexes: FacetIndexes) -> FacetIndex | None:
     if key:
         return None
-    index = facet_index(session, ds)
+    index = indexes.get(session, ds)
     return index if index is not None and index.covers(filters) else None
 
 
-def count(session: Session, ds: Dataset, filters: Mapping[str, Sequence[str]], key: str | None) -> int:
+def count(session: Session, ds: Dataset, filters: Mapping[str, Sequence[str]], key: str | None,
+          indexes: FacetIndexes) -> int:
     base = filtered(ds, filters, key)
-    index = usable_index(session, ds, filters, key)
+    index = usable_index(session, ds, filters, key, indexes)
     if index is not None:
         return index.total_for(filters)
     return sorting.sql_count(session, base.with_only_columns(Item.id))
 
 
 def keyset_page(session: Session, ds: Dataset, filters: Mapping[str, Sequence[str]], *, key: str | None,
-                sort: sorting.Sort, limit: int, cursor: str | None = None, offset: int | None = None) -> Page:
+                sort: sorting.Sort, limit: int, indexes: FacetIndexes, cursor: str | None = None,
+                offset: int | None = None) -> Page:
     """Up to `limit` (id, sort value) rows after the cursor (or from position `offset`), and the next cursor."""
     base = filtered(ds, filters, key)
     if cursor and offset is not None:
         raise InvalidInput("give either cursor or offset, not both")
     if offset is not None and not 0 <= offset <= MAX_OFFSET:
         raise InvalidInput(f"offset must be between 0 and {MAX_OFFSET}, got {offset}")
-    index = usable_index(session, ds, filters, key)
+    index = usable_index(session, ds, filters, key, indexes)
     if index is not None and (sort.name == "id" or sort.is_column):
         segments = _index_segments(index, filters, sort)
     else:
@@ -157,16 +159,16 @@ def _position(session: Session, segments, sort: sorting.Sort, kind: str, n: int)
     return None, None
 
 
-def live_facets(session: Session, ds: Dataset, filters: Mapping[str, Sequence[str]],
+def live_facets(session: Session, ds: Dataset, filters: Mapping[str, Sequence[str]], indexes: FacetIndexes,
                 key: str | None = None) -> tuple[dict[str, dict[str, int]], int]:
     """({facet field: {value: count}}, total) under the filters. Disjunctive ("standard faceted search"):
     a field's counts apply the *other* fields' filters, so they tell how many items each value would add."""
     filtered(ds, filters, key)  # validates the filter fields
-    index = usable_index(session, ds, filters, key)
+    index = usable_index(session, ds, filters, key, indexes)
     if index is not None:
         return index.counts(filters)
     adapter = get_adapter(ds.kind)
-    links = getattr(adapter, "link_facets", {})
+    links = adapter.link_facets
     out: dict[str, dict[str, int]] = {}
     for name in adapter.facet_fields:
         ids = filtered(ds, {f: v for f, v in filters.items() if f != name}, key).with_only_columns(Item.id)
@@ -182,4 +184,4 @@ def live_facets(session: Session, ds: Dataset, filters: Mapping[str, Sequence[st
                 ItemFacet.dataset_id == ds.id, ItemFacet.field == name, ItemFacet.item_id.in_(ids))
                 .group_by(ItemFacet.value))
         out[name] = {str(v): n for v, n in session.execute(stmt)}
-    return out, count(session, ds, filters, key)
+    return out, count(session, ds, filters, key, indexes)

@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.catalog import charts, listing, sorting
+from app.catalog import charts, listing, sorting, urls
 from app.catalog.followup import lesion_tracks
+from app.catalog.state import Catalog
 from app.datasets.registry import get_adapter
 from app.db.lookup import get_or_404
 from app.db.models import Annotation, Dataset, Item, Patient, Study
@@ -38,7 +39,7 @@ def get_dataset(session: Session, dataset_id: int) -> Dataset:
 def dataset_detail(session: Session, dataset_id: int) -> dict[str, Any]:
     ds = get_dataset(session, dataset_id)
     adapter = get_adapter(ds.kind)
-    order = getattr(adapter, "facet_order", {})
+    order = adapter.facet_order
     facets = {f: _sorted_counts(ds.facet_counts.get(f, {}), order.get(f)) for f in adapter.facet_fields}
     return {**dataset_summary(ds), "facets": facets, "facet_labels": adapter.facet_labels,
             "filter_fields": [*adapter.facet_fields, *adapter.filter_fields],
@@ -60,22 +61,23 @@ def _sorted_counts(counts: Mapping[str, int], preferred: Sequence[str] | None = 
     return {v: counts[v] for v in sorted(counts, key=order)}
 
 
-def live_facet_counts(session: Session, dataset_id: int, filters: Mapping[str, Sequence[str]],
+def live_facet_counts(session: Session, catalog: Catalog, dataset_id: int, filters: Mapping[str, Sequence[str]],
                       key: str | None = None) -> dict[str, Any]:
     """Counts under the filters for every facet field (disjunctive: a field's counts apply the other fields'
     filters), listing every value the dataset has (0 when the filters exclude it), and the total."""
     ds = get_dataset(session, dataset_id)
     adapter = get_adapter(ds.kind)
-    live, total = listing.live_facets(session, ds, filters, key)
-    order = getattr(adapter, "facet_order", {})
+    live, total = listing.live_facets(session, ds, filters, catalog.indexes, key)
+    order = adapter.facet_order
     facets = {f: _sorted_counts({**dict.fromkeys(ds.facet_counts.get(f) or {}, 0), **live.get(f, {})},
                                 order.get(f)) for f in adapter.facet_fields}
     return {"facets": facets, "total": total, "filters": dict(filters), "semantics": "disjunctive"}
 
 
-def dataset_charts(session: Session, dataset_id: int) -> dict[str, Any]:
+def dataset_charts(session: Session, catalog: Catalog, dataset_id: int) -> dict[str, Any]:
     ds = get_dataset(session, dataset_id)
-    return {"dataset_id": ds.id, "kind": ds.kind, "charts": charts.dataset_charts(session, ds)}
+    return {"dataset_id": ds.id, "kind": ds.kind,
+            "charts": charts.dataset_charts(session, ds, catalog.indexes, catalog.charts)}
 
 
 def filtered_ids(dataset: Dataset, filters: Mapping[str, Sequence[str]]):
@@ -88,7 +90,7 @@ def _check_limit(limit: int) -> None:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
 
 
-def list_items(session: Session, dataset_id: int, filters: Mapping[str, Sequence[str]], *,
+def list_items(session: Session, catalog: Catalog, dataset_id: int, filters: Mapping[str, Sequence[str]], *,
                key: str | None = None, limit: int = DEFAULT_LIMIT, cursor: str | None = None,
                sort: str | None = None, offset: int | None = None) -> dict[str, Any]:
     """A keyset page (app.catalog.listing) with the total; with a value sort (metric, numeric field) each
@@ -96,9 +98,9 @@ def list_items(session: Session, dataset_id: int, filters: Mapping[str, Sequence
     _check_limit(limit)
     ds = get_dataset(session, dataset_id)
     order = sorting.parse_sort(session, ds, sort)
-    page = listing.keyset_page(session, ds, filters, key=key, sort=order, limit=limit, cursor=cursor,
-                               offset=offset)
-    total = listing.count(session, ds, filters, key)
+    page = listing.keyset_page(session, ds, filters, key=key, sort=order, limit=limit, indexes=catalog.indexes,
+                               cursor=cursor, offset=offset)
+    total = listing.count(session, ds, filters, key, catalog.indexes)
     ids = [i for i, _ in page.rows]
     by_id = {i.id: i for i in session.scalars(select(Item).where(Item.id.in_(ids)))} if ids else {}
     items = []
@@ -110,15 +112,15 @@ def list_items(session: Session, dataset_id: int, filters: Mapping[str, Sequence
     return {"items": items, "total": total, "next_cursor": page.next_cursor, "sort": order.text}
 
 
-def page_ids(session: Session, dataset_id: int, filters: Mapping[str, Sequence[str]], *, key: str | None = None,
-             limit: int = DEFAULT_LIMIT, cursor: str | None = None, sort: str | None = None,
+def page_ids(session: Session, catalog: Catalog, dataset_id: int, filters: Mapping[str, Sequence[str]], *,
+             key: str | None = None, limit: int = DEFAULT_LIMIT, cursor: str | None = None, sort: str | None = None,
              offset: int | None = None) -> tuple[list[int], str | None]:
     """Just the ids of one keyset page (and the next cursor): what a contact sheet needs, without
     building item objects or counting the whole selection."""
     _check_limit(limit)
     ds = get_dataset(session, dataset_id)
     page = listing.keyset_page(session, ds, filters, key=key, sort=sorting.parse_sort(session, ds, sort),
-                               limit=limit, cursor=cursor, offset=offset)
+                               limit=limit, indexes=catalog.indexes, cursor=cursor, offset=offset)
     return [i for i, _ in page.rows], page.next_cursor
 
 
@@ -131,9 +133,7 @@ def item_summary(item: Item) -> dict[str, Any]:
 
 def thumbnail_url(item: Item) -> str:
     """Grid thumbnail: 256 px JPEG with ground truth, in the item's default plane (e.g. sagittal for a spine)."""
-    plane = (item.meta or {}).get("default_plane")
-    extra = f"&plane={plane}" if plane and plane != "axial" else ""
-    return f"/api/items/{item.id}/render?format=jpeg&size=256&overlays=gt{extra}&v={item.content_version}"
+    return urls.thumbnail_url(item.id, item.content_version, (item.meta or {}).get("default_plane"))
 
 
 def get_item(session: Session, item_id: int) -> Item:

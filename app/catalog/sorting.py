@@ -5,8 +5,9 @@ An order is a sequence of *segments*, each a keyset range:
 - a column facet (`split`, `label`, `sex`): one segment per value, in value order, then the items without a
   value; inside a segment, by id. With the dataset's facet index (app.catalog.counts) a segment is a slice of
   an in-memory id array, so a sort by label over 1 M filtered items costs what an id page costs;
-- an expression (`key`, a kind's numeric field such as BIS5k `mask_area`, or `metric:MODEL_ID:NAME`): the
-  items with a value ordered by (value, id), then the items without one by id ("missing last").
+- an expression (`key`, a numeric field its adapter declares in `numeric_sorts` such as BIS5k `mask_area`, or
+  `metric:MODEL_ID:NAME`): the items with a value ordered by (value, id), then the items without one by id
+  ("missing last").
 `-FIELD` reverses the order of values and of ids; items without a value stay last. The cursor holds the
 sort, the segment, the value and the last id, so a page never depends on OFFSET; `offset=N` (a jump) is
 turned into the cursor of item N-1 once.
@@ -20,20 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, exists, func, null, select
+from sqlalchemy import ColumnElement, and_, exists, func, null, select
 from sqlalchemy.orm import Session
 
-from app.catalog.facets import COLUMN_FACETS
+from app.datasets.base import NumericSort
+from app.datasets.facets import COLUMN_FACETS
 from app.datasets.registry import get_adapter
 from app.db.models import Dataset, Item, ItemMetric, Model
 from app.errors import InvalidInput
 
-# Kind-specific numeric sort fields (read from the item's own row; no index: these kinds have ≤ 35k items).
-NUMERIC_SORTS: dict[str, dict[str, Any]] = {
-    "bis5k": {"mask_area": Item.meta["mask_area"].as_float()},
-    "deeplesion": {"age": Item.age, "lesion_size": Item.meta["max_long_mm"].as_float()},
-    "dicom": {"age": Item.age},
-}
 METRIC_HINT = "metric:MODEL_ID:NAME"
 
 
@@ -63,7 +59,15 @@ DEFAULT = Sort("id")
 def allowed_sorts(kind: str) -> list[str]:
     adapter = get_adapter(kind)
     columns = [f for f in COLUMN_FACETS if f in adapter.facet_fields]
-    return ["id", "key", *columns, *NUMERIC_SORTS.get(kind, {}), METRIC_HINT]
+    return ["id", "key", *columns, *adapter.numeric_sorts, METRIC_HINT]
+
+
+def numeric_expression(spec: NumericSort) -> ColumnElement[Any]:
+    """The SQL value of an adapter's numeric sort field (read from the item's own row; no index: the kinds that
+    declare one have ≤ 35k items): an item column, or a number in the item's JSON meta."""
+    if spec.column is not None:
+        return Item.__table__.c[spec.column]
+    return Item.meta[spec.meta].as_float()
 
 
 def parse_sort(session: Session, ds: Dataset, text: str | None) -> Sort:
@@ -95,7 +99,7 @@ def sort_expression(sort: Sort, kind: str):
         return Item.key
     if sort.is_column:
         return COLUMN_FACETS[sort.name]
-    return NUMERIC_SORTS[kind][sort.name]
+    return numeric_expression(get_adapter(kind).numeric_sorts[sort.name])
 
 
 def value_order(values, descending: bool) -> list:

@@ -1,20 +1,29 @@
-"""The adapter contract: what every dataset format provides to the ingest driver and the renderer.
+"""The adapter contract: what every dataset format provides to the ingest driver, the renderer, the catalog,
+the pages and the model checks.
 
 An adapter scans a dataset root *without decoding pixels* into plain records (`ScanResult`), and
 later reads one 2-D image for rendering. The ingest driver (`app.datasets.ingest`) owns all
 database writing, so adapters stay easy to test on files alone.
+
+`DatasetAdapter` is an explicit base class (in the manner of MONAI Label's `interfaces/datastore.py`): five
+abstract methods every format must implement, and *declarations* with defaults — facets, sorts, charts, viewer
+capabilities, wording, which model inputs apply — so the rest of the app asks the adapter instead of comparing
+kind names, and never probes for an optional attribute. Declarations are plain data (no SQL, no HTTP): the
+catalog turns a `NumericSort` into a SQL expression and a `ChartSpec` into a chart; the item page turns a
+`ViewerSpec` into the viewer's state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-if TYPE_CHECKING:  # volumes.py builds on the types below
+if TYPE_CHECKING:  # volumes.py builds on the types of this module
     from app.datasets.volumes import Volume, VolumeCache
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
@@ -200,65 +209,160 @@ class NotAVolume(PixelError):
     """The item is a 2-D image: it has no volume to cut planes from or to run a 3-D model on."""
 
 
-class DatasetAdapter(Protocol):
-    kind: str
-    facet_fields: tuple[str, ...]  # shown on the dataset page, in this order
-    filter_fields: tuple[str, ...]  # accepted as filters but not counted (e.g. patient)
-    facet_labels: dict[str, dict[str, str]]  # human names of coded facet values
-    # Optional: `link_facets = {"slide": "series"}` — a facet read from the item's patient/study/series
-    # external id instead of facet rows; `facet_order`.
-    cache_images: bool  # False when the adapter reads from whole cached volumes (planes are cheap to cut again)
 
-    def detect(self, root: Path) -> bool: ...
 
+# -- declarations: what an adapter says about its kind, as data ------------------------------------------------
+
+@dataclass(frozen=True)
+class NumericSort:
+    """Where a numeric sort value lives on an item's own row: an `Item` column (`column="age"`) or a number in the
+    item's JSON meta (`meta="mask_area"`); exactly one. app.catalog.sorting turns it into the SQL expression."""
+
+    column: str | None = None
+    meta: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.column is None) == (self.meta is None):
+            raise ValueError("a NumericSort reads either an item column or a meta key, exactly one")
+
+
+ChartKind = Literal["crosstab", "counts", "histogram", "lesion_map", "lesion_sizes"]
+CHART_KINDS: tuple[str, ...] = ("crosstab", "counts", "histogram", "lesion_map", "lesion_sizes")
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """One chart of the dataset page, declared as data; app.catalog.charts builds it by `kind`:
+
+    - `crosstab`: stacked bars of facet `rows` × facet `cols` from the facet index; `limit` keeps the largest
+      rows (saying how many were left out), `order` fixes the row order (else the adapter's `facet_order` of
+      `rows`, else by value); series are named by `facet_labels[cols]` unless `named_series` is False;
+    - `counts`: bars of items per value of facet `rows` (the counts stored at ingest);
+    - `histogram`: the numeric sort field `value` (× `scale`, in `unit`) in `bins` = (start, stop, step), one
+      series per value of the column facet `group` (named by `facet_labels[group]`, `missing` for no value);
+    - `lesion_map`: RECIST lesions' normalised location (x against z), one colour per `group` (lesion type);
+    - `lesion_sizes`: RECIST long diameters in mm.
+    """
+
+    kind: ChartKind
+    title: str
+    rows: str | None = None
+    cols: str | None = None
+    value: str | None = None
+    group: str | None = None
+    missing: str = "none"
+    bins: tuple[float, float, float] = (0.0, 105.0, 5.0)
+    scale: float = 1.0
+    unit: str = ""
+    limit: int | None = None
+    order: tuple[str, ...] = ()
+    named_series: bool = True
+
+    def facets(self) -> tuple[str, ...]:
+        """The facet fields this chart reads (crosstab/counts rows and cols)."""
+        return tuple(f for f in (self.rows, self.cols) if f is not None)
+
+
+LABEL_BALANCE = ChartSpec("crosstab", "Label balance per split", rows="split", cols="label",
+                          order=("train", "valid", "val", "test"))
+MEASURING_TOOLS: tuple[str, ...] = ("line", "bidir")  # length in mm; bidirectional (RECIST) long × short axis
+
+
+@dataclass(frozen=True)
+class ViewerSpec:
+    """What the item viewer offers for this kind; the item page sends it to the script as data.
+
+    Whether an item is a volume (its planes), its own window and whether its values are HU come from the item's
+    row (a DICOM folder holds CT and MR, 2-D and 3-D); these are what the kind decides."""
+
+    spacing_maps_planes: bool = False  # the voxel spacing maps a point between planes (VerSe's resampled volumes);
+    # False: the shown images' own sizes do (DICOM planes are cut at the acquired in-plane resolution)
+    tools: tuple[str, ...] = MEASURING_TOOLS  # measuring tools that make sense on these images
+    centroid_slab_mm: float = 2.0  # a centroid is drawn on planes within this distance of it
+    label_gap_mm: float = 22.0  # from a centroid to its name
+
+
+@dataclass(frozen=True)
+class Wording:
+    """What this kind calls its patient / study / series levels (PCam: a slide; VerSe: a subject)."""
+
+    patient: str = "patient"
+    study: str = "study"
+    series: str = "series"
+
+
+class DatasetAdapter(ABC):
+    """One dataset format. Subclasses implement the five abstract methods and override the declarations that
+    differ from the defaults below; nothing else in the app compares kind names or probes for attributes."""
+
+    kind: ClassVar[str]
+    # -- facets --
+    facet_fields: ClassVar[tuple[str, ...]] = ()  # shown on the dataset page, in this order
+    filter_fields: ClassVar[tuple[str, ...]] = ()  # accepted as filters but not counted (e.g. patient)
+    facet_labels: ClassVar[Mapping[str, Mapping[str, str]]] = {}  # human names of coded facet values
+    facet_order: ClassVar[Mapping[str, Sequence[str]]] = {}  # preferred value order (VerSe: C1…L6), else by value
+    link_facets: ClassVar[Mapping[str, str]] = {}  # facet read from the item's patient/study/series external id
+    label_facet: ClassVar[str] = "label"  # whose value names name item labels (DeepLesion: lesion_type)
+    # -- grid --
+    numeric_sorts: ClassVar[Mapping[str, NumericSort]] = {}  # extra sort fields beyond id, key and column facets
+    charts: ClassVar[tuple[ChartSpec, ...]] = (LABEL_BALANCE,)  # charts built only when their facets exist
+    sheet_page_size: ClassVar[int | None] = None  # grid pages fetched as one contact sheet of this many tiles
+    wording: ClassVar[Wording] = Wording()
+    # -- viewer and models --
+    viewer: ClassVar[ViewerSpec] = ViewerSpec()
+    values_are_hu: ClassVar[bool] = False  # pixels can be Hounsfield units (a model's CT window applies)
+    has_volumes: ClassVar[bool] = False  # items can be 3-D volumes (a segment3d model can run)
+    volume_only: ClassVar[bool] = False  # every item is a volume (2-D models cannot run)
+    # -- pixels --
+    cache_images: ClassVar[bool] = True  # False: views are cut from whole cached volumes (cheaper than keeping them)
+
+    @abstractmethod
+    def detect(self, root: Path) -> bool:
+        """Whether `root` looks like a dataset of this kind (cheap: a few files, no full scan)."""
+
+    @abstractmethod
     def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None) -> ScanResult:
         """Index `root` without decoding pixels. `work_dir` is a private, writable folder under the data
         dir (e.g. for a once-decompressed copy of a .h5.gz); adapters that read in place ignore it."""
-        ...
 
+    @abstractmethod
     def slices(self, item: ItemRef, plane: str) -> Sequence[int]:
         """The slice numbers that can be shown in `plane` (raises PixelError/ValueError if the plane
         does not exist for this item); an empty sequence for a plain 2-D image."""
-        ...
 
+    @abstractmethod
     def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
         """The image for one view; raises PixelError naming the file when it cannot be read. `volumes` is the
-        app's volume cache, for adapters whose items are volumes (others ignore it)."""
-        ...
+        app's volume cache (app.pixels owns it), for kinds whose items are volumes; others ignore it."""
 
-    def read_images(self, items: Sequence[ItemRef]) -> list[Image2D | None]:
-        """The default views of many items at once where the format allows a batched read (consecutive HDF5
-        rows); None where one could not be read (it is then read alone and reports its own problem)."""
-        ...
-
+    @abstractmethod
     def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D,
                 volumes: VolumeCache) -> OverlayLayer:
         """Ground-truth annotations (rows with kind, geometry, meta, slice_index) for this view."""
-        ...
-
-    def volume(self, item: ItemRef, volumes: VolumeCache) -> Volume:
-        """The item's canonical (RAS+) volume through `volumes`; NotAVolume for a 2-D item."""
-        ...
-
-    def label_volume(self, item: ItemRef, annotations: Sequence[Any], volumes: VolumeCache) -> Volume | None:
-        """The ground-truth label volume in the grid of `volume`, or None (no mask, unreadable, other grid)."""
-        ...
-
-
-class PixelDefaults:
-    """Defaults of the read side of the contract for adapters whose items are plain 2-D images."""
-
-    kind: str
-    cache_images: bool = True
-
-    def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
-        raise NotImplementedError
 
     def read_images(self, items: Sequence[ItemRef]) -> list[Image2D | None]:
-        return [None] * len(items)  # no batched read: each item is read (and cached) alone
+        """The default views of many items at once (a contact sheet's page, a model batch) where the format can
+        read several in one go (PCam's consecutive HDF5 rows). The default reads none (all None): the pixel layer
+        then reads each alone through its decoded-image cache. Raises PixelError when the batch cannot be read
+        (each is then read alone to find which)."""
+        return [None] * len(items)
 
     def volume(self, item: ItemRef, volumes: VolumeCache) -> Volume:
+        """The item's canonical (RAS+) volume, through `volumes`, as the viewer's planes are cut from it and a 3-D
+        model reads it. Kinds with volumes (`has_volumes`) override it; the default says the item is 2-D."""
         raise NotAVolume(f"{self.kind} items are 2-D images, not volumes")
 
     def label_volume(self, item: ItemRef, annotations: Sequence[Any], volumes: VolumeCache) -> Volume | None:
+        """The item's ground-truth label volume on the grid of `volume` (3-D metrics), or None when it has none,
+        it cannot be read or lies on another grid."""
         return None
+
+    def label_names(self) -> Mapping[str, str]:
+        """Display names of item labels (the grid's card captions)."""
+        return self.facet_labels.get("label") or self.facet_labels.get(self.label_facet, {})
+
+    def viewer_shapes(self, item: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Kind-specific vector shapes the client-side viewer draws besides the annotations' own (RECIST, boxes,
+        centroids), in image pixels: the same marks `overlay` draws server-side (PCam's centre box, a folder
+        image's class name). `item` is the item detail (app.catalog.queries.item_detail)."""
+        return []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +22,9 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 
-from app.catalog.facets import COLUMN_FACETS, facet_counts
 from app.config import Settings
 from app.datasets.base import IngestError, ItemRecord, Problem, ProgressFn, ScanResult, no_progress
+from app.datasets.facets import COLUMN_FACETS, facet_counts
 from app.datasets.registry import detect_kind, get_adapter
 from app.datasets.roots import DataRoots
 from app.db.base import utcnow
@@ -79,7 +79,7 @@ def ingest_path(engine: Engine, settings: Settings, path: str | Path, *, kind: s
         report = IngestReport(dataset_id, ds_name, kind, str(root), problems=list(scan.problems))
         try:
             _write(engine, dataset_id, scan, report, settings.ingest_batch, progress)
-            _finish(engine, dataset_id, adapter.facet_fields, getattr(adapter, "link_facets", {}), report)
+            _finish(engine, dataset_id, adapter.facet_fields, adapter.link_facets, report)
         except Exception as exc:
             with engine.begin() as conn:
                 conn.execute(update(Dataset).where(Dataset.id == dataset_id)
@@ -285,7 +285,7 @@ def _new_item_ids(conn, dataset_id: int, new: list[ItemRecord]) -> list[int]:
     return [found[r.key] for r in new]
 
 
-def _finish(engine: Engine, dataset_id: int, facet_fields: Sequence[str], links: dict[str, str],
+def _finish(engine: Engine, dataset_id: int, facet_fields: Sequence[str], links: Mapping[str, str],
             report: IngestReport) -> None:
     with engine.begin() as conn:
         items = conn.execute(select(func.count()).select_from(Item).where(Item.dataset_id == dataset_id)).scalar()

@@ -30,6 +30,11 @@ def available_kinds() -> list[str]:
     return [k for k in ADAPTER_PATHS if _load(k) is not None]
 
 
+def adapters() -> dict[str, DatasetAdapter]:
+    """Every available adapter by kind (what model cards' `applies_to` is checked against)."""
+    return {k: adapter for k in ADAPTER_PATHS if (adapter := _load(k)) is not None}
+
+
 @cache
 def _load(kind: str) -> DatasetAdapter | None:
     module_name, _, class_name = ADAPTER_PATHS[kind].partition(":")
@@ -39,7 +44,13 @@ def _load(kind: str) -> DatasetAdapter | None:
         if exc.name and module_name.startswith(exc.name):
             return None  # this kind is not part of this build
         raise
-    return getattr(module, class_name)()
+    adapter_class = vars(module)[class_name]
+    if not (isinstance(adapter_class, type) and issubclass(adapter_class, DatasetAdapter)):
+        raise TypeError(f"{ADAPTER_PATHS[kind]} is not a DatasetAdapter subclass")
+    adapter = adapter_class()
+    if adapter.kind != kind:
+        raise TypeError(f"{ADAPTER_PATHS[kind]} declares kind {adapter.kind!r}, registered as {kind!r}")
+    return adapter
 
 
 def get_adapter(kind: str) -> DatasetAdapter:

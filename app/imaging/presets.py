@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 # (centre, width) conventions from common PACS defaults, written as (low, high).
 PRESETS: dict[str, tuple[float, float]] = {
@@ -37,17 +39,42 @@ def parse_window(text: str) -> tuple[float, float]:
     return low, high
 
 
+FALLBACK_PRESET = "soft_tissue"  # an item without a window of its own is shown with this one
+
+
+@dataclass(frozen=True)
+class WindowChoice:
+    """The window an image is shown with (low, high in HU) and how it was chosen: the preset's name, "default"
+    for the item's own window, None for an explicit `window=LOW,HIGH`."""
+
+    window: tuple[float, float]
+    preset: str | None
+
+
+def choose_window(window: str | None, preset: str | None, own: Sequence[float] | None,
+                  choices: Sequence[str] | None = None) -> WindowChoice:
+    """The one precedence rule (the render endpoint and the item page both use it): an explicit `window`, else a
+    named `preset`, else the item's own window, else the soft-tissue preset. `choices` are the names an unknown
+    preset's message offers (default: every name this accepts). Raises WindowError saying what is wrong."""
+    if window:
+        return WindowChoice(parse_window(window), None)
+    if preset and preset not in OWN_WINDOW_NAMES:
+        if preset not in PRESETS:
+            names = ", ".join(choices or [*PRESETS, *OWN_WINDOW_NAMES])
+            raise WindowError(f"unknown preset {preset!r}; choose one of {names}")
+        return WindowChoice(PRESETS[preset], preset)
+    return WindowChoice(own_window(own), "default")
+
+
+def own_window(own: Sequence[float] | None) -> tuple[float, float]:
+    """The item's own window (DeepLesion: the row's DICOM_windows), or the fallback preset when it has none."""
+    if own:
+        return float(own[0]), float(own[1])
+    return PRESETS[FALLBACK_PRESET]
+
+
 def resolve_window(
     window: str | None, preset: str | None, own: tuple[float, float] | None
 ) -> tuple[float, float]:
     """The window to render with: explicit `window`, else a named `preset`, else the item's own."""
-    if window:
-        return parse_window(window)
-    if preset and preset not in OWN_WINDOW_NAMES:
-        if preset not in PRESETS:
-            names = ", ".join([*PRESETS, *OWN_WINDOW_NAMES])
-            raise WindowError(f"unknown preset {preset!r}; choose one of {names}")
-        return PRESETS[preset]
-    if own is not None:
-        return float(own[0]), float(own[1])
-    return PRESETS["soft_tissue"]
+    return choose_window(window, preset, own).window

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.datasets.registry import adapters
 from app.errors import InvalidInput
 
 Task = Literal["classify", "segment2d", "segment3d", "detect2d"]
@@ -31,8 +32,6 @@ TASK_OUTPUTS: dict[str, tuple[str, ...]] = {
     "segment3d": ("mask_logits", "probabilities", "mask"),
     "detect2d": ("boxes",),
 }
-# Dataset kinds whose pixels are 8-bit grey/RGB, never Hounsfield units: a CT window cannot apply to them.
-NON_CT_KINDS = frozenset({"pcam", "bis5k", "imagefolder"})
 CARD_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -174,11 +173,7 @@ def card_problems(card: ModelCard) -> list[str]:
         if values is not None and len(values) != spec.channels:
             problems.append(f"input.{name}: expected {spec.channels} numbers (one per input.channels), "
                             f"got {len(values)}")
-    if spec.window is not None:
-        not_ct = sorted(NON_CT_KINDS.intersection(card.applies_to))
-        if not_ct:
-            problems.append(f"input.window: a CT window cannot apply to {', '.join(not_ct)} (8-bit images); "
-                            "remove it or those dataset kinds from applies_to")
+    problems += applies_to_problems(card)
     if spec.slices > 1:
         if spec.window is None:
             problems.append("input.slices: neighbour slices are CT only and need input.window")
@@ -196,6 +191,27 @@ def card_problems(card: ModelCard) -> list[str]:
         problems.append("output.classes: classify needs the class names, at least 2, in output order")
     if classes is not None and len(set(classes)) != len(classes):
         problems.append("output.classes: names must be unique")
+    return problems
+
+
+def applies_to_problems(card: ModelCard) -> list[str]:
+    """`applies_to` against what the adapters declare: every kind known, and none whose items the card's input or
+    task cannot take (a CT window needs Hounsfield units, segment3d volumes, a 2-D task 2-D images)."""
+    known = adapters()
+    problems: list[str] = []
+    if unknown := [k for k in card.applies_to if k not in known]:
+        problems.append(f"applies_to: unknown dataset kind{'s' if len(unknown) > 1 else ''} "
+                        f"{', '.join(map(repr, unknown))}; known kinds: {', '.join(known)}")
+    kinds = [known[k] for k in card.applies_to if k in known]
+    if card.input.window is not None and (not_ct := sorted(a.kind for a in kinds if not a.values_are_hu)):
+        problems.append(f"input.window: a CT window cannot apply to {', '.join(not_ct)} (8-bit images); "
+                        "remove it or those dataset kinds from applies_to")
+    if card.task == "segment3d" and (flat := [a.kind for a in kinds if not a.has_volumes]):
+        problems.append(f"applies_to: a segment3d model segments volumes, but {', '.join(flat)} items are 2-D "
+                        "images; remove those dataset kinds or use a 2-D task")
+    if card.task in ("segment2d", "detect2d") and (volumes := [a.kind for a in kinds if a.volume_only]):
+        problems.append(f"applies_to: a {card.task} model takes 2-D images, but {', '.join(volumes)} items are "
+                        "volumes; remove those dataset kinds or use a segment3d model")
     return problems
 
 

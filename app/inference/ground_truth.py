@@ -54,7 +54,7 @@ def class_index(label: str, card: ModelCard, dataset_kind: str) -> int | None:
     classes = card.output.classes or []
     if label in classes:
         return classes.index(label)
-    names = getattr(get_adapter(dataset_kind), "facet_labels", {}).get("label", {})
+    names = get_adapter(dataset_kind).facet_labels.get("label", {})
     if names.get(label) in classes:
         return classes.index(names[label])
     if label.isdigit() and int(label) < len(classes):

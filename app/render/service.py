@@ -11,15 +11,14 @@ from __future__ import annotations
 import gzip
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from app.datasets.base import Image2D, View
+from app.datasets.base import Image2D, OverlayLayer, View
 from app.errors import InvalidInput, NotFound
 from app.imaging.encode import MEDIA_TYPES, encode_image, fit_size, normalise_format, resize
 from app.imaging.labels import encode_label_png
-from app.imaging.overlay import blend_mask, draw_shapes, gray_to_rgb, resize_labels
+from app.imaging.overlay import Label, blend_mask, draw_shapes, gray_to_rgb, resize_labels
 from app.imaging.presets import WindowError, resolve_window
 from app.imaging.window import window_to_uint8
 from app.lru import SizedLRU
@@ -144,14 +143,14 @@ class Renderer:
         return rendered
 
     @staticmethod
-    def _no_mask_reason(target: ItemTarget, layer: Any) -> str:
+    def _no_mask_reason(target: ItemTarget, layer: OverlayLayer) -> str:
         """Why an item shows no mask: none annotated, or the adapter's own complaint about the file."""
         masks = [a for a in target.annotations if a.kind == "mask"]
         if not masks:
             kinds = sorted({a.kind for a in target.annotations})
             has = f"only {', '.join(kinds)} annotations" if kinds else "no annotations"
             return f"item {target.ref.id} has no ground-truth mask ({target.kind} item with {has})"
-        problems = [s.text for s in layer.shapes if isinstance(getattr(s, "text", None), str) and "mask" in s.text]
+        problems = [s.text for s in layer.shapes if isinstance(s, Label) and "mask" in s.text]
         detail = f": {problems[0]}" if problems else " (the mask file is missing, unreadable or of another size)"
         return f"item {target.ref.id}: its ground-truth mask cannot be shown{detail}"
 

@@ -10,20 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.api.deps import SessionDep
-from app.catalog import queries
-from app.datasets.pcam.adapter import CENTRE as PCAM_CENTRE
-from app.datasets.pcam.adapter import LABEL_COLOURS as PCAM_COLOURS
-from app.datasets.pcam.adapter import LABEL_NAMES as PCAM_NAMES
-from app.datasets.verse.adapter import CENTROID_SLAB_MM, LABEL_GAP_MM
+from app.catalog import queries, urls
+from app.datasets.base import DatasetAdapter
+from app.datasets.registry import get_adapter
 from app.errors import InvalidInput
-from app.imaging.overlay import TEXT
-from app.imaging.presets import OWN_WINDOW_NAMES, PRESETS, WindowError, parse_window
+from app.imaging.presets import PRESETS, WindowError, choose_window, own_window
 from app.inference.outputs import item_with_predictions
 from app.inference.registry import applicable_models
 from app.render.service import MASK_MODES, RenderParams
@@ -38,7 +34,8 @@ DEFAULT_OPACITY = RenderParams.opacity
 
 
 def _render(request: Request, template: str, context: dict[str, Any]) -> Response:
-    return request.app.state.templates.TemplateResponse(request, template, context)
+    return request.app.state.templates.TemplateResponse(request, template,
+                                                        {"url_templates": urls.url_templates(), **context})
 
 
 @router.get("/items/{item_id}", name="item_page")
@@ -48,13 +45,15 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
               opacity: str | None = None) -> Response:
     item = item_with_predictions(session, item_id)
     dataset = queries.dataset_summary(queries.get_dataset(session, item["dataset_id"]))
+    adapter = get_adapter(dataset["kind"])
     viewer = viewer_state(item, preset, window, slice, overlays, plane, mask_mode, opacity)
-    viewer.update(client_view(item, dataset["kind"], viewer, request.query_params))
+    viewer.update(client_view(item, adapter, viewer, request.query_params))
 
     run_models = applicable_models(session, dataset["kind"], task=None)  # "Run model" for any task
     viewer["classes"] = {str(m["id"]): m["classes"] for m in run_models}
     return _render(request, "item.html", {"item": item, "dataset": dataset, "viewer": viewer,
-                                          "image_url": render_url(viewer), "run_models": run_models})
+                                          "image_url": render_url(viewer), "run_models": run_models,
+                                          "wording": adapter.wording})
 
 
 
@@ -113,18 +112,13 @@ def viewer_state(item: Mapping[str, Any], preset: str | None, window: str | None
         # location_index means something else for a patch or a photo (an HDF5 row, nothing)
         slices = [int(n) for n in meta.get("slices") or []]
         key_slice = item.get("slice") if slices else None
-    own = [float(v) for v in item["window"]] if item.get("window") else list(PRESETS["soft_tissue"])
-    state: dict[str, Any] = {"preset": "default", "window": own, "overlays": overlays,
+    own = list(own_window(item.get("window")))
+    try:
+        chosen = choose_window(window, preset, item.get("window"), PRESET_ORDER)
+    except WindowError as exc:
+        raise InvalidInput(str(exc)) from None
+    state: dict[str, Any] = {"preset": chosen.preset, "window": list(chosen.window), "overlays": overlays,
                              "slice": key_slice if slice_number is None else slice_number}
-    if window:
-        try:
-            state["window"], state["preset"] = list(parse_window(window)), None
-        except WindowError as exc:
-            raise InvalidInput(str(exc)) from None
-    elif preset and preset not in OWN_WINDOW_NAMES:
-        if preset not in PRESETS:
-            raise InvalidInput(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_ORDER)}")
-        state["window"], state["preset"] = list(PRESETS[preset]), preset
     if overlays not in ("gt", "none"):
         raise InvalidInput(f"overlays must be gt or none, not {overlays!r}")
     if mask_mode not in MASK_MODES:
@@ -139,7 +133,7 @@ def viewer_state(item: Mapping[str, Any], preset: str | None, window: str | None
             "key_slice": key_slice, "slices": slices, "planes": planes, "plane": plane,
             "slice_range": meta.get("slice_range"), "own_window": own,
             "presets": {**{n: list(w) for n, w in PRESETS.items()}, "default": own},
-            "preset_order": list(PRESET_ORDER), "render_url": f"/api/items/{item['id']}/render",
+            "preset_order": list(PRESET_ORDER), "render_url": urls.render_url(item["id"]),
             "has_mask": any(a.get("kind") == "mask" for a in item.get("annotations") or ()), **state}
 
 
@@ -163,7 +157,7 @@ def render_url(viewer: Mapping[str, Any]) -> str:
         params["mask_mode"] = viewer["mask_mode"]
     if viewer.get("opacity", DEFAULT_OPACITY) != DEFAULT_OPACITY:
         params["opacity"] = _num(viewer["opacity"])
-    return f"{viewer['render_url']}?{urlencode(params)}"
+    return urls.render_url(viewer["id"], params)
 
 
 # -- the client-side viewer: URL state beyond the render parameters, vector shapes, predictions -------------
@@ -217,9 +211,10 @@ def prediction_task(prediction: Mapping[str, Any]) -> str:
     return "detect2d" if "boxes" in outputs else "classify"
 
 
-def viewer_shapes(item: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
+def viewer_shapes(item: Mapping[str, Any], adapter: DatasetAdapter) -> list[dict[str, Any]]:
     """Ground-truth vector shapes in image pixels (volumes: centroid points in canonical voxels, which the
-    viewer maps into each plane as app.imaging.volume.voxel_to_display does). The same shapes the dataset's
+    viewer maps into each plane as app.imaging.volume.voxel_to_display does), then the kind's own marks
+    (`adapter.viewer_shapes`: PCam's centre box, a folder image's class name). The same shapes the dataset's
     adapter draws server-side (`overlay`), so the canvas and the rendered JPEG agree."""
     shapes: list[dict[str, Any]] = []
     for a in item.get("annotations") or ():
@@ -236,25 +231,15 @@ def viewer_shapes(item: Mapping[str, Any], kind: str) -> list[dict[str, Any]]:
             label = a.get("label") or ""
             shapes.append({"type": "centroid", "point": geometry["point"], "text": meta.get("name") or label,
                            "label": int(label) if str(label).isdigit() else 0, "colour": meta.get("colour")})
-    if kind == "pcam":  # the centre region that defines the label, outlined just outside its pixels
-        labels = [(a.get("label"), (a.get("geometry") or {}).get("bbox") or PCAM_CENTRE)
-                  for a in item.get("annotations") or () if a["kind"] == "label" and a.get("label") in PCAM_COLOURS]
-        if not labels and item.get("label") in PCAM_COLOURS:
-            labels = [(item["label"], PCAM_CENTRE)]
-        for label, (x1, y1, x2, y2) in labels:
-            shapes.append({"type": "box", "slice": None, "bbox": [x1 - 1, y1 - 1, x2, y2],
-                           "colour": "rgb({},{},{})".format(*PCAM_COLOURS[label]), "text": PCAM_NAMES[label]})
-    elif kind == "imagefolder":
-        shapes += [{"type": "text", "text": a["label"], "colour": "rgb({},{},{})".format(*TEXT)}
-                   for a in item.get("annotations") or () if a["kind"] == "label" and a.get("label")]
-    return shapes
+    return shapes + adapter.viewer_shapes(item)
 
 
-def client_view(item: Mapping[str, Any], kind: str, viewer: Mapping[str, Any],
+def client_view(item: Mapping[str, Any], adapter: DatasetAdapter, viewer: Mapping[str, Any],
                 query: Mapping[str, str]) -> dict[str, Any]:
     """What the client-side viewer adds to `viewer_state`: its URL parameters (invert, zoom, pan, layout,
-    hide, model, diff — validated like the others: a bad value is a 400 page naming it) and the data it
-    draws itself (raw/mask URLs, geometry, vector shapes, predictions)."""
+    hide, model, diff — validated like the others: a bad value is a 400 page naming it), the data it
+    draws itself (raw/mask URLs, geometry, vector shapes, predictions) and what the kind lets it do
+    (`adapter.viewer`: measuring tools, whether the spacing maps planes) — capabilities, never a kind name."""
     layout = query.get("layout") or "single"
     if layout not in LAYOUTS:
         raise InvalidInput(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
@@ -281,12 +266,14 @@ def client_view(item: Mapping[str, Any], kind: str, viewer: Mapping[str, Any],
             raise InvalidInput(f"model {query['model']!r} has no prediction for this item (models: {have})")
         model = int(query["model"])
     spacing = item.get("spacing")
+    spec = adapter.viewer
     return {"invert": _flag("invert", query.get("invert")), "zoom": zoom, "pan": pan, "layout": layout, "at": at,
             "hide": hide, "model": model, "diff": _flag("diff", query.get("diff")),
-            "raw_url": f"/api/items/{item['id']}/raw",
-            "mask_url": f"/api/items/{item['id']}/mask" if viewer["has_mask"] else None,
+            "raw_url": urls.raw_url(item["id"]),
+            "mask_url": urls.mask_url(item["id"]) if viewer["has_mask"] else None,
             "shape": [item.get("width") or 0, item.get("height") or 0, item.get("depth") or 1],
             "spacing": [float(v) for v in spacing] if spacing else None,
-            "shapes": viewer_shapes(item, kind), "centroid_slab_mm": CENTROID_SLAB_MM,
-            "label_gap_mm": LABEL_GAP_MM,
-            "predictions": predictions, "kind": kind}
+            "spacing_maps_planes": spec.spacing_maps_planes, "tools": list(spec.tools),
+            "shapes": viewer_shapes(item, adapter), "centroid_slab_mm": spec.centroid_slab_mm,
+            "label_gap_mm": spec.label_gap_mm, "predictions": predictions,
+            "defaults": {"mask_mode": DEFAULT_MASK_MODE, "opacity": DEFAULT_OPACITY}}

@@ -16,13 +16,13 @@ from fastapi.responses import Response
 
 from app.api.datasets import filters_from
 from app.api.deps import RuntimesDep, SessionDep, SettingsDep
-from app.catalog import queries
+from app.catalog import queries, urls
+from app.catalog.urls import query_url
 from app.datasets.verse import labels as verse_labels
 from app.inference import registry
 from app.inference.evaluation import evaluate
 from app.inference.registry import card_classes
 from app.inference.tasks import task_misfit
-from app.web.pages import query_url
 
 router = APIRouter(include_in_schema=False)
 
@@ -66,7 +66,7 @@ def evaluation_page(model_id: int, dataset_id: int, request: Request, session: S
     worst = result.get("worst_first") or {}
     return _render(request, "evaluation.html", {
         "model": model, "dataset": dataset, "result": result, "filters": filters,
-        "json_url": query_url(f"/api/models/{model_id}/evaluation", filters, dataset_id=dataset_id),
+        "json_url": query_url(urls.model_evaluation_url(model_id), filters, dataset_id=dataset_id),
         "worst_url": worst_first_url(dataset_id, worst["sort"], filters) if worst else None,
         "confusion": confusion_view(result), "roc": roc_view(result.get("roc")),
         "histogram": histogram_view(result.get("dice_histogram")), "froc": froc_view(result.get("froc"),
@@ -81,7 +81,7 @@ def worst_first_url(dataset_id: int, sort: str, filters: Mapping[str, Sequence[s
     """The dataset grid sorted by a per-item metric (`sort=metric:MODEL:NAME`, readable, colons kept), with the
     evaluation's filters."""
     rest = query_url("", filters).lstrip("?")
-    return f"/datasets/{dataset_id}?sort={quote(sort, safe=':-')}" + (f"&{rest}" if rest else "")
+    return f"{urls.dataset_page_url(dataset_id)}?sort={quote(sort, safe=':-')}" + (f"&{rest}" if rest else "")
 
 
 def confusion_view(result: Mapping[str, Any]) -> list[dict[str, Any]]:

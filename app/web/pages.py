@@ -15,9 +15,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app.api.datasets import filters_from
-from app.api.deps import SessionDep
-from app.catalog import queries, sorting
+from app.api.deps import CatalogDep, SessionDep
+from app.catalog import queries, sorting, urls
 from app.catalog.followup import TRACK_DISTANCE
+from app.catalog.urls import query_url
+from app.datasets.registry import get_adapter
 from app.errors import InvalidInput
 from app.inference.jobs import list_jobs
 from app.inference.registry import applicable_models
@@ -26,16 +28,16 @@ from app.render.sheet import MAX_TILES
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 60
-# Kinds whose grid fetches each page's thumbnails as ONE contact sheet (/api/datasets/{id}/sheet) instead of one
-# render request per item, with their page size (a multiple of SHEET_COLS: whole sheet rows).
-SHEET_PAGE_SIZES = {"pcam": 64}
+# A kind whose adapter declares `sheet_page_size` gets each grid page's thumbnails as ONE contact sheet
+# (/api/datasets/{id}/sheet) instead of one render request per item (a multiple of SHEET_COLS: whole sheet rows).
 SHEET_COLS = 8
 FACET_SHOWN = 15  # values listed per facet before "N more"
 SHEET_TILE = 96
 
 
 def _render(request: Request, template: str, context: dict[str, Any]) -> Response:
-    return request.app.state.templates.TemplateResponse(request, template, context)
+    return request.app.state.templates.TemplateResponse(request, template,
+                                                        {"url_templates": urls.url_templates(), **context})
 
 
 @router.get("/", name="index_page")
@@ -44,26 +46,28 @@ def index_page(request: Request, session: SessionDep) -> Response:
 
 
 @router.get("/datasets/{dataset_id}", name="dataset_page")
-def dataset_page(dataset_id: int, request: Request, session: SessionDep, limit: int | None = None,
-                 cursor: str | None = None, key: str | None = None, sort: str | None = None) -> Response:
+def dataset_page(dataset_id: int, request: Request, session: SessionDep, catalog: CatalogDep,
+                 limit: int | None = None, cursor: str | None = None, key: str | None = None,
+                 sort: str | None = None) -> Response:
     detail = queries.dataset_detail(session, dataset_id)
+    adapter = get_adapter(detail["kind"])
     filters = filters_from(request)
     check_facet_values(detail, filters)
     key = key or None
-    page_size = SHEET_PAGE_SIZES.get(detail["kind"], PAGE_SIZE)
+    page_size = adapter.sheet_page_size or PAGE_SIZE
     limit = page_size if limit is None else limit
-    page = queries.list_items(session, dataset_id, filters, key=key, limit=limit, cursor=cursor, sort=sort)
+    page = queries.list_items(session, catalog, dataset_id, filters, key=key, limit=limit, cursor=cursor, sort=sort)
     sort = None if page["sort"] == "id" else page["sort"]
-    live = queries.live_facet_counts(session, dataset_id, filters, key)
+    live = queries.live_facet_counts(session, catalog, dataset_id, filters, key)
     # the sheet shares the page's filters, key, sort, limit and cursor, so tile n is item n
-    sheet_api = sheet_url(dataset_id, filters, key, limit, sort) if detail["kind"] in SHEET_PAGE_SIZES else None
+    sheet_api = sheet_url(dataset_id, filters, key, limit, sort) if adapter.sheet_page_size else None
     tiles = tile_styles(f"{sheet_api}&{urlencode({'cursor': cursor})}" if cursor else sheet_api,
                         len(page["items"])) if sheet_api else []
     return _render(request, "dataset.html", {
         "dataset": detail, "page": page, "filters": filters, "key": key or "", "limit": limit, "sort": sort or "",
         "facets": facet_view({**detail, "facets": live["facets"]}, filters, key, sort),
-        "chips": active_chips(detail, filters, key, sort), "label_names": label_names(detail),
-        "items_api": query_url(f"/api/datasets/{dataset_id}/items", filters, key, sort=sort, limit=limit),
+        "chips": active_chips(detail, filters, key, sort), "label_names": adapter.label_names(),
+        "items_api": query_url(urls.dataset_items_url(dataset_id), filters, key, sort=sort, limit=limit),
         "next_url": query_url("", filters, key, sort=sort, limit=None if limit == page_size else limit,
                               cursor=page["next_cursor"]) if page["next_cursor"] else None,
         "sheet_api": sheet_api or "", "tiles": tiles, "sort_options": sort_options(session, detail, sort),
@@ -95,7 +99,8 @@ def patient_page(dataset_id: int, patient: str, request: Request, session: Sessi
     dataset = queries.dataset_detail(session, dataset_id)
     tracks = timeline["tracks"]
     return _render(request, "patient.html", {
-        "timeline": timeline, "dataset": dataset, "label_names": label_names(dataset), "tracks": tracks,
+        "timeline": timeline, "dataset": dataset, "label_names": get_adapter(dataset["kind"]).label_names(),
+        "tracks": tracks,
         "track_of": {a: f"L{t['number']}" for t in tracks for a in t["annotation_ids"]},
         "track_distance": TRACK_DISTANCE})
 
@@ -107,22 +112,13 @@ def _num(x: float) -> str:
 
 # -- dataset page helpers ---------------------------------------------------------------------
 
-def query_url(path: str, filters: Mapping[str, Sequence[str]], key: str | None = None, **extra: Any) -> str:
-    """`path?field=value…` with repeated fields, the key search and paging parameters (None = left out)."""
-    pairs = [(f, v) for f, values in filters.items() for v in values]
-    if key:
-        pairs.append(("key", key))
-    pairs += [(k, str(v)) for k, v in extra.items() if v is not None]
-    return f"{path}?{urlencode(pairs)}" if pairs else (path or "?")
-
-
 def sheet_url(dataset_id: int, filters: Mapping[str, Sequence[str]], key: str | None, limit: int,
               sort: str | None = None) -> str | None:
     """The contact-sheet URL of the grid's pages (without a cursor), or None when the page is too large for one
     sheet (the grid then falls back to per-item thumbnails)."""
     if not 1 <= limit <= MAX_TILES:
         return None
-    return query_url(f"/api/datasets/{dataset_id}/sheet", filters, key, sort=sort, limit=limit, cols=SHEET_COLS,
+    return query_url(urls.sheet_url(dataset_id), filters, key, sort=sort, limit=limit, cols=SHEET_COLS,
                      tile=SHEET_TILE, overlays="gt")
 
 
@@ -198,8 +194,3 @@ def check_facet_values(detail: Mapping[str, Any], filters: Mapping[str, Sequence
                 raise InvalidInput(f"{field}={v!r} matches no item of {detail['name']}; "
                                    f"{field} values are: {choices or 'none'}")
 
-
-def label_names(detail: Mapping[str, Any]) -> dict[str, str]:
-    """Display names for item labels: DeepLesion labels are lesion-type codes."""
-    labels = detail["facet_labels"]
-    return labels.get("label") or (labels.get("lesion_type", {}) if detail["kind"] == "deeplesion" else {})

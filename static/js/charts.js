@@ -2,6 +2,8 @@
 // SVG, the DeepLesion body map as a canvas scatter (tens of thousands of points; a click opens the nearest
 // lesion's key slice). No library: each chart is a few dozen lines.
 
+import { URLS, fillUrl } from "./urls.js";
+
 const PALETTE = ["#58a6ff", "#ff7b72", "#5fd38d", "#e3b341", "#bc8cff", "#39c5cf", "#ff9bce", "#a5d6ff",
   "#d29922", "#8b949e"];
 const W = 380;
@@ -172,7 +174,7 @@ function scatter(chart) {
       const d = (chart.x[i] - x) ** 2 + (chart.y[i] - y) ** 2;
       if (d < bestD) { bestD = d; best = i; }
     }
-    if (best >= 0) location.href = `/items/${chart.item[best]}`;
+    if (best >= 0) location.href = fillUrl(URLS.item_page, { id: chart.item[best] });
   });
   canvas.dataset.points = String(chart.n);
   fig.append(canvas);

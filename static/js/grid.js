@@ -15,6 +15,8 @@
 // items), "Select all N matching" selects the whole filtered list (minus later ctrl-clicks). The count shows
 // in the toolbar and "Copy JSON" gives the ids, or the filters when all matching are selected.
 
+import { URLS, fillUrl } from "./urls.js";
+
 const MAX_PX = 8_000_000; // grid height cap (Chrome clips elements at ~33.5 M px; keep far from it)
 const BUFFER_ROWS = 3; // rows rendered above and below the viewport
 const KEEP_PAGES = 40; // loaded pages kept around the viewport
@@ -173,7 +175,7 @@ class VirtualGrid {
 
   card(node, item, page, n) {
     node.classList.remove("pending");
-    node.href = `/items/${item.id}`;
+    node.href = fillUrl(URLS.item_page, { id: item.id });
     node.dataset.id = item.id;
     const image = node.querySelector("img");
     if (image) {

@@ -3,6 +3,8 @@
 // and every queued or running job of the dataset is polled (GET /api/jobs/{id}) into a progress bar with a
 // Cancel button (POST /api/jobs/{id}/cancel). Finished jobs link their evaluation page.
 
+import { URLS, fillUrl } from "./urls.js";
+
 const POLL_MS = 500;
 const form = document.getElementById("jobs-form");
 const list = document.getElementById("job-list");
@@ -61,11 +63,11 @@ function render(job) {
     cancel.type = "button";
     cancel.className = "button job-cancel";
     cancel.textContent = "Cancel";
-    cancel.addEventListener("click", () => post(`/api/jobs/${job.id}/cancel`).then(render).catch(showError));
+    cancel.addEventListener("click", () => post(fillUrl(URLS.job_cancel, { id: job.id })).then(render).catch(showError));
     actions.append(cancel);
   } else if (job.status === "done" && job.params?.model_id) {
     const link = document.createElement("a");
-    link.href = `/models/${job.params.model_id}/evaluation?dataset_id=${base.dataset_id}`;
+    link.href = fillUrl(URLS.evaluation_page, { model_id: job.params.model_id, dataset_id: base.dataset_id });
     link.textContent = "Evaluation";
     actions.append(link);
   }
@@ -89,7 +91,7 @@ function showError(err) {
 async function poll() {
   const active = [...rows.values()].filter((li) => ACTIVE.has(li.dataset.status));
   await Promise.all(active.map(async (li) => {
-    const r = await fetch(`/api/jobs/${li.dataset.id}`);
+    const r = await fetch(fillUrl(URLS.job, { id: li.dataset.id }));
     if (r.ok) render(await r.json());
   }));
   setTimeout(poll, POLL_MS);
@@ -100,9 +102,9 @@ if (list) {
   form?.addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
-      const { id } = await post("/api/jobs", { kind: "predict", model_id: Number(form.model_id.value),
+      const { id } = await post(URLS.jobs, { kind: "predict", model_id: Number(form.model_id.value),
         dataset_id: base.dataset_id, filters: jobFilters() });
-      const r = await fetch(`/api/jobs/${id}`);
+      const r = await fetch(fillUrl(URLS.job, { id }));
       render({ ...(await r.json()), model_name: form.model_id.selectedOptions[0].textContent.split(" · ")[0] });
     } catch (err) {
       showError(err);

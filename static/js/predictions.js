@@ -3,6 +3,8 @@
 // metrics.correct); masks and boxes with their metrics and a "Compare" button that shows them side by side in the
 // viewer (the `medview:prediction` event, handled by static/js/viewer/controls.js).
 
+import { URLS, fillUrl } from "./urls.js";
+
 const state = JSON.parse(document.getElementById("predictions-state").textContent);
 const list = document.getElementById("prediction-list");
 const form = document.getElementById("run-model");
@@ -82,7 +84,7 @@ async function stored(modelId, detail) {
   showError(`${detail} — waiting…`);
   for (;;) {
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-    const item = await (await fetch(`/api/items/${state.item_id}`)).json();
+    const item = await (await fetch(fillUrl(URLS.item, { id: state.item_id }))).json();
     const found = (item.predictions || []).find((p) => p.model_id === modelId && p.created_at !== before);
     if (found) {
       errorBox.classList.remove("pending");
@@ -111,7 +113,7 @@ form?.addEventListener("submit", async (event) => {
   button.disabled = true;
   showError("");
   try {
-    const response = await fetch(`/api/items/${state.item_id}/predict`, {
+    const response = await fetch(fillUrl(URLS.predict, { id: state.item_id }), {
       method: "POST", headers: {"Content-Type": "application/json", Accept: "application/json"},
       body: JSON.stringify({model_id: modelId}),
     });

@@ -235,21 +235,36 @@ def test_charts_count_what_the_database_holds(client, engine, pcam, ingested):
 
 
 def test_large_datasets_get_their_facet_index_built_ahead(client, engine, pcam):
-    """warm_indexes (started by the app at startup) builds the index of datasets at or over its size floor,
+    """FacetIndexes.warm (started by the app at startup) builds the index of datasets at or over its size floor,
     and leaves the others to be built on first use."""
-    from app.catalog import counts
     from app.db.models import Dataset
     from app.db.session import make_session_factory
 
     factory = make_session_factory(engine)
-    counts.forget()
+    indexes = client.app.state.catalog.indexes
+    indexes.forget()
     with factory() as session:
         ds = session.get(Dataset, pcam)
-        slot = counts.cache_slot(session, ds)
-        counts.warm_indexes(factory, min_items=ds.item_count + 1)
-        assert slot not in counts._INDEXES
-        counts.warm_indexes(factory, min_items=ds.item_count)
-        assert counts._INDEXES[slot].total == ds.item_count
+        indexes.warm(factory, min_items=ds.item_count + 1)
+        assert indexes.cached(pcam) is None
+        indexes.warm(factory, min_items=ds.item_count)
+        assert indexes.cached(pcam).total == ds.item_count
+
+
+def test_catalog_state_is_per_app(make_settings, engine, pcam):
+    """Two apps on one database keep their own facet indexes and charts (app.state.catalog, made in the lifespan):
+    nothing is cached at module level."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(make_settings())) as one, TestClient(create_app(make_settings())) as two:
+        assert one.get(f"/api/datasets/{pcam}/charts").status_code == 200
+        assert one.get(f"/api/datasets/{pcam}/facets").status_code == 200
+        a, b = one.app.state.catalog, two.app.state.catalog
+        assert a is not b and a.indexes.cached(pcam) is not None
+        assert b.indexes.cached(pcam) is None and b.charts.get_cached(pcam) is None
+        assert a.charts.get_cached(pcam) is not None
 
 
 def test_deeplesion_sorts_by_lesion_size(client, engine, ingested):

@@ -9,8 +9,8 @@ import re
 import pytest
 
 from app.datasets.ingest import ingest_path
+from app.datasets.pcam.adapter import PCamAdapter
 from app.datasets.pcam.synth import generate_pcam
-from app.web.pages import SHEET_PAGE_SIZES
 
 SHEET = re.compile(
     r'class="thumb tile" role="img" aria-label="[^"]*" style="background-image: url\(&#34;([^"]+?)&#34;\)')
@@ -46,7 +46,7 @@ def check_page(client, url: str) -> tuple[list[int], str]:
 
 
 def test_pcam_page_uses_one_sheet_whose_tiles_are_the_cards(client, pcam):
-    size = SHEET_PAGE_SIZES["pcam"]
+    size = PCamAdapter.sheet_page_size
     assert size % 8 == 0
     ids, next_cursor = check_page(client, f"/datasets/{pcam}")
     assert len(ids) == min(size, 56) and not next_cursor

@@ -20,12 +20,14 @@ import numpy as np
 
 from app.datasets.base import (
     AnnotationRecord,
+    ChartSpec,
+    DatasetAdapter,
     Image2D,
     IngestError,
     ItemRecord,
     ItemRef,
+    NumericSort,
     OverlayLayer,
-    PixelDefaults,
     PixelError,
     Problem,
     ProgressFn,
@@ -109,10 +111,13 @@ def check_pair(root: Path, image_rel: str, mask_rel: str | None, cache: AreaCach
     return check
 
 
-class Bis5kAdapter(PixelDefaults):
+class Bis5kAdapter(DatasetAdapter):
     kind = "bis5k"
     facet_fields = ("split", "mask_area", "has_mask")
-    filter_fields: tuple[str, ...] = ()
+    filter_fields = ()
+    numeric_sorts = {"mask_area": NumericSort(meta="mask_area")}  # foreground share of the image, 0–1
+    charts = (ChartSpec("histogram", "Mask area (share of the image)", value="mask_area", group="split",
+                        scale=100.0, bins=(0.0, 105.0, 5.0), unit="%"),)
     facet_labels = {
         "mask_area": {"0": "empty (0%)", "0-10%": "under 10%", "10-25%": "10–25%", "25-50%": "25–50%",
                       "50-100%": "50% or more"},

@@ -10,13 +10,15 @@ from typing import Any
 
 from app.datasets.base import (
     AnnotationRecord,
+    ChartSpec,
+    DatasetAdapter,
     Image2D,
     IngestError,
     ItemRecord,
     ItemRef,
+    NumericSort,
     OverlayLayer,
     PatientRecord,
-    PixelDefaults,
     PixelError,
     Problem,
     ProgressFn,
@@ -59,7 +61,7 @@ def find_table(root: Path) -> Path | None:
     return None
 
 
-class DeepLesionAdapter(PixelDefaults):
+class DeepLesionAdapter(DatasetAdapter):
     kind = "deeplesion"
     facet_fields = ("split", "lesion_type", "sex", "age", "noisy")
     filter_fields = ("patient", "study")
@@ -68,6 +70,15 @@ class DeepLesionAdapter(PixelDefaults):
         "noisy": {"0": "no", "1": "possibly noisy"},
         "sex": {"M": "male", "F": "female"},
     }
+    label_facet = "lesion_type"  # an item's label is its lesion type code
+    numeric_sorts = {"age": NumericSort(column="age"), "lesion_size": NumericSort(meta="max_long_mm")}
+    charts = (
+        ChartSpec("lesion_map", "Lesion locations (normalised x against z, by lesion type)", group="lesion_type"),
+        ChartSpec("lesion_sizes", "Lesion size (RECIST long diameter)", unit="mm"),
+        ChartSpec("histogram", "Age at the study, per key slice", value="age", group="sex", missing="unknown",
+                  bins=(0.0, 105.0, 5.0), unit="years"),
+    )
+    values_are_hu = True
 
     def detect(self, root: Path) -> bool:
         return find_table(root) is not None

@@ -17,11 +17,13 @@ from nibabel.orientations import io_orientation
 from pydicom.pixels import get_decoder
 
 from app.datasets.base import (
+    ChartSpec,
+    DatasetAdapter,
     Image2D,
     IngestError,
     ItemRef,
+    NumericSort,
     OverlayLayer,
-    PixelDefaults,
     PixelError,
     Problem,
     ProgressFn,
@@ -51,9 +53,14 @@ def undecodable_reason(uid: str) -> str | None:
     return None
 
 
-class DicomAdapter(PixelDefaults):
+class DicomAdapter(DatasetAdapter):
     kind = "dicom"
     facet_fields = ("modality", "body_part", "plane", "sex", "age")
+    numeric_sorts = {"age": NumericSort(column="age")}
+    charts = tuple(ChartSpec("counts", f"Items per {name.replace('_', ' ')}", rows=name)
+                   for name in ("modality", "body_part", "plane"))
+    values_are_hu = True  # CT series (MR and others carry no HU, but share the kind)
+    has_volumes = True  # a series of slices is a volume; a single image stays 2-D
     filter_fields = ("patient", "study", "manufacturer")
     facet_labels = {
         "sex": {"M": "male", "F": "female", "O": "other"},

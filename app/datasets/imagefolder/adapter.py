@@ -11,19 +11,19 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app.datasets.base import (
     AnnotationRecord,
+    DatasetAdapter,
     Image2D,
     IngestError,
     ItemRecord,
     ItemRef,
     OverlayLayer,
-    PixelDefaults,
     PixelError,
     Problem,
     ProgressFn,
@@ -35,7 +35,7 @@ from app.datasets.imagefolder.files import ImageFileError, ImageHeader, has_imag
 from app.datasets.imagefolder.folders import scan_class_folders, top_folders
 from app.datasets.imagefolder.splits import IMAGE_COLUMN, find_split_files, read_split_rows
 from app.datasets.volumes import VolumeCache
-from app.imaging.overlay import Label
+from app.imaging.overlay import TEXT, Label
 
 
 @dataclass(frozen=True)
@@ -66,11 +66,11 @@ def _check(root: Path, rel: str) -> tuple[str, ImageHeader | None, str | None]:
         return "", None, str(exc)
 
 
-class ImageFolderAdapter(PixelDefaults):
+class ImageFolderAdapter(DatasetAdapter):
     kind = "imagefolder"
     facet_fields = ("split", "label")
-    filter_fields: tuple[str, ...] = ()
-    facet_labels: dict[str, dict[str, str]] = {}
+    filter_fields = ()
+    facet_labels = {}
 
     def detect(self, root: Path) -> bool:
         if find_split_files(root)[0]:
@@ -179,3 +179,8 @@ class ImageFolderAdapter(PixelDefaults):
         x, y, step = 0.02 * width, 0.02 * height + 14, 0.06 * height + 8
         texts = [a.label for a in annotations if a.kind == "label" and a.label]
         return OverlayLayer([Label(x, y + i * step, text) for i, text in enumerate(texts)])
+
+    def viewer_shapes(self, item: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The class name as text in the corner, as `overlay` draws it."""
+        return [{"type": "text", "text": a["label"], "colour": "rgb({},{},{})".format(*TEXT)}
+                for a in item.get("annotations") or () if a["kind"] == "label" and a.get("label")]

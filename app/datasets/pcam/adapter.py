@@ -16,25 +16,28 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from app.datasets.base import (
+    LABEL_BALANCE,
+    ChartSpec,
+    DatasetAdapter,
     Image2D,
     IngestError,
     ItemRecord,
     ItemRef,
     LazyItems,
     OverlayLayer,
-    PixelDefaults,
     Problem,
     ProgressFn,
     ScanResult,
     SeriesRecord,
     View,
+    Wording,
     no_progress,
 )
 from app.datasets.pcam import files, pixels
@@ -48,14 +51,19 @@ LABEL_NAMES = {"0": "normal", "1": "tumor"}
 LABEL_COLOURS = {"1": (90, 235, 90), "0": (90, 200, 255)}  # tumor green, normal light blue
 CENTRE = (32, 32, 64, 64)  # x1, y1, x2, y2 (exclusive) of the 32×32 region that defines the label
 MAX_LABEL_PROBLEMS = 100
+MAX_BARS = 40  # per-slide label bars: the largest slides
 
 
-class PCamAdapter(PixelDefaults):
+class PCamAdapter(DatasetAdapter):
     kind = "pcam"
     facet_fields = ("split", "label", "slide")
     link_facets = {"slide": "series"}
-    filter_fields: tuple[str, ...] = ()
+    filter_fields = ()
     facet_labels = {"label": dict(LABEL_NAMES)}
+    charts = (LABEL_BALANCE, ChartSpec("crosstab", "Label balance per slide (largest slides)", rows="slide",
+                                       cols="label", limit=MAX_BARS))
+    sheet_page_size = 64  # 1 M tiny patches: a grid page is one contact sheet (8 whole rows of 8)
+    wording = Wording(series="slide")
 
     def detect(self, root: Path) -> bool:
         return files.has_pcam_files(root)
@@ -240,6 +248,16 @@ class PCamAdapter(PixelDefaults):
             shapes.append(Box(float(x1) - 1, float(y1) - 1, float(x2), float(y2), colour))
             shapes.append(Label(3.0, 12.0, LABEL_NAMES[label], colour))
         return OverlayLayer(shapes)
+
+    def viewer_shapes(self, item: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The centre region that defines the label, outlined just outside its pixels (as `overlay` draws it)."""
+        labels = [(a.get("label"), (a.get("geometry") or {}).get("bbox") or CENTRE)
+                  for a in item.get("annotations") or () if a["kind"] == "label" and a.get("label") in LABEL_COLOURS]
+        if not labels and item.get("label") in LABEL_COLOURS:
+            labels = [(item["label"], CENTRE)]
+        return [{"type": "box", "slice": None, "bbox": [x1 - 1, y1 - 1, x2, y2],
+                 "colour": "rgb({},{},{})".format(*LABEL_COLOURS[label]), "text": LABEL_NAMES[label]}
+                for label, (x1, y1, x2, y2) in labels]
 
 
 __all__ = ["CENTRE", "LABEL_COLOURS", "LABEL_NAMES", "PCamAdapter"]

@@ -20,17 +20,20 @@ import cv2
 import numpy as np
 
 from app.datasets.base import (
+    ChartSpec,
+    DatasetAdapter,
     Image2D,
     IngestError,
     ItemRef,
     OverlayLayer,
     PatientRecord,
-    PixelDefaults,
     PixelError,
     ProgressFn,
     ScanResult,
     StudyRecord,
     View,
+    ViewerSpec,
+    Wording,
     no_progress,
 )
 from app.datasets.verse import labels as vl
@@ -48,11 +51,18 @@ LABEL_GAP_MM = 22.0  # from the centroid to the name: about a vertebral body's h
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
-class VerseAdapter(PixelDefaults):
+class VerseAdapter(DatasetAdapter):
     kind = "verse"
     facet_fields = ("split", "region", "vertebra", "vertebra_count", "ground_truth")
     cache_images = False  # whole volumes are cached (app.datasets.volumes)
     facet_order = {"vertebra": [vl.NAMES[label] for label in vl.SPINE_ORDER]}  # anatomical, not alphabetical
+    charts = (ChartSpec("crosstab", "Vertebrae with ground truth, per split", rows="vertebra", cols="split",
+                        named_series=False),)
+    wording = Wording(patient="subject")
+    viewer = ViewerSpec(spacing_maps_planes=True, centroid_slab_mm=CENTROID_SLAB_MM, label_gap_mm=LABEL_GAP_MM)
+    values_are_hu = True
+    has_volumes = True
+    volume_only = True
     filter_fields = ("patient",)
     facet_labels = {
         "split": {"train": "training", "val": "validation", "test": "test"},

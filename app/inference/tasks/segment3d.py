@@ -23,8 +23,6 @@ from app.inference.volume3d import SlidingWindow, to_canonical_axes, to_model_ax
 from app.metrics.vertebrae import identification_rate, label_centroids, per_label_dice
 from app.pixels import ItemTarget, PixelStore
 
-VOLUME_KINDS = ("verse", "dicom")
-
 
 def ground_truth_volume(pixels: PixelStore, target: ItemTarget, shape: tuple[int, ...]) -> np.ndarray | None:
     """The ground-truth label volume in the canonical frame, or None (no mask, unreadable, or another grid)."""

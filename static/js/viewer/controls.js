@@ -42,7 +42,9 @@ export function bindControls(v) {
   };
   const fit = () => v.update({ zoom: null, pan: null });
   const native = () => v.update({ zoom: 1 });
-  const setTool = (tool) => { v.tool = tool; v.pending = null; v.update({}); };
+  // W/L needs HU; measuring tools are the ones the kind offers (state.tools, from its adapter)
+  const offers = (tool) => tool === "pan" || (tool === "wl" ? s.ct : s.tools.includes(tool));
+  const setTool = (tool) => { if (!offers(tool)) return; v.tool = tool; v.pending = null; v.update({}); };
   v.deleteMeasurement = (id) => {
     v.measurements = v.measurements.filter((m) => m.id !== id);
     v.update({});
@@ -118,7 +120,7 @@ export function bindControls(v) {
     else if (lower === "m" && s.has_mask) setMaskMode(s.mask_mode === "contour" ? "fill" : "contour");
     else if (k === "[" || k === "]") { if (s.has_mask || s.predictions.length) setOpacity(s.opacity + (k === "]" ? OPACITY_STEP : -OPACITY_STEP)); }
     else if (lower in LAYER_KEYS) toggleLayer(LAYER_KEYS[lower]);
-    else if (lower in TOOL_KEYS && (lower !== "w" || s.ct)) setTool(TOOL_KEYS[lower]);
+    else if (lower in TOOL_KEYS && offers(TOOL_KEYS[lower])) setTool(TOOL_KEYS[lower]);
     else if (lower === "i") v.update({ invert: !s.invert }, { window: true });
     else if (lower === "f") fit();
     else if (lower === "n") native();

@@ -39,7 +39,7 @@ export class Viewer {
     if (isVolume(state)) {
       const { sagittal, coronal, axial } = state.planes;
       state.shape = [sagittal, coronal, axial]; // canonical (i, j, k) voxel counts
-      if (state.kind !== "verse") state.spacing = null; // map planes by the shown images' sizes instead
+      if (!state.spacing_maps_planes) state.spacing = null; // map planes by the shown images' sizes instead
       if (state.at) state.slice = state.at[PLANE_AXIS[state.plane]];
       else state.at = this.defaultCursor();
     }

@@ -1,8 +1,7 @@
 // The page URL mirrors the view (history.replaceState) so it can be shared and reloaded; parameters appear only
 // when they differ from the defaults, in a fixed order (the server validates the same names: app/web/item_page.py).
+// The render endpoint's mask defaults come with the state (`defaults`), never copied here.
 
-const DEFAULT_MASK_MODE = "fill"; // the render endpoint's defaults (app/render/service.py RenderParams)
-const DEFAULT_OPACITY = 0.4;
 const URL_DELAY_MS = 200; // a drag rewrites the URL at most this often (browsers throttle replaceState)
 
 export const num = (x) => String(Math.round(x * 1000) / 1000);
@@ -10,8 +9,8 @@ export const isVolume = (s) => Boolean(s.planes && Object.keys(s.planes).length)
 
 /** mask_mode and opacity, only when they differ from the render endpoint's defaults (as item_page.render_url). */
 export function setMaskParams(p, s) {
-  if (s.mask_mode !== DEFAULT_MASK_MODE) p.set("mask_mode", s.mask_mode);
-  if (s.opacity !== DEFAULT_OPACITY) p.set("opacity", num(s.opacity));
+  if (s.mask_mode !== s.defaults.mask_mode) p.set("mask_mode", s.mask_mode);
+  if (s.opacity !== s.defaults.opacity) p.set("opacity", num(s.opacity));
 }
 
 /** The query string of a view state. */

@@ -1,4 +1,7 @@
-"""Facet storage: single-valued facets that are item columns (split, label, sex) are counted and
+"""Facet storage, shared by the ingest driver (which counts facets at the end of an ingest) and the catalog (which
+filters and counts them live); it lives here, below both, so datasets never import the catalog.
+
+Single-valued facets that are item columns (split, label, sex) are counted and
 filtered on `items` directly; every other facet (multi-valued, or kind-specific such as lesion type,
 slide, vertebrae) lives in `item_facets`. Writing the column facets again as facet rows cost PCam's
 327,680-item ingest two extra rows per item for nothing."""

@@ -1,0 +1,92 @@
+"""The package layering of app/ (docs/architecture.md): which package may import which, function-local imports
+included, and no cycles. A new arrow that breaks it fails here, naming the importing module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+APP = Path(__file__).resolve().parents[2] / "app"
+
+# Package → the app packages it may import (top-level modules count as packages of their own name).
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "lru": set(),
+    "config": set(),
+    "imaging": set(),
+    "metrics": set(),
+    "db": {"errors", "config"},
+    "datasets": {"db", "imaging", "metrics", "errors", "config", "lru"},
+    "pixels": {"datasets", "db", "errors", "config", "lru", "imaging"},
+    "render": {"pixels", "datasets", "imaging", "errors", "lru", "config"},
+    "catalog": {"datasets", "db", "errors", "config", "imaging"},
+    "inference": {"pixels", "catalog", "datasets", "db", "imaging", "metrics", "errors", "config", "lru"},
+    "inference_device": {"inference"},
+    "api": {"render", "pixels", "catalog", "inference", "inference_device", "datasets", "db", "imaging",
+            "errors", "config"},
+    "web": {"api", "render", "pixels", "catalog", "inference", "datasets", "db", "imaging", "errors", "config"},
+    "demo_models": {"inference", "db", "config", "errors"},
+    "demo": {"datasets", "db", "config", "demo_models", "errors", "inference"},
+    "cli": {"config", "datasets", "db", "demo", "errors", "inference", "catalog"},
+    "main": {"api", "web", "catalog", "config", "datasets", "db", "errors", "inference", "pixels", "render"},
+}
+
+
+def package_of(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "app"
+
+
+def imports() -> list[tuple[str, str]]:
+    """(importing module, imported app module) for every import statement anywhere in a module."""
+    out = []
+    for path in APP.rglob("*.py"):
+        module = ".".join(path.relative_to(APP.parent).with_suffix("").parts).removesuffix(".__init__")
+        package_parts = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package_parts[:len(package_parts) - (node.level - 1)]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                names = [target]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            out += [(module, name) for name in names if name == "app" or name.startswith("app.")]
+    return out
+
+
+def test_every_package_is_declared():
+    packages = {package_of(m) for m, _ in imports()} - {"app", "__init__"}
+    assert packages <= set(ALLOWED), f"declare the layer of {sorted(packages - set(ALLOWED))} in ALLOWED"
+
+
+def test_imports_follow_the_layers():
+    wrong = sorted(f"{m} imports {t}" for m, t in imports()
+                   if package_of(m) in ALLOWED and package_of(t) != package_of(m)
+                   and package_of(t) not in ALLOWED[package_of(m)] and t != "app")
+    assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
+
+
+def test_no_package_cycles():
+    edges: dict[str, set[str]] = {}
+    for m, t in imports():
+        if package_of(m) != package_of(t):
+            edges.setdefault(package_of(m), set()).add(package_of(t))
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, stack = set(), [start]
+        while stack:
+            for nxt in edges.get(stack.pop(), ()):
+                if nxt == goal:
+                    return True
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        return False
+
+    cycles = sorted(f"{a} <-> {b}" for a in edges for b in edges[a] if a < b and reaches(b, a))
+    assert not cycles, f"package import cycles: {cycles}"
