@@ -42,6 +42,13 @@ class Settings(BaseSettings):
                                         "before answering 202 and finishing in the background.")
     job_heartbeat_seconds: float = Field(10.0, gt=0, description="How often a running job's worker says it is alive.")
     job_stale_seconds: float = Field(60.0, gt=0, description="A running job silent this long is taken over.")
+    secret_key: str = Field("", repr=False, description="Key that signs session cookies and CSRF tokens; generated "
+                            "into the data dir (secret_key, mode 0600) when empty. Set it when several hosts serve.")
+    public_read: bool = Field(False, description="Let anyone read pages and APIs without signing in "
+                              "(writes still need a user with the right role).")
+    session_max_age_hours: float = Field(12, gt=0, description="A sign-in lasts this long.")
+    login_max_failures: int = Field(5, ge=1, description="Failed sign-ins per username in 15 minutes before "
+                                    "further attempts are refused for a while (4x that per client address).")
 
     @field_validator("device")
     @classmethod
