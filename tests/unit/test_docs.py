@@ -128,8 +128,8 @@ def cli_commands() -> dict[str, set[str]]:
                     flags = {o for a in sub._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
                     out[f"{prefix} {name}"] = flags
                     walk(sub, f"{prefix} {name}")
-            elif not action.option_strings and action.choices and prefix != "medview":
-                for choice in action.choices:  # positional choices: `medview db upgrade|downgrade`
+            elif not action.option_strings and action.choices and prefix != "medview" and action.dest != "role":
+                for choice in action.choices:  # positional verbs: `medview db upgrade|downgrade` (not a ROLE value)
                     out[f"{prefix} {choice}"] = set()
 
     walk(build_parser(), "medview")

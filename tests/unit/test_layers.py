@@ -16,6 +16,8 @@ ALLOWED: dict[str, set[str]] = {
     "imaging": set(),
     "metrics": set(),
     "db": {"errors", "config"},
+    "audit": {"db", "errors", "config"},
+    "accounts": {"audit", "db", "errors", "config"},
     "datasets": {"db", "imaging", "metrics", "errors", "config", "lru"},
     "pixels": {"datasets", "db", "errors", "config", "lru", "imaging"},
     "render": {"pixels", "datasets", "imaging", "errors", "lru", "config"},
@@ -27,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "web": {"api", "render", "pixels", "catalog", "inference", "datasets", "db", "imaging", "errors", "config"},
     "demo_models": {"inference", "db", "config", "errors"},
     "demo": {"datasets", "db", "config", "demo_models", "errors", "inference"},
-    "cli": {"config", "datasets", "db", "demo", "errors", "inference", "catalog"},
+    "cli": {"accounts", "config", "datasets", "db", "demo", "errors", "inference", "catalog"},
     "main": {"api", "web", "catalog", "config", "datasets", "db", "errors", "inference", "pixels", "render"},
 }
 
