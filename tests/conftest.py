@@ -19,19 +19,30 @@ from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.db.migrate import upgrade
+from tests.helpers.realdata import REALDATA
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
-if not REALDATA.exists():
-    REALDATA = Path(__file__).resolve().parents[1].parent / "shared" / "realdata"
 PG_URL = os.environ.get("MEDVIEW_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
 
-def realdata(*parts: str) -> Path:
-    """A path in ../shared/realdata, skipping the test when the samples are not on this machine."""
-    path = REALDATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"real sample {path} not present")
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("realdata") and not REALDATA.is_dir():
+        pytest.skip(f"real samples not present at {REALDATA} (../shared/realdata or MEDVIEW_REALDATA_DIR)")
+
+
+@pytest.fixture
+def realdata(request: pytest.FixtureRequest):
+    """`realdata(*parts)`: a path in the real samples, skipping the test when it is not on this machine.
+    Only for tests marked `realdata`, so that every other test runs on generated data."""
+    if request.node.get_closest_marker("realdata") is None:
+        pytest.fail(f"{request.node.nodeid} reads the real samples: mark it @pytest.mark.realdata", pytrace=False)
+
+    def path(*parts: str) -> Path:
+        found = REALDATA.joinpath(*parts)
+        if not found.exists():
+            pytest.skip(f"real sample {found} not present")
+        return found
+
     return path
 
 

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from app.datasets.ingest import ingest_path
-from tests.conftest import realdata
+
+pytestmark = pytest.mark.realdata
 
 
 @pytest.fixture
-def real(engine, settings):
+def real(engine, settings, realdata):
     root = realdata("deeplesion")
     report = ingest_path(engine, settings, root, kind="deeplesion", name="real")
     with (root / "DL_info.csv").open() as fh:

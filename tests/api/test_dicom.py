@@ -20,7 +20,6 @@ from app.datasets.dicom.adapter import DicomAdapter
 from app.datasets.dicom.synth import generate_dicom
 from app.datasets.ingest import ingest_path
 from app.datasets.registry import detect_kind
-from tests.conftest import realdata
 
 MPEG2 = "1.2.840.10008.1.2.4.100"
 
@@ -314,7 +313,7 @@ def test_folder_without_dicom_images_is_refused(engine, settings, tmp_path):
 # -- real samples ---------------------------------------------------------------------------------
 
 @pytest.mark.realdata
-def test_real_jpeg2000_series_without_extensions(engine, settings, client):
+def test_real_jpeg2000_series_without_extensions(engine, settings, client, realdata):
     root = realdata("dicom_ct", "totalsegmentator_example_ct_dicom")
     files = sorted((pydicom.dcmread(p) for p in root.iterdir()), key=lambda d: float(d.ImagePositionPatient[2]))
     assert files[0].file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.90"
@@ -334,7 +333,7 @@ def test_real_jpeg2000_series_without_extensions(engine, settings, client):
 
 
 @pytest.mark.realdata
-def test_real_single_slice_and_two_slice_series(engine, settings, client):
+def test_real_single_slice_and_two_slice_series(engine, settings, client, realdata):
     root = realdata("dicom_ct")
     report = ingest_path(engine, settings, root, kind="dicom", name="real")
     assert report.items == 3  # CT_small alone, the two rt-utils slices together, the TotalSegmentator series

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from app.datasets.ingest import ingest_path
-from tests.conftest import realdata
 
 
 @pytest.fixture
-def item_id(engine, settings, client):
-    report = ingest_path(engine, settings, realdata("deeplesion"), kind="deeplesion", name="real")
-    return client.get(f"/api/datasets/{report.dataset_id}/items", params={"limit": 1}).json()["items"][0]["id"]
+def item_id(client, ingested):
+    """A key slice of the generated DeepLesion sample."""
+    return client.get(f"/api/datasets/{ingested.dataset_id}/items", params={"limit": 1}).json()["items"][0]["id"]
 
 
 def test_health(client):
@@ -62,11 +61,11 @@ def test_bad_item_queries(client, item_id, params, fragment):
     assert r.status_code == 400 and fragment in r.json()["detail"]
 
 
-def test_pixel_file_gone_is_a_clear_404(client, engine, settings, tmp_path):
+def test_pixel_file_gone_is_a_clear_404(client, engine, settings, tmp_path, deeplesion_sample):
     import shutil
 
     root = tmp_path / "dl"
-    shutil.copytree(realdata("deeplesion"), root)
+    shutil.copytree(deeplesion_sample.root, root)
     report = ingest_path(engine, settings, root, kind="deeplesion", name="copy")
     item = client.get(f"/api/datasets/{report.dataset_id}/items", params={"limit": 1}).json()["items"][0]
     (root / "Images_png" / item["key"][:12] / item["key"][13:]).unlink()

@@ -19,7 +19,6 @@ from app.datasets.base import IngestError
 from app.datasets.imagefolder.synth import generate_imagefolder
 from app.datasets.ingest import ingest_path
 from app.datasets.registry import detect_kind
-from tests.conftest import realdata
 
 
 @pytest.fixture(scope="session")
@@ -109,8 +108,9 @@ def test_class_folder_layouts(engine, settings, client, tmp_path, split_folders)
                                      if split_folders else {})
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("dataset", ["bone_marrow", "endo", "isic"])
-def test_real_sparsam_split_files(engine, settings, client, tmp_path, dataset):
+def test_real_sparsam_split_files(engine, settings, client, tmp_path, dataset, realdata):
     """The first 300 rows of the real file, verbatim; images generated at their paths except every 7th."""
     real = realdata("sparsam", "splits", dataset, "test.csv")
     root = tmp_path / dataset

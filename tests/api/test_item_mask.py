@@ -5,6 +5,7 @@ view, and a 404 that says why when there is no mask."""
 from __future__ import annotations
 
 import gzip
+import shutil
 
 import cv2
 import nibabel as nib
@@ -104,7 +105,7 @@ def test_items_without_a_mask_are_a_404_that_says_why(client, ingested):
     assert "no ground-truth mask" in detail and "deeplesion" in detail and "recist" in detail
 
 
-def test_bad_mask_requests(client, engine, settings, verse_tree, bis5k_tree):
+def test_bad_mask_requests(client, engine, settings, verse_tree, bis5k_tree, tmp_path):
     report = ingest_path(engine, settings, verse_tree.root, kind="verse", name="verse")
     ids = item_ids(client, report.dataset_id)
     subject = next(s for s in verse_tree.subjects if not s.mask_mismatch)
@@ -118,15 +119,12 @@ def test_bad_mask_requests(client, engine, settings, verse_tree, bis5k_tree):
     r = client.get(f"/api/items/{ids[bad.key]}/mask")
     assert r.status_code == 404 and r.json()["detail"].endswith("no ground-truth mask (verse item with only "
                                                                 "centroid annotations)")
-    # a BIS5k mask file broken after ingest: 404 naming the file and the problem
-    rep = ingest_path(engine, settings, bis5k_tree.root, kind="bis5k", name="bis5k")
+    # a BIS5k mask file broken after ingest: 404 naming the file and the problem (in a copy: the sample is shared)
+    root = tmp_path / "BIS5k"
+    shutil.copytree(bis5k_tree.root, root)
+    rep = ingest_path(engine, settings, root, kind="bis5k", name="bis5k")
     tile = bis5k_tree.images[0]
-    path = bis5k_tree.root / tile.mask
-    original = path.read_bytes()
-    try:
-        path.write_bytes(gzip.compress(b"not a png"))
-        r = client.get(f"/api/items/{item_ids(client, rep.dataset_id)[tile.image]}/mask")
-        assert r.status_code == 404, r.text
-        assert tile.mask in r.json()["detail"]
-    finally:
-        path.write_bytes(original)
+    (root / tile.mask).write_bytes(gzip.compress(b"not a png"))
+    r = client.get(f"/api/items/{item_ids(client, rep.dataset_id)[tile.image]}/mask")
+    assert r.status_code == 404, r.text
+    assert tile.mask in r.json()["detail"]

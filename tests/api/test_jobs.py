@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,82 +15,36 @@ from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sqlalchemy import func, select, update
 
 from app.cli import main as cli_main
-from app.datasets.ingest import ingest_path
-from app.datasets.pcam import pixels
-from app.datasets.pcam.synth import generate_pcam
-from app.db.models import Item, Job, Prediction
+from app.db.models import Job, Prediction
 from app.db.session import make_session_factory
 from app.inference.jobs import create_predict_job, run_job
 from app.inference.registry import RuntimeCache
 from app.main import create_app
-from tests.api.test_models_predict import card_yaml, classifier_onnx, register
+from tests.helpers.api import register, wait_finished
+from tests.helpers.pcam import BATCH, TRAIN, card_yaml, classifier_onnx, item_ids, predictions
 
 REDIS_URL = os.environ.get("MEDVIEW_TEST_REDIS_URL", "")
-BATCH = 5
-TRAIN = 12  # train items of the sample; 3 batches of BATCH
-
-
-@pytest.fixture(scope="module")
-def pcam_root(tmp_path_factory) -> Path:
-    return generate_pcam(tmp_path_factory.mktemp("pcam-jobs") / "pcam", n_per_split=(TRAIN, 4, 4), seed=2).root
 
 
 @pytest.fixture
 def settings(make_settings):
+    """Jobs write BATCH items at a time: the train split of the sample takes 3 batches."""
     return make_settings(inference_batch=BATCH)
 
 
-@pytest.fixture
-def dataset_id(engine, settings, pcam_root) -> int:
-    pixels.close_all()
-    return ingest_path(engine, settings, pcam_root, kind="pcam", name="pcam").dataset_id
-
-
-@pytest.fixture
-def model_id(client, tmp_path) -> int:
-    r = register(client, classifier_onnx(tmp_path / "pcam_baseline.onnx"), card_yaml())
-    assert r.status_code == 201, r.text
-    return r.json()["id"]
-
-
-def wait_finished(client, job_id: int, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = client.get(f"/api/jobs/{job_id}").json()
-        if body["status"] not in ("queued", "running"):
-            return body
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} still {body['status']} after {timeout} s")
-
-
-def item_ids(engine, dataset_id: int, split: str | None = None) -> list[int]:
-    stmt = select(Item.id).where(Item.dataset_id == dataset_id).order_by(Item.id)
-    if split:
-        stmt = stmt.where(Item.split == split)
-    with make_session_factory(engine)() as session:
-        return list(session.scalars(stmt))
-
-
-def predictions(engine, model_id: int) -> dict[int, Prediction]:
-    with make_session_factory(engine)() as session:
-        rows = session.scalars(select(Prediction).where(Prediction.model_id == model_id)).all()
-        session.expunge_all()
-    return {p.item_id: p for p in rows}
-
-
-def test_predict_job_in_process(client, engine, dataset_id, model_id):
-    r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id,
+def test_predict_job_in_process(client, engine, pcam_dataset_id, pcam_model_id):
+    r = client.post("/api/jobs", json={"kind": "predict", "model_id": pcam_model_id, "dataset_id": pcam_dataset_id,
                                        "filters": {"split": "train"}})
     assert r.status_code == 202, r.text
     job = wait_finished(client, r.json()["id"])
     assert {k: job[k] for k in ("id", "kind", "status", "done", "total", "error")} == {
         "id": r.json()["id"], "kind": "predict", "status": "done", "done": TRAIN, "total": TRAIN, "error": None}
 
-    stored = predictions(engine, model_id)
-    train = item_ids(engine, dataset_id, "train")
+    stored = predictions(engine, pcam_model_id)
+    train = item_ids(engine, pcam_dataset_id, "train")
     assert sorted(stored) == train  # exactly the filtered items
     for item_id in train:  # the same outputs as the single-item endpoint
-        single = client.post(f"/api/items/{item_id}/predict", json={"model_id": model_id}).json()
+        single = client.post(f"/api/items/{item_id}/predict", json={"model_id": pcam_model_id}).json()
         batch = stored[item_id]
         np.testing.assert_allclose(batch.outputs["probabilities"], single["outputs"]["probabilities"],
                                    rtol=1e-5, atol=1e-6)
@@ -101,62 +53,62 @@ def test_predict_job_in_process(client, engine, dataset_id, model_id):
         assert batch.metrics["nll"] == pytest.approx(single["metrics"]["nll"], rel=1e-5, abs=1e-6)
 
     # a second job over everything skips the train items already predicted
-    r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id})
+    r = client.post("/api/jobs", json={"kind": "predict", "model_id": pcam_model_id, "dataset_id": pcam_dataset_id})
     job = wait_finished(client, r.json()["id"])
     assert (job["status"], job["done"], job["total"]) == ("done", 20, 20)
-    assert sorted(predictions(engine, model_id)) == item_ids(engine, dataset_id)
+    assert sorted(predictions(engine, pcam_model_id)) == item_ids(engine, pcam_dataset_id)
 
 
-def test_cancel(client, app, engine, settings, dataset_id, model_id):
+def test_cancel(client, app, engine, settings, pcam_dataset_id, pcam_model_id):
     with app.state.session_factory() as session:
-        job_id = create_predict_job(session, model_id, dataset_id, {"split": ["train", "valid"]}).id
+        job_id = create_predict_job(session, pcam_model_id, pcam_dataset_id, {"split": ["train", "valid"]}).id
     r = client.post(f"/api/jobs/{job_id}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     app.state.queue.submit(job_id)  # the worker finds it cancelled and leaves it
     assert run_job(engine, settings, RuntimeCache(), job_id) == "cancelled"
     job = wait_finished(client, job_id)
     assert (job["status"], job["total"]) == ("cancelled", TRAIN + 4)
-    assert predictions(engine, model_id) == {}
+    assert predictions(engine, pcam_model_id) == {}
     assert client.post(f"/api/jobs/{job_id}/cancel").json()["status"] == "cancelled"  # idempotent
 
     # cancelled between batches by the caller
     with app.state.session_factory() as session:
-        job_id = create_predict_job(session, model_id, dataset_id, {"split": "train"}).id
+        job_id = create_predict_job(session, pcam_model_id, pcam_dataset_id, {"split": "train"}).id
     calls = []
     assert run_job(engine, settings, RuntimeCache(), job_id, lambda: calls.append(1) or len(calls) > 1) == "cancelled"
     job = client.get(f"/api/jobs/{job_id}").json()
     assert (job["status"], job["done"], job["total"]) == ("cancelled", BATCH, TRAIN)
-    assert len(predictions(engine, model_id)) == BATCH < TRAIN
+    assert len(predictions(engine, pcam_model_id)) == BATCH < TRAIN
 
-    r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id,
+    r = client.post("/api/jobs", json={"kind": "predict", "model_id": pcam_model_id, "dataset_id": pcam_dataset_id,
                                        "filters": {"split": "test"}})
     assert wait_finished(client, r.json()["id"])["status"] == "done"
     r = client.post(f"/api/jobs/{r.json()['id']}/cancel")
     assert r.status_code == 409 and "already finished" in r.json()["detail"]
 
 
-def test_cancel_through_the_api_while_running(client, app, engine, settings, dataset_id, model_id):
+def test_cancel_through_the_api_while_running(client, app, engine, settings, pcam_dataset_id, pcam_model_id):
     """A cancel arriving mid-job stops it at its next batch write: that batch is kept, no further batch runs."""
     with app.state.session_factory() as session:
-        job_id = create_predict_job(session, model_id, dataset_id, {"split": "train"}).id
+        job_id = create_predict_job(session, pcam_model_id, pcam_dataset_id, {"split": "train"}).id
 
     def cancel_after_first_batch(done, total):
         if done == BATCH:
             assert client.post(f"/api/jobs/{job_id}/cancel").json()["status"] == "cancelled"
 
     assert run_job(engine, settings, RuntimeCache(), job_id, progress=cancel_after_first_batch) == "cancelled"
-    assert len(predictions(engine, model_id)) == 2 * BATCH  # the batch running when the cancel came is kept
+    assert len(predictions(engine, pcam_model_id)) == 2 * BATCH  # the batch running when the cancel came is kept
     job = client.get(f"/api/jobs/{job_id}").json()
     assert (job["status"], job["done"]) == ("cancelled", BATCH)
 
 
-def test_resume_after_crash(client, app, engine, settings, dataset_id, model_id):
+def test_resume_after_crash(client, app, engine, settings, pcam_dataset_id, pcam_model_id):
     with app.state.session_factory() as session:
-        job_id = create_predict_job(session, model_id, dataset_id, {"split": "train"}).id
+        job_id = create_predict_job(session, pcam_model_id, pcam_dataset_id, {"split": "train"}).id
     calls = []
     # the "crash": the job stops after its first batch
     run_job(engine, settings, RuntimeCache(), job_id, lambda: calls.append(1) or len(calls) > 1)
-    first = predictions(engine, model_id)
+    first = predictions(engine, pcam_model_id)
     assert len(first) == BATCH
     with app.state.session_factory() as session:
         session.execute(update(Job).where(Job.id == job_id).values(status="running"))
@@ -165,8 +117,8 @@ def test_resume_after_crash(client, app, engine, settings, dataset_id, model_id)
     seen = []
     assert run_job(engine, settings, RuntimeCache(), job_id, progress=lambda d, t: seen.append((d, t))) == "done"
     assert seen == [(BATCH, TRAIN), (2 * BATCH, TRAIN), (TRAIN, TRAIN)]
-    after = predictions(engine, model_id)
-    assert sorted(after) == item_ids(engine, dataset_id, "train")
+    after = predictions(engine, pcam_model_id)
+    assert sorted(after) == item_ids(engine, pcam_dataset_id, "train")
     for item_id, p in first.items():  # not recomputed
         assert (after[item_id].id, after[item_id].created_at) == (p.id, p.created_at)
     with app.state.session_factory() as session:
@@ -178,21 +130,21 @@ def test_resume_after_crash(client, app, engine, settings, dataset_id, model_id)
     assert run_job(engine, settings, RuntimeCache(), job_id) == "done"  # nothing to do again
 
 
-def test_unfinished_jobs_resume_at_startup(app, engine, settings, dataset_id, tmp_path):
+def test_unfinished_jobs_resume_at_startup(app, engine, settings, pcam_dataset_id, tmp_path):
     with TestClient(app) as client:
         r = register(client, classifier_onnx(tmp_path / "m.onnx"), card_yaml())
         model_id = r.json()["id"]
     with make_session_factory(engine)() as session:
-        job_id = create_predict_job(session, model_id, dataset_id, {"split": "valid"}).id  # never submitted
+        job_id = create_predict_job(session, model_id, pcam_dataset_id, {"split": "valid"}).id  # never submitted
     with TestClient(create_app(settings)) as client:
         job = wait_finished(client, job_id)
     assert (job["status"], job["done"]) == ("done", 4)
 
 
-def test_bad_jobs(client, dataset_id, model_id, tmp_path):
+def test_bad_jobs(client, pcam_dataset_id, pcam_model_id, tmp_path):
     def post(**body):
-        return client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id,
-                                              **body})
+        return client.post("/api/jobs", json={"kind": "predict", "model_id": pcam_model_id,
+                                              "dataset_id": pcam_dataset_id, **body})
 
     r = post(model_id=9999)
     assert r.status_code == 404 and "model 9999" in r.json()["detail"]
@@ -210,48 +162,48 @@ def test_bad_jobs(client, dataset_id, model_id, tmp_path):
     assert client.post("/api/jobs/9999/cancel").status_code == 404
 
 
-def test_cli_predict(monkeypatch, capsys, client, engine, settings, dataset_id, model_id):
+def test_cli_predict(monkeypatch, capsys, client, engine, settings, pcam_dataset_id, pcam_model_id):
     for name in ("database_url", "data_dir", "data_roots"):
         monkeypatch.setenv(f"MEDVIEW_{name.upper()}", str(getattr(settings, name)))
     assert cli_main(["predict", "--model", "pcam-baseline", "--dataset", "pcam", "--split", "valid", "--quiet"]) == 0
     summary = capsys.readouterr().out
     assert "done" in summary and "4/4 items" in summary
-    assert sorted(predictions(engine, model_id)) == item_ids(engine, dataset_id, "valid")
+    assert sorted(predictions(engine, pcam_model_id)) == item_ids(engine, pcam_dataset_id, "valid")
     assert cli_main(["predict", "--model", "pcam-baseline", "--dataset", "pcam", "--organ", "liver"]) == 2
     assert "unknown filter 'organ'" in capsys.readouterr().err
     assert cli_main(["predict", "--model", "nope", "--dataset", "pcam"]) == 2
     assert "no model named 'nope'" in capsys.readouterr().err
 
 
-def test_jobs_on_selected_ids_and_the_job_list(client, engine, dataset_id, model_id):
+def test_jobs_on_selected_ids_and_the_job_list(client, engine, pcam_dataset_id, pcam_model_id):
     """`id` / `exclude_id` pseudo-filters narrow a job to a grid selection; GET /api/jobs lists a dataset's jobs."""
-    train = item_ids(engine, dataset_id, "train")
+    train = item_ids(engine, pcam_dataset_id, "train")
     chosen, skipped = train[:3], train[3:5]
-    r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id,
+    r = client.post("/api/jobs", json={"kind": "predict", "model_id": pcam_model_id, "dataset_id": pcam_dataset_id,
                                        "filters": {"split": "train", "id": chosen}})
     assert r.status_code == 202, r.text
     first = wait_finished(client, r.json()["id"])
     assert (first["status"], first["total"]) == ("done", 3)
-    assert sorted(predictions(engine, model_id)) == chosen
-    r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id,
+    assert sorted(predictions(engine, pcam_model_id)) == chosen
+    r = client.post("/api/jobs", json={"kind": "predict", "model_id": pcam_model_id, "dataset_id": pcam_dataset_id,
                                        "filters": {"split": "train", "exclude_id": skipped}})
     second = wait_finished(client, r.json()["id"])
     assert (second["status"], second["total"], second["done"]) == ("done", TRAIN - 2, TRAIN - 2)
-    assert sorted(predictions(engine, model_id)) == sorted(set(train) - set(skipped))
-    listed = client.get("/api/jobs", params={"dataset_id": dataset_id}).json()
+    assert sorted(predictions(engine, pcam_model_id)) == sorted(set(train) - set(skipped))
+    listed = client.get("/api/jobs", params={"dataset_id": pcam_dataset_id}).json()
     assert [j["id"] for j in listed] == [second["id"], first["id"]]
     assert listed[0]["model_name"] == "pcam-baseline"
-    assert client.get("/api/jobs", params={"dataset_id": dataset_id + 999}).json() == []
+    assert client.get("/api/jobs", params={"dataset_id": pcam_dataset_id + 999}).json() == []
     for filters, fragment in (({"id": ["x1"]}, "'x1' is not an item id"),
                               ({"exclude_id": [-1]}, "'-1' is not an item id")):
-        r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id,
+        r = client.post("/api/jobs", json={"kind": "predict", "model_id": pcam_model_id, "dataset_id": pcam_dataset_id,
                                            "filters": filters})
         assert r.status_code == 400 and fragment in r.json()["detail"], r.text
     assert client.get("/api/jobs", params={"limit": 0}).status_code == 400
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="MEDVIEW_TEST_REDIS_URL not set")
-def test_redis_worker(make_settings, settings, database_url, engine, dataset_id, tmp_path):
+def test_redis_worker(make_settings, settings, database_url, engine, pcam_dataset_id, tmp_path):
     if not database_url.startswith("sqlite"):
         pytest.skip("the worker process shares this test's SQLite file")
     import redis
@@ -268,12 +220,12 @@ def test_redis_worker(make_settings, settings, database_url, engine, dataset_id,
         with TestClient(create_app(make_settings(queue_url=REDIS_URL, inference_batch=BATCH))) as client:
             r = register(client, classifier_onnx(tmp_path / "m.onnx"), card_yaml())
             model_id = r.json()["id"]
-            r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id,
+            r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": pcam_dataset_id,
                                                "filters": {"split": "train"}})
             assert r.status_code == 202
             job = wait_finished(client, r.json()["id"])
         assert (job["status"], job["done"], job["total"]) == ("done", TRAIN, TRAIN), job
-        assert sorted(predictions(engine, model_id)) == item_ids(engine, dataset_id, "train")
+        assert sorted(predictions(engine, model_id)) == item_ids(engine, pcam_dataset_id, "train")
     finally:
         worker.terminate()
         _, stderr = worker.communicate(timeout=30)
@@ -282,13 +234,6 @@ def test_redis_worker(make_settings, settings, database_url, engine, dataset_id,
 
 
 # ---- evaluation: classification metrics over the predicted items, against scikit-learn ----
-
-@pytest.fixture
-def predicted(client, dataset_id, model_id):
-    job = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id})
-    assert wait_finished(client, job.json()["id"])["status"] == "done"
-    return dataset_id, model_id
-
 
 def truth_and_probabilities(client, dataset_id, **filters):
     page = client.get(f"/api/datasets/{dataset_id}/items", params={"limit": 500, **filters}).json()["items"]
@@ -300,8 +245,8 @@ def truth_and_probabilities(client, dataset_id, **filters):
     return np.array(y), np.array(p)
 
 
-def test_evaluation_matches_sklearn(client, predicted):
-    dataset_id, model_id = predicted
+def test_evaluation_matches_sklearn(client, pcam_predicted):
+    dataset_id, model_id = pcam_predicted
     body = client.get(f"/api/models/{model_id}/evaluation", params={"dataset_id": dataset_id}).json()
     y, p = truth_and_probabilities(client, dataset_id)
     assert body["n"] == body["predicted"] == len(y) == 20
@@ -311,8 +256,8 @@ def test_evaluation_matches_sklearn(client, predicted):
     assert sum(map(sum, body["confusion_matrix"])) == len(y)
 
 
-def test_evaluation_follows_filters_and_rejects_bad_input(client, predicted):
-    dataset_id, model_id = predicted
+def test_evaluation_follows_filters_and_rejects_bad_input(client, pcam_predicted):
+    dataset_id, model_id = pcam_predicted
     body = client.get(f"/api/models/{model_id}/evaluation", params={"dataset_id": dataset_id, "split": "train"})
     y, p = truth_and_probabilities(client, dataset_id, split="train")
     assert body.json()["n"] == len(y) == 12

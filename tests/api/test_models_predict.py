@@ -13,33 +13,11 @@ import yaml
 from sqlalchemy import func, select
 
 from app.cli import main as cli_main
-from app.datasets.ingest import ingest_path
-from app.datasets.pcam import pixels
-from app.datasets.pcam.synth import file_name, generate_pcam
+from app.datasets.pcam.synth import file_name
 from app.db.models import Item, Model, Prediction
 from app.db.session import make_session_factory
-from tests.onnx_models import centre_mean_classifier
-
-W = np.array([[2.0, -3.0]], dtype=np.float32)  # logits = mean(normalised centre 32×32, all channels) · W + B
-B = np.array([0.5, 1.0], dtype=np.float32)
-SCALE, MEAN, STD = 1 / 255, [0.5, 0.4, 0.3], [0.25, 0.2, 0.5]
-
-
-def classifier_onnx(path: Path, classes: int = 2) -> Path:
-    """[N, 3, 96, 96] → logits [N, classes] from the mean of the centre 32×32 region."""
-    return centre_mean_classifier(path, W, B, classes, name="pcam-classifier")
-
-
-def card(name: str = "pcam-baseline", applies_to: tuple[str, ...] = ("pcam",), **changes) -> dict:
-    data = {"name": name, "task": "classify",
-            "input": {"layout": "NCHW", "size": [96, 96], "channels": 3, "scale": SCALE, "mean": MEAN, "std": STD},
-            "output": {"kind": "logits", "classes": ["normal", "tumor"]}, "applies_to": list(applies_to)}
-    data.update(changes)
-    return data
-
-
-def card_yaml(**kw) -> str:
-    return yaml.safe_dump(card(**kw), sort_keys=False)
+from tests.helpers.api import register
+from tests.helpers.pcam import MEAN, SCALE, STD, B, W, card, card_yaml, classifier_onnx
 
 
 def expected_probabilities(patch: np.ndarray) -> np.ndarray:
@@ -50,25 +28,9 @@ def expected_probabilities(patch: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-@pytest.fixture(scope="module")
-def pcam_root(tmp_path_factory) -> Path:
-    return generate_pcam(tmp_path_factory.mktemp("pcam-models") / "pcam", n_per_split=(12, 4, 4), seed=2).root
-
-
 @pytest.fixture
 def onnx_file(tmp_path) -> Path:
     return classifier_onnx(tmp_path / "pcam_baseline.onnx")
-
-
-@pytest.fixture
-def dataset_id(engine, settings, pcam_root) -> int:
-    pixels.close_all()
-    return ingest_path(engine, settings, pcam_root, kind="pcam", name="pcam").dataset_id
-
-
-def register(client, path: Path, card_text: str, card_name: str = "card.yaml"):
-    return client.post("/api/models", files={"file": (path.name, path.read_bytes(), "application/octet-stream"),
-                                             "card": (card_name, card_text.encode(), "application/x-yaml")})
 
 
 def items(engine, dataset_id: int) -> list[Item]:
@@ -81,7 +43,7 @@ def h5_patch(root: Path, split: str, index: int) -> np.ndarray:
         return f["x"][index]
 
 
-def test_register_predict_and_show(client, engine, settings, dataset_id, onnx_file, pcam_root):
+def test_register_predict_and_show(client, engine, settings, pcam_dataset_id, onnx_file, pcam_root):
     r = register(client, onnx_file, card_yaml())
     assert r.status_code == 201, r.text
     model = r.json()
@@ -93,7 +55,7 @@ def test_register_predict_and_show(client, engine, settings, dataset_id, onnx_fi
     assert detail["device"] == "cpu" == client.get("/api/health").json()["device"]
     assert detail["card"]["output"]["classes"] == ["normal", "tumor"]
 
-    rows = items(engine, dataset_id)
+    rows = items(engine, pcam_dataset_id)
     outcomes = set()
     for item in rows:
         r = client.post(f"/api/items/{item.id}/predict", json={"model_id": model["id"]})
@@ -131,7 +93,7 @@ def test_card_as_text_field_and_json(client, onnx_file):
     assert [m["name"] for m in client.get("/api/models").json()] == ["as-text", "as-json"]
 
 
-def test_bad_models_and_cards(client, engine, settings, dataset_id, onnx_file, tmp_path):
+def test_bad_models_and_cards(client, engine, settings, pcam_dataset_id, onnx_file, tmp_path):
     three = classifier_onnx(tmp_path / "three.onnx", classes=3)
     r = register(client, three, card_yaml())
     assert r.status_code == 400
@@ -161,7 +123,7 @@ def test_bad_models_and_cards(client, engine, settings, dataset_id, onnx_file, t
     assert [p.name for p in (Path(settings.data_dir) / "models").iterdir()] == [str(first.json()["id"])]
 
     other = register(client, onnx_file, card_yaml(name="lesions-only", applies_to=("bis5k",))).json()
-    item = items(engine, dataset_id)[0]
+    item = items(engine, pcam_dataset_id)[0]
     r = client.post(f"/api/items/{item.id}/predict", json={"model_id": other["id"]})
     assert r.status_code == 400 and "bis5k" in r.json()["detail"] and "pcam" in r.json()["detail"]
 

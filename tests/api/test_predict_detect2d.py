@@ -19,8 +19,7 @@ from app.inference.card import card_from_text
 from app.inference.tasks import TaskContext
 from app.inference.tasks.detect2d import Detect2dTask
 from app.pixels import PixelStore
-from tests.api.test_jobs import wait_finished
-from tests.api.test_models_predict import register
+from tests.helpers.api import register, wait_finished
 from tests.onnx_models import constant_detector
 
 SIZE = 256  # model pixels; the key slices are 512 × 512, so image coordinates are model coordinates × 2

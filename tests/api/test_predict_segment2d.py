@@ -13,40 +13,13 @@ import yaml
 from sqlalchemy import select
 
 from app.cli import main as cli_main
-from app.datasets.bis5k.synth import generate_bis5k
-from app.datasets.ingest import ingest_path
 from app.db.models import Item, ItemMetric, Prediction
 from app.db.session import make_session_factory
 from app.imaging.labels import decode_label_png
 from app.metrics.segmentation import e_measure, mae, s_measure, weighted_f_measure
-from tests.api.test_jobs import wait_finished
-from tests.api.test_models_predict import register
+from tests.helpers.api import register, wait_finished
+from tests.helpers.bis5k import GAIN, SIZE, THRESHOLD, card, gt_mask, items
 from tests.onnx_models import threshold_segmenter, threshold_segmenter_3d
-
-SIZE = 256
-THRESHOLD = 0.86  # near-white lumens (≈0.96) above, stroma and nuclei below
-GAIN = 50.0
-NO_MASK = "formal_train/masks/bis_he_id2.png"  # deleted: that image is indexed without ground truth
-
-
-def card(name: str = "bis-threshold", **changes) -> str:
-    data = {"name": name, "task": "segment2d",
-            "input": {"layout": "NCHW", "size": [SIZE, SIZE], "channels": 3, "scale": 1 / 255},
-            "output": {"kind": "mask_logits", "classes": ["background", "gland"]}, "applies_to": ["bis5k"]}
-    data.update(changes)
-    return yaml.safe_dump(data, sort_keys=False)
-
-
-@pytest.fixture(scope="module")
-def bis_root(tmp_path_factory) -> Path:
-    sample = generate_bis5k(tmp_path_factory.mktemp("bis-seg") / "bis5k", n_train=4, n_test=2, seed=4)
-    (sample.root / NO_MASK).unlink()
-    return sample.root
-
-
-@pytest.fixture
-def dataset_id(engine, settings, bis_root) -> int:
-    return ingest_path(engine, settings, bis_root, kind="bis5k", name="bis").dataset_id
 
 
 @pytest.fixture
@@ -54,13 +27,6 @@ def model_id(client, tmp_path) -> int:
     r = register(client, threshold_segmenter(tmp_path / "seg.onnx", (SIZE, SIZE), THRESHOLD, GAIN), card())
     assert r.status_code == 201, r.text
     return r.json()["id"]
-
-
-def items(engine, dataset_id: int) -> list[Item]:
-    with make_session_factory(engine)() as session:
-        rows = list(session.scalars(select(Item).where(Item.dataset_id == dataset_id).order_by(Item.id)))
-        session.expunge_all()
-    return rows
 
 
 def expected(root: Path, item: Item) -> tuple[np.ndarray, np.ndarray]:
@@ -74,14 +40,9 @@ def expected(root: Path, item: Item) -> tuple[np.ndarray, np.ndarray]:
     return labels, 1 / (1 + np.exp(-logits))
 
 
-def gt_mask(root: Path, item: Item) -> np.ndarray | None:
-    path = root / item.location.replace("/images/", "/masks/")
-    return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) > 0 if path.exists() else None
-
-
-def test_predict_items_masks_and_metrics(client, engine, settings, dataset_id, model_id, bis_root):
+def test_predict_items_masks_and_metrics(client, engine, settings, bis_dataset_id, model_id, bis_root):
     checked = 0
-    for item in items(engine, dataset_id):
+    for item in items(engine, bis_dataset_id):
         r = client.post(f"/api/items/{item.id}/predict", json={"model_id": model_id})
         assert r.status_code == 200, r.text
         body = r.json()
@@ -118,9 +79,9 @@ def test_predict_items_masks_and_metrics(client, engine, settings, dataset_id, m
     assert checked >= 1
 
 
-def test_metrics_use_the_probability_map(client, engine, dataset_id, model_id, bis_root):
+def test_metrics_use_the_probability_map(client, engine, bis_dataset_id, model_id, bis_root):
     """wFm, S- and E-measure of a 512 × 512 image agree with the metric functions on the full-size map."""
-    item = next(i for i in items(engine, dataset_id) if (i.width, i.height) == (512, 512) and gt_mask(bis_root, i)
+    item = next(i for i in items(engine, bis_dataset_id) if (i.width, i.height) == (512, 512) and gt_mask(bis_root, i)
                 is not None)
     body = client.post(f"/api/items/{item.id}/predict", json={"model_id": model_id}).json()
     _, probability = expected(bis_root, item)
@@ -130,11 +91,11 @@ def test_metrics_use_the_probability_map(client, engine, dataset_id, model_id, b
         assert body["metrics"][key] == pytest.approx(fn(full, truth), abs=2e-3), key
 
 
-def test_job_evaluation_and_worst_first(client, engine, dataset_id, model_id, bis_root):
-    r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id})
+def test_job_evaluation_and_worst_first(client, engine, bis_dataset_id, model_id, bis_root):
+    r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": bis_dataset_id})
     assert r.status_code == 202, r.text
     assert wait_finished(client, r.json()["id"])["status"] == "done"
-    every = items(engine, dataset_id)
+    every = items(engine, bis_dataset_id)
     with make_session_factory(engine)() as session:
         preds = {p.item_id: p.metrics for p in session.scalars(select(Prediction).where(
             Prediction.model_id == model_id))}
@@ -143,7 +104,7 @@ def test_job_evaluation_and_worst_first(client, engine, dataset_id, model_id, bi
     assert set(preds) == {i.id for i in every}
     with_truth = [i for i in every if gt_mask(bis_root, i) is not None]
     assert len(metric_rows) == len(with_truth) == len(every) - 1
-    ev = client.get(f"/api/models/{model_id}/evaluation", params={"dataset_id": dataset_id})
+    ev = client.get(f"/api/models/{model_id}/evaluation", params={"dataset_id": bis_dataset_id})
     assert ev.status_code == 200, ev.text
     body = ev.json()
     assert body["task"] == "segment2d" and body["n"] == len(with_truth) and body["predicted"] == len(every)
@@ -154,28 +115,28 @@ def test_job_evaluation_and_worst_first(client, engine, dataset_id, model_id, bi
     assert body["dice_histogram"]["counts"][min(int(dices[0] * 10), 9)] >= 1
     assert body["worst_first"]["sort"] == f"metric:{model_id}:dice"
     # filtered by split: only the test images
-    test_only = client.get(f"/api/models/{model_id}/evaluation", params={"dataset_id": dataset_id, "split": "test"})
+    test_only = client.get(f"/api/models/{model_id}/evaluation", params={"dataset_id": bis_dataset_id, "split": "test"})
     assert test_only.json()["n"] == len([i for i in with_truth if i.split == "test"])
-    page = client.get(f"/models/{model_id}/evaluation", params={"dataset_id": dataset_id})
+    page = client.get(f"/models/{model_id}/evaluation", params={"dataset_id": bis_dataset_id})
     assert page.status_code == 200
-    assert f"/datasets/{dataset_id}?sort=metric:{model_id}:dice" in page.text
+    assert f"/datasets/{bis_dataset_id}?sort=metric:{model_id}:dice" in page.text
     assert 'class="roc histogram"' in page.text and page.text.count('<rect class="bar"') == 10
 
 
-def test_cli_predict_runs_a_segmenter(engine, settings, dataset_id, model_id, monkeypatch, capsys):
+def test_cli_predict_runs_a_segmenter(engine, settings, bis_dataset_id, model_id, monkeypatch, capsys):
     monkeypatch.setenv("MEDVIEW_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("MEDVIEW_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("MEDVIEW_DATA_ROOTS", ":".join(str(r) for r in settings.allowed_roots))
     assert cli_main(["predict", "--model", "bis-threshold", "--dataset", "bis", "--split", "test"]) == 0
     with make_session_factory(engine)() as session:
         done = set(session.scalars(select(Prediction.item_id).where(Prediction.model_id == model_id)))
-    assert done == {i.id for i in items(engine, dataset_id) if i.split == "test"}
+    assert done == {i.id for i in items(engine, bis_dataset_id) if i.split == "test"}
     for item_id in done:
         assert (Path(settings.data_dir) / "predictions" / str(model_id) / f"{item_id}.png").is_file()
 
 
-def test_bad_inputs(client, engine, dataset_id, model_id, tmp_path):
-    item = items(engine, dataset_id)[0]
+def test_bad_inputs(client, engine, bis_dataset_id, model_id, tmp_path):
+    item = items(engine, bis_dataset_id)[0]
     # a mask whose size differs from the input: refused at registration, naming the sizes
     r = register(client, threshold_segmenter(tmp_path / "odd.onnx", (SIZE, SIZE), 0.5, stride=2),
                  card(name="odd"))
@@ -188,7 +149,7 @@ def test_bad_inputs(client, engine, dataset_id, model_id, tmp_path):
     assert r.status_code == 201, r.text
     bad = client.post(f"/api/items/{item.id}/predict", json={"model_id": r.json()["id"]})
     assert bad.status_code == 400 and "segment3d" in bad.json()["detail"] and "bis5k" in bad.json()["detail"]
-    job = client.post("/api/jobs", json={"kind": "predict", "model_id": r.json()["id"], "dataset_id": dataset_id})
+    job = client.post("/api/jobs", json={"kind": "predict", "model_id": r.json()["id"], "dataset_id": bis_dataset_id})
     assert job.status_code == 400
     # masks that do not exist
     missing = client.get(f"/api/items/{item.id}/predictions/{model_id}/mask")

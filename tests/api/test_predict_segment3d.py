@@ -20,8 +20,7 @@ from app.db.session import make_session_factory
 from app.imaging.labels import decode_label_png
 from app.imaging.volume import display_plane
 from app.metrics.vertebrae import identification_rate, label_centroids, per_label_dice
-from tests.api.test_jobs import wait_finished
-from tests.api.test_models_predict import register
+from tests.helpers.api import register, wait_finished
 from tests.onnx_models import constant_detector, threshold_segmenter, threshold_segmenter_3d
 
 TILE = (24, 40, 40)

@@ -3,7 +3,6 @@ A per-pixel threshold model gives every tile the same value for a pixel, so the 
 threshold of the full-resolution image computed here with numpy — for images larger than a tile and for an
 image smaller than one (padded, then cropped) — and a job over the dataset stores the same masks."""
 
-# ruff: noqa: F811 — fixtures imported from test_predict_segment2d are parameters here
 from __future__ import annotations
 
 import cv2
@@ -13,9 +12,8 @@ import pytest
 from app.imaging.labels import decode_label_png
 from app.inference import tiles2d
 from app.inference.card import card_from_text
-from tests.api.test_jobs import wait_finished
-from tests.api.test_models_predict import register
-from tests.api.test_predict_segment2d import GAIN, THRESHOLD, bis_root, card, dataset_id, gt_mask, items  # noqa: F401
+from tests.helpers.api import register, wait_finished
+from tests.helpers.bis5k import GAIN, THRESHOLD, card, gt_mask, items
 from tests.onnx_models import threshold_segmenter
 
 TILE = 160  # BIS5k images are 512 or 768 wide: several overlapping tiles, the last ones flush with the edge
@@ -27,13 +25,13 @@ def full_resolution_threshold(root, item) -> np.ndarray:
 
 
 @pytest.mark.parametrize("tile", [TILE, 1024])  # 1024: larger than every image (padded)
-def test_tiled_masks_equal_the_full_resolution_threshold(client, engine, dataset_id, bis_root, tmp_path, tile):
+def test_tiled_masks_equal_the_full_resolution_threshold(client, engine, bis_dataset_id, bis_root, tmp_path, tile):
     r = register(client, threshold_segmenter(tmp_path / "seg.onnx", (tile, tile), THRESHOLD, GAIN),
                  card(name=f"tiled-{tile}", input={"layout": "NCHW", "size": [tile, tile], "channels": 3,
                                                    "scale": 1 / 255, "tile": True, "overlap": 0.25}))
     assert r.status_code == 201, r.text
     model_id = r.json()["id"]
-    for item in items(engine, dataset_id):
+    for item in items(engine, bis_dataset_id):
         body = client.post(f"/api/items/{item.id}/predict", json={"model_id": model_id}).json()
         mask = decode_label_png(client.get(body["outputs"]["mask"]).content)
         expected = full_resolution_threshold(bis_root, item)
@@ -45,14 +43,14 @@ def test_tiled_masks_equal_the_full_resolution_threshold(client, engine, dataset
             assert body["metrics"]["dice"] == pytest.approx(2 * inter / total if total else 1.0)
 
 
-def test_a_tiled_job_stores_the_same_masks(client, engine, dataset_id, bis_root, tmp_path):
+def test_a_tiled_job_stores_the_same_masks(client, engine, bis_dataset_id, bis_root, tmp_path):
     r = register(client, threshold_segmenter(tmp_path / "seg.onnx", (TILE, TILE), THRESHOLD, GAIN),
                  card(name="tiled-job", input={"layout": "NCHW", "size": [TILE, TILE], "channels": 3,
                                                "scale": 1 / 255, "tile": True}))
     model_id = r.json()["id"]
-    job = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id})
+    job = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": bis_dataset_id})
     assert wait_finished(client, job.json()["id"])["status"] == "done"
-    for item in items(engine, dataset_id):
+    for item in items(engine, bis_dataset_id):
         mask = decode_label_png(client.get(f"/api/items/{item.id}/predictions/{model_id}/mask").content)
         assert (mask != full_resolution_threshold(bis_root, item)).mean() < 1e-4
 

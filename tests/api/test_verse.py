@@ -20,7 +20,6 @@ from app.datasets.ingest import ingest_path
 from app.datasets.registry import detect_kind
 from app.datasets.verse.labels import NAMES, PALETTE, TEXT_COLOURS
 from app.datasets.verse.synth import generate_verse
-from tests.conftest import realdata
 
 WINDOW = (-1000.0, 2000.0)
 
@@ -171,7 +170,8 @@ def test_centroid_label_lands_on_its_vertebra(client, verse_ds, verse_sample):
         assert not (plain == TEXT_COLOURS[n][::-1]).all(axis=-1).any()
 
 
-def test_real_verse_sample(engine, settings, client):
+@pytest.mark.realdata
+def test_real_verse_sample(engine, settings, client, realdata):
     root = realdata("verse")
     report = ingest_path(engine, settings, root, kind="verse", name="real-verse")
     assert (report.items, report.problems) == (1, [])
@@ -198,8 +198,8 @@ def test_real_verse_sample(engine, settings, client):
         assert hits > 0.8, (label, hits)
 
 
-def test_ct_without_mask_is_indexed_with_a_problem(engine, settings, client):
-    root = realdata("nifti_ct")
+def check_ct_without_mask(engine, settings, client, root: Path) -> None:
+    """A lone CT volume, example_ct.nii.gz, with no mask or centroids beside it."""
     report = ingest_path(engine, settings, root, kind="verse", name="ct-only")
     assert (report.items, report.annotations) == (1, 0)
     [problem] = report.problems
@@ -207,6 +207,18 @@ def test_ct_without_mask_is_indexed_with_a_problem(engine, settings, client):
     [item] = items_by_key(client, report.dataset_id).values()
     got = render(client, item["id"], plane="coronal", overlays="gt", window="-1000,2000")
     assert np.abs(got - expected_plane(root / "example_ct.nii.gz", "coronal", item["height"] // 2)).max() <= 1
+
+
+def test_ct_without_mask_is_indexed_with_a_problem(engine, settings, client, tmp_path, verse_sample):
+    root = tmp_path / "nifti_ct"
+    root.mkdir()
+    shutil.copy(verse_sample.subjects[0].ct, root / "example_ct.nii.gz")  # a generated CT, alone
+    check_ct_without_mask(engine, settings, client, root)
+
+
+@pytest.mark.realdata
+def test_real_ct_without_mask_is_indexed_with_a_problem(engine, settings, client, realdata):
+    check_ct_without_mask(engine, settings, client, realdata("nifti_ct"))
 
 
 def ingest_damaged(engine, settings, root: Path):

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+
+from app.datasets.ingest import ingest_path
+from app.datasets.pcam import pixels
+from app.datasets.pcam.synth import generate_pcam
+from tests.helpers import pcam
+from tests.helpers.api import register
+from tests.helpers.wait import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -35,11 +42,9 @@ def live_server(settings, ingested) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-server", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.02)
+    wait_until(lambda: server.started or not thread.is_alive(), 10, "the live server to start")
+    if not server.started:
+        raise RuntimeError("the live server did not start")
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
@@ -66,3 +71,28 @@ def page(browser) -> Iterator:
     yield pg
     context.close()
     assert not errors, f"JavaScript errors: {errors}"
+
+
+# -- PCam with the centre-mean ONNX classifier (test_predictions, test_predict_wait) --------------------------
+
+@pytest.fixture(scope="session")
+def pcam_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small generated PCam (shared by the session; tests must not modify it)."""
+    return generate_pcam(tmp_path_factory.mktemp("pcam-e2e") / "pcam", n_per_split=(6, 2, 2), seed=5).root
+
+
+@pytest.fixture
+def pcam_ingested(engine, settings, pcam_root):
+    """The PCam sample indexed into this test's database. A module serves it on its live server (instead of the
+    DeepLesion sample) by overriding `ingested` with it."""
+    pixels.close_all()
+    return ingest_path(engine, settings, pcam_root, kind="pcam", name="pcam")
+
+
+@pytest.fixture
+def pcam_model(live_server, tmp_path) -> dict:
+    """The classifier registered as `pcam-baseline` through the live server."""
+    with httpx.Client(base_url=live_server) as api:
+        r = register(api, pcam.classifier_onnx(tmp_path / "pcam_baseline.onnx"), pcam.card_yaml())
+    assert r.status_code == 201, r.text
+    return r.json()

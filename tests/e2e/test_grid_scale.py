@@ -15,6 +15,7 @@ from PIL import Image
 
 from app.datasets.ingest import ingest_path
 from app.datasets.pcam.synth import make_large_pcam
+from tests.helpers.browser import AT_BOTTOM, settle_grid
 
 pytestmark = pytest.mark.browser
 
@@ -48,9 +49,13 @@ def shown(page) -> list[tuple[int, int]]:
 
 
 def settle(page) -> None:
-    page.wait_for_timeout(150)
-    page.wait_for_function("() => document.querySelectorAll('#grid .card').length > 0 && "
-                           "!document.querySelector('#grid .card.pending')", timeout=15000)
+    settle_grid(page, timeout=15000)
+
+
+def press_end(page) -> None:
+    """The End key scrolls to the bottom of the page (smoothly, over some frames)."""
+    page.keyboard.press("End")
+    page.wait_for_function(AT_BOTTOM)
 
 
 def grid_std(page) -> float:
@@ -85,7 +90,7 @@ def test_scroll_jump_and_end_keep_the_dom_bounded(page, live_server, big_id, api
     after = shown(page)
     assert [p for p, _ in after] == list(range(after[0][0], after[0][0] + len(after)))
     # the end: the last card is the last item
-    page.keyboard.press("End")
+    press_end(page)
     settle(page)
     end = shown(page)
     assert end[-1][0] == TOTAL - 1
@@ -121,7 +126,7 @@ def test_filters_sort_and_live_counts(page, live_server, big_id, api):
                                          params={"split": "valid", "sort": "-label", "limit": 20}).json()["items"]]
     assert [i for _, i in shown(page)][:20] == expected
     # scrolling to the end of a sorted, filtered list reaches its last item
-    page.keyboard.press("End")
+    press_end(page)
     settle(page)
     assert shown(page)[-1][0] == N_VALID - 1
     assert page.locator("#grid .card:not(.pending) .card-label").last.inner_text() == "normal"

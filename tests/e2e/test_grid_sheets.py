@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 
 import numpy as np
 import pytest
@@ -13,6 +12,8 @@ from PIL import Image
 
 from app.datasets.ingest import ingest_path
 from app.datasets.pcam.synth import generate_pcam
+from tests.helpers.browser import settle_grid
+from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -30,15 +31,15 @@ def pcam_id(live_server, engine, settings, pcam_tree) -> int:
 
 
 def tile_std(card) -> float:
-    """Standard deviation of the card's thumbnail as shown (waits up to 10 s for the sheet to paint)."""
+    """Standard deviation of the card's thumbnail as shown, once the sheet has painted it (not blank)."""
     thumb = card.locator(".thumb")
     thumb.scroll_into_view_if_needed()
-    deadline = time.monotonic() + 10
-    while True:
-        pixels = np.asarray(Image.open(io.BytesIO(thumb.screenshot())).convert("RGB"), np.float64)
-        if pixels.std() > 5 or time.monotonic() > deadline:
-            return float(pixels.std())
-        time.sleep(0.1)
+
+    def painted() -> float:
+        std = float(np.asarray(Image.open(io.BytesIO(thumb.screenshot())).convert("RGB"), np.float64).std())
+        return std if std > 5 else 0.0
+
+    return wait_until(painted, 10, f"the thumbnail of {card} to show pixels")
 
 
 def seen_ids(page) -> list[int]:
@@ -63,10 +64,8 @@ def test_pcam_grid_shows_sheet_tiles_scrolls_and_opens_items(page, live_server, 
     seen: set[int] = set(seen_ids(page))
     for _ in range(20):
         page.evaluate("window.scrollBy(0, 500)")
-        page.wait_for_timeout(250)
+        settle_grid(page)
         seen |= set(seen_ids(page))
-    page.wait_for_function("() => !document.querySelector('#grid .card.pending')")
-    seen |= set(seen_ids(page))
     assert len(seen) == N_ITEMS
     ids = seen_ids(page)
     assert ids == sorted(ids) and ids[-1] == max(seen)

@@ -75,8 +75,9 @@ def near(got: np.ndarray, want: np.ndarray) -> bool:
 def wait_shown(page, **params: str | None) -> None:
     if params.get("overlays") == "gt":  # the default: not in the page URL
         params["overlays"] = None
+    # The URL is written a moment after the change that started the redraw (static/js/viewer/url.js), so once
+    # it shows the change, the viewer's ready() says whether that redraw is done.
     page.wait_for_function(SHOWS, arg=params)
-    page.wait_for_timeout(30)
     page.wait_for_function(READY)
 
 

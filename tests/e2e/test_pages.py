@@ -12,6 +12,7 @@ import pytest
 
 from app.imaging.presets import PRESETS
 from tests.e2e.deeplesion_items import pick_item, slice_hu
+from tests.helpers.browser import flush_view_url, viewer_redrawn
 
 pytestmark = pytest.mark.browser
 
@@ -19,9 +20,8 @@ VIEWER_READY = "() => window.medviewViewer && window.medviewViewer.ready()"
 
 
 def press_viewer(page, key: str) -> None:
-    page.keyboard.press(key)
-    page.wait_for_timeout(30)
-    page.wait_for_function(VIEWER_READY)
+    with viewer_redrawn(page):
+        page.keyboard.press(key)
 
 
 def canvas_grey(page, x: int, y: int) -> float:
@@ -98,8 +98,7 @@ def test_viewer_overlays_windows_and_slices(page, live_server, ingested, deeples
     page.wait_for_function("k => location.search.includes(`slice=${k + 1}`)", arg=key_slice)
     nxt = slice_hu(deeplesion_sample.root, item["key"], key_slice + 1)
     assert abs(canvas_grey(page, x, y) - expected_grey(nxt[y - 2:y + 3, x - 2:x + 3], 0, 100)) <= 1
-    page.wait_for_timeout(300)
-    shown = page.url
+    shown = flush_view_url(page)
     page.reload()
     page.wait_for_function(VIEWER_READY)
     assert page.inner_text("#slice-readout") == f"slice {key_slice + 1} / range {lo}–{hi}" and page.url == shown

@@ -1,17 +1,21 @@
 """A prediction that outlives MEDVIEW_PREDICT_WAIT_SECONDS: the endpoint answers 202 and stores it when done;
 the item page says it is running, polls, and shows the bars once it is stored."""
 
-# ruff: noqa: F811 — fixtures imported from test_predictions are parameters here
 from __future__ import annotations
-
-import time
 
 import httpx
 import pytest
 
-from tests.e2e.test_predictions import bar_widths, ingested, model, pcam_root  # noqa: F401
+from tests.helpers.browser import bar_widths
+from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def ingested(pcam_ingested):
+    """The live server serves the PCam sample (tests/e2e/conftest.py), not the DeepLesion one."""
+    return pcam_ingested
 
 
 @pytest.fixture
@@ -19,25 +23,21 @@ def settings(make_settings):
     return make_settings(predict_wait_seconds=1e-6)  # no prediction is that fast: every one answers 202
 
 
-def test_a_long_prediction_answers_202_and_is_stored(live_server, ingested, model):
+def test_a_long_prediction_answers_202_and_is_stored(live_server, ingested, pcam_model):
     with httpx.Client(base_url=live_server) as api:
         item = api.get(f"/api/datasets/{ingested.dataset_id}/items", params={"limit": 1}).json()["items"][0]
-        r = api.post(f"/api/items/{item['id']}/predict", json={"model_id": model["id"]})
+        r = api.post(f"/api/items/{item['id']}/predict", json={"model_id": pcam_model["id"]})
         assert r.status_code == 202, r.text
         assert r.json()["status"] == "running" and f"GET /api/items/{item['id']}" in r.json()["detail"]
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            stored = api.get(f"/api/items/{item['id']}").json()["predictions"]
-            if stored:
-                break
-            time.sleep(0.05)
-        assert [p["model_id"] for p in stored] == [model["id"]]
+        stored = wait_until(lambda: api.get(f"/api/items/{item['id']}").json()["predictions"], 20,
+                            "the prediction to be stored")
+        assert [p["model_id"] for p in stored] == [pcam_model["id"]]
         assert len(stored[0]["outputs"]["probabilities"]) == 2
         missing = api.post(f"/api/items/{item['id']}/predict", json={"model_id": 9999})
         assert missing.status_code == 404 and "9999" in missing.json()["detail"]  # refused before any wait
 
 
-def test_item_page_waits_for_a_202_prediction(page, live_server, ingested, model):
+def test_item_page_waits_for_a_202_prediction(page, live_server, ingested, pcam_model):
     with httpx.Client(base_url=live_server) as api:
         item = api.get(f"/api/datasets/{ingested.dataset_id}/items", params={"limit": 1}).json()["items"][0]
     page.goto(f"{live_server}/items/{item['id']}")

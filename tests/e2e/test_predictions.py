@@ -6,42 +6,18 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.datasets.ingest import ingest_path
-from app.datasets.pcam import pixels
-from app.datasets.pcam.synth import generate_pcam
-from tests.api.test_models_predict import card_yaml, classifier_onnx, register
+from tests.helpers.browser import bar_widths
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def pcam_root(tmp_path_factory):
-    return generate_pcam(tmp_path_factory.mktemp("pcam-e2e") / "pcam", n_per_split=(6, 2, 2), seed=5).root
-
-
 @pytest.fixture
-def ingested(engine, settings, pcam_root):
-    """Overrides the DeepLesion sample of tests/e2e/conftest.py's live server: a PCam dataset instead."""
-    pixels.close_all()
-    return ingest_path(engine, settings, pcam_root, kind="pcam", name="pcam")
+def ingested(pcam_ingested):
+    """The live server serves the PCam sample (tests/e2e/conftest.py), not the DeepLesion one."""
+    return pcam_ingested
 
 
-@pytest.fixture
-def model(live_server, tmp_path) -> dict:
-    with httpx.Client(base_url=live_server) as api:
-        r = register(api, classifier_onnx(tmp_path / "pcam_baseline.onnx"), card_yaml())
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def bar_widths(page) -> list[float]:
-    """Each bar's rendered width as a share of its track."""
-    return page.eval_on_selector_all(
-        "#prediction-list .prediction .prob-bar",
-        "bars => bars.map(b => b.getBoundingClientRect().width / b.parentElement.clientWidth)")
-
-
-def test_run_model_shows_probability_bars(page, live_server, ingested, model):
+def test_run_model_shows_probability_bars(page, live_server, ingested, pcam_model):
     with httpx.Client(base_url=live_server) as api:
         item = api.get(f"/api/datasets/{ingested.dataset_id}/items", params={"limit": 1}).json()["items"][0]
     page.goto(f"{live_server}/items/{item['id']}")
@@ -71,7 +47,7 @@ def test_run_model_shows_probability_bars(page, live_server, ingested, model):
     assert page.locator("#prediction-count").inner_text() == "1"
 
 
-def test_run_model_error_shows_detail(page, live_server, ingested, model):
+def test_run_model_error_shows_detail(page, live_server, ingested, pcam_model):
     with httpx.Client(base_url=live_server) as api:
         item = api.get(f"/api/datasets/{ingested.dataset_id}/items", params={"limit": 1}).json()["items"][0]
     page.goto(f"{live_server}/items/{item['id']}")
@@ -83,7 +59,7 @@ def test_run_model_error_shows_detail(page, live_server, ingested, model):
     assert "model 999 not found" in error.inner_text()
 
 
-def test_dataset_page_runs_a_job_on_the_selection_with_live_progress(page, live_server, ingested, model):
+def test_dataset_page_runs_a_job_on_the_selection_with_live_progress(page, live_server, ingested, pcam_model):
     """Ctrl-click two cards, Start job: the job covers exactly those items, its row shows progress to done with
     an evaluation link, and the stored predictions are those two items' — then a job over all matching items."""
     page.goto(f"{live_server}/datasets/{ingested.dataset_id}?split=train")
@@ -99,7 +75,7 @@ def test_dataset_page_runs_a_job_on_the_selection_with_live_progress(page, live_
     page.wait_for_function("() => document.querySelector('.job')?.dataset.status === 'done'", timeout=30000)
     assert "2 / 2 · done" in row.inner_text() and "pcam-baseline" in row.inner_text()
     assert row.locator("a", has_text="Evaluation").get_attribute("href") == \
-        f"/models/{model['id']}/evaluation?dataset_id={ingested.dataset_id}"
+        f"/models/{pcam_model['id']}/evaluation?dataset_id={ingested.dataset_id}"
     assert float(row.locator("progress").get_attribute("value")) == 2
     with httpx.Client(base_url=live_server) as api:
         predicted = [i["id"] for i in api.get(f"/api/datasets/{ingested.dataset_id}/items",

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.e2e.deeplesion_items import pick_item, slice_hu
+from tests.helpers.browser import flush_view_url, viewer_redrawn
 
 pytestmark = pytest.mark.browser
 
@@ -45,11 +46,6 @@ def open_item(page, base: str, item_id: int, query: str = "") -> None:
     page.wait_for_function(READY)
 
 
-def wait_ready(page) -> None:
-    page.wait_for_timeout(30)
-    page.wait_for_function(READY)
-
-
 def to_screen(page, x: float, y: float, pane: int = 0) -> tuple[float, float]:
     """Page coordinates of image pixel (x, y) of a pane."""
     left, top, _, _ = page.evaluate("(n) => window.medviewViewer.paneBox(n)", pane)
@@ -71,12 +67,12 @@ def test_window_level_drag_presets_and_invert(page, live_server, ingested, deepl
 
     # drag: right widens the window, down raises the level; a known number of HU per pixel (width / 256)
     x0, y0 = to_screen(page, 256, 256)
-    page.mouse.move(x0, y0)
-    page.mouse.down()
-    page.mouse.move(x0 + 60, y0 + 20, steps=4)
-    page.mouse.move(x0 + 100, y0 + 40, steps=4)
-    page.mouse.up()
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.mouse.move(x0, y0)
+        page.mouse.down()
+        page.mouse.move(x0 + 60, y0 + 20, steps=4)
+        page.mouse.move(x0 + 100, y0 + 40, steps=4)
+        page.mouse.up()
     k = 450 / 256
     width, level = 450 + 100 * k, 50 + 40 * k
     low, high = state(page)["window"]
@@ -91,12 +87,12 @@ def test_window_level_drag_presets_and_invert(page, live_server, ingested, deepl
     assert f"window={round(low, 3):g}%2C{round(high, 3):g}" in page.url
 
     # a preset key, then invert
-    page.keyboard.press("6")  # lung
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.keyboard.press("6")  # lung
     lung = shown(page, pts)[:, 0]
     assert np.max(np.abs(lung - grey(values, -1350, 150))) <= 1
-    page.keyboard.press("i")
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.keyboard.press("i")
     assert np.max(np.abs(shown(page, pts)[:, 0] - (255 - grey(values, -1350, 150)))) <= 1
     assert "inverted" in page.inner_text("#window-readout")
     page.wait_for_function("() => location.search.includes('invert=1') && location.search.includes('preset=lung')")
@@ -111,31 +107,31 @@ def test_zoom_fit_native_and_slice_scrolling(page, live_server, ingested, deeple
     # Ctrl+wheel zooms about the pointer: the image point under it stays put
     px, py = to_screen(page, 300, 200)
     page.mouse.move(px, py)
-    page.keyboard.down("Control")
-    page.mouse.wheel(0, -300)
-    page.keyboard.up("Control")
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.keyboard.down("Control")
+        page.mouse.wheel(0, -300)
+        page.keyboard.up("Control")
     zoom = page.evaluate("() => window.medviewViewer.panes()[0].view.zoom")
     assert zoom > fit * 1.5
     qx, qy = to_screen(page, 300, 200)
     assert abs(qx - px) < 1.0 and abs(qy - py) < 1.0
     page.wait_for_function("() => location.search.includes('zoom=') && location.search.includes('pan=')")
     # n = 1:1, f = fit again (and the URL forgets zoom and pan)
-    page.keyboard.press("n")
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.keyboard.press("n")
     assert page.evaluate("() => window.medviewViewer.panes()[0].view.zoom") == 1
-    page.keyboard.press("f")
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.keyboard.press("f")
     assert page.evaluate("() => window.medviewViewer.panes()[0].view.zoom") == pytest.approx(fit)
     page.wait_for_function("() => !location.search.includes('zoom=')")
 
     # the wheel without Ctrl scrolls slices: the next slice's own HU, windowed in the browser
-    page.keyboard.press("n")
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.keyboard.press("n")
     page.mouse.move(*to_screen(page, 256, 256))
-    page.mouse.wheel(0, 120)
-    page.wait_for_function("k => window.medviewViewer.panes()[0].slice === k + 1", arg=key)
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.mouse.wheel(0, 120)
+        page.wait_for_function("k => window.medviewViewer.panes()[0].slice === k + 1", arg=key)
     nxt = slice_hu(deeplesion_sample.root, item["key"], key + 1)
     pts = sample_points(nxt)
     got = shown(page, pts)[:, 0]
@@ -145,8 +141,8 @@ def test_zoom_fit_native_and_slice_scrolling(page, live_server, ingested, deeple
     # the neighbours were prefetched: going back shows at once, without a new /raw request
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url) if "/raw" in r.url else None)
-    page.keyboard.press("ArrowLeft")
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.keyboard.press("ArrowLeft")
     assert page.evaluate("() => window.medviewViewer.panes()[0].slice") == key and not requests
 
 
@@ -170,17 +166,17 @@ def test_recist_overlay_is_vector_and_toggles(page, live_server, ingested):
         assert line.get_attribute("stroke-width") == "2"
     assert page.locator('.pane-svg rect[data-layer="gt"]').count() >= 1
     # v hides the shapes only, o all ground truth; both come back
-    page.keyboard.press("v")
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.keyboard.press("v")
     assert page.locator('.pane-svg [data-layer="gt"]').count() == 0
     page.wait_for_function("() => location.search.includes('hide=shapes')")
-    page.keyboard.press("v")
-    page.keyboard.press("o")
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.keyboard.press("v")
+        page.keyboard.press("o")
     assert page.locator('.pane-svg [data-layer="gt"]').count() == 0
     page.wait_for_function("() => location.search.includes('overlays=none') && !location.search.includes('hide=')")
-    page.keyboard.press("o")
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.keyboard.press("o")
     assert page.locator('.pane-svg line[data-id="long"]').count() == len(here)
 
 
@@ -191,10 +187,10 @@ def test_measurements_in_mm(page, live_server, ingested):
     page.keyboard.press("l")
     a, b = (200, 230), (290, 290)  # image pixels: 108.17 px apart
     page.mouse.move(*to_screen(page, *a))
-    page.mouse.down()
-    page.mouse.move(*to_screen(page, *b), steps=6)
-    page.mouse.up()
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.mouse.down()
+        page.mouse.move(*to_screen(page, *b), steps=6)
+        page.mouse.up()
     m = page.evaluate("() => window.medviewViewer.measurements()")
     assert len(m) == 1 and m[0]["kind"] == "line"
     want = math.dist(a, b) * mm
@@ -210,10 +206,10 @@ def test_measurements_in_mm(page, live_server, ingested):
     page.mouse.move(*to_screen(page, *long_b), steps=5)
     page.mouse.up()
     page.mouse.move(*to_screen(page, 200, 130))
-    page.mouse.down()
-    page.mouse.move(*to_screen(page, 215, 170), steps=5)  # 40 px across, 15 px along: only the 40 count
-    page.mouse.up()
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.mouse.down()
+        page.mouse.move(*to_screen(page, 215, 170), steps=5)  # 40 px across, 15 px along: only the 40 count
+        page.mouse.up()
     m = page.evaluate("() => window.medviewViewer.measurements()")
     assert len(m) == 2 and m[1]["kind"] == "bidir"
     (la, lb), (sa, sb) = m[1]["segments"]
@@ -222,11 +218,11 @@ def test_measurements_in_mm(page, live_server, ingested):
     long_v, short_v = np.subtract(lb, la), np.subtract(sb, sa)
     assert abs(np.dot(long_v, short_v)) < 1e-6 * np.linalg.norm(long_v) * np.linalg.norm(short_v)
     # Delete removes the last one; measurements are only drawn on their own slice
-    page.keyboard.press("Delete")
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.keyboard.press("Delete")
     assert len(page.evaluate("() => window.medviewViewer.measurements()")) == 1
-    page.keyboard.press("ArrowRight")
-    wait_ready(page)
+    with viewer_redrawn(page):
+        page.keyboard.press("ArrowRight")
     assert page.locator('.pane-svg [data-layer="measure"]').count() == 0
 
 
@@ -248,8 +244,7 @@ def test_url_round_trip_and_screenshot(page, live_server, ingested, deeplesion_s
     for n in (0, 1):  # both panes show the same windowed slice
         assert np.max(np.abs(shown(page, pts, n)[:, 0] - want)) <= 1
     # the page writes back exactly what it was given (same order), so the link survives a reload unchanged
-    page.wait_for_timeout(300)
-    assert page.url.endswith(query)
+    assert flush_view_url(page).endswith(query)
     page.reload()
     page.wait_for_function(READY)
     assert state(page)["zoom"] == 3 and page.url.endswith(query)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.datasets.bis5k.synth import generate_bis5k
 from app.datasets.ingest import ingest_path
 from app.db.models import Model, Prediction
+from tests.helpers.browser import viewer_redrawn
 
 pytestmark = pytest.mark.browser
 
@@ -64,9 +65,8 @@ def test_mask_prediction_side_by_side_and_difference(page, live_server, engine, 
     assert right[0] > right[2] + 60  # amber-tinted (red ≫ blue)
 
     # the difference view: the left pane's counts are numpy's, and the colours are where numpy says
-    page.keyboard.press("d")
-    page.wait_for_timeout(30)
-    page.wait_for_function(READY)
+    with viewer_redrawn(page):
+        page.keyboard.press("d")
     diff = page.evaluate("() => window.medviewViewer.panes()[0].diff")
     assert {k: diff[k] for k in want} == want and diff["foreground"] is False  # both binary: labels compared
     legend = page.inner_text(".pane[data-role=gt] .pane-legend")
@@ -95,15 +95,13 @@ def test_detection_boxes_are_matched_at_iou_half(page, live_server, engine, inge
     assert page.locator('.pane-svg rect[data-id="matched"]').count() == 1
     assert page.locator('.pane-svg rect[data-id="spurious"]').count() == 1
     # side by side: the prediction's boxes with their scores on the right
-    page.keyboard.press("x")
-    page.wait_for_timeout(30)
-    page.wait_for_function(READY)
+    with viewer_redrawn(page):
+        page.keyboard.press("x")
     assert page.locator('.pane[data-role=pred] .pane-svg rect[data-layer="pred"]').count() == 2
     texts = page.locator('.pane[data-role=pred] .pane-svg text[data-layer="pred"]').all_text_contents()
     assert sorted(texts) == ["0.40", "0.90"]
     # off the key slice the boxes do not apply
-    page.keyboard.press("ArrowRight")
-    page.wait_for_timeout(30)
-    page.wait_for_function(READY)
+    with viewer_redrawn(page):
+        page.keyboard.press("ArrowRight")
     assert page.locator('.pane-svg rect[data-layer="pred"]').count() == 0
     assert "key slice" in page.inner_text(".pane[data-role=pred] .pane-legend")

@@ -10,6 +10,7 @@ import pytest
 from app.datasets.ingest import ingest_path
 from app.datasets.verse.synth import generate_verse
 from app.imaging.volume import voxel_to_display
+from tests.helpers.browser import viewer_redrawn
 
 pytestmark = pytest.mark.browser
 
@@ -60,9 +61,8 @@ def test_three_planes_crosshair_and_centroids(page, live_server, engine, setting
     for plane in PLANES:
         page.keyboard.press({"axial": "a", "coronal": "c", "sagittal": "s"}[plane])
         index = round(point[{"sagittal": 0, "coronal": 1, "axial": 2}[plane]])
-        page.locator(f'.plane-target[data-{plane}="{index}"]').first.click()
-        page.wait_for_timeout(30)
-        page.wait_for_function(READY)
+        with viewer_redrawn(page):
+            page.locator(f'.plane-target[data-{plane}="{index}"]').first.click()
         n = PLANES.index(plane)
         x, y, _ = voxel_to_display(point, shape, spacing, plane)
         sx, sy = page.evaluate("([n, x, y]) => window.medviewViewer.screen(n, x, y)", [n, x, y])
@@ -83,7 +83,7 @@ def test_a_real_3d_prediction_beside_the_vertebrae_and_its_foreground_difference
     import yaml
     from PIL import Image
 
-    from tests.api.test_models_predict import register
+    from tests.helpers.api import register
     from tests.onnx_models import threshold_segmenter_3d
 
     report = ingest_path(engine, settings, verse_tree.root, kind="verse", name="verse")

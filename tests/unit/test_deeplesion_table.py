@@ -9,7 +9,6 @@ import pytest
 
 from app.datasets.base import IngestError
 from app.datasets.deeplesion.table import COLUMNS, read_dl_info
-from tests.conftest import realdata
 
 GOOD_ROW = {
     "File_name": "000089_01_01_037.png", "Patient_index": "89", "Study_index": "1", "Series_ID": "1",
@@ -31,7 +30,8 @@ def write_csv(path: Path, rows: list[dict[str, str]], columns=COLUMNS) -> Path:
     return path
 
 
-def test_real_dl_info_parses_every_row():
+@pytest.mark.realdata
+def test_real_dl_info_parses_every_row(realdata):
     path = realdata("deeplesion", "DL_info.csv")
     rows, problems = read_dl_info(path)
     with path.open() as fh:

@@ -14,7 +14,6 @@ from app.datasets.base import Problem
 from app.datasets.imagefolder.files import image_header, natural_key, read_rgb, walk_images
 from app.datasets.imagefolder.splits import find_split_files, normalise_image_path, read_split_rows
 from app.datasets.imagefolder.synth import BM_CLASS_SIZES, bm_relative_path, generate_imagefolder
-from tests.conftest import realdata
 
 
 def test_split_files_are_found_by_header_not_name(tmp_path):
@@ -51,7 +50,8 @@ def test_normalise_image_path(raw, clean):
     assert normalise_image_path(raw) == clean
 
 
-def test_generator_paths_match_every_real_bone_marrow_row():
+@pytest.mark.realdata
+def test_generator_paths_match_every_real_bone_marrow_row(realdata):
     real = realdata("sparsam", "splits", "bone_marrow", "test.csv")
     with real.open(newline="") as fh:
         rows = list(csv.DictReader(fh))

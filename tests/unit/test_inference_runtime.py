@@ -238,7 +238,9 @@ def test_torchscript_runtime(tmp_path):
 
     path = tmp_path / "centre.pt"
     with warnings.catch_warnings():  # torch ≥ 2.10 deprecates scripting; TorchScript files remain what users bring
-        warnings.simplefilter("ignore", DeprecationWarning)
+        for category in (DeprecationWarning, FutureWarning):  # FutureWarning from torch 2.14
+            warnings.filterwarnings("ignore", r"`torch\.jit\.script` is deprecated\. Please switch to `torch\.compile` "
+                                    r"or `torch\.export`\.", category)
         torch.jit.script(Centre()).save(str(path))
     model = TorchScriptModel(path, classifier_card(), "cpu")
     assert model.device == "cpu"
