@@ -224,7 +224,7 @@ def build_index(session: Session, ds: Dataset) -> FacetIndex:
             value = next(it)
             if value is None:
                 sig.append(())
-            elif name in link_names:
+            elif name in link_names and isinstance(value, int):  # a link facet's column is the linked row's id
                 sig.append((link_names[name].get(value, str(value)),))
             else:
                 sig.append((str(value),))

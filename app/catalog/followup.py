@@ -25,8 +25,9 @@ def lesion_tracks(studies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         lesions = [(item, a) for item in study["items"] for a in item.get("annotations", [])
                    if a.get("kind") == "recist"]
         locs = [(a.get("meta") or {}).get("normalized_location") for _, a in lesions]
-        pairs = sorted((math.dist(locs[i], t["loc"]), i, n) for i, (_, a) in enumerate(lesions)
-                       for n, t in enumerate(tracks) if t["label"] == a.get("label") and t["loc"] and locs[i])
+        pairs = sorted((math.dist(loc, t["loc"]), i, n)
+                       for i, ((_, a), loc) in enumerate(zip(lesions, locs, strict=True))
+                       for n, t in enumerate(tracks) if t["label"] == a.get("label") and t["loc"] and loc)
         matched: dict[int, int] = {}
         for d, i, n in pairs:
             if d <= TRACK_DISTANCE and i not in matched and n not in matched.values():

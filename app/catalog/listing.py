@@ -154,6 +154,8 @@ def _position(session: Session, segments, sort: sorting.Sort, kind: str, n: int)
         size = sorting.sql_count(session, stmt)
         if n < size:
             row = sorting.sql_row_at(session, stmt, name, sort, kind, n)
+            if row is None:  # items removed since the count: position n is now past the end
+                return None, None
             return k, (row[1], row[0])
         n -= size
     return None, None
@@ -176,8 +178,8 @@ def live_facets(session: Session, ds: Dataset, filters: Mapping[str, Sequence[st
             column = COLUMN_FACETS[name]
             stmt = select(column, func.count()).where(Item.id.in_(ids), column.is_not(None)).group_by(column)
         elif name in links:
-            column, model = LINKS[links[name]]
-            stmt = (select(model.external_id, func.count()).select_from(Item).join(model, column == model.id)
+            link_column, model = LINKS[links[name]]
+            stmt = (select(model.external_id, func.count()).select_from(Item).join(model, link_column == model.id)
                     .where(Item.id.in_(ids)).group_by(model.external_id))
         else:
             stmt = (select(ItemFacet.value, func.count()).where(

@@ -11,12 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from app.db.models import Item, ItemFacet, Patient, Series, Study
 
-COLUMN_FACETS = {"split": Item.split, "label": Item.label, "sex": Item.sex}
-# Facets an adapter reads from the item's patient / study / series (`link_facets = {"slide": "series"}`).
-LINKS = {"patient": (Item.patient_id, Patient), "study": (Item.study_id, Study), "series": (Item.series_id, Series)}
+COLUMN_FACETS: dict[str, InstrumentedAttribute[str | None]] = {
+    "split": Item.split, "label": Item.label, "sex": Item.sex}
+# The tables a link facet reads: each has `id`, `dataset_id` and `external_id`.
+LinkedModel = type[Patient] | type[Study] | type[Series]
+# Facets an adapter reads from the item's patient / study / series (`link_facets = {"slide": "series"}`):
+# the item's foreign key column and the linked table.
+LINKS: dict[str, tuple[InstrumentedAttribute[int | None], LinkedModel]] = {
+    "patient": (Item.patient_id, Patient), "study": (Item.study_id, Study), "series": (Item.series_id, Series)}
 
 
 def facet_counts(conn, dataset_id: int, fields: Sequence[str],
@@ -26,9 +32,9 @@ def facet_counts(conn, dataset_id: int, fields: Sequence[str],
     counts: dict[str, dict[str, int]] = {f: {} for f in fields}
     for name in fields:
         if name in links:
-            column, model = LINKS[links[name]]
+            link_column, model = LINKS[links[name]]
             rows = conn.execute(select(model.external_id, func.count()).select_from(Item)
-                                .join(model, column == model.id)
+                                .join(model, link_column == model.id)
                                 .where(Item.dataset_id == dataset_id).group_by(model.external_id))
             counts[name] = {str(value): n for value, n in rows}
             continue

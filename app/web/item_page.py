@@ -98,6 +98,7 @@ def viewer_state(item: Mapping[str, Any], preset: str | None, window: str | None
     `mask_mode` fill | contour and `opacity`)."""
     meta = item.get("meta") or {}
     planes = volume_planes(item)
+    key_slice: int | None  # the slice shown without `slice`: a volume plane's middle, a 2-D image's own
     if planes:
         plane = plane or meta.get("default_plane") or "axial"
         if plane not in planes:

@@ -137,9 +137,9 @@ class Bis5kAdapter(DatasetAdapter):
         for listing in (list_split(root, folder, problems) for folder in folders):
             for stem, image_rel in listing.images.items():
                 pairs.append((listing, image_rel, listing.masks.get(stem)))
-            for stem, mask_rel in listing.masks.items():
+            for stem, orphan_rel in listing.masks.items():
                 if stem not in listing.images:
-                    problems.append(Problem(mask_rel, f"mask without an image (no {listing.folder}/{IMAGES_DIR}/"
+                    problems.append(Problem(orphan_rel, f"mask without an image (no {listing.folder}/{IMAGES_DIR}/"
                                                       f"{stem}.png); ignored"))
         if not pairs:
             raise IngestError(f"{root}: no PNG images in any formal_*/{IMAGES_DIR}/ folder", problems)
@@ -147,15 +147,15 @@ class Bis5kAdapter(DatasetAdapter):
         checks = self._check_all(root, pairs, cache, progress)
         cache.save({mask_rel: c.mask for (_, _, mask_rel), c in zip(pairs, checks, strict=True)
                     if mask_rel and c.mask})
-        result = ScanResult(items=[], problems=problems,
-                            options={"splits": {lst.folder: lst.split for lst, _, _ in pairs}})
+        items: list[ItemRecord] = []
         for (listing, image_rel, mask_rel), check in zip(pairs, checks, strict=True):
             item = self._item(listing, image_rel, mask_rel, check, problems)
             if item is not None:
-                result.items.append(item)
-        if not result.items:
+                items.append(item)
+        if not items:
             raise IngestError(f"{root}: none of the {len(pairs)} images is a readable PNG", problems)
-        return result
+        return ScanResult(items=items, problems=problems,
+                          options={"splits": {lst.folder: lst.split for lst, _, _ in pairs}})
 
     @staticmethod
     def _check_all(root: Path, pairs: list[tuple[SplitListing, str, str | None]], cache: AreaCache,

@@ -97,7 +97,8 @@ class DeepLesionAdapter(DatasetAdapter):
         by_file: dict[str, list[LesionRow]] = defaultdict(list)
         for row in rows:
             by_file[row.file_name].append(row)
-        result = ScanResult(items=[], problems=problems, options={"table": table.name, "zips": slices.zips})
+        items: list[ItemRecord] = []
+        result = ScanResult(items=items, problems=problems, options={"table": table.name, "zips": slices.zips})
         patients: dict[str, PatientRecord] = {}
         studies: dict[str, StudyRecord] = {}
         series: dict[str, SeriesRecord] = {}
@@ -115,8 +116,8 @@ class DeepLesionAdapter(DatasetAdapter):
             series.setdefault(first.series_dir, SeriesRecord(first.series_dir, sid, {
                 "slices_listed": len(files.names) if (files := slices.series.get(first.series_dir)) else 0,
                 "spacing": list(first.spacing)}))
-            result.items.append(item)
-        if not result.items:
+            items.append(item)
+        if not items:
             raise IngestError(f"{table.name}: none of the {len(rows)} lesion rows has a readable key slice",
                               result.problems)
         result.patients, result.studies, result.series = (list(patients.values()), list(studies.values()),
@@ -128,7 +129,7 @@ class DeepLesionAdapter(DatasetAdapter):
         first = lesions[0]
         files = slices.series.get(first.series_dir)
         location = files.location(first.key_slice) if files else None
-        if location is None:
+        if files is None or location is None:
             wanted = f"{pixels.IMAGES_DIR}/{first.series_dir}/{first.slice_file}"
             where = " or ".join([pixels.IMAGES_DIR + "/", *slices.zips]) if slices.zips else pixels.IMAGES_DIR + "/"
             for row in lesions:
@@ -197,7 +198,7 @@ class DeepLesionAdapter(DatasetAdapter):
         number = item.location_index if view.slice is None else view.slice
         location = item.location
         if number != item.location_index:
-            if number not in (item.meta.get("slices") or []):
+            if number is None or number not in (item.meta.get("slices") or []):
                 raise PixelError(f"slice {number} is not available for this key slice "
                                  f"(available: {self._range_text(item)})")
             location = f"{location.rpartition('/')[0]}/{pixels.slice_file_name(number)}"

@@ -72,10 +72,11 @@ class PCamAdapter(DatasetAdapter):
         splits = files.split_files(root)
         if not any(s.x or s.y for s in splits):
             raise IngestError(f"{root}: no camelyonpatch_level_2_split_*_x.h5 / _y.h5 (or .h5.gz) files found")
-        result = ScanResult(items=LazyItems(), options={"splits": {}})
+        items = LazyItems()
+        result = ScanResult(items=items, options={"splits": {}})
         slides: dict[str, None] = {}
         for split in splits:
-            self._scan_split(root, split, work_dir, progress, result, slides)
+            self._scan_split(root, split, work_dir, progress, result, items, slides)
         result.series = [SeriesRecord(wsi, None) for wsi in slides]
         if not result.items:
             reasons = "; ".join(str(p) for p in result.problems[:3])
@@ -84,19 +85,20 @@ class PCamAdapter(DatasetAdapter):
 
     # -- one split ----------------------------------------------------------------------------
     def _scan_split(self, root: Path, s: files.SplitFiles, cache: Path | None, progress: ProgressFn,
-                    result: ScanResult, slides: dict[str, None]) -> None:
+                    result: ScanResult, items: LazyItems, slides: dict[str, None]) -> None:
         import h5py
 
         problems = result.problems
-        for role, other in (("x", "y"), ("y", "x")):
-            if getattr(s, role) is None:
-                present = getattr(s, other) or s.meta
-                problems.append(Problem(present, f"no {s.name} {role} file (camelyonpatch_level_2_split_{s.name}_"
-                                                 f"{role}.h5 or .h5.gz) next to it; the {s.name} split is skipped"))
-                return
+        x, y = s.x, s.y
+        if x is None or y is None:
+            role = "x" if x is None else "y"
+            present = x or y or s.meta
+            assert present is not None  # split_files lists a split only for a file it found
+            problems.append(Problem(present, f"no {s.name} {role} file (camelyonpatch_level_2_split_{s.name}_"
+                                             f"{role}.h5 or .h5.gz) next to it; the {s.name} split is skipped"))
+            return
         paths: dict[str, Path] = {}
-        for role in ("x", "y"):
-            rel = getattr(s, role)
+        for role, rel in (("x", x), ("y", y)):
             path = root / rel
             if rel.endswith(".gz"):
                 if cache is None:
@@ -116,24 +118,24 @@ class PCamAdapter(DatasetAdapter):
         try:
             with h5py.File(paths["y"], "r") as fy:
                 labels, reason = files.read_y(fy)
-            if labels is None:
-                problems.append(Problem(s.y, f"{reason}; the {s.name} split is skipped", field="y"))
+            if not isinstance(labels, np.ndarray):  # read_y gives (the labels array, None) or (None, reason)
+                problems.append(Problem(y, f"{reason}; the {s.name} split is skipped", field="y"))
                 return
         except OSError as exc:
-            problems.append(Problem(s.y, f"not a readable HDF5 file ({exc}); the {s.name} split is skipped"))
+            problems.append(Problem(y, f"not a readable HDF5 file ({exc}); the {s.name} split is skipped"))
             return
         try:
             with h5py.File(paths["x"], "r") as fx:
                 info = files.check_x(fx)
         except OSError as exc:
-            problems.append(Problem(s.x, f"not a readable HDF5 file ({exc}); the {s.name} split is skipped"))
+            problems.append(Problem(x, f"not a readable HDF5 file ({exc}); the {s.name} split is skipped"))
             return
         if isinstance(info, str):
-            problems.append(Problem(s.x, f"{info}; the {s.name} split is skipped", field="x"))
+            problems.append(Problem(x, f"{info}; the {s.name} split is skipped", field="x"))
             return
         n = min(info.count, len(labels))
         if info.count != len(labels):
-            problems.append(Problem(s.y, f"{len(labels)} labels but {s.x} has {info.count} patches; "
+            problems.append(Problem(y, f"{len(labels)} labels but {x} has {info.count} patches; "
                                          f"only the first {n} are indexed", field="y"))
         labels = labels[:n]
         progress(f"reading {s.name} labels", n, n)
@@ -141,27 +143,28 @@ class PCamAdapter(DatasetAdapter):
         if s.meta:
             meta, meta_problems = read_meta(root / s.meta, s.meta, s.name, info.count)
             problems += meta_problems
-        self._check_labels(s, labels, meta, problems)
-        location = s.x if not s.x.endswith(".gz") else str(paths["x"])
-        st = (root / s.x).stat()
+        self._check_labels(s, y, labels, meta, problems)
+        location = x if not x.endswith(".gz") else str(paths["x"])
+        st = (root / x).stat()
         self._record_layout(s, info, location, result)
         valid = (labels == 0) | (labels == 1)
         if meta is not None:
             slides.update(dict.fromkeys(m["wsi"] for m, ok in zip(meta, valid.tolist(), strict=False)
                                         if ok and m is not None))
         source = f"{location}|{st.st_size}|{st.st_mtime_ns}"
-        result.items.add(int(valid.sum()), lambda: self._items(s, labels, meta, location, source))
+        items.add(int(valid.sum()), lambda: self._items(s, labels, meta, location, source))
 
     @staticmethod
-    def _check_labels(s: files.SplitFiles, labels: np.ndarray, meta: list | None, problems: list[Problem]) -> None:
+    def _check_labels(s: files.SplitFiles, y_file: str, labels: np.ndarray, meta: list | None,
+                      problems: list[Problem]) -> None:
         bad = np.flatnonzero((labels != 0) & (labels != 1))
         for i in bad[:MAX_LABEL_PROBLEMS].tolist():
-            problems.append(Problem(s.y, f"label {labels[i]} is not 0 or 1; patch skipped", row=None, field="y",
+            problems.append(Problem(y_file, f"label {labels[i]} is not 0 or 1; patch skipped", row=None, field="y",
                                     item=f"{s.name}/{i}"))
         if len(bad) > MAX_LABEL_PROBLEMS:
-            problems.append(Problem(s.y, f"{len(bad) - MAX_LABEL_PROBLEMS} more labels are not 0 or 1 "
+            problems.append(Problem(y_file, f"{len(bad) - MAX_LABEL_PROBLEMS} more labels are not 0 or 1 "
                                          f"(first {MAX_LABEL_PROBLEMS} listed); those patches are skipped"))
-        if meta is None:
+        if meta is None or s.meta is None:  # meta is read only from s.meta
             return
         centre = [m.get("center_tumor_patch") if m else None for m in meta[:len(labels)]]
         disagree = [i for i, (c, y) in enumerate(zip(centre, labels.tolist(), strict=True))
@@ -224,17 +227,19 @@ class PCamAdapter(DatasetAdapter):
     def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
         return Image2D(pixels.read_patch(item.dataset_root / item.location, item.location_index), None, None)
 
-    def read_images(self, items: Sequence[ItemRef]) -> list[Image2D]:
-        """A page of patches (contact sheets): consecutive rows of one file in a single read."""
-        by_file: dict[Path, list[int]] = {}
+    def read_images(self, items: Sequence[ItemRef]) -> list[Image2D | None]:
+        """A page of patches (contact sheets): consecutive rows of one file in a single read. An item without a
+        row number is left None: read alone, it reports its own problem."""
+        by_file: dict[Path, list[tuple[int, int]]] = {}
         for n, item in enumerate(items):
-            by_file.setdefault(item.dataset_root / item.location, []).append(n)
+            if item.location_index is not None:
+                by_file.setdefault(item.dataset_root / item.location, []).append((n, item.location_index))
         out: list[Image2D | None] = [None] * len(items)
-        for path, positions in by_file.items():
-            patches = pixels.read_patches(path, [items[n].location_index for n in positions])
-            for n, patch in zip(positions, patches, strict=True):
+        for path, rows in by_file.items():
+            patches = pixels.read_patches(path, [index for _, index in rows])
+            for (n, _), patch in zip(rows, patches, strict=True):
                 out[n] = Image2D(patch, None, None)
-        return out  # type: ignore[return-value]
+        return out
 
     def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D,
                 volumes: VolumeCache) -> OverlayLayer:

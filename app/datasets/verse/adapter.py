@@ -24,6 +24,7 @@ from app.datasets.base import (
     DatasetAdapter,
     Image2D,
     IngestError,
+    ItemRecord,
     ItemRef,
     OverlayLayer,
     PatientRecord,
@@ -78,7 +79,8 @@ class VerseAdapter(DatasetAdapter):
             raise IngestError(f"{root}: no CT volume found (expected rawdata/sub-*/…_ct.nii.gz or *_ct.nii.gz)",
                               problems)
         indexer = CaseIndexer(root, problems)
-        result = ScanResult(items=[], problems=problems)
+        items: list[ItemRecord] = []
+        result = ScanResult(items=items, problems=problems)
         patients: dict[str, PatientRecord] = {}
         studies: dict[str, StudyRecord] = {}
         for n, case in enumerate(cases, 1):
@@ -86,14 +88,14 @@ class VerseAdapter(DatasetAdapter):
             progress("reading headers", n, len(cases))
             if item is None:
                 continue
-            result.items.append(item)
+            items.append(item)
             patients.setdefault(case.subject, PatientRecord(case.subject))
             if item.study:
                 studies.setdefault(item.study, StudyRecord(item.study, case.subject))
-        if not result.items:
+        if not items:
             raise IngestError(f"{root}: none of the {len(cases)} CT files is a readable NIfTI volume", problems)
         result.patients, result.studies = list(patients.values()), list(studies.values())
-        result.options = {"layout": "bids" if any("rawdata/" in i.location for i in result.items) else "flat"}
+        result.options = {"layout": "bids" if any("rawdata/" in i.location for i in items) else "flat"}
         return result
 
     # -- pixels -----------------------------------------------------------------------------

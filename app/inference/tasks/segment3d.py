@@ -35,7 +35,7 @@ def ground_truth_centroids(target: ItemTarget) -> dict[int, list[float]]:
     out = {}
     for ann in target.annotations:
         point = (ann.geometry or {}).get("point")
-        if ann.kind == "centroid" and point and str(ann.label).isdigit():
+        if ann.kind == "centroid" and point and ann.label is not None and ann.label.isdigit():
             out[int(ann.label)] = [float(v) for v in point]
     return out
 
