@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -68,15 +68,25 @@ def redact(value: Any) -> Any:
     return value
 
 
-def record(session: Session, actor: User | str | None, action: str, target_type: str | None = None,
+class Identified(Protocol):
+    """A user as the route layer knows it (app.api.security.Principal) or the ORM row: an id and a name."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def username(self) -> str: ...
+
+
+def record(session: Session, actor: User | Identified | str | None, action: str, target_type: str | None = None,
            target_id: str | int | None = None, before: Mapping[str, Any] | None = None,
            after: Mapping[str, Any] | None = None, address: str | None = None) -> AuditEvent:
     """Add one event to `session` (committed with the caller's change). `actor` is the signed-in user, a name
     for a non-user actor (e.g. "cli:alice" for the command line), or None for an anonymous request."""
-    if isinstance(actor, User):
-        actor_id, actor_name = actor.id, actor.username
-    else:
+    if actor is None or isinstance(actor, str):
         actor_id, actor_name = None, (actor or ANONYMOUS)
+    else:
+        actor_id, actor_name = actor.id, actor.username
     event = AuditEvent(
         at=utcnow(), actor_id=actor_id, actor_name=actor_name[:64], action=action,
         target_type=target_type, target_id=None if target_id is None else str(target_id)[:128],

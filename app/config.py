@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     session_max_age_hours: float = Field(12, gt=0, description="A sign-in lasts this long.")
     login_max_failures: int = Field(5, ge=1, description="Failed sign-ins per username in 15 minutes before "
                                     "further attempts are refused for a while (4x that per client address).")
+    allowed_hosts: str = Field("localhost,127.0.0.1,::1", description="Comma-separated host names the server "
+                               "answers to (the Host header; `*.example.org` wildcards, `*` for any); others get 400. "
+                               "Guards a loopback install against DNS rebinding: add the names users type.")
+    max_request_kb: int = Field(1024, ge=1, description="Largest request body (JSON, forms) in KB; larger is 413.")
+    max_model_upload_mb: int = Field(2048, ge=1, description="Largest model file upload (POST /api/models) in MB.")
+    allow_torchscript: bool = Field(False, description="Accept TorchScript model files (they can run code when "
+                                    "loaded): admins only, and only when this is true.")
 
     @field_validator("device")
     @classmethod

@@ -8,15 +8,24 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
+from app.accounts.login import NotAuthenticated
+from app.accounts.secret import load_or_create_secret
+from app.accounts.throttle import LoginThrottle
+from app.api import admin as api_admin
+from app.api import auth as api_auth
 from app.api import datasets as api_datasets
 from app.api import health as api_health
 from app.api import items as api_items
@@ -24,6 +33,8 @@ from app.api import jobs as api_jobs
 from app.api import models as api_models
 from app.api import predictions as api_predictions
 from app.api.deps import json_response
+from app.api.middleware import BodyLimit, SecurityHeaders, TrustedHosts
+from app.api.security import Authenticator, require_reader
 from app.catalog.state import Catalog
 from app.config import Settings
 from app.db.migrate import is_current
@@ -33,7 +44,7 @@ from app.inference.queue import make_queue
 from app.inference.registry import RuntimeCache
 from app.pixels import PixelStore
 from app.render.service import Renderer
-from app.web import api_docs, item_page, model_pages, pages
+from app.web import admin_pages, api_docs, auth_pages, item_page, model_pages, pages
 
 log = logging.getLogger("medview")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -52,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database_url)
         if not is_current(engine):
             engine.dispose()
-            raise DatabaseNotReady(f"database {settings.database_url} is not at the newest schema; "
+            raise DatabaseNotReady(f"database {safe_url(settings.database_url)} is not at the newest schema; "
                                    "run `medview db upgrade`")
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
@@ -63,6 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.predict_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
         app.state.queue = make_queue(settings, app.state.session_factory, app.state.runtimes, app.state.pixels)
         app.state.catalog = Catalog()
+        app.state.auth = Authenticator(
+            app.state.session_factory, load_or_create_secret(settings.data_dir, settings.secret_key or None),
+            settings.session_max_age_hours * 3600, settings.public_read,
+            LoginThrottle(settings.login_max_failures, 4 * settings.login_max_failures))
         threading.Thread(target=app.state.catalog.indexes.warm, args=(app.state.session_factory,),
                          name="warm-facets", daemon=True).start()
         yield
@@ -72,16 +87,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.pixels.clear()
         engine.dispose()
 
-    app = FastAPI(title="MedView", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(title="MedView", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
     app.state.settings = settings
-    app.state.templates = Jinja2Templates(directory=str(PROJECT_DIR / "templates"))
+    app.state.templates = Jinja2Templates(directory=str(PROJECT_DIR / "templates"),
+                                          context_processors=[_signed_in_context])
     app.mount("/static", StaticFiles(directory=str(PROJECT_DIR / "static")), name="static")
-    app.include_router(api_predictions.router)
-    for router in (api_health.router, api_datasets.router, api_items.router, api_models.router, api_jobs.router,
-                   pages.router, item_page.router, model_pages.router, api_docs.router):
+    # Open to anyone: health, signing in, static files. Everything else needs a reader (MEDVIEW_PUBLIC_READ
+    # opens reads); every write route also names the role it needs (RequireRole), checked by a test.
+    for router in (api_health.router, api_auth.router, auth_pages.router):
         app.include_router(router)
+    readers = [Depends(require_reader)]
+    for router in (api_predictions.router, api_datasets.router, api_items.router, api_models.router,
+                   api_jobs.router, api_admin.router, pages.router, item_page.router, model_pages.router,
+                   admin_pages.router, api_docs.router):
+        app.include_router(router, dependencies=readers)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_kb * 1024,
+                       upload_bytes=settings.max_model_upload_mb * MB, upload_paths=("/api/models",))
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(TrustedHosts, allowed=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()])
     _install_error_handlers(app)
     return app
+
+
+def _signed_in_context(request: Request) -> dict[str, Any]:
+    """Every page's header: who is signed in, and the CSRF token its forms and scripts send back."""
+    auth = getattr(request.app.state, "auth", None)
+    return {"principal": getattr(request.state, "principal", None),
+            "csrf_token": auth.csrf_for(request) if auth is not None else None}
+
+
+def safe_url(url: str) -> str:
+    """A database URL fit for messages and logs: its password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparseable database URL)"
 
 
 def _wants_json(request: Request) -> bool:
@@ -98,6 +139,9 @@ def _error(request: Request, status: int, detail: str) -> Response:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
+        if isinstance(exc, NotAuthenticated) and not _wants_json(request):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
         return _error(request, exc.status_code, exc.detail)
 
     @app.exception_handler(RequestValidationError)
@@ -114,5 +158,6 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s", request.url.path)
+        route = request.scope.get("route")  # the route's template: no ids or patient names in the log
+        log.exception("unhandled error on %s %s", request.method, getattr(route, "path", "(no route)"))
         return _error(request, 500, "internal error (logged on the server)")

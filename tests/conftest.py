@@ -92,7 +92,7 @@ def make_settings(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, data
     def factory(**overrides) -> Settings:
         values = {"database_url": database_url, "data_dir": tmp_path / "data",
                   "data_roots": f"{tmp_path}:{tmp_path_factory.getbasetemp()}:{REALDATA}",
-                  "slice_cache_mb": 64, "render_cache_mb": 16}
+                  "slice_cache_mb": 64, "render_cache_mb": 16, "allowed_hosts": "testserver,127.0.0.1,localhost"}
         values.update(overrides)
         return Settings(_env_file=None, **values)
 
@@ -112,11 +112,21 @@ def app(settings: Settings):
 
 
 @pytest.fixture
-def client(app):
+def anon_client(app):
+    """A client that has not signed in."""
     from fastapi.testclient import TestClient
 
     with TestClient(app) as c:
         yield c
+
+
+@pytest.fixture
+def client(anon_client, settings: Settings):
+    """A client signed in as an admin through a real API token (`Authorization: Bearer`)."""
+    from tests.helpers.auth import api_token
+
+    anon_client.headers["Authorization"] = f"Bearer {api_token(settings)}"
+    return anon_client
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.audit import Identified
 from app.db.base import utcnow
 from app.db.models import ApiToken, User
 from app.errors import InvalidInput, NotFound
@@ -25,7 +26,7 @@ TOKEN_PREFIX = "mv_"
 PREFIX_SHOWN = 8  # characters of the token kept in clear to identify it ("mv_AbCdE")
 LAST_USED_EVERY = timedelta(minutes=1)
 MAX_TOKEN_LENGTH = 100
-Actor = User | str | None
+Actor = User | Identified | str | None
 
 
 def hash_token(plaintext: str) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.accounts.passwords import check_policy, dummy_verify, hash_password, verify_password
 from app.accounts.roles import Role, parse_role
+from app.audit import Identified
 from app.db.base import utcnow
 from app.db.models import User
 from app.errors import Conflict, InvalidInput, NotFound
@@ -24,7 +25,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 log = logging.getLogger(__name__)
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
-Actor = User | str | None
+Actor = User | Identified | str | None
 
 
 def check_username(name: str) -> str:

@@ -10,6 +10,7 @@ from app.cli import main as cli_main
 from app.config import Settings
 from app.datasets.registry import available_kinds
 from app.main import create_app
+from tests.helpers.auth import signed_in
 
 
 def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url):
@@ -23,8 +24,9 @@ def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url):
         rows = list(csv.DictReader(fh))
     assert len(rows) >= 10
     assert cli_main(["demo", "--no-serve"]) == 0  # a second run re-uses the data and duplicates nothing
-    settings = Settings(_env_file=None, database_url=database_url, data_dir=tmp_path / "data")
-    with TestClient(create_app(settings)) as client:
+    settings = Settings(_env_file=None, database_url=database_url, data_dir=tmp_path / "data",
+                        allowed_hosts="testserver")
+    with signed_in(TestClient(create_app(settings)), settings) as client:
         datasets = {d["name"]: d for d in client.get("/api/datasets").json()}
         assert sorted(datasets) == sorted(f"demo-{kind}" for kind in available_kinds())
         assert all(d["status"] == "ready" and d["item_count"] > 0 for d in datasets.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.datasets.ingest import ingest_path
+from tests.helpers.auth import signed_in
 
 
 @pytest.fixture
@@ -92,7 +93,7 @@ def test_dataset_outside_data_roots_is_not_served(engine, make_settings, item_id
     from app.main import create_app
 
     narrowed = make_settings(data_roots=str(tmp_path / "only-here"))
-    with TestClient(create_app(narrowed)) as other:
+    with signed_in(TestClient(create_app(narrowed)), narrowed) as other:
         r = other.get(f"/api/items/{item_id}/render")
         assert r.status_code == 403 and "outside MEDVIEW_DATA_ROOTS" in r.json()["detail"]
         assert other.get(f"/api/items/{item_id}/raw").status_code == 403

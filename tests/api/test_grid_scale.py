@@ -15,6 +15,7 @@ from app.datasets.bis5k.synth import generate_bis5k
 from app.datasets.ingest import ingest_path
 from app.datasets.pcam.synth import generate_pcam
 from app.db.models import Annotation, Item, ItemFacet, ItemMetric, Model, Series
+from tests.helpers.auth import signed_in
 
 
 @pytest.fixture
@@ -258,7 +259,9 @@ def test_catalog_state_is_per_app(make_settings, engine, pcam):
 
     from app.main import create_app
 
-    with TestClient(create_app(make_settings())) as one, TestClient(create_app(make_settings())) as two:
+    first, second = make_settings(), make_settings()
+    with signed_in(TestClient(create_app(first)), first) as one, \
+            signed_in(TestClient(create_app(second)), second) as two:
         assert one.get(f"/api/datasets/{pcam}/charts").status_code == 200
         assert one.get(f"/api/datasets/{pcam}/facets").status_code == 200
         a, b = one.app.state.catalog, two.app.state.catalog

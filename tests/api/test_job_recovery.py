@@ -20,6 +20,7 @@ from app.inference.jobs import create_predict_job
 from app.inference.recovery import Heartbeat, claim, release, requeue_stale
 from app.main import create_app
 from tests.helpers.api import wait_finished
+from tests.helpers.auth import signed_in
 from tests.helpers.pcam import BATCH, TRAIN, item_ids, predictions
 from tests.helpers.wait import wait_until
 
@@ -84,7 +85,7 @@ def test_in_process_worker_takes_over_a_dead_workers_job(make_settings, engine, 
 
     monkeypatch.setattr(job_queue, "requeue_stale", counted)
     fast = make_settings(inference_batch=BATCH, job_stale_seconds=2, job_heartbeat_seconds=0.2)
-    with TestClient(create_app(fast)) as client:
+    with signed_in(TestClient(create_app(fast)), fast) as client:
         job = wait_finished(client, dead)
         assert (job["status"], job["done"], job["total"]) == ("done", TRAIN, TRAIN)
         finished_at = len(sweeps)

@@ -21,6 +21,7 @@ from app.inference.jobs import create_predict_job, run_job
 from app.inference.registry import RuntimeCache
 from app.main import create_app
 from tests.helpers.api import register, wait_finished
+from tests.helpers.auth import signed_in
 from tests.helpers.pcam import BATCH, TRAIN, card_yaml, classifier_onnx, item_ids, predictions
 
 REDIS_URL = os.environ.get("MEDVIEW_TEST_REDIS_URL", "")
@@ -131,12 +132,12 @@ def test_resume_after_crash(client, app, engine, settings, pcam_dataset_id, pcam
 
 
 def test_unfinished_jobs_resume_at_startup(app, engine, settings, pcam_dataset_id, tmp_path):
-    with TestClient(app) as client:
+    with signed_in(TestClient(app), settings) as client:
         r = register(client, classifier_onnx(tmp_path / "m.onnx"), card_yaml())
         model_id = r.json()["id"]
     with make_session_factory(engine)() as session:
         job_id = create_predict_job(session, model_id, pcam_dataset_id, {"split": "valid"}).id  # never submitted
-    with TestClient(create_app(settings)) as client:
+    with signed_in(TestClient(create_app(settings)), settings) as client:
         job = wait_finished(client, job_id)
     assert (job["status"], job["done"]) == ("done", 4)
 
@@ -217,7 +218,8 @@ def test_redis_worker(make_settings, settings, database_url, engine, pcam_datase
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        with TestClient(create_app(make_settings(queue_url=REDIS_URL, inference_batch=BATCH))) as client:
+        queued = make_settings(queue_url=REDIS_URL, inference_batch=BATCH)
+        with signed_in(TestClient(create_app(queued)), queued) as client:
             r = register(client, classifier_onnx(tmp_path / "m.onnx"), card_yaml())
             model_id = r.json()["id"]
             r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": pcam_dataset_id,
