@@ -133,12 +133,13 @@ class RuntimeCache:
         self._runtimes: dict[tuple[int, str], InferenceRuntime] = {}
         self._lock = threading.Lock()
 
-    def get(self, model: Model, device_setting: str) -> InferenceRuntime:
+    def get(self, model: Model, device_setting: str, card: ModelCard | None = None) -> InferenceRuntime:
+        """The model's runtime, loaded on first use; `card`: the model's card when the caller parsed it already."""
         key = (model.id, device_setting)
         with self._lock:
             runtime = self._runtimes.get(key)
             if runtime is None:
-                runtime = open_model(model.path, model_card(model), device_setting)
+                runtime = open_model(model.path, card or model_card(model), device_setting)
                 self._runtimes[key] = runtime
             return runtime
 
