@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import Response
-from pydantic import BaseModel
 
 from app.api.datasets import filters_from
 from app.api.deps import RendererDep, RuntimesDep, SessionDep, SettingsDep, json_response
+from app.api.schemas.evaluation import Evaluation
+from app.api.schemas.models import (
+    ModelDetail,
+    ModelSummary,
+    PredictionPending,
+    PredictionResult,
+    PredictRequest,
+)
+from app.api.schemas.responses import errors
 from app.inference import registry
 from app.inference.evaluation import evaluate
 from app.inference.predict import check_predictable, predict_item
@@ -19,11 +27,7 @@ from app.inference.predict import check_predictable, predict_item
 router = APIRouter(prefix="/api")
 
 
-class PredictRequest(BaseModel):
-    model_id: int
-
-
-@router.post("/models")
+@router.post("/models", status_code=201, response_model=ModelSummary, responses=errors(400, 409, 422))
 def add_model(session: SessionDep, settings: SettingsDep, file: Annotated[UploadFile, File()],
               card: Annotated[UploadFile | str, File()]) -> Response:
     """`file`: the ONNX / TorchScript model; `card`: the model card as an uploaded file or a text field."""
@@ -34,19 +38,19 @@ def add_model(session: SessionDep, settings: SettingsDep, file: Annotated[Upload
     return json_response(registry.model_summary(model), 201)
 
 
-@router.get("/models")
+@router.get("/models", response_model=list[ModelSummary])
 def list_models(session: SessionDep) -> Response:
     return json_response([registry.model_summary(m) for m in registry.list_models(session)])
 
 
-@router.get("/models/{model_id}")
+@router.get("/models/{model_id}", response_model=ModelDetail, responses=errors(400, 404, 422))
 def get_model(model_id: int, session: SessionDep, settings: SettingsDep, runtimes: RuntimesDep) -> Response:
     model = registry.get_model(session, model_id)
     device = runtimes.get(model, settings.device).device
     return json_response({**registry.model_summary(model), "device": device})
 
 
-@router.get("/models/{model_id}/evaluation")
+@router.get("/models/{model_id}/evaluation", response_model=Evaluation, responses=errors(400, 404, 422))
 def evaluation(model_id: int, dataset_id: int, request: Request, session: SessionDep) -> Response:
     """Metrics over the dataset's items (filtered by any facet field) with ground truth and a prediction."""
     filters = {k: v for k, v in filters_from(request).items() if k != "dataset_id"}
@@ -57,7 +61,10 @@ def evaluation(model_id: int, dataset_id: int, request: Request, session: Sessio
 _ON_DEMAND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
 
 
-@router.post("/items/{item_id}/predict")
+@router.post("/items/{item_id}/predict", response_model=PredictionResult, responses={
+    202: {"model": PredictionPending,
+          "description": "Still running after MEDVIEW_PREDICT_WAIT_SECONDS; stored when done"},
+    **errors(400, 404, 422)})
 def predict(item_id: int, body: PredictRequest, request: Request, session: SessionDep, settings: SettingsDep,
             renderer: RendererDep, runtimes: RuntimesDep) -> Response:
     """The prediction, synchronously — up to MEDVIEW_PREDICT_WAIT_SECONDS; a longer one (a large volume on CPU)
@@ -67,7 +74,7 @@ def predict(item_id: int, body: PredictRequest, request: Request, session: Sessi
     session.close()
     factory = request.app.state.session_factory
 
-    def run() -> dict:
+    def run() -> dict[str, Any]:
         with factory() as session:
             return predict_item(session, settings, renderer, runtimes, item_id, body.model_id)
 
@@ -75,6 +82,7 @@ def predict(item_id: int, body: PredictRequest, request: Request, session: Sessi
     try:
         return json_response(future.result(timeout=settings.predict_wait_seconds))
     except FutureTimeout:
-        return json_response({"status": "running", "item_id": item_id, "model_id": body.model_id,
-                              "detail": f"still running after {settings.predict_wait_seconds:g} s; it is stored "
-                                        f"when done: GET /api/items/{item_id} lists it"}, 202)
+        pending = PredictionPending(status="running", item_id=item_id, model_id=body.model_id,
+                                    detail=f"still running after {settings.predict_wait_seconds:g} s; it is stored "
+                                           f"when done: GET /api/items/{item_id} lists it")
+        return json_response(pending.model_dump(), 202)

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from app.api.deps import SessionDep, SettingsDep
+from app.api.schemas.responses import errors, media
 from app.db.models import Item, Model, Prediction
 from app.errors import InvalidInput, NotFound
 from app.imaging.labels import encode_label_png
@@ -18,7 +19,10 @@ from app.inference.masks import mask_path, mask_plane
 router = APIRouter(prefix="/api")
 
 
-@router.get("/items/{item_id}/predictions/{model_id}/mask")
+@router.get("/items/{item_id}/predictions/{model_id}/mask", response_class=Response, responses={
+    **media("The predicted label PNG of one view (pixel value = label), the size of `/raw` for that view",
+            "image/png"),
+    **errors(400, 404, 422)})
 def prediction_mask(item_id: int, model_id: int, request: Request, session: SessionDep, settings: SettingsDep,
                     plane: str | None = None, slice: int | None = None) -> Response:  # noqa: A002 - API name
     row = session.execute(select(Prediction.outputs, Model.task, Item.location_index)

@@ -35,5 +35,5 @@ NOT_MODIFIED: Responses = {304: {"description": "Not modified: the If-None-Match
 def media(description: str, *media_types: str, etag: bool = True) -> Responses:
     """A 200 of bytes in one of `media_types` (documented as such, not as JSON), and the 304 that answers a
     matching If-None-Match when the endpoint sends an ETag."""
-    ok = {200: {"description": description, "content": {t: {} for t in media_types}}}
+    ok: Responses = {200: {"description": description, "content": {t: {} for t in media_types}}}
     return {**ok, **NOT_MODIFIED} if etag else ok
