@@ -8,18 +8,25 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from app.accounts.cli import add_users_command
 from app.config import Settings
 from app.datasets.base import IngestError
 from app.errors import AppError, InvalidInput
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from app.db.models import Dataset, Model
+
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 MAX_LISTED_PROBLEMS = 25
+NamedRow = TypeVar("NamedRow", "Dataset", "Model")
 
 
 def _engine(settings: Settings):
@@ -70,7 +77,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
     with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=False, disable=args.quiet) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(phase: str, done: int, total: int) -> None:
             if phase not in tasks:
@@ -139,7 +146,8 @@ def _field_filters(extra: Sequence[str]) -> dict[str, list[str]]:
     return filters
 
 
-def _by_name(session, table, name: str, what: str):
+def _by_name(session: Session, table: type[NamedRow], name: str, what: str) -> NamedRow:
+    """The row with this name, else the one with this id (`--model 3`); NotFound naming what was asked for."""
     from sqlalchemy import select
 
     from app.errors import NotFound
@@ -155,9 +163,10 @@ def _by_name(session, table, name: str, what: str):
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     import time
 
-    from app.db.models import Dataset, Job, Model
+    from app.db.models import Dataset, Model
     from app.db.session import make_session_factory
-    from app.inference.jobs import create_predict_job, run_job
+    from app.inference.job_params import parse_predict_params
+    from app.inference.jobs import get_job, plan_predict, queue_predict_job, run_job
     from app.inference.registry import RuntimeCache
 
     filters = _field_filters(args.filters)
@@ -169,7 +178,8 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
         with factory() as session:
             model = _by_name(session, Model, args.model, "model")
             dataset = _by_name(session, Dataset, args.dataset, "dataset")
-            job = create_predict_job(session, model.id, dataset.id, filters)
+            params = parse_predict_params({"model_id": model.id, "dataset_id": dataset.id, "filters": filters})
+            job = queue_predict_job(session, plan_predict(model, dataset, params))  # model and dataset checked once
             job_id, model_name, dataset_name = job.id, model.name, dataset.name
         with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, transient=False, disable=args.quiet) as bar:
@@ -182,10 +192,11 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
 
             status = run_job(factory, settings, RuntimeCache(), job_id, progress=progress)
         with factory() as session:
-            job = session.get(Job, job_id)
-            summary = (f"job {job_id}: {status}; {model_name} on {dataset_name}: {job.done}/{job.total} items "
-                       f"predicted ({job.done - (first[0] if first else 0)} now); {time.monotonic() - started:.1f} s")
-            error = job.error
+            finished = get_job(session, job_id)
+            summary = (f"job {job_id}: {status}; {model_name} on {dataset_name}: {finished.done}/{finished.total} "
+                       f"items predicted ({finished.done - (first[0] if first else 0)} now); "
+                       f"{time.monotonic() - started:.1f} s")
+            error = finished.error
     finally:
         engine.dispose()
     if status != "done":

@@ -3,13 +3,21 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.api.deps import CatalogDep, RendererDep, SessionDep, SettingsDep, json_response
+from app.api.deps import CatalogDep, RendererDep, SessionDep, json_response
+from app.api.schemas.charts import DatasetCharts
+from app.api.schemas.datasets import DatasetDetail, DatasetSummary, LiveFacets
+from app.api.schemas.items import ItemPage
+from app.api.schemas.patients import PatientTimeline
+from app.api.schemas.responses import errors, media
 from app.catalog import queries
 from app.errors import InvalidInput
 from app.render.service import OVERLAY_CHOICES
 from app.render.sheet import check_sheet_params, contact_sheet
 
 router = APIRouter(prefix="/api/datasets")
+
+# The services' dicts go out through orjson as they are (json_response: FastAPI does not re-validate them);
+# `response_model` documents their shape, and tests/api/test_openapi_schemas.py holds them to it.
 
 
 def filters_from(request: Request) -> dict[str, list[str]]:
@@ -21,17 +29,17 @@ def filters_from(request: Request) -> dict[str, list[str]]:
     return out
 
 
-@router.get("")
+@router.get("", response_model=list[DatasetSummary])
 def list_datasets(session: SessionDep) -> Response:
     return json_response(queries.list_datasets(session))
 
 
-@router.get("/{dataset_id}")
+@router.get("/{dataset_id}", response_model=DatasetDetail, responses=errors(404, 422))
 def get_dataset(dataset_id: int, session: SessionDep) -> Response:
     return json_response(queries.dataset_detail(session, dataset_id))
 
 
-@router.get("/{dataset_id}/items")
+@router.get("/{dataset_id}/items", response_model=ItemPage, responses=errors(400, 404, 422))
 def list_items(dataset_id: int, request: Request, session: SessionDep, catalog: CatalogDep,
                limit: int = queries.DEFAULT_LIMIT,
                cursor: str | None = None, key: str | None = None, sort: str | None = None,
@@ -42,7 +50,7 @@ def list_items(dataset_id: int, request: Request, session: SessionDep, catalog: 
     return json_response(page)
 
 
-@router.get("/{dataset_id}/facets")
+@router.get("/{dataset_id}/facets", response_model=LiveFacets, responses=errors(400, 404, 422))
 def facets(dataset_id: int, request: Request, session: SessionDep, catalog: CatalogDep,
            key: str | None = None) -> Response:
     """Live facet counts under the filters (disjunctive per field) and the total."""
@@ -50,13 +58,16 @@ def facets(dataset_id: int, request: Request, session: SessionDep, catalog: Cata
                                                    key=key or None))
 
 
-@router.get("/{dataset_id}/charts")
+@router.get("/{dataset_id}/charts", response_model=DatasetCharts, responses=errors(404, 422))
 def charts(dataset_id: int, session: SessionDep, catalog: CatalogDep) -> Response:
     return json_response(queries.dataset_charts(session, catalog, dataset_id))
 
 
-@router.get("/{dataset_id}/sheet")
-def sheet(dataset_id: int, request: Request, session: SessionDep, renderer: RendererDep, settings: SettingsDep,
+@router.get("/{dataset_id}/sheet", response_class=Response, responses={
+    **media("The page's items as one JPEG contact sheet, left to right then down; `X-Item-Ids` lists their ids in "
+            "that order and `X-Next-Cursor` continues the paging", "image/jpeg", etag=False),
+    **errors(400, 404, 422)})
+def sheet(dataset_id: int, request: Request, session: SessionDep, renderer: RendererDep,
           catalog: CatalogDep, limit: int = 64, cursor: str | None = None, key: str | None = None, cols: int = 8,
           tile: int = 96, overlays: str = "none", sort: str | None = None, offset: int | None = None) -> Response:
     """One page of items (same filters and keyset paging as /items) as a single JPEG contact sheet."""
@@ -73,6 +84,6 @@ def sheet(dataset_id: int, request: Request, session: SessionDep, renderer: Rend
         "Cache-Control": "no-cache"})
 
 
-@router.get("/{dataset_id}/patients/{patient}")
+@router.get("/{dataset_id}/patients/{patient}", response_model=PatientTimeline, responses=errors(404, 422))
 def patient(dataset_id: int, patient: str, session: SessionDep) -> Response:
     return json_response(queries.patient_timeline(session, dataset_id, patient))

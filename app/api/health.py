@@ -5,12 +5,13 @@ from fastapi.responses import Response
 
 from app import __version__
 from app.api.deps import SettingsDep, json_response
+from app.api.schemas.health import Health
 from app.inference_device import describe_device
 
 router = APIRouter()
 
 
-@router.get("/api/health")
+@router.get("/api/health", response_model=Health)
 def health(settings: SettingsDep) -> Response:
-    return json_response({"status": "ok", "database": settings.database_kind,
-                          "device": describe_device(settings.device), "version": __version__})
+    return json_response(Health(status="ok", database=settings.database_kind, device=describe_device(settings.device),
+                                version=__version__).model_dump())

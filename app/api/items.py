@@ -7,17 +7,22 @@ from fastapi.responses import Response
 
 from app.api.deps import PixelsDep, RendererDep, SessionDep, json_response
 from app.api.imaging import image_response
+from app.api.schemas.items import ItemDetail
+from app.api.schemas.responses import errors, media
 from app.inference.outputs import item_with_predictions
 from app.render.service import RenderParams
 
 router = APIRouter(prefix="/api/items")
 
-@router.get("/{item_id}")
+
+@router.get("/{item_id}", response_model=ItemDetail, responses=errors(404, 422))
 def get_item(item_id: int, session: SessionDep) -> Response:
     return json_response(item_with_predictions(session, item_id))
 
 
-@router.get("/{item_id}/render")
+@router.get("/{item_id}/render", response_class=Response, responses={
+    **media("The rendered image in the requested `format`", "image/png", "image/webp", "image/jpeg"),
+    **errors(400, 404, 422)})
 def render(item_id: int, request: Request, session: SessionDep, renderer: RendererDep, pixels: PixelsDep,
            format: str = "png", window: str | None = None, preset: str | None = None,
            overlays: str = "none", size: int | None = None, slice: int | None = None,
@@ -29,7 +34,10 @@ def render(item_id: int, request: Request, session: SessionDep, renderer: Render
     return image_response(request, renderer.render(target, params), target.version)
 
 
-@router.get("/{item_id}/raw")
+@router.get("/{item_id}/raw", response_class=Response, responses={
+    **media("The stored values of one 2-D image, C order; `X-Shape` and `X-Dtype` say how to read them (CT as "
+            "int16 HU, RGB as uint8)", "application/octet-stream"),
+    **errors(400, 404, 422)})
 def raw(item_id: int, request: Request, session: SessionDep, renderer: RendererDep, pixels: PixelsDep,
         slice: int | None = None, plane: Literal["axial", "sagittal", "coronal"] | None = None) -> Response:
     target = pixels.target(session, item_id, False)
@@ -37,7 +45,9 @@ def raw(item_id: int, request: Request, session: SessionDep, renderer: RendererD
     return image_response(request, renderer.raw(target, slice, plane), target.version)
 
 
-@router.get("/{item_id}/mask")
+@router.get("/{item_id}/mask", response_class=Response, responses={
+    **media("The ground-truth label PNG of one view (pixel value = label; palette in `X-Palette`)", "image/png"),
+    **errors(400, 404, 422)})
 def mask(item_id: int, request: Request, session: SessionDep, renderer: RendererDep, pixels: PixelsDep,
          slice: int | None = None, plane: Literal["axial", "sagittal", "coronal"] | None = None) -> Response:
     """The ground-truth label PNG of one view (same size as `/raw` of that view); 404 naming why without one."""

@@ -1,44 +1,60 @@
-"""Jobs: create (predict over a dataset's filtered items), read status and progress, cancel."""
+"""Jobs: create (predict over a dataset's filtered items), read status and progress, cancel.
+
+Starting a job needs the reviewer role; cancelling it, the one who started it or an admin. Both are in the
+audit log.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel
 
 from app.api.deps import QueueDep, SessionDep, json_response
+from app.api.schemas.jobs import JobCreated, JobListEntry, JobRequest, JobSummary
+from app.api.schemas.responses import errors
+from app.api.security import Principal, RequireRole, client_address
+from app.errors import Forbidden
 from app.inference import jobs
 
 router = APIRouter(prefix="/api/jobs")
+Reviewer = Annotated[Principal, Depends(RequireRole("reviewer"))]
 
 
-class JobRequest(BaseModel):
-    kind: str
-    model_id: int
-    dataset_id: int
-    filters: dict[str, Any] = {}
-
-
-@router.post("")
-def create_job(body: JobRequest, session: SessionDep, queue: QueueDep) -> Response:
-    job = jobs.create_job(session, body.kind, body.model_dump())
+@router.post("", status_code=202, response_model=JobCreated, responses=errors(400, 401, 403, 404, 422))
+def create_job(body: JobRequest, request: Request, session: SessionDep, queue: QueueDep,
+               reviewer: Reviewer) -> Response:
+    """The body is validated and bounded here (422 naming the field); the model and dataset are then resolved
+    once (404 naming the missing one, 400 when the model does not apply to the dataset or a filter field is
+    unknown) and the worker runs the stored parameters as they are."""
+    job = jobs.create_job(session, body.kind, body, reviewer, client_address(request))
     queue.submit(job.id)
-    return json_response({"id": job.id}, 202)
+    return json_response(JobCreated(id=job.id).model_dump(), 202)
 
 
-@router.get("")
+@router.get("", response_model=list[JobListEntry], responses=errors(400, 422))
 def list_jobs(session: SessionDep, dataset_id: int | None = None, limit: int = 20) -> Response:
     """The newest jobs, optionally of one dataset (the dataset page's live job list)."""
     return json_response(jobs.list_jobs(session, dataset_id, limit))
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", response_model=JobSummary, responses=errors(404, 422))
 def get_job(job_id: int, session: SessionDep) -> Response:
     return json_response(jobs.job_summary(jobs.get_job(session, job_id)))
 
 
-@router.post("/{job_id}/cancel")
-def cancel_job(job_id: int, session: SessionDep) -> Response:
-    return json_response(jobs.job_summary(jobs.cancel_job(session, job_id)))
+@router.post("/{job_id}/cancel", response_model=JobSummary, responses=errors(401, 403, 404, 409, 422))
+def cancel_job(job_id: int, request: Request, session: SessionDep, reviewer: Reviewer) -> Response:
+    jobs.get_job(session, job_id)  # 404 first
+    if reviewer.role != "admin" and jobs.job_starter(session, job_id) != reviewer.id:
+        raise Forbidden(f"job {job_id} was started by someone else; only they or an admin may cancel it")
+    return json_response(jobs.job_summary(jobs.cancel_job(session, job_id, reviewer, client_address(request))))
+
+
+@router.delete("/{job_id}", status_code=204, responses=errors(401, 403, 404, 409, 422))
+def delete_job(job_id: int, request: Request, session: SessionDep,
+               admin: Annotated[Principal, Depends(RequireRole("admin"))]) -> Response:
+    """Remove a finished or cancelled job's row (admin; its predictions stay); the audit log keeps it."""
+    jobs.delete_job(session, job_id, admin, client_address(request))
+    return Response(status_code=204)

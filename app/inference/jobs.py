@@ -1,31 +1,37 @@
 """Prediction jobs: many items through one model, with state and progress in the `jobs` table.
 
-`create_predict_job` validates and counts the selection; `run_job` (called by a queue backend's worker, or by
-`medview predict` in the foreground) processes the filtered items in id order, `inference_batch` at a time: one
-`runtime.run` per batch and one transaction per batch that inserts its predictions and advances `done`. Items
-that already have a prediction from the model are skipped, so a job re-run after a crash resumes where it
-stopped. Cancellation (the API sets status `cancelled`, or `should_cancel()` says so) is honoured between
-batches; an error marks the job `failed` with its message.
+A job is made from typed parameters (`app.inference.job_params.PredictJobParams`), resolved once against the
+database where it is made (`resolve_predict` → a `PredictPlan`; the 404 / 400 are raised there), and its
+selection counted (`queue_predict_job`). `run_job` (called by a queue backend's worker, or by `medview predict`
+in the foreground) reads the stored parameters back typed, loads the model once, and processes the filtered
+items in id order, `inference_batch` at a time: one `runtime.run` per batch and one transaction per batch that
+inserts its predictions and advances `done`. Items that already have a prediction from the model are skipped,
+so a job re-run after a crash resumes where it stopped. Cancellation (the API sets status `cancelled`, or
+`should_cancel()` says so) is honoured between batches; an error marks the job `failed` with its message.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import Engine, exists, func, select, update
+from sqlalchemy import CursorResult, Engine, Exists, Select, Table, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import audit
+from app.audit import Identified
 from app.catalog.queries import filtered_ids, get_dataset
 from app.config import Settings
 from app.db.base import utcnow
 from app.db.lookup import get_or_404
-from app.db.models import Dataset, Item, Job, Model, Prediction
+from app.db.models import AuditEvent, Dataset, Item, Job, Model, Prediction
 from app.db.session import make_session_factory
 from app.errors import AppError, Conflict, InvalidInput
+from app.inference.job_params import PredictJobParams, parse_predict_params
 from app.inference.predict import check_applies
 from app.inference.registry import RuntimeCache, get_model, model_card
 from app.inference.store import insert_batch
@@ -40,44 +46,41 @@ MB = 1024 * 1024
 ProgressFn = Callable[[int, int], None]
 
 
-def normalise_filters(filters: Any) -> dict[str, list[str]]:
-    """`{field: value | [values]}` → `{field: [str, …]}`."""
-    if filters is None:
-        return {}
-    if not isinstance(filters, Mapping):
-        raise InvalidInput("filters must be an object {field: value or [values]}")
-    out: dict[str, list[str]] = {}
-    for field, value in filters.items():
-        values = value if isinstance(value, list) else [value]
-        if not values or any(v is None or isinstance(v, dict | list) for v in values):
-            raise InvalidInput(f"filter {field!r} must be a value or a non-empty list of values")
-        out[str(field)] = [str(v) for v in values]
-    return out
-
-
-# Pseudo-filters of a job (not item fields): a grid selection is "these ids" or "all matching except these".
-ID_FILTERS = ("id", "exclude_id")
-MAX_SELECTED_IDS = 50_000
 IDS_AHEAD = 16  # batches of pending ids read per query
 
 
-def job_selection(dataset: Dataset, filters: Mapping[str, Sequence[str]]):
-    """SELECT of the ids a job covers: the dataset's items matching the field filters, narrowed to `id` values
-    or without `exclude_id` values when given."""
-    fields = {f: v for f, v in filters.items() if f not in ID_FILTERS}
-    selection = filtered_ids(dataset, fields)
-    for name in ID_FILTERS:
-        values = filters.get(name)
-        if values is None:
-            continue
-        if len(values) > MAX_SELECTED_IDS:
-            raise InvalidInput(f"filter {name!r} lists {len(values):,} ids; at most {MAX_SELECTED_IDS:,} "
-                               "(select all matching and exclude a few instead)")
-        bad = next((v for v in values if not v.isdigit()), None)
-        if bad is not None:
-            raise InvalidInput(f"filter {name!r}: {bad!r} is not an item id")
-        ids = [int(v) for v in values]
-        selection = selection.where(Item.id.in_(ids) if name == "id" else Item.id.not_in(ids))
+@dataclass(frozen=True)
+class PredictPlan:
+    """A predict job resolved once, where it is made: its parameters, the model row and the dataset its card
+    applies to (NotFound / InvalidInput were raised by then)."""
+
+    params: PredictJobParams
+    model: Model
+    dataset: Dataset
+
+
+def plan_predict(model: Model, dataset: Dataset, params: PredictJobParams) -> PredictPlan:
+    """The plan for rows the caller already holds (`medview predict` finds them by name); 400 when the model's
+    card does not apply to the dataset's kind."""
+    if (params.model_id, params.dataset_id) != (model.id, dataset.id):
+        raise ValueError("the parameters name another model or dataset than the rows given")
+    check_applies(model, model_card(model), dataset.kind)
+    return PredictPlan(params, model, dataset)
+
+
+def resolve_predict(session: Session, params: PredictJobParams) -> PredictPlan:
+    """The model and dataset the parameters name (404 naming the missing one), checked to fit (400)."""
+    return plan_predict(get_model(session, params.model_id), get_dataset(session, params.dataset_id), params)
+
+
+def job_selection(dataset: Dataset, params: PredictJobParams) -> Select[tuple[int]]:
+    """SELECT of the ids a job covers: the dataset's items matching the field filters (InvalidInput for a field
+    the dataset does not have), narrowed to the selected ids or without the excluded ones when given."""
+    selection = filtered_ids(dataset, params.field_filters)
+    if params.ids is not None:
+        selection = selection.where(Item.id.in_(params.ids))
+    if params.excluded_ids is not None:
+        selection = selection.where(Item.id.not_in(params.excluded_ids))
     return selection
 
 
@@ -86,44 +89,55 @@ def list_jobs(session: Session, dataset_id: int | None = None, limit: int = 20) 
     pages' live job lists."""
     if not 1 <= limit <= 200:
         raise InvalidInput(f"limit must be between 1 and 200, got {limit}")
-    stmt = select(Job).order_by(Job.id.desc()).limit(limit)
+    model_id = Job.params["model_id"].as_integer()
+    stmt = select(Job, Model.name).outerjoin(Model, Model.id == model_id).order_by(Job.id.desc()).limit(limit)
     if dataset_id is not None:
         stmt = stmt.where(Job.params["dataset_id"].as_integer() == dataset_id)
-    jobs = session.scalars(stmt).all()
-    model_ids = {(j.params or {}).get("model_id") for j in jobs}
-    names = dict(session.execute(select(Model.id, Model.name).where(Model.id.in_(model_ids))).all())
-    return [{**job_summary(j), "model_name": names.get((j.params or {}).get("model_id"))} for j in jobs]
+    return [{**job_summary(job), "model_name": name} for job, name in session.execute(stmt)]
 
 
-def _count(session: Session, stmt) -> int:
+def _count(session: Session, stmt: Select[tuple[int]]) -> int:
     return session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
 
 
-def _predicted(model_id: int):
+def _predicted(model_id: int) -> Exists:
     return exists().where(Prediction.item_id == Item.id, Prediction.model_id == model_id)
 
 
-def create_predict_job(session: Session, model_id: int, dataset_id: int, filters: Any = None) -> Job:
-    """A queued predict job over the dataset's filtered items (NotFound / InvalidInput when it could not run)."""
-    model = get_model(session, model_id)
-    dataset = get_dataset(session, dataset_id)
-    check_applies(model, model_card(model), dataset.kind)
-    clean = normalise_filters(filters)
-    total = _count(session, job_selection(dataset, clean))
-    job = Job(kind="predict", params={"model_id": model.id, "dataset_id": dataset.id, "filters": clean},
-              status="queued", done=0, total=total)
+def queue_predict_job(session: Session, plan: PredictPlan, actor: Identified | str | None = None,
+                      address: str | None = None) -> Job:
+    """A queued predict job over the plan's selection (InvalidInput for a filter field the dataset lacks), with
+    its `job.start` audit event (who started it: the one who may cancel it besides an admin)."""
+    total = _count(session, job_selection(plan.dataset, plan.params))
+    job = Job(kind="predict", params=plan.params.to_row(), status="queued", done=0, total=total)
     session.add(job)
+    session.flush()
+    audit.record(session, actor, "job.start", "job", job.id, after={
+        "kind": "predict", "model_id": plan.model.id, "dataset_id": plan.dataset.id, "total": total,
+        "filters": plan.params.to_row().get("filters") or {}}, address=address)
     session.commit()
     return job
 
 
-def create_job(session: Session, kind: str, params: Mapping[str, Any]) -> Job:
+def create_predict_job(session: Session, model_id: int, dataset_id: int,
+                       filters: Mapping[str, Any] | None = None) -> Job:
+    """A queued predict job from plain values (Python callers; NotFound / InvalidInput when it could not run)."""
+    params = parse_predict_params({"model_id": model_id, "dataset_id": dataset_id, "filters": filters})
+    return queue_predict_job(session, resolve_predict(session, params))
+
+
+def create_job(session: Session, kind: str, params: PredictJobParams, actor: Identified | str | None = None,
+               address: str | None = None) -> Job:
+    """A job from validated parameters (POST /api/jobs): the kind checked, model and dataset resolved once."""
     if kind not in JOB_KINDS:
         raise InvalidInput(f"unknown job kind {kind!r}; supported: {', '.join(JOB_KINDS)}")
-    for name in ("model_id", "dataset_id"):
-        if not isinstance(params.get(name), int) or isinstance(params.get(name), bool):
-            raise InvalidInput(f"a {kind} job needs an integer {name}")
-    return create_predict_job(session, params["model_id"], params["dataset_id"], params.get("filters"))
+    return queue_predict_job(session, resolve_predict(session, params), actor, address)
+
+
+def job_starter(session: Session, job_id: int) -> int | None:
+    """The user id that started a job, from its `job.start` audit event (None: the CLI, or before accounts)."""
+    return session.scalar(select(AuditEvent.actor_id).where(
+        AuditEvent.action == "job.start", AuditEvent.target_type == "job", AuditEvent.target_id == str(job_id)))
 
 
 def get_job(session: Session, job_id: int) -> Job:
@@ -138,16 +152,32 @@ def job_summary(job: Job) -> dict[str, Any]:
             "finished_at": job.finished_at.isoformat() if job.finished_at else None}
 
 
-def cancel_job(session: Session, job_id: int) -> Job:
+def cancel_job(session: Session, job_id: int, actor: Identified | str | None = None,
+               address: str | None = None) -> Job:
     """Mark a queued or running job cancelled (its worker stops before the next batch); idempotent."""
     job = get_job(session, job_id)
     if job.status in ("done", "failed"):
         raise Conflict(f"job {job_id} has already finished ({job.status})")
+    before = job.status
     session.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE))
                     .values(status="cancelled", finished_at=utcnow()))
+    if before != "cancelled":
+        audit.record(session, actor, "job.cancel", "job", job_id, before={"status": before},
+                     after={"status": "cancelled"}, address=address)
     session.commit()
     session.refresh(job)
     return job
+
+
+def delete_job(session: Session, job_id: int, actor: Identified | str | None = None,
+               address: str | None = None) -> None:
+    """Remove a job that is no longer active (Conflict while queued or running: cancel it first)."""
+    job = get_job(session, job_id)
+    if job.status in ACTIVE:
+        raise Conflict(f"job {job_id} is {job.status}; cancel it before deleting it")
+    audit.record(session, actor, "job.delete", "job", job_id, before=job_summary(job), address=address)
+    session.delete(job)
+    session.commit()
 
 
 def unfinished_job_ids(session: Session) -> list[int]:
@@ -157,7 +187,8 @@ def unfinished_job_ids(session: Session) -> list[int]:
 
 def _set(session: Session, job_id: int, **values: Any) -> bool:
     """Update an active job; False when it is no longer active (cancelled meanwhile)."""
-    result = session.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE)).values(**values))
+    result = cast(CursorResult[Any], session.execute(update(Job).where(Job.id == job_id, Job.status.in_(ACTIVE))
+                                                     .values(**values)))
     session.commit()
     return result.rowcount > 0
 
@@ -170,7 +201,7 @@ def _write_batch(session: Session, job_id: int, model_id: int, results: list[Res
             insert_batch(session, model_id, results)
             # Core on the connection: the ORM's bulk-update bookkeeping cost more than the UPDATE itself
             active = session.connection().execute(
-                update(Job.__table__).where(Job.id == job_id, Job.status.in_(ACTIVE))
+                update(cast(Table, Job.__table__)).where(Job.id == job_id, Job.status.in_(ACTIVE))
                 .values(done=done, heartbeat_at=utcnow())).rowcount > 0
             session.commit()
             return active
@@ -181,6 +212,7 @@ def _write_batch(session: Session, job_id: int, model_id: int, results: list[Res
             taken = set(session.scalars(select(Prediction.item_id).where(
                 Prediction.model_id == model_id, Prediction.item_id.in_([r.item_id for r in results]))))
             results = [r for r in results if r.item_id not in taken]
+    raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def run_job(factory: Engine | sessionmaker[Session], settings: Settings, runtimes: RuntimeCache, job_id: int,
@@ -225,12 +257,12 @@ def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, p
     job_id = job.id
     if job.kind not in JOB_KINDS:
         raise InvalidInput(f"unknown job kind {job.kind!r}")
-    params = job.params or {}
-    model = get_model(session, params.get("model_id"))
-    dataset = get_dataset(session, params.get("dataset_id"))
+    # checked when the job was made (resolve_predict); here each row is read, and the card parsed, once
+    params = PredictJobParams.from_row(job.params)
+    model = get_model(session, params.model_id)
+    dataset = get_dataset(session, params.dataset_id)
     card = model_card(model)
-    check_applies(model, card, dataset.kind)
-    selection = job_selection(dataset, normalise_filters(params.get("filters")))
+    selection = job_selection(dataset, params)
     pending = selection.where(~_predicted(model.id))
     total = _count(session, selection)
     done = total - _count(session, pending)
@@ -238,7 +270,7 @@ def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, p
     if not _set(session, job_id, status="running", started_at=job.started_at or now, heartbeat_at=now,
                 total=total, done=done, error=None):
         return session.scalar(select(Job.status).where(Job.id == job_id)) or "cancelled"
-    runtime = runtimes.get(model, settings.device)
+    runtime = runtimes.get(model, settings.device, card)
     task = get_task(card)
     ctx = TaskContext(settings, pixels, card, model.id, dataset.kind)
     chunk = task.chunk(settings, card)

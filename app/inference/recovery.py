@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.base import utcnow
@@ -25,7 +26,7 @@ from app.db.models import Job
 log = logging.getLogger(__name__)
 
 
-def _stale(cutoff):
+def _stale(cutoff: datetime) -> ColumnElement[bool]:
     return and_(Job.status == "running", or_(Job.heartbeat_at.is_(None), Job.heartbeat_at < cutoff))
 
 
@@ -33,8 +34,9 @@ def claim(session: Session, job_id: int, stale_seconds: float) -> bool:
     """Take the job for this worker: True when it was queued, or running but silent for `stale_seconds`."""
     now = utcnow()
     cutoff = now - timedelta(seconds=stale_seconds)
-    result = session.execute(update(Job).where(Job.id == job_id, or_(Job.status == "queued", _stale(cutoff)))
-                             .values(status="running", heartbeat_at=now))
+    result = cast(CursorResult[Any], session.execute(
+        update(Job).where(Job.id == job_id, or_(Job.status == "queued", _stale(cutoff)))
+        .values(status="running", heartbeat_at=now)))
     session.commit()
     return result.rowcount > 0
 
@@ -51,7 +53,8 @@ def requeue_stale(session: Session, stale_seconds: float) -> list[int]:
     ids = list(session.scalars(select(Job.id).where(_stale(cutoff)).order_by(Job.id)))
     taken = []
     for job_id in ids:  # one guarded UPDATE each: a job that spoke meanwhile is left alone
-        result = session.execute(update(Job).where(Job.id == job_id, _stale(cutoff)).values(status="queued"))
+        result = cast(CursorResult[Any], session.execute(
+            update(Job).where(Job.id == job_id, _stale(cutoff)).values(status="queued")))
         if result.rowcount:
             taken.append(job_id)
             log.warning("job %d: no heartbeat for %.0f s; re-queued for another worker", job_id, stale_seconds)
@@ -88,6 +91,6 @@ class Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()

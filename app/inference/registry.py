@@ -12,15 +12,17 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app import audit
+from app.audit import Identified
 from app.config import Settings
 from app.db.lookup import get_or_404
-from app.db.models import Model
+from app.db.models import ItemMetric, Job, Model, Prediction
 from app.errors import Conflict, InvalidInput
 from app.inference.card import ModelCard, card_from_dict, card_from_text, load_card
 from app.inference.runtime import RUNTIMES, InferenceRuntime, ModelLoadError, open_model
@@ -72,11 +74,16 @@ def parse_card(card_text: str | bytes | None = None, card_path: str | Path | Non
 
 def add_model(session: Session, settings: Settings, source: ModelSource, filename: str, *,
               card_text: str | bytes | None = None, card_path: str | Path | None = None,
-              card_filename: str | None = None) -> Model:
-    """Validate card and file, store the file and register the model. Raises ModelCardError, ModelLoadError,
-    ModelCardMismatch (all InvalidInput) or Conflict for a name already registered."""
+              card_filename: str | None = None, actor: Identified | str | None = None,
+              address: str | None = None) -> Model:
+    """Validate card and file, store the file and register the model (with its `model.add` audit event). Raises
+    ModelCardError, ModelLoadError, ModelCardMismatch (all InvalidInput) or Conflict for a name already registered.
+    TorchScript files run code when loaded: refused unless MEDVIEW_ALLOW_TORCHSCRIPT is on."""
     card = parse_card(card_text, card_path, card_filename)
     name = _safe_filename(filename)
+    if RUNTIME_NAMES.get(Path(name).suffix.lower()) == "torchscript" and not settings.allow_torchscript:
+        raise InvalidInput(f"{name}: TorchScript models can run code when loaded and are refused here; an admin "
+                           "may allow them with MEDVIEW_ALLOW_TORCHSCRIPT=true (or export the model to ONNX)")
     if session.scalar(select(Model.id).where(Model.name == card.name)) is not None:
         raise Conflict(f"a model named {card.name!r} is already registered")
     base = models_dir(settings)
@@ -95,6 +102,8 @@ def add_model(session: Session, settings: Settings, source: ModelSource, filenam
             shutil.rmtree(final_dir)
         incoming.rename(final_dir)
         model.path = str(final_dir / name)
+        audit.record(session, actor, "model.add", "model", model.id, after={
+            "name": model.name, "task": model.task, "runtime": model.runtime, "file": name}, address=address)
         try:
             session.commit()
         except IntegrityError:
@@ -105,6 +114,29 @@ def add_model(session: Session, settings: Settings, source: ModelSource, filenam
         shutil.rmtree(incoming, ignore_errors=True)
     log.info("registered model %s (%s, %s) as id %d", model.name, model.task, model.runtime, model.id)
     return model
+
+
+def delete_model(session: Session, settings: Settings, model_id: int, actor: Identified | str | None = None,
+                 address: str | None = None) -> dict[str, Any]:
+    """Remove a model, its predictions, per-item metrics and files (the model file, its predicted masks); the
+    audit log keeps what it was. Refused (Conflict) while a job of it is queued or running."""
+    model = get_model(session, model_id)
+    active = session.scalars(select(Job.id).where(Job.status.in_(("queued", "running")))).all()
+    for job_id in active:
+        job = session.get(Job, job_id)
+        if job is not None and (job.params or {}).get("model_id") == model_id:
+            raise Conflict(f"model {model_id} has a {job.status} job ({job_id}); cancel it first")
+    summary = {"name": model.name, "task": model.task, "runtime": model.runtime, "file": Path(model.path).name}
+    result = cast(CursorResult[Any], session.execute(delete(Prediction).where(Prediction.model_id == model_id)))
+    removed = result.rowcount
+    session.execute(delete(ItemMetric).where(ItemMetric.model_id == model_id))
+    session.delete(model)
+    audit.record(session, actor, "model.delete", "model", model_id, before=summary,
+                 after={"predictions_removed": removed}, address=address)
+    session.commit()
+    shutil.rmtree(models_dir(settings) / str(model_id), ignore_errors=True)
+    shutil.rmtree(Path(settings.data_dir) / "predictions" / str(model_id), ignore_errors=True)
+    return {**summary, "id": model_id, "predictions_removed": removed}
 
 
 def model_card(model: Model) -> ModelCard:
@@ -133,12 +165,13 @@ class RuntimeCache:
         self._runtimes: dict[tuple[int, str], InferenceRuntime] = {}
         self._lock = threading.Lock()
 
-    def get(self, model: Model, device_setting: str) -> InferenceRuntime:
+    def get(self, model: Model, device_setting: str, card: ModelCard | None = None) -> InferenceRuntime:
+        """The model's runtime, loaded on first use; `card`: the model's card when the caller parsed it already."""
         key = (model.id, device_setting)
         with self._lock:
             runtime = self._runtimes.get(key)
             if runtime is None:
-                runtime = open_model(model.path, model_card(model), device_setting)
+                runtime = open_model(model.path, card or model_card(model), device_setting)
                 self._runtimes[key] = runtime
             return runtime
 

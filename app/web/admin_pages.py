@@ -79,6 +79,7 @@ def admin_audit_page(request: Request, session: SessionDep, _: Admin, actor: str
                      action: str | None = None, target_type: str | None = None,
                      cursor: str | None = None) -> Response:
     filters = {k: v for k, v in (("actor", actor), ("action", action), ("target_type", target_type)) if v}
-    page = audit.query(session, limit=100, cursor=cursor, **filters)
+    page = audit.query(session, actor=actor or None, action=action or None, target_type=target_type or None,
+                       limit=100, cursor=cursor)
     return request.app.state.templates.TemplateResponse(request, "admin_audit.html",
                                                         {"page": page, "filters": filters})

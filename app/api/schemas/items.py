@@ -1,0 +1,81 @@
+"""Items: a listing page, and one item with its annotations and stored predictions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from app.inference.card import Task
+
+
+class ItemSummary(BaseModel):
+    id: int
+    key: str = Field(description="Stable, human-readable key within the dataset (API.md, Item keys).")
+    kind: str = Field(description="key_slice, patch, image, volume or series.")
+    split: str | None
+    label: str | None = Field(description="The dataset's own label value, as text.")
+    sex: str | None
+    age: float | None = Field(description="Years.")
+    width: int | None = Field(description="Pixels.")
+    height: int | None = Field(description="Pixels.")
+    review_status: str
+    version: int = Field(description="Content version; part of every image URL's cache key (`v=`).")
+    thumbnail_url: str
+    sort_value: float | str | None = Field(None, description="Present only with a value sort (`sort=` a numeric "
+                                                             "field or `metric:MODEL:NAME`): the item's value.")
+
+
+class ItemPage(BaseModel):
+    items: list[ItemSummary]
+    total: int = Field(description="Items matching the filters.")
+    next_cursor: str | None = Field(description="Opaque; pass as `cursor=` for the next page; null on the last.")
+    sort: str = Field(description="The order applied (`id` unless `sort=` was given).")
+
+
+class AnnotationOut(BaseModel):
+    id: int
+    kind: str = Field(description="label, bbox, recist, mask, centroid or polygon.")
+    source: str = Field(description="`dataset`, `model:<id>` or `user:<id>`.")
+    label: str | None
+    geometry: dict[str, Any] = Field(description="Per kind, in the item's pixel coordinates (API.md, Geometry).")
+    meta: dict[str, Any] = Field(description="Per dataset kind (e.g. RECIST `long_mm`, `short_mm`).")
+    slice_index: int | None = Field(description="Slice of a volume the annotation lies on.")
+    version: int
+
+
+class ItemPrediction(BaseModel):
+    model_id: int
+    model_name: str
+    task: Task
+    outputs: dict[str, Any] = Field(description="Per task: classify `{probabilities, label}`; segment2d `{mask: URL, "
+                                                "labels, area_fraction}`; segment3d `{mask: URL, labels}`; detect2d "
+                                                "`{boxes: [[x1, y1, x2, y2, score, label]…], candidates, "
+                                                "score_threshold}`.")
+    metrics: dict[str, Any] | None = Field(description="Per-item metrics against the ground truth, when it exists.")
+    created_at: datetime | None
+
+
+class ItemDetail(BaseModel):
+    id: int
+    dataset_id: int
+    key: str
+    kind: str
+    split: str | None
+    label: str | None
+    sex: str | None
+    age: float | None
+    width: int | None = Field(description="Pixels.")
+    height: int | None = Field(description="Pixels.")
+    depth: int | None = Field(description="Slices of a volume (1 for a 2-D image).")
+    spacing: list[float] | None = Field(description="Voxel size in mm.")
+    window: list[float] | None = Field(description="The item's own display window [low, high] (HU for CT).")
+    meta: dict[str, Any] = Field(description="Per dataset kind.")
+    slice: int | None = Field(description="The key slice's index within its series, when it has one.")
+    version: int
+    review_status: str
+    patient: str | None = Field(description="The dataset's patient id.")
+    study: str | None = Field(description="The dataset's study id.")
+    annotations: list[AnnotationOut]
+    predictions: list[ItemPrediction]

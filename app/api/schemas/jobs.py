@@ -1,0 +1,37 @@
+"""Jobs: the request that makes one, and a job's state and progress."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from app.inference.job_params import PredictJobParams
+
+
+class JobRequest(PredictJobParams):
+    """POST /api/jobs: the job's kind and its parameters (validated and bounded here, once)."""
+
+    kind: str = Field(description="Job kind; `predict` (an unknown kind is refused with 400).")
+
+
+class JobCreated(BaseModel):
+    id: int = Field(description="Job id; follow it with GET /api/jobs/{id}.")
+
+
+class JobSummary(BaseModel):
+    id: int
+    kind: str
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    done: int = Field(description="Items processed.")
+    total: int = Field(description="Items the job covers.")
+    error: str | None = Field(description="Why the job failed.")
+    params: PredictJobParams = Field(description="The parameters as stored (filter values as strings).")
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobListEntry(JobSummary):
+    model_name: str | None = Field(description="Name of the job's model (null when it is gone).")

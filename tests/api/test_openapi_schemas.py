@@ -1,0 +1,298 @@
+"""Every JSON endpoint's real responses, on the generated demo data (every dataset kind, the demo models and a
+detector and a 3-D segmenter added here), validate against the schema `/openapi.json` documents for that status:
+keys the schema does not declare fail, so the documentation cannot fall behind the payloads. Error responses
+are checked the same way (`{"detail": str}` for every declared 4xx, 422 included), and bytes endpoints must
+answer in a media type their OpenAPI entry lists.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from app.api.deps import get_settings
+from app.config import Settings
+from app.demo import build_demo
+from app.main import create_app
+from tests.api.test_models_predict import card_yaml, classifier_onnx, register
+from tests.onnx_models import constant_detector, threshold_segmenter_3d
+
+Schema = dict[str, Any]
+JSON_TYPES: dict[str, tuple[type, ...]] = {"object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,),
+                                           "integer": (int,), "number": (int, float), "null": (type(None),)}
+
+
+def schema_errors(doc: Schema, schema: Schema, value: Any, at: str = "$") -> list[str]:
+    """Why `value` does not match `schema` (the subset of JSON Schema that pydantic emits), [] when it does.
+    An object schema with `properties` and no `additionalProperties` is closed: an undocumented key is an error."""
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        return schema_errors(doc, doc["components"]["schemas"][name], value, at)
+    for combiner in ("anyOf", "oneOf"):
+        if combiner in schema:
+            passing = [s for s in schema[combiner] if not schema_errors(doc, s, value, at)]
+            if not passing or (combiner == "oneOf" and len(passing) > 1):
+                return [f"{at}: {len(passing)} of the {combiner} options match {str(value)[:80]!r}"]
+            return []
+    if "const" in schema and value != schema["const"]:
+        return [f"{at}: {value!r} is not {schema['const']!r}"]
+    if "enum" in schema and value not in schema["enum"]:
+        return [f"{at}: {value!r} is not one of {schema['enum']}"]
+    kind = schema.get("type")
+    if kind is None:
+        return []
+    if not isinstance(value, JSON_TYPES[kind]) or (isinstance(value, bool) and kind in ("integer", "number")):
+        return [f"{at}: expected {kind}, got {type(value).__name__} {str(value)[:80]!r}"]
+    out: list[str] = []
+    if kind == "object":
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties", not properties)
+        out += [f"{at}: missing required {k!r}" for k in schema.get("required", []) if k not in value]
+        for key, item in value.items():
+            if key in properties:
+                out += schema_errors(doc, properties[key], item, f"{at}.{key}")
+            elif isinstance(extra, dict):
+                out += schema_errors(doc, extra, item, f"{at}.{key}")
+            elif not extra:
+                out.append(f"{at}: key {key!r} is not in the schema")
+    elif kind == "array":
+        for i, item in enumerate(value):
+            out += schema_errors(doc, schema.get("items", {}), item, f"{at}[{i}]")
+    return out
+
+
+def test_the_validator_catches_undocumented_keys_and_wrong_types() -> None:
+    doc: Schema = {"components": {"schemas": {"A": {"type": "object", "required": ["n"], "properties": {
+        "n": {"type": "integer"}, "s": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "m": {"type": "object", "additionalProperties": {"type": "number"}}}}}}}
+    ref = {"$ref": "#/components/schemas/A"}
+    assert schema_errors(doc, ref, {"n": 1, "s": None, "m": {"a": 1.5}}) == []
+    assert schema_errors(doc, ref, {"n": 1, "extra": 2}) == ["$: key 'extra' is not in the schema"]
+    assert schema_errors(doc, ref, {"n": True}) == ["$.n: expected integer, got bool 'True'"]
+    assert schema_errors(doc, ref, {"s": 3})[0] == "$: missing required 'n'"
+    assert schema_errors(doc, ref, {"n": 1, "m": {"a": "x"}}) == ["$.m.a: expected number, got str 'x'"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[tuple[TestClient, dict]]:
+    """The demo (every kind, two models with predictions, their jobs) plus a detector on the DeepLesion sample
+    and a 3-D segmenter on VerSe, predicted; yields the client and the ids the requests need."""
+    base = tmp_path_factory.mktemp("openapi-demo")
+    shutil.copy(sqlite_template, base / "medview.db")
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{base / 'medview.db'}", data_dir=base / "data",
+                        data_roots=str(base), slice_cache_mb=64, render_cache_mb=16)
+    settings = build_demo(settings)
+    with TestClient(create_app(settings)) as client:
+        datasets = {d["kind"]: d["id"] for d in client.get("/api/datasets").json()}
+        models = {m["task"]: m["id"] for m in client.get("/api/models").json()}
+        boxes = np.array([[40, 40, 90, 90, 0.9, 0], [0, 0, 10, 10, 0.3, 0]], np.float32)
+        detector = yaml.safe_dump({"name": "dl-constant", "task": "detect2d", "input": {
+            "layout": "NCHW", "size": [256, 256], "channels": 3, "window": [-175.0, 275.0], "slices": 3},
+            "output": {"kind": "boxes", "classes": ["lesion"]}, "applies_to": ["deeplesion"]})
+        segmenter = yaml.safe_dump({"name": "bone", "task": "segment3d", "input": {
+            "layout": "NCDHW", "size": [32, 64, 64], "channels": 1, "window": [-1000.0, 1000.0], "overlap": 0.25},
+            "output": {"kind": "mask", "classes": ["background", "bone"]}, "applies_to": ["verse"]})
+        for task, kind, path, card in (
+                ("detect2d", "deeplesion", constant_detector(base / "det.onnx", boxes, (256, 256)), detector),
+                ("segment3d", "verse", threshold_segmenter_3d(base / "bone.onnx", (32, 64, 64), 0.625, label=1),
+                 segmenter)):
+            r = register(client, path, card)
+            assert r.status_code == 201, r.text
+            models[task] = r.json()["id"]
+            job = client.post("/api/jobs", json={"kind": "predict", "model_id": models[task],
+                                                 "dataset_id": datasets[kind]})
+            assert job.status_code == 202, job.text
+            wait_done(client, job.json()["id"])
+        yield client, {"datasets": datasets, "models": models, "base": base}
+
+
+def wait_done(client: TestClient, job_id: int, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while (status := client.get(f"/api/jobs/{job_id}").json()["status"]) in ("queued", "running"):
+        assert time.monotonic() < deadline, f"job {job_id} still {status}"
+        time.sleep(0.05)
+    assert status == "done", client.get(f"/api/jobs/{job_id}").json()
+
+
+def operation(doc: Schema, method: str, path: str) -> tuple[str, Schema]:
+    """The OpenAPI path template a concrete /api path matches, and its operation."""
+    parts = path.split("?")[0].strip("/").split("/")
+    for template, ops in doc["paths"].items():
+        names = template.strip("/").split("/")
+        if method in ops and len(names) == len(parts) and all(
+                n == p or n.startswith("{") for n, p in zip(names, parts, strict=True)):
+            return template, ops[method]
+    raise AssertionError(f"{method.upper()} {path} is not in /openapi.json")
+
+
+def check(doc: Schema, seen: set[tuple[str, str]], r: Response, status: int | None = None) -> Any:
+    """`r` answers with a status its operation declares, in a declared media type, and (JSON) a body that
+    validates against that status's schema. Returns the decoded JSON body."""
+    method, path = r.request.method.lower(), r.request.url.path
+    template, op = operation(doc, method, path)
+    seen.add((method, template))
+    if status is not None:
+        assert r.status_code == status, (path, r.status_code, r.text[:300])
+    declared = op["responses"].get(str(r.status_code))
+    assert declared is not None, f"{method.upper()} {template} answered {r.status_code}, not documented"
+    media_type = r.headers["content-type"].split(";")[0]
+    assert media_type in declared.get("content", {}), (template, r.status_code, media_type, declared)
+    if media_type != "application/json":
+        return None
+    body = r.json()
+    problems = schema_errors(doc, declared["content"]["application/json"]["schema"], body)
+    assert not problems, f"{method.upper()} {path} → {r.status_code}:\n" + "\n".join(problems[:20])
+    return body
+
+
+def test_every_json_endpoint_matches_its_documented_schema(demo: tuple[TestClient, dict]) -> None:
+    client, ids = demo
+    doc = client.get("/openapi.json").json()
+    seen: set[tuple[str, str]] = set()
+    datasets, models = ids["datasets"], ids["models"]
+
+    def get(url: str, status: int = 200, **params: Any) -> Any:
+        return check(doc, seen, client.get(url, params=params), status)
+
+    check(doc, seen, client.get("/api/health"), 200)
+    assert {d["kind"] for d in get("/api/datasets")} == set(datasets)
+    for kind, dataset_id in datasets.items():
+        get(f"/api/datasets/{dataset_id}")
+        get(f"/api/datasets/{dataset_id}/facets")
+        get(f"/api/datasets/{dataset_id}/charts")
+        page = get(f"/api/datasets/{dataset_id}/items", limit=3)
+        assert page["items"], kind
+        for item in page["items"][:2]:
+            get(f"/api/items/{item['id']}")
+    deeplesion, pcam = datasets["deeplesion"], datasets["pcam"]
+    by_age = get(f"/api/datasets/{deeplesion}/items", sort="-age", limit=5)
+    assert all("sort_value" in i for i in by_age["items"])  # the optional key, present
+    worst = get(f"/api/datasets/{pcam}/items", sort=f"-metric:{models['classify']}:nll", limit=5, split="train")
+    assert isinstance(worst["items"][0]["sort_value"], float)
+    get(f"/api/datasets/{pcam}/facets", split="train", label=["0", "1"])
+    patient = get(f"/api/items/{get(f'/api/datasets/{deeplesion}/items', limit=1)['items'][0]['id']}")["patient"]
+    timeline = get(f"/api/datasets/{deeplesion}/patients/{patient}")
+    assert timeline["studies"] and timeline["tracks"]
+
+    # every task's stored predictions, as items list them, and every task's evaluation
+    for task, kind in (("classify", "pcam"), ("segment2d", "bis5k"), ("detect2d", "deeplesion"),
+                       ("segment3d", "verse")):
+        item_id = get(f"/api/datasets/{datasets[kind]}/items", limit=1)["items"][0]["id"]
+        assert get(f"/api/items/{item_id}")["predictions"][0]["task"] == task
+        evaluation = get(f"/api/models/{models[task]}/evaluation", dataset_id=datasets[kind])
+        assert evaluation["task"] == task and evaluation["n"] > 0, evaluation
+    assert get(f"/api/models/{models['classify']}/evaluation", dataset_id=pcam, split="nope")["n"] == 0
+
+    # models: register (201), list, one with its device; an on-demand prediction, done and still running
+    get("/api/models")
+    get(f"/api/models/{models['classify']}")
+    r = register(client, classifier_onnx(ids["base"] / "extra.onnx"), card_yaml(name="extra"))
+    check(doc, seen, r, 201)
+    pcam_item = get(f"/api/datasets/{pcam}/items", limit=1)["items"][0]["id"]
+    predict = f"/api/items/{pcam_item}/predict"
+    check(doc, seen, client.post(predict, json={"model_id": models["classify"]}), 200)
+    # a 3-D prediction (seconds) against a wait of a nanosecond: 202, then stored in the background
+    volume = get(f"/api/datasets/{datasets['verse']}/items", limit=1)["items"][0]["id"]
+    before = get(f"/api/items/{volume}")["predictions"][0]["created_at"]
+    slow = client.app.state.settings.model_copy(update={"predict_wait_seconds": 1e-9})
+
+    async def impatient() -> Settings:
+        return slow
+
+    client.app.dependency_overrides[get_settings] = impatient
+    try:
+        pending = check(doc, seen, client.post(f"/api/items/{volume}/predict",
+                                               json={"model_id": models["segment3d"]}), 202)
+    finally:
+        client.app.dependency_overrides.clear()
+    assert pending["status"] == "running"
+    deadline = time.monotonic() + 60
+    while get(f"/api/items/{volume}")["predictions"][0]["created_at"] == before:
+        assert time.monotonic() < deadline, "the background prediction was not stored"
+        time.sleep(0.05)
+
+    # jobs: create, read, list (of all and of one dataset), cancel a finished one (409)
+    created = check(doc, seen, client.post("/api/jobs", json={
+        "kind": "predict", "model_id": models["classify"], "dataset_id": pcam,
+        "filters": {"split": "valid", "label": [0, 1]}}), 202)
+    wait_done(client, created["id"])
+    job = get(f"/api/jobs/{created['id']}")
+    assert job["params"] == {"model_id": models["classify"], "dataset_id": pcam,
+                             "filters": {"split": ["valid"], "label": ["0", "1"]}}
+    assert len(get("/api/jobs")) >= 5 and get("/api/jobs", dataset_id=pcam)[0]["id"] == created["id"]
+    check(doc, seen, client.post(f"/api/jobs/{created['id']}/cancel"), 409)
+
+    # errors: each declared 4xx renders as the documented {"detail": str}
+    get("/api/datasets/9999", 404)
+    get(f"/api/datasets/{pcam}/items", 400, limit=0)
+    get("/api/datasets/x/items", 422)
+    get(f"/api/datasets/{pcam}/facets", 400, colour="red")
+    get("/api/datasets/x/charts", 422)
+    get(f"/api/datasets/{deeplesion}/patients/nobody", 404)
+    get("/api/items/9999", 404)
+    get("/api/models/9999", 404)
+    get(f"/api/models/{models['classify']}/evaluation", 422)
+    check(doc, seen, client.post(predict, json={"model_id": models["segment3d"]}), 400)
+    check(doc, seen, client.post("/api/jobs", json={"kind": "predict", "model_id": 9999, "dataset_id": pcam}), 404)
+    check(doc, seen, client.post("/api/jobs", json={"kind": "nope", "model_id": 1, "dataset_id": pcam}), 400)
+    check(doc, seen, client.post("/api/jobs", json={"kind": "predict", "model_id": "x", "dataset_id": pcam}), 422)
+    check(doc, seen, register(client, classifier_onnx(ids["base"] / "again.onnx"), card_yaml(name="extra")), 409)
+    get("/api/jobs", 400, limit=0)
+    get("/api/jobs/9999", 404)
+    check(doc, seen, client.post("/api/jobs/9999/cancel"), 404)
+
+    json_operations = {(m, p) for p, ops in doc["paths"].items() for m, op in ops.items()
+                       if "application/json" in op["responses"].get("200", op["responses"].get("201", op[
+                           "responses"].get("202", {}))).get("content", {})}
+    assert json_operations - seen == set(), "JSON endpoints without a checked response"
+
+
+def test_bytes_endpoints_answer_in_their_documented_media_types(demo: tuple[TestClient, dict]) -> None:
+    client, ids = demo
+    doc = client.get("/openapi.json").json()
+    seen: set[tuple[str, str]] = set()
+    datasets, models = ids["datasets"], ids["models"]
+    ct = client.get(f"/api/datasets/{datasets['deeplesion']}/items", params={"limit": 1}).json()["items"][0]["id"]
+    volume = client.get(f"/api/datasets/{datasets['verse']}/items", params={"limit": 1}).json()["items"][0]["id"]
+    for fmt in ("png", "webp", "jpeg"):
+        check(doc, seen, client.get(f"/api/items/{ct}/render", params={"format": fmt, "overlays": "gt"}), 200)
+    check(doc, seen, client.get(f"/api/items/{ct}/raw"), 200)
+    check(doc, seen, client.get(f"/api/items/{volume}/mask", params={"plane": "sagittal"}), 200)
+    mask = f"/api/items/{volume}/predictions/{models['segment3d']}/mask"
+    first = check(doc, seen, client.get(mask, params={"plane": "coronal"}), 200)
+    assert first is None
+    etag = client.get(mask, params={"plane": "coronal"}).headers["etag"]
+    assert client.get(mask, params={"plane": "coronal"}, headers={"If-None-Match": etag}).status_code == 304
+    check(doc, seen, client.get(f"/api/datasets/{datasets['pcam']}/sheet", params={"limit": 8}), 200)
+    check(doc, seen, client.get(f"/api/items/{ct}/render", params={"format": "gif"}), 400)
+    check(doc, seen, client.get("/api/items/9999/raw"), 404)
+    check(doc, seen, client.get(f"/api/datasets/{datasets['pcam']}/sheet", params={"cols": 0}), 400)
+    for method, template in seen:
+        ok = doc["paths"][template][method]["responses"]["200"]
+        assert "application/json" not in ok["content"], template  # bytes, not documented as JSON
+
+
+def test_errors_are_documented_as_detail_strings(demo: tuple[TestClient, dict]) -> None:
+    """No operation keeps FastAPI's default 422 (an array of errors): the app's handler answers a string."""
+    client, _ = demo
+    doc = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    assert doc["components"]["schemas"]["ErrorDetail"]["properties"]["detail"]["type"] == "string"
+    for template, ops in doc["paths"].items():
+        for method, op in ops.items():
+            params = op.get("parameters") or op.get("requestBody")
+            for status, response in op["responses"].items():
+                if status.startswith("4"):
+                    assert response["content"]["application/json"]["schema"] == {
+                        "$ref": "#/components/schemas/ErrorDetail"}, (method, template, status)
+            if params and template.startswith("/api/"):
+                assert "422" in op["responses"], (method, template)
