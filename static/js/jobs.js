@@ -3,7 +3,7 @@
 // and every queued or running job of the dataset is polled (GET /api/jobs/{id}) into a progress bar with a
 // Cancel button (POST /api/jobs/{id}/cancel). Finished jobs link their evaluation page.
 
-import { URLS, fillUrl } from "./urls.js";
+import { URLS, fillUrl, writeHeaders } from "./urls.js";
 
 const POLL_MS = 500;
 const form = document.getElementById("jobs-form");
@@ -74,7 +74,7 @@ function render(job) {
 }
 
 async function post(url, body) {
-  const r = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" },
+  const r = await fetch(url, { method: "POST", headers: writeHeaders({ "Content-Type": "application/json" }),
     body: body ? JSON.stringify(body) : undefined });
   const data = await r.json();
   if (!r.ok) throw new Error(data.detail || `HTTP ${r.status}`);
@@ -114,3 +114,9 @@ if (list) {
   describeScope();
   setTimeout(poll, POLL_MS);
 }
+
+// The "Run a model…" button opens the jobs panel (no inline handler: the page's CSP allows no inline script).
+document.querySelector('a[href="#dataset-jobs"]')?.addEventListener("click", () => {
+  const panel = document.getElementById("dataset-jobs");
+  if (panel) panel.open = true;
+});

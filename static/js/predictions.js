@@ -3,7 +3,7 @@
 // metrics.correct); masks and boxes with their metrics and a "Compare" button that shows them side by side in the
 // viewer (the `medview:prediction` event, handled by static/js/viewer/controls.js).
 
-import { URLS, fillUrl } from "./urls.js";
+import { URLS, fillUrl, writeHeaders } from "./urls.js";
 
 const state = JSON.parse(document.getElementById("predictions-state").textContent);
 const list = document.getElementById("prediction-list");
@@ -114,7 +114,7 @@ form?.addEventListener("submit", async (event) => {
   showError("");
   try {
     const response = await fetch(fillUrl(URLS.predict, { id: state.item_id }), {
-      method: "POST", headers: {"Content-Type": "application/json", Accept: "application/json"},
+      method: "POST", headers: writeHeaders({"Content-Type": "application/json", Accept: "application/json"}),
       body: JSON.stringify({model_id: modelId}),
     });
     const body = await response.json().catch(() => ({}));

@@ -8,3 +8,9 @@ export const URLS = JSON.parse(document.getElementById("url-templates")?.textCon
 export function fillUrl(template, params = {}) {
   return template.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? encodeURIComponent(String(params[name])) : whole));
 }
+
+/** Headers a write from this page sends: the session's CSRF token (from the page's `csrf-token` meta). */
+export function writeHeaders(extra = {}) {
+  const token = document.querySelector('meta[name="csrf-token"]')?.content;
+  return token ? { ...extra, "X-CSRF-Token": token } : { ...extra };
+}

@@ -10,11 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.api.security import SESSION_COOKIE
 from app.datasets.ingest import ingest_path
 from app.datasets.pcam import pixels
 from app.datasets.pcam.synth import generate_pcam
 from tests.helpers import pcam
 from tests.helpers.api import register
+from tests.helpers.auth import session_cookie
 from tests.helpers.wait import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -63,8 +65,11 @@ def browser() -> Iterator:
 
 
 @pytest.fixture
-def page(browser) -> Iterator:
+def page(browser, settings) -> Iterator:
+    """A page signed in as an admin: the session cookie the app would set (same database, same secret)."""
     context = browser.new_context(viewport=VIEWPORT)
+    context.add_cookies([{"name": SESSION_COOKIE, "value": session_cookie(settings), "domain": "127.0.0.1",
+                          "path": "/", "httpOnly": True, "sameSite": "Lax"}])
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
