@@ -237,7 +237,17 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from app.accounts.secret import is_weak
+
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    if not loopback and settings.secret_key and is_weak(settings.secret_key):
+        err.print("medview serve: MEDVIEW_SECRET_KEY is a known or short key; refusing to listen on "
+                  f"{args.host}. Set 32+ random characters, or leave it empty to generate one.", markup=False)
+        return 2
     _ensure_schema(settings)
+    if not _has_users(settings):
+        err.print("No account exists yet. Create the first administrator:\n"
+                  "  medview users add NAME --role admin", markup=False)
     url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}/"
     err.print(f"MedView on {url}  (database: {settings.database_kind}; Ctrl-C stops)")
     if getattr(args, "open_browser", False):
@@ -245,6 +255,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level="warning")
     return 0
+
+
+def _has_users(settings: Settings) -> bool:
+    from sqlalchemy import create_engine, exists, select
+
+    from app.db.models import User
+
+    engine = create_engine(settings.database_url)
+    try:
+        with engine.connect() as conn:
+            return bool(conn.scalar(select(exists().where(User.id.is_not(None)))))
+    finally:
+        engine.dispose()
 
 
 def _open_browser(url: str) -> None:
@@ -257,9 +280,16 @@ def _open_browser(url: str) -> None:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from app.demo import build_demo
+    from app.demo_accounts import ensure_demo_accounts
 
     _ensure_schema(settings)
     settings_for_demo = build_demo(settings, progress_console=err)
+    lines, token = ensure_demo_accounts(settings_for_demo)
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    err.print("demo accounts (one per role):", markup=False)
+    for line in lines:
+        err.print(line, markup=False)
+    out.print(f"Sign in with one click: http://{host}:{args.port}/login/link?t={token}", markup=False)
     if args.no_serve:
         return 0
     os.environ["MEDVIEW_DATA_ROOTS"] = settings_for_demo.data_roots  # read by the server's own Settings()

@@ -15,8 +15,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import exists, select
 
+from app import audit
 from app.accounts import login
+from app.accounts.links import link_user
 from app.accounts.login import NotAuthenticated, TooManyAttempts
+from app.accounts.sessions import make_session_value
 from app.api.auth import clear_session_cookie, set_session_cookie, sign_in
 from app.api.deps import SessionDep
 from app.api.security import Principal, RequireRole, client_address, current_principal
@@ -63,6 +66,21 @@ def login_submit(request: Request, session: SessionDep, username: Annotated[str,
         return response
     response = RedirectResponse(safe_next(next), status_code=303)
     set_session_cookie(response, request, request.app.state.auth, signed.session_value)
+    return response
+
+
+@router.get("/login/link", name="login_link")
+def login_link(request: Request, session: SessionDep, t: str = "") -> Response:
+    """A one-click sign-in link (printed by `medview demo`): a valid one signs in and opens the start page."""
+    auth = request.app.state.auth
+    user = link_user(session, auth.secret, t)
+    if user is None:
+        return _page(request, session, 401, error="this sign-in link is invalid or has expired; sign in below")
+    audit.record(session, user, "auth.login", "user", user.username, after={"via": "link"},
+                 address=client_address(request))
+    session.commit()
+    response = RedirectResponse("/", status_code=303)
+    set_session_cookie(response, request, auth, make_session_value(auth.secret, user))
     return response
 
 

@@ -22,15 +22,18 @@ ALLOWED: dict[str, set[str]] = {
     "pixels": {"datasets", "db", "errors", "config", "lru", "imaging"},
     "render": {"pixels", "datasets", "imaging", "errors", "lru", "config"},
     "catalog": {"datasets", "db", "errors", "config", "imaging"},
-    "inference": {"pixels", "catalog", "datasets", "db", "imaging", "metrics", "errors", "config", "lru"},
+    "inference": {"audit", "pixels", "catalog", "datasets", "db", "imaging", "metrics", "errors", "config", "lru"},
     "inference_device": {"inference"},
-    "api": {"render", "pixels", "catalog", "inference", "inference_device", "datasets", "db", "imaging",
+    "api": {"accounts", "audit", "render", "pixels", "catalog", "inference", "inference_device", "datasets", "db",
+            "imaging", "errors", "config"},
+    "web": {"accounts", "audit", "api", "render", "pixels", "catalog", "inference", "datasets", "db", "imaging",
             "errors", "config"},
-    "web": {"api", "render", "pixels", "catalog", "inference", "datasets", "db", "imaging", "errors", "config"},
     "demo_models": {"inference", "db", "config", "errors"},
     "demo": {"datasets", "db", "config", "demo_models", "errors", "inference"},
-    "cli": {"accounts", "config", "datasets", "db", "demo", "errors", "inference", "catalog"},
-    "main": {"api", "web", "catalog", "config", "datasets", "db", "errors", "inference", "pixels", "render"},
+    "demo_accounts": {"accounts", "config", "db"},
+    "cli": {"accounts", "config", "datasets", "db", "demo", "demo_accounts", "errors", "inference", "catalog"},
+    "main": {"accounts", "api", "web", "catalog", "config", "datasets", "db", "errors", "inference", "pixels",
+             "render"},
 }
 
 
