@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
+from bench_auth import auth_headers, bench_token  # noqa: E402
 from make_pcam_1m import DEFAULT_ROOT, ensure  # noqa: E402
 
 TARGET_MS = 50.0
@@ -60,12 +61,13 @@ def start_server(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen, int]
 
 
 class Client:
-    def __init__(self, port: int):
+    def __init__(self, port: int, headers: dict[str, str] | None = None):
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.headers = headers or {}
 
     def get(self, path: str) -> tuple[float, bytes]:
         start = time.perf_counter()
-        self.conn.request("GET", path)
+        self.conn.request("GET", path, headers=self.headers)
         r = self.conn.getresponse()
         body = r.read()
         ms = (time.perf_counter() - start) * 1000
@@ -116,7 +118,7 @@ def run(root: Path, rounds: int, seed: int) -> dict[str, list[float]]:
     sets = filter_sets(db, rng)
     proc, port = start_server(env, root)
     try:
-        c = Client(port)
+        c = Client(port, auth_headers(bench_token(env)))  # signed in, as every user is
         cold, _ = c.get("/api/datasets/1/facets")  # builds the facet index (once per dataset version)
         print(f"first /facets after start (builds the facet index): {cold:.0f} ms")
         times: dict[str, list[float]] = {k: [] for k in ("health", "facets", "first page", "deep page", "sorted page",

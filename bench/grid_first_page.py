@@ -14,6 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
+from bench_auth import auth_headers, bench_token  # noqa: E402
 from facets_scale import Client, pct, start_server  # noqa: E402
 from make_pcam_1m import DEFAULT_ROOT, ensure  # noqa: E402
 
@@ -30,13 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     root = args.root.expanduser().resolve()
     _, env = ensure(root)
+    headers = auth_headers(bench_token(env))  # signed in, as every user is
     cold: list[float] = []
     warm: dict[str, list[float]] = {"health": [], "dataset page (HTML)": [], "first /items page": [],
                                     "contact sheet (64 valid patches)": []}
     for _ in range(args.repeat):
         proc, port = start_server(env, root)
         try:
-            c = Client(port)
+            c = Client(port, headers)
             cold.append(c.get(PAGE)[0])
             for _ in range(args.warm):
                 warm["health"].append(c.get("/api/health")[0])

@@ -85,6 +85,7 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="medview-bench-infer-"))
     settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp}/mv.db", data_dir=tmp / "data",
+                        allowed_hosts="testserver",
                         data_roots=str(tmp), inference_batch=args.batch, device="auto")
     upgrade(settings.database_url)
     root = generate_pcam(tmp / "pcam", n_per_split=(args.patches, 16, 16), seed=1).root
@@ -124,6 +125,11 @@ def main() -> int:
 
     # single item: POST /api/items/{id}/predict (runtime already loaded) vs one session.run
     with TestClient(create_app(settings)) as client:
+        from app.accounts import tokens, users
+
+        with factory() as session:  # a reviewer's API token: predicting needs that role
+            reviewer = users.add_user(session, "bench", "reviewer", "bench-password-123")
+            client.headers["Authorization"] = f"Bearer {tokens.create_token(session, reviewer, 'bench')[0]}"
         ids = [i["id"] for i in client.get(f"/api/datasets/{dataset_id}/items",
                                            params={"split": "valid", "limit": 16}).json()["items"]]
         client.post(f"/api/items/{ids[0]}/predict", json={"model_id": model_id})

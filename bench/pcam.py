@@ -99,7 +99,8 @@ def bench_ingest(tree: Path, work: Path, repeat: int) -> tuple[Path, dict[str, s
         floor_s = min(floor_s, seconds)
         print(f"  floor run {i + 1}: {seconds:6.2f} s ({int(done.stdout):,} rows)")
     db = work / "medview.db"
-    env = {**os.environ, "MEDVIEW_DATABASE_URL": f"sqlite:///{db}", "MEDVIEW_DATA_DIR": str(work / "data"),
+    env = {**os.environ, "MEDVIEW_PUBLIC_READ": "true",  # reads only; facets_scale.py measures the sign-in check
+           "MEDVIEW_DATABASE_URL": f"sqlite:///{db}", "MEDVIEW_DATA_DIR": str(work / "data"),
            "MEDVIEW_DATA_ROOTS": str(tree.parent)}
     cmd = [tool("medview"), "ingest", str(tree), "--kind", "pcam", "--name", "bench", "--quiet"]
     print("OURS: medview ingest --kind pcam (fresh process, fresh database)")

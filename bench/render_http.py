@@ -85,7 +85,8 @@ def main() -> int:
     files = sorted((real / "Images_png").glob("*/*.png"))
     tmp = Path(tempfile.mkdtemp(prefix="medview-bench-render-"))
     env = dict(os.environ, MEDVIEW_DATABASE_URL=f"sqlite:///{tmp}/mv.db", MEDVIEW_DATA_DIR=str(tmp / "data"),
-               MEDVIEW_DATA_ROOTS=str(real.parent))
+               MEDVIEW_DATA_ROOTS=str(real.parent),
+               MEDVIEW_PUBLIC_READ="true")  # reads only: the sign-in check is measured by facets_scale.py
     subprocess.run([str(MEDVIEW), "ingest", str(real), "--name", "bench", "--quiet"], env=env, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     port = free_port()

@@ -68,7 +68,8 @@ def serve(tmp: Path) -> tuple[str, int]:
     sample = generate_deeplesion(tmp / "DeepLesion", patients=2, seed=1)
     url = f"sqlite:///{tmp / 'bench.db'}"
     upgrade(url)
-    settings = Settings(_env_file=None, database_url=url, data_dir=tmp / "data", data_roots=str(tmp))
+    settings = Settings(_env_file=None, database_url=url, data_dir=tmp / "data", data_roots=str(tmp),
+                        public_read=True)  # the page only reads; W/L frames never touch the server
     engine = make_engine(url)
     report = ingest_path(engine, settings, sample.root, kind="deeplesion", name="bench")
     engine.dispose()

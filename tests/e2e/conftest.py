@@ -7,7 +7,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from app.api.security import SESSION_COOKIE
@@ -16,7 +15,8 @@ from app.datasets.pcam import pixels
 from app.datasets.pcam.synth import generate_pcam
 from tests.helpers import pcam
 from tests.helpers.api import register
-from tests.helpers.auth import session_cookie
+from tests.helpers.auth import api_token, session_cookie
+from tests.helpers.live import TOKENS, live_client
 from tests.helpers.wait import wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -47,7 +47,10 @@ def live_server(settings, ingested) -> Iterator[str]:
     wait_until(lambda: server.started or not thread.is_alive(), 10, "the live server to start")
     if not server.started:
         raise RuntimeError("the live server did not start")
-    yield f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{port}"
+    TOKENS[base] = api_token(settings)
+    yield base
+    TOKENS.pop(base, None)
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -97,7 +100,7 @@ def pcam_ingested(engine, settings, pcam_root):
 @pytest.fixture
 def pcam_model(live_server, tmp_path) -> dict:
     """The classifier registered as `pcam-baseline` through the live server."""
-    with httpx.Client(base_url=live_server) as api:
+    with live_client(live_server) as api:
         r = register(api, pcam.classifier_onnx(tmp_path / "pcam_baseline.onnx"), pcam.card_yaml())
     assert r.status_code == 201, r.text
     return r.json()

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
-import httpx
 import numpy as np
+
+from tests.helpers.live import live_client
 
 
 def pick_item(base: str, dataset_id: int) -> dict:
     """The key slice with the longest RECIST axis among those with a next slice and the abdomen DICOM window."""
-    with httpx.Client(base_url=base) as api:
+    with live_client(base) as api:
         items = api.get(f"/api/datasets/{dataset_id}/items", params={"limit": 500}).json()["items"]
         details = [api.get(f"/api/items/{i['id']}").json() for i in items]
     usable = [d for d in details if d["window"] == [-175.0, 275.0] and d["slice"] + 1 in d["meta"]["slices"]]

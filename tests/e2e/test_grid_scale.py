@@ -8,7 +8,6 @@ import io
 import json
 import re
 
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,6 +15,7 @@ from PIL import Image
 from app.datasets.ingest import ingest_path
 from app.datasets.pcam.synth import make_large_pcam
 from tests.helpers.browser import AT_BOTTOM, settle_grid
+from tests.helpers.live import live_client
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +33,7 @@ def big_tree(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def api(live_server):
-    with httpx.Client(base_url=live_server) as client:
+    with live_client(live_server) as client:
         yield client
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from app.datasets.bis5k.synth import generate_bis5k
 from app.datasets.ingest import ingest_path
+from tests.helpers.live import live_get
 
 pytestmark = pytest.mark.browser
 
@@ -34,11 +35,10 @@ def bis5k_tree(tmp_path_factory: pytest.TempPathFactory):
 def bis5k_item(live_server, engine, settings, bis5k_tree) -> tuple[int, Path, Path]:
     """(item id, image PNG, mask PNG) of the sample tile with the largest mask, indexed into the live server's
     database."""
-    import httpx
 
     report = ingest_path(engine, settings, bis5k_tree.root, kind="bis5k", name="bis5k")
     tile = max(bis5k_tree.images, key=lambda i: i.foreground)
-    page = httpx.get(f"{live_server}/api/datasets/{report.dataset_id}/items", params={"key": tile.image}).json()
+    page = live_get(f"{live_server}/api/datasets/{report.dataset_id}/items", params={"key": tile.image}).json()
     assert page["total"] == 1
     return page["items"][0]["id"], bis5k_tree.root / tile.image, bis5k_tree.root / tile.mask
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 
 from app.imaging.presets import PRESETS
 from tests.e2e.deeplesion_items import pick_item, slice_hu
 from tests.helpers.browser import flush_view_url, viewer_redrawn
+from tests.helpers.live import live_client
 
 pytestmark = pytest.mark.browser
 
@@ -139,7 +139,7 @@ def test_facet_click_filters_the_grid(page, live_server, ingested):
     assert int(page.get_attribute("#total", "data-total")) == count
     assert page.locator("#grid .card").count() == count
     assert page.locator(f'.facet-value.active[data-value="{value}"]').count() == 1
-    with httpx.Client(base_url=live_server) as api:
+    with live_client(live_server) as api:
         expected = [i["id"] for i in api.get(f"/api/datasets/{ingested.dataset_id}/items",
                                              params={"split": value}).json()["items"]]
     assert [int(i) for i in page.locator("#grid .card").evaluate_all("els => els.map(e => e.dataset.id)")] == expected

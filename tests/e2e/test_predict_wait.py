@@ -3,10 +3,10 @@ the item page says it is running, polls, and shows the bars once it is stored.""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tests.helpers.browser import bar_widths
+from tests.helpers.live import live_client
 from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.browser
@@ -24,7 +24,7 @@ def settings(make_settings):
 
 
 def test_a_long_prediction_answers_202_and_is_stored(live_server, ingested, pcam_model):
-    with httpx.Client(base_url=live_server) as api:
+    with live_client(live_server) as api:
         item = api.get(f"/api/datasets/{ingested.dataset_id}/items", params={"limit": 1}).json()["items"][0]
         r = api.post(f"/api/items/{item['id']}/predict", json={"model_id": pcam_model["id"]})
         assert r.status_code == 202, r.text
@@ -38,14 +38,14 @@ def test_a_long_prediction_answers_202_and_is_stored(live_server, ingested, pcam
 
 
 def test_item_page_waits_for_a_202_prediction(page, live_server, ingested, pcam_model):
-    with httpx.Client(base_url=live_server) as api:
+    with live_client(live_server) as api:
         item = api.get(f"/api/datasets/{ingested.dataset_id}/items", params={"limit": 1}).json()["items"][0]
     page.goto(f"{live_server}/items/{item['id']}")
     with page.expect_response(lambda r: r.url.endswith("/predict")) as info:
         page.click("#run-model-button")
     assert info.value.status == 202
     page.wait_for_selector("#prediction-list .prediction .prob-bar", timeout=20000)
-    with httpx.Client(base_url=live_server) as api:
+    with live_client(live_server) as api:
         stored = api.get(f"/api/items/{item['id']}").json()["predictions"][0]["outputs"]["probabilities"]
     for w, p in zip(bar_widths(page), stored, strict=True):
         assert abs(w - p) <= 0.02

@@ -3,10 +3,10 @@ probability bars against the API's probabilities, and the stored prediction show
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tests.helpers.browser import bar_widths
+from tests.helpers.live import live_client
 
 pytestmark = pytest.mark.browser
 
@@ -18,7 +18,7 @@ def ingested(pcam_ingested):
 
 
 def test_run_model_shows_probability_bars(page, live_server, ingested, pcam_model):
-    with httpx.Client(base_url=live_server) as api:
+    with live_client(live_server) as api:
         item = api.get(f"/api/datasets/{ingested.dataset_id}/items", params={"limit": 1}).json()["items"][0]
     page.goto(f"{live_server}/items/{item['id']}")
     assert page.locator("#prediction-list .prediction").count() == 0
@@ -48,7 +48,7 @@ def test_run_model_shows_probability_bars(page, live_server, ingested, pcam_mode
 
 
 def test_run_model_error_shows_detail(page, live_server, ingested, pcam_model):
-    with httpx.Client(base_url=live_server) as api:
+    with live_client(live_server) as api:
         item = api.get(f"/api/datasets/{ingested.dataset_id}/items", params={"limit": 1}).json()["items"][0]
     page.goto(f"{live_server}/items/{item['id']}")
     # the model is gone after the page was rendered: the API's 404 detail is shown
@@ -77,7 +77,7 @@ def test_dataset_page_runs_a_job_on_the_selection_with_live_progress(page, live_
     assert row.locator("a", has_text="Evaluation").get_attribute("href") == \
         f"/models/{pcam_model['id']}/evaluation?dataset_id={ingested.dataset_id}"
     assert float(row.locator("progress").get_attribute("value")) == 2
-    with httpx.Client(base_url=live_server) as api:
+    with live_client(live_server) as api:
         predicted = [i["id"] for i in api.get(f"/api/datasets/{ingested.dataset_id}/items",
                                                params={"limit": 100}).json()["items"]
                      if api.get(f"/api/items/{i['id']}").json()["predictions"]]

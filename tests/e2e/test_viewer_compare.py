@@ -5,7 +5,6 @@ files; DeepLesion detection boxes matched / missed / spurious at IoU ≥ 0.5; a 
 from __future__ import annotations
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 from sqlalchemy.orm import Session
@@ -14,6 +13,7 @@ from app.datasets.bis5k.synth import generate_bis5k
 from app.datasets.ingest import ingest_path
 from app.db.models import Model, Prediction
 from tests.helpers.browser import viewer_redrawn
+from tests.helpers.live import live_get
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +37,7 @@ def bis5k_tree(tmp_path_factory: pytest.TempPathFactory):
 
 def test_mask_prediction_side_by_side_and_difference(page, live_server, engine, settings, bis5k_tree):
     report = ingest_path(engine, settings, bis5k_tree.root, kind="bis5k", name="bis5k")
-    items = httpx.get(f"{live_server}/api/datasets/{report.dataset_id}/items", params={"limit": 50}).json()["items"]
+    items = live_get(f"{live_server}/api/datasets/{report.dataset_id}/items", params={"limit": 50}).json()["items"]
     by_key = {i["key"]: i["id"] for i in items}
     # two tiles of one size with masks: the other tile's mask stands in for a model's prediction
     tiles = [t for t in bis5k_tree.images if t.foreground]
@@ -79,8 +79,8 @@ def test_mask_prediction_side_by_side_and_difference(page, live_server, engine, 
 
 
 def test_detection_boxes_are_matched_at_iou_half(page, live_server, engine, ingested):
-    items = httpx.get(f"{live_server}/api/datasets/{ingested.dataset_id}/items", params={"limit": 50}).json()["items"]
-    item = httpx.get(f"{live_server}/api/items/{items[0]['id']}").json()
+    items = live_get(f"{live_server}/api/datasets/{ingested.dataset_id}/items", params={"limit": 50}).json()["items"]
+    item = live_get(f"{live_server}/api/items/{items[0]['id']}").json()
     bbox = next(a["geometry"]["bbox"] for a in item["annotations"] if a["kind"] == "recist")
     x1, y1, x2, y2 = bbox
     w = x2 - x1

@@ -5,7 +5,6 @@ measuring tools the kind offers. The page's state carries no kind name."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from app.datasets.dicom.synth import generate_dicom
@@ -14,6 +13,7 @@ from app.datasets.ingest import ingest_path
 from app.datasets.pcam.adapter import CENTRE, LABEL_NAMES
 from app.datasets.pcam.synth import generate_pcam
 from app.datasets.verse.synth import generate_verse
+from tests.helpers.live import live_get
 
 pytestmark = pytest.mark.browser
 
@@ -21,8 +21,8 @@ READY = "() => window.medviewViewer && window.medviewViewer.ready()"
 
 
 def _first_item(live_server: str, dataset_id: int, query: str = "") -> dict:
-    listing = httpx.get(f"{live_server}/api/datasets/{dataset_id}/items?{query}").json()["items"]
-    return httpx.get(f"{live_server}/api/items/{listing[0]['id']}").json()
+    listing = live_get(f"{live_server}/api/datasets/{dataset_id}/items?{query}").json()["items"]
+    return live_get(f"{live_server}/api/items/{listing[0]['id']}").json()
 
 
 def _open(page, live_server: str, item_id: int, query: str = "") -> dict:
@@ -69,8 +69,8 @@ def test_spacing_maps_planes_only_where_the_adapter_says(page, live_server, engi
 
     dicom = generate_dicom(tmp_path / "dicom", seed=1)
     ds = ingest_path(engine, settings, dicom.root, kind="dicom", name="dicom").dataset_id
-    volumes = [i for i in httpx.get(f"{live_server}/api/datasets/{ds}/items?limit=50").json()["items"]
-               if httpx.get(f"{live_server}/api/items/{i['id']}").json()["meta"].get("planes")]
+    volumes = [i for i in live_get(f"{live_server}/api/datasets/{ds}/items?limit=50").json()["items"]
+               if live_get(f"{live_server}/api/items/{i['id']}").json()["meta"].get("planes")]
     assert volumes, "the generated DICOM folder holds a volume series"
     state = _open(page, live_server, volumes[0]["id"], "?layout=three")
     # DICOM planes map by the shown images' sizes: the page says so, the script drops the spacing

@@ -4,13 +4,13 @@ centroid dots at the server's positions in every plane."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from app.datasets.ingest import ingest_path
 from app.datasets.verse.synth import generate_verse
 from app.imaging.volume import voxel_to_display
 from tests.helpers.browser import viewer_redrawn
+from tests.helpers.live import live_client, live_get
 
 pytestmark = pytest.mark.browser
 
@@ -25,8 +25,8 @@ def verse_tree(tmp_path_factory: pytest.TempPathFactory):
 
 def test_three_planes_crosshair_and_centroids(page, live_server, engine, settings, verse_tree):
     report = ingest_path(engine, settings, verse_tree.root, kind="verse", name="verse")
-    listing = httpx.get(f"{live_server}/api/datasets/{report.dataset_id}/items").json()["items"]
-    item = httpx.get(f"{live_server}/api/items/{listing[0]['id']}").json()
+    listing = live_get(f"{live_server}/api/datasets/{report.dataset_id}/items").json()["items"]
+    item = live_get(f"{live_server}/api/items/{listing[0]['id']}").json()
     shape, spacing = (item["width"], item["height"], item["depth"]), item["spacing"]
     at = [40, 70, 50]
     page.goto(f"{live_server}/items/{item['id']}?layout=three&at={','.join(map(str, at))}")
@@ -87,11 +87,11 @@ def test_a_real_3d_prediction_beside_the_vertebrae_and_its_foreground_difference
     from tests.onnx_models import threshold_segmenter_3d
 
     report = ingest_path(engine, settings, verse_tree.root, kind="verse", name="verse")
-    item_id = httpx.get(f"{live_server}/api/datasets/{report.dataset_id}/items").json()["items"][0]["id"]
+    item_id = live_get(f"{live_server}/api/datasets/{report.dataset_id}/items").json()["items"][0]["id"]
     card = {"name": "bone-3d", "task": "segment3d", "applies_to": ["verse"],
             "input": {"layout": "NCDHW", "size": [32, 48, 48], "channels": 1, "scale": 1.0},
             "output": {"kind": "mask_logits", "classes": ["background", "bone"]}}
-    with httpx.Client(base_url=live_server, timeout=120) as api:
+    with live_client(live_server, timeout=120) as api:
         model = register(api, threshold_segmenter_3d(tmp_path / "bone.onnx", (32, 48, 48), 250.0),
                          yaml.safe_dump(card)).json()
         body = api.post(f"/api/items/{item_id}/predict", json={"model_id": model["id"]}).json()
