@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from app.accounts.cli import add_users_command
 from app.config import Settings
 from app.datasets.base import IngestError
+from app.db.session import safe_url
 from app.errors import AppError, InvalidInput
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.action == "upgrade":
         _upgrade(settings)
-        err.print(f"database at the newest schema: {settings.database_url}")
+        err.print(f"database at the newest schema: {safe_url(settings.database_url)}", markup=False)
     elif args.action == "downgrade":
         downgrade(settings.database_url, args.revision or "-1")
     return 0

@@ -16,8 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
@@ -38,7 +36,7 @@ from app.api.security import Authenticator, require_reader
 from app.catalog.state import Catalog
 from app.config import Settings
 from app.db.migrate import is_current
-from app.db.session import make_engine, make_session_factory
+from app.db.session import make_engine, make_session_factory, safe_url
 from app.errors import AppError
 from app.inference.queue import make_queue
 from app.inference.registry import RuntimeCache
@@ -117,12 +115,6 @@ def _signed_in_context(request: Request) -> dict[str, Any]:
             "csrf_token": auth.csrf_for(request) if auth is not None else None}
 
 
-def safe_url(url: str) -> str:
-    """A database URL fit for messages and logs: its password masked."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "(unparseable database URL)"
 
 
 def _wants_json(request: Request) -> bool:

@@ -43,6 +43,12 @@ class ModelCardError(InvalidInput):
         super().__init__(f"{source}: " + "; ".join(problems))
 
 
+# Bounds checked before anything is allocated: a card cannot ask for absurd tensors (a job holds a batch of
+# `inference_batch` items of this size, so 4M values × 64 items = 1 GiB of float32 at most).
+MAX_INPUT_SIDE = 2048
+MAX_INPUT_VALUES = 4 * 1024 * 1024
+
+
 class _Strict(BaseModel):
     # Unknown keys are refused so a typo ("windw") is reported instead of silently ignored.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -51,12 +57,12 @@ class _Strict(BaseModel):
 class InputSpec(_Strict):
     layout: Layout = "NCHW"
     size: list[int] = Field(description="H, W (D, H, W for segment3d), in model pixels")
-    channels: int = Field(ge=1)
+    channels: int = Field(ge=1, le=64)
     scale: float = Field(1.0, description="raw values are multiplied by this first (ignored for CT)")
     mean: list[float] | None = None
     std: list[float] | None = None
     window: list[float] | None = Field(None, description="CT only: [low, high] in HU mapped to [0, 1]")
-    slices: int = Field(1, ge=1, description="CT only: key slice ± neighbours stacked as channels")
+    slices: int = Field(1, ge=1, le=15, description="CT only: key slice ± neighbours stacked as channels")
     overlap: float = Field(0.5, ge=0.0, lt=1.0, description="segment3d and tiled segment2d: fraction by which "
                            "sliding-window tiles overlap along each axis")
     tile: bool = Field(False, description="segment2d: run on tiles of `size` over the image at its own resolution "
@@ -122,7 +128,7 @@ class InputSpec(_Strict):
 
 class OutputSpec(_Strict):
     kind: OutputKind
-    classes: list[str] | None = None
+    classes: list[str] | None = Field(None, max_length=1000)
     score_threshold: float = Field(0.5, ge=0.0, le=1.0, description="detect2d: boxes shown at or above this "
                                    "score (lower ones down to 0.05 are kept for FROC)")
 
@@ -164,6 +170,12 @@ def card_problems(card: ModelCard) -> list[str]:
     dims = 3 if task == "segment3d" else 2
     if len(spec.size) != dims:
         problems.append(f"input.size: expected {dims} numbers for {task}, got {len(spec.size)}")
+    elif max(spec.size) > MAX_INPUT_SIDE:
+        problems.append(f"input.size: at most {MAX_INPUT_SIDE} model pixels per side, got {spec.size}")
+    elif math.prod(spec.size) * spec.channels > MAX_INPUT_VALUES:
+        problems.append(f"input.size: {' × '.join(map(str, spec.size))} × {spec.channels} channels is "
+                        f"{math.prod(spec.size) * spec.channels:,} values per item; at most {MAX_INPUT_VALUES:,} "
+                        "(a batch of them must fit in memory)")
     if task == "segment3d" and spec.layout != "NCDHW":
         problems.append(f"input.layout: segment3d needs NCDHW, got {spec.layout}")
     if task != "segment3d" and spec.layout == "NCDHW":

@@ -157,3 +157,19 @@ def test_card_is_immutable():
     with pytest.raises(Exception, match="frozen"):
         card.name = "other"
     assert isinstance(card, ModelCard)
+
+
+@pytest.mark.parametrize(("size", "channels", "expected"), [
+    ([100000, 100000], 3, "at most 2048 model pixels per side"),
+    ([2000, 2000], 3, "values per item; at most 4,194,304"),
+    ([200, 200, 200], 1, "values per item"),
+])
+def test_absurd_input_sizes_are_refused_before_anything_is_allocated(size, channels, expected):
+    task, layout = ("segment3d", "NCDHW") if len(size) == 3 else ("classify", "NCHW")
+    output = {"kind": "mask_logits", "classes": ["bg", "fg"]} if task == "segment3d" else \
+        {"kind": "logits", "classes": ["a", "b"]}
+    problems = problems_of({"name": "big", "task": task, "input": {"layout": layout, "size": size,
+                                                                     "channels": channels}, "output": output})
+    assert any(p.startswith("input.size:") and expected in p for p in problems), problems
+    assert card_from_dict({"name": "ok", "task": task, "input": {"layout": layout, "size": [96] * len(size),
+                                                                 "channels": channels}, "output": output})
