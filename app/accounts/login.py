@@ -8,6 +8,7 @@ role" into 403. The 401 and 429 errors are AppErrors, so app.main's one handler 
 
 from __future__ import annotations
 
+import logging
 from typing import NamedTuple, TypedDict
 
 from sqlalchemy.orm import Session
@@ -22,6 +23,7 @@ from app.db.models import User
 from app.errors import AppError, Forbidden
 
 LOGIN_FAILED = "wrong username or password"
+log = logging.getLogger(__name__)
 
 
 class NotAuthenticated(AppError):
@@ -60,10 +62,12 @@ def sign_in(session: Session, throttle: LoginThrottle, secret: str, username: st
     TooManyAttempts (checked before the password, so a locked-out guess costs no argon2 time)."""
     wait = throttle.retry_after(username, address)
     if wait is not None:
+        log.warning("sign-in refused (throttled %d s) for %r from %s", wait, username[:64], address)
         raise TooManyAttempts(wait)
     user = authenticate(session, username, password, address=address)
     if user is None:
         throttle.failure(username, address)
+        log.warning("failed sign-in for %r from %s", username[:64], address)
         raise NotAuthenticated(LOGIN_FAILED)
     throttle.success(username)
     value = make_session_value(secret, user)
