@@ -1,15 +1,18 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.api.deps import CatalogDep, RendererDep, SessionDep, json_response
+from app.api.deps import CatalogDep, RendererDep, SessionDep, SettingsDep, json_response
 from app.api.schemas.charts import DatasetCharts
 from app.api.schemas.datasets import DatasetDetail, DatasetSummary, LiveFacets
 from app.api.schemas.items import ItemPage
 from app.api.schemas.patients import PatientTimeline
 from app.api.schemas.responses import errors, media
 from app.catalog import queries
+from app.config import Settings
 from app.errors import InvalidInput
 from app.render.service import OVERLAY_CHOICES
 from app.render.sheet import check_sheet_params, contact_sheet
@@ -29,14 +32,30 @@ def filters_from(request: Request) -> dict[str, list[str]]:
     return out
 
 
+def shown_root(root: str, request: Request, settings: Settings) -> str:
+    """An admin sees a dataset's folder as it is on the server; everyone else relative to its data root (the
+    server's folder layout is not theirs to see)."""
+    principal = getattr(request.state, "principal", None)
+    if principal is not None and principal.role == "admin":
+        return root
+    folder = Path(root)
+    for data_root in settings.allowed_roots:
+        if folder == data_root or folder.is_relative_to(data_root):
+            return f"{data_root.name}/{folder.relative_to(data_root)}".rstrip("/.")
+    return folder.name
+
+
 @router.get("", response_model=list[DatasetSummary])
-def list_datasets(session: SessionDep) -> Response:
-    return json_response(queries.list_datasets(session))
+def list_datasets(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """`root`: the folder it was indexed from (relative to its data root, unless you are an admin)."""
+    return json_response([{**d, "root": shown_root(d["root"], request, settings)}
+                          for d in queries.list_datasets(session)])
 
 
 @router.get("/{dataset_id}", response_model=DatasetDetail, responses=errors(404, 422))
-def get_dataset(dataset_id: int, session: SessionDep) -> Response:
-    return json_response(queries.dataset_detail(session, dataset_id))
+def get_dataset(dataset_id: int, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    detail = queries.dataset_detail(session, dataset_id)
+    return json_response({**detail, "root": shown_root(detail["root"], request, settings)})
 
 
 @router.get("/{dataset_id}/items", response_model=ItemPage, responses=errors(400, 404, 422))

@@ -177,6 +177,14 @@ def _check_batch(card: ModelCard, batch: np.ndarray) -> None:
                            f"{len(expected)}")
 
 
+def without_paths(exc: BaseException, path: Path) -> str:
+    """A library's error text with the server's folders taken out (clients see the file's name only)."""
+    text = str(exc)
+    for long in (str(path), str(path.parent)):
+        text = text.replace(long, path.name if long == str(path) else "…")
+    return text
+
+
 class OnnxModel:
     """An ONNX model in an onnxruntime session on the chosen device."""
 
@@ -196,7 +204,8 @@ class OnnxModel:
         try:
             self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files and bad graphs
-            raise ModelLoadError(f"{self.path.name} is not a loadable ONNX model: {exc}") from None
+            reason = without_paths(exc, self.path)
+            raise ModelLoadError(f"{self.path.name} is not a loadable ONNX model: {reason}") from None
         used = self.session.get_providers()
         if CUDA_PROVIDER in used:
             cuda_options = self.session.get_provider_options().get(CUDA_PROVIDER, {})
@@ -269,7 +278,8 @@ class TorchScriptModel:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 self.module = torch.jit.load(str(self.path), map_location=self.device).eval()
         except Exception as exc:  # torch raises RuntimeError subclasses for anything unloadable
-            raise ModelLoadError(f"{self.path.name} is not a loadable TorchScript model: {exc}") from None
+            raise ModelLoadError(f"{self.path.name} is not a loadable TorchScript model: "
+                                 f"{without_paths(exc, self.path)}") from None
         if check:
             self.check_against_card()
 

@@ -214,3 +214,19 @@ def test_request_bodies_are_bounded(client):
     huge = {"kind": "predict", "model_id": 1, "dataset_id": 1, "filters": {"split": ["x" * 2_000_000]}}
     r = client.post("/api/jobs", json=huge)
     assert r.status_code == 413 and "too large" in r.json()["detail"]
+
+
+def test_server_paths_are_shown_to_admins_only(client, anon_client, settings, ingested, tmp_path):
+    as_admin = {d["id"]: d["root"] for d in client.get("/api/datasets").json()}
+    as_viewer = {d["id"]: d["root"] for d in anon_client.get("/api/datasets", headers=_as(settings, "viewer")).json()}
+    root = as_admin[ingested.dataset_id]
+    assert Path(root).is_absolute()
+    shown = as_viewer[ingested.dataset_id]
+    assert not Path(shown).is_absolute() and shown.endswith(Path(root).name) and str(tmp_path) not in shown
+    detail = anon_client.get(f"/api/datasets/{ingested.dataset_id}", headers=_as(settings, "viewer")).json()
+    assert detail["root"] == shown
+    bad = client.post("/api/models", files={"file": ("m.onnx", b"\x08\x01garbage"),
+                                            "card": (None, "name: x\ntask: classify\ninput: {size: [8, 8], "
+                                                     "channels: 1}\noutput: {kind: logits, classes: [a, b]}\n")})
+    assert bad.status_code == 400 and "m.onnx" in bad.json()["detail"]
+    assert str(settings.data_dir) not in bad.text and ".incoming" not in bad.text
