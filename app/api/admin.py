@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from app import audit
 from app.accounts import tokens, users
 from app.api.deps import SessionDep, json_response
+from app.api.schemas.responses import errors
 from app.api.security import Principal, RequireRole, client_address
 from app.db.models import ApiToken, User
 
@@ -56,6 +57,10 @@ class TokenOut(BaseModel):
     revoked_at: str | None
 
 
+class NewTokenOut(TokenOut):
+    token: str = Field(description="the token itself, shown this once (only its hash is stored)")
+
+
 class AuditEventOut(BaseModel):
     id: int
     at: str
@@ -92,19 +97,19 @@ def _changed(request: Request) -> None:
     request.app.state.auth.forget()
 
 
-@router.get("/users", response_model=list[UserOut])
+@router.get("/users", response_model=list[UserOut], responses=errors(401, 403))
 def list_users(session: SessionDep, _: Admin) -> Response:
     return json_response([user_dict(u) for u in users.list_users(session)])
 
 
-@router.post("/users", response_model=UserOut, status_code=201)
+@router.post("/users", response_model=UserOut, status_code=201, responses=errors(400, 401, 403, 409, 422))
 def add_user(body: UserIn, request: Request, session: SessionDep, admin: Admin) -> Response:
     user = users.add_user(session, body.username, body.role, body.password, actor=admin,
                           address=client_address(request))
     return json_response(user_dict(user), 201)
 
 
-@router.patch("/users/{username}", response_model=UserOut)
+@router.patch("/users/{username}", response_model=UserOut, responses=errors(400, 401, 403, 404, 409, 422))
 def change_user(username: str, body: UserChange, request: Request, session: SessionDep, admin: Admin) -> Response:
     address = client_address(request)
     user = users.get_user(session, username)
@@ -118,22 +123,22 @@ def change_user(username: str, body: UserChange, request: Request, session: Sess
     return json_response(user_dict(user))
 
 
-@router.get("/tokens", response_model=list[TokenOut])
+@router.get("/tokens", response_model=list[TokenOut], responses=errors(401, 403, 404, 422))
 def list_tokens(session: SessionDep, _: Admin, user: str | None = None) -> Response:
     owner = users.get_user(session, user) if user else None
     names = {u.id: u.username for u in users.list_users(session)}
     return json_response([token_dict(t, names.get(t.user_id, "?")) for t in tokens.list_tokens(session, owner)])
 
 
-@router.post("/users/{username}/tokens", status_code=201,
-             responses={201: {"description": "the token, shown once: `{\"token\": \"mv_…\", …}`"}})
+@router.post("/users/{username}/tokens", status_code=201, response_model=NewTokenOut,
+             responses=errors(400, 401, 403, 404, 422))
 def create_token(username: str, body: TokenIn, request: Request, session: SessionDep, admin: Admin) -> Response:
     owner = users.get_user(session, username)
     plaintext, row = tokens.create_token(session, owner, body.name, actor=admin, address=client_address(request))
     return json_response({**token_dict(row, owner.username), "token": plaintext}, 201)
 
 
-@router.delete("/tokens/{token_id}", response_model=TokenOut)
+@router.delete("/tokens/{token_id}", response_model=TokenOut, responses=errors(401, 403, 404, 422))
 def revoke_token(token_id: int, request: Request, session: SessionDep, admin: Admin) -> Response:
     row = tokens.revoke_token(session, token_id, actor=admin, address=client_address(request))
     _changed(request)
@@ -141,7 +146,7 @@ def revoke_token(token_id: int, request: Request, session: SessionDep, admin: Ad
     return json_response(token_dict(row, owner.username if owner else "?"))
 
 
-@router.get("/audit", response_model=AuditPageOut)
+@router.get("/audit", response_model=AuditPageOut, responses=errors(400, 401, 403, 422))
 def audit_log(session: SessionDep, _: Admin, actor: str | None = None, action: str | None = None,
               target_type: str | None = None, target_id: str | None = None, since: datetime | None = None,
               until: datetime | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,

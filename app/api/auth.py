@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from app.accounts import login
 from app.accounts.login import NotAuthenticated, TooManyAttempts
 from app.api.deps import SessionDep, json_response
+from app.api.schemas.responses import errors
 from app.api.security import (
     SESSION_COOKIE,
     Authenticator,
@@ -58,8 +59,7 @@ def sign_in(request: Request, session: SessionDep, username: str, password: str)
     return login.sign_in(session, auth.throttle, auth.secret, username, password, client_address(request))
 
 
-@router.post("/login", response_model=UserOut, responses={401: {"description": "wrong username or password"},
-                                                          429: {"description": "too many failed sign-ins"}})
+@router.post("/login", response_model=UserOut, responses=errors(401, 403, 422, 429))
 async def login_route(body: LoginRequest, request: Request, session: SessionDep) -> Response:
     try:
         signed = await run_in_threadpool(sign_in, request, session, body.username, body.password)
@@ -70,7 +70,7 @@ async def login_route(body: LoginRequest, request: Request, session: SessionDep)
     return response
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=errors(401, 403))
 def logout_route(request: Request, session: SessionDep,
                  principal: Principal = Depends(RequireRole("viewer"))) -> Response:  # noqa: B008
     login.sign_out(session, _user(session, principal), client_address(request))
@@ -79,7 +79,7 @@ def logout_route(request: Request, session: SessionDep,
     return response
 
 
-@router.get("/me", response_model=UserOut, responses={401: {"description": "not signed in"}})
+@router.get("/me", response_model=UserOut, responses=errors(401))
 async def me(request: Request) -> Response:
     principal = await current_principal(request)
     if principal is None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from app.api.datasets import filters_from
 from app.api.deps import PixelsDep, PredictExecutorDep, RuntimesDep, SessionDep, SettingsDep, json_response
@@ -91,7 +92,16 @@ def predict(item_id: int, body: PredictRequest, request: Request, session: Sessi
         return json_response(pending.model_dump(), 202)
 
 
-@router.delete("/models/{model_id}", responses=errors(401, 403, 404, 409, 422))
+class ModelDeleted(BaseModel):
+    id: int
+    name: str
+    task: str
+    runtime: str
+    file: str
+    predictions_removed: int
+
+
+@router.delete("/models/{model_id}", response_model=ModelDeleted, responses=errors(401, 403, 404, 409, 422))
 def delete_model(model_id: int, request: Request, session: SessionDep, settings: SettingsDep, admin: Admin,
                  runtimes: RuntimesDep) -> Response:
     """Remove a model with its predictions, metrics and files (admin); the audit log keeps what it was."""

@@ -203,14 +203,17 @@ def test_jobs_on_selected_ids_and_the_job_list(client, engine, pcam_dataset_id, 
     assert client.get("/api/jobs", params={"limit": 0}).status_code == 400
 
 
-def test_job_bodies_are_bounded_naming_the_field(client, dataset_id, model_id):
+def test_job_bodies_are_bounded_naming_the_field(client, pcam_dataset_id, pcam_model_id):
     """Oversized filters are refused by the request body's schema (422 naming the field, not echoing the value),
     before any query; nothing is stored."""
     def post(filters):
-        return client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id,
+        return client.post("/api/jobs", json={"kind": "predict", "model_id": pcam_model_id,
+                                              "dataset_id": pcam_dataset_id,
                                               "filters": filters})
 
-    r = post({"split": "x" * 3_000_000})
+    r = post({"split": "x" * 3_000_000})  # past MEDVIEW_MAX_REQUEST_KB: refused before it is read
+    assert r.status_code == 413 and "too large" in r.json()["detail"]
+    r = post({"split": "x" * 600})
     assert r.status_code == 422 and r.json()["detail"] == "filters.split.0: String should have at most 512 characters"
     r = post({"id": list(range(1, 60_002))})
     assert r.status_code == 422 and r.json()["detail"].startswith("filters.id: List should have at most 50000 items")
@@ -222,7 +225,7 @@ def test_job_bodies_are_bounded_naming_the_field(client, dataset_id, model_id):
 
 
 def test_model_resolved_once_at_the_edge_and_loaded_once_in_the_worker(monkeypatch, client, app, engine, settings,
-                                                                        dataset_id, model_id):
+                                                                        pcam_dataset_id, pcam_model_id):
     """The card is parsed once where the job is made (with the model and dataset checks) and once by the worker,
     which hands it to the runtime cache instead of parsing it again to load the model."""
     import app.inference.registry as registry
@@ -231,7 +234,7 @@ def test_model_resolved_once_at_the_edge_and_loaded_once_in_the_worker(monkeypat
     real = registry.card_from_dict
     monkeypatch.setattr(registry, "card_from_dict", lambda data, source: parsed.append(source) or real(data, source))
     app.state.queue.close()  # the job is run below, by hand
-    r = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id,
+    r = client.post("/api/jobs", json={"kind": "predict", "model_id": pcam_model_id, "dataset_id": pcam_dataset_id,
                                        "filters": {"split": "valid"}})
     assert r.status_code == 202 and parsed == ["model pcam-baseline"]
     parsed.clear()
@@ -239,18 +242,18 @@ def test_model_resolved_once_at_the_edge_and_loaded_once_in_the_worker(monkeypat
     assert parsed == ["model pcam-baseline"]
 
 
-def test_a_job_row_written_by_older_code_runs(engine, settings, dataset_id, model_id):
+def test_a_job_row_written_by_older_code_runs(engine, settings, pcam_dataset_id, pcam_model_id):
     """`jobs.params` keeps its JSON shape, so rows stored before the typed parameters run unchanged."""
-    valid = item_ids(engine, dataset_id, "valid")
+    valid = item_ids(engine, pcam_dataset_id, "valid")
     with make_session_factory(engine)() as session:
         job = Job(kind="predict", status="queued", done=0, total=0, params={
-            "model_id": model_id, "dataset_id": dataset_id,
+            "model_id": pcam_model_id, "dataset_id": pcam_dataset_id,
             "filters": {"split": ["valid"], "exclude_id": [str(valid[0])]}})
         session.add(job)
         session.commit()
         job_id = job.id
     assert run_job(engine, settings, RuntimeCache(), job_id) == "done"
-    assert sorted(predictions(engine, model_id)) == valid[1:]
+    assert sorted(predictions(engine, pcam_model_id)) == valid[1:]
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="MEDVIEW_TEST_REDIS_URL not set")

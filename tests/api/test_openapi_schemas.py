@@ -24,6 +24,7 @@ from app.config import Settings
 from app.demo import build_demo
 from app.main import create_app
 from tests.api.test_models_predict import card_yaml, classifier_onnx, register
+from tests.helpers.auth import signed_in
 from tests.onnx_models import constant_detector, threshold_segmenter_3d
 
 Schema = dict[str, Any]
@@ -89,9 +90,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Ite
     base = tmp_path_factory.mktemp("openapi-demo")
     shutil.copy(sqlite_template, base / "medview.db")
     settings = Settings(_env_file=None, database_url=f"sqlite:///{base / 'medview.db'}", data_dir=base / "data",
-                        data_roots=str(base), slice_cache_mb=64, render_cache_mb=16)
+                        data_roots=str(base), slice_cache_mb=64, render_cache_mb=16, allowed_hosts="testserver")
     settings = build_demo(settings)
-    with TestClient(create_app(settings)) as client:
+    with signed_in(TestClient(create_app(settings)), settings) as client:
         datasets = {d["kind"]: d["id"] for d in client.get("/api/datasets").json()}
         models = {m["task"]: m["id"] for m in client.get("/api/models").json()}
         boxes = np.array([[40, 40, 90, 90, 0.9, 0], [0, 0, 10, 10, 0.3, 0]], np.float32)
@@ -249,6 +250,26 @@ def test_every_json_endpoint_matches_its_documented_schema(demo: tuple[TestClien
     get("/api/jobs", 400, limit=0)
     get("/api/jobs/9999", 404)
     check(doc, seen, client.post("/api/jobs/9999/cancel"), 404)
+
+    # accounts: users, tokens, the audit log, sign-in and who am I, deleting a model
+    check(doc, seen, client.post("/api/users", json={"username": "schema-user", "role": "viewer",
+                                                     "password": "a long password"}), 201)
+    check(doc, seen, client.post("/api/users", json={"username": "schema-user", "role": "viewer",
+                                                     "password": "a long password"}), 409)
+    check(doc, seen, client.patch("/api/users/schema-user", json={"role": "reviewer"}), 200)
+    get("/api/users")
+    made = check(doc, seen, client.post("/api/users/schema-user/tokens", json={"name": "t"}), 201)
+    get("/api/tokens", user="schema-user")
+    check(doc, seen, client.delete(f"/api/tokens/{made['id']}"), 200)
+    get("/api/audit", limit=5)
+    get("/api/audit", 422, limit=0)
+    check(doc, seen, client.get("/api/auth/me"), 200)
+    with TestClient(client.app) as anonymous:
+        check(doc, seen, anonymous.post("/api/auth/login", json={"username": "schema-user",
+                                                                 "password": "a long password"}), 200)
+        check(doc, seen, anonymous.post("/api/auth/login", json={"username": "schema-user", "password": "no"}), 401)
+    check(doc, seen, client.delete(f"/api/models/{r.json()['id']}"), 200)
+    check(doc, seen, client.delete("/api/models/9999"), 404)
 
     json_operations = {(m, p) for p, ops in doc["paths"].items() for m, op in ops.items()
                        if "application/json" in op["responses"].get("200", op["responses"].get("201", op[

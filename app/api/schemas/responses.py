@@ -16,6 +16,7 @@ ERROR_DESCRIPTIONS = {
     409: "Conflict with the current state",
     413: "Request body larger than the configured limit",
     415: "Unsupported media or file type",
+    429: "Too many failed sign-ins: wait `Retry-After` seconds",
     422: "A parameter or the body does not have the expected type or bounds (the detail names the field)",
 }
 
