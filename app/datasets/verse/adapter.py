@@ -36,6 +36,7 @@ from app.datasets.base import (
     Wording,
     no_progress,
 )
+from app.datasets.roots import DatasetFiles
 from app.datasets.verse import labels as vl
 from app.datasets.verse.index import CaseIndexer
 from app.datasets.verse.layout import find_cases, looks_like_verse
@@ -72,12 +73,13 @@ class VerseAdapter(DatasetAdapter):
     def detect(self, root: Path) -> bool:
         return looks_like_verse(root)
 
-    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None) -> ScanResult:
+    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None,
+             files: DatasetFiles | None = None) -> ScanResult:
         cases, problems = find_cases(root)
         if not cases:
             raise IngestError(f"{root}: no CT volume found (expected rawdata/sub-*/…_ct.nii.gz or *_ct.nii.gz)",
                               problems)
-        indexer = CaseIndexer(root, problems)
+        indexer = CaseIndexer(root, problems, files)
         result = ScanResult(items=[], problems=problems)
         patients: dict[str, PatientRecord] = {}
         studies: dict[str, StudyRecord] = {}
@@ -108,9 +110,11 @@ class VerseAdapter(DatasetAdapter):
 
     @staticmethod
     def _load(item: ItemRef, relative: str, labels: bool, volumes: VolumeCache) -> Volume:
-        """The CT (`labels=False`) or a vertebra mask file of the subject, canonical, through the cache."""
-        path = item.dataset_root / relative
-        loader = (lambda: load_labels(path)) if labels else (lambda: load_ct(path))
+        """The CT (`labels=False`) or a vertebra mask file of the subject, canonical, through the cache; its real
+        path checked (OutsideRoots) and its header shape against MEDVIEW_MAX_VOLUME_VOXELS before decoding."""
+        path = item.file(relative)
+        limits = item.access.limits
+        loader = (lambda: load_labels(path, limits)) if labels else (lambda: load_ct(path, limits))
         try:
             return volumes.get(str(path), loader, "labels" if labels else "")
         except FileNotFoundError:
