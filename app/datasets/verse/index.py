@@ -52,6 +52,7 @@ class CaseIndexer:
         self.problems.append(Problem(self.rel(path), message, field=field, item=case.key))
 
     def item(self, case: Case) -> ItemRecord | None:
+        first_problem = len(self.problems)
         real = self.confined(case.ct, case, "the CT is not indexed")
         if real is None:
             return None
@@ -79,7 +80,7 @@ class CaseIndexer:
         ni, nj, nk = ct.canonical_shape
         ground_truth = (["mask"] if mask_header is not None else []) + (["centroids"] if centroids else [])
         return ItemRecord(
-            key=case.key, kind="volume", location=self.rel(case.ct), fingerprint=self._fingerprint(case),
+            key=case.key, kind="volume", location=self.rel(case.ct), fingerprint=self._fingerprint(case, self.problems[first_problem:]),
             split=case.split, label=vl.span_text(present), width=ni, height=nj, depth=nk,
             spacing=[round(v, 6) for v in ct.canonical_spacing], window=list(PRESETS["bone"]),
             meta={
@@ -99,8 +100,11 @@ class CaseIndexer:
                     "ground_truth": ground_truth or ["none"]},
         )
 
-    def _fingerprint(self, case: Case) -> str:
-        parts = [FORMAT_VERSION, case.key, *(file_signature(p) for p in (case.ct, case.mask, case.ctd))]
+    def _fingerprint(self, case: Case, problems: list[Problem]) -> str:
+        """The files' signatures and what was wrong with them: a mask refused since the last ingest (a link now
+        leading outside the data roots, same size and mtime) changes the item."""
+        parts = [FORMAT_VERSION, case.key, *(file_signature(p) for p in (case.ct, case.mask, case.ctd)),
+                 *(str(p) for p in problems)]
         return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
 
     def _mask(self, case: Case, ct: Header) -> Header | None:
