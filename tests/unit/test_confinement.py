@@ -158,7 +158,8 @@ def test_deeplesion_slice_and_series_folder_links(engine, settings, client, root
     item_id, rel, _ = rows[keys[0]]
     move_out(root / rel, outside)
     assert_render_refused(client, item_id, rel, tmp_path)
-    other_series = next(loc.rsplit("/", 1)[0] for _, loc, _ in rows.values() if not loc.startswith(rel.rsplit("/", 1)[0]))
+    series = rel.rsplit("/", 1)[0]
+    other_series = next(loc.rsplit("/", 1)[0] for _, loc, _ in rows.values() if not loc.startswith(series))
     move_out(root / other_series, outside)
     again = ingest_path(engine, settings, root, kind="deeplesion")
     texts = problem_texts(again, tmp_path)

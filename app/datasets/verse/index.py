@@ -80,7 +80,8 @@ class CaseIndexer:
         ni, nj, nk = ct.canonical_shape
         ground_truth = (["mask"] if mask_header is not None else []) + (["centroids"] if centroids else [])
         return ItemRecord(
-            key=case.key, kind="volume", location=self.rel(case.ct), fingerprint=self._fingerprint(case, self.problems[first_problem:]),
+            key=case.key, kind="volume", location=self.rel(case.ct),
+            fingerprint=self._fingerprint(case, self.problems[first_problem:]),
             split=case.split, label=vl.span_text(present), width=ni, height=nj, depth=nk,
             spacing=[round(v, 6) for v in ct.canonical_spacing], window=list(PRESETS["bone"]),
             meta={
