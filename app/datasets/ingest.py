@@ -149,11 +149,12 @@ def _begin(engine: Engine, root: Path, kind: str, name: str, scan: ScanResult) -
         if existing is None:
             if clash is not None:
                 raise Conflict(f"a dataset named {name!r} already exists (at {clash}); pass --name")
-            dataset_id = conn.execute(insert(Dataset).values(
+            key = conn.execute(insert(Dataset).values(
                 name=name, kind=kind, root=str(root), status="indexing", options=scan.options,
                 facet_counts={}, problems=[], item_count=0, annotation_count=0, ingest_generation=1,
-                created_at=utcnow(), updated_at=utcnow())).inserted_primary_key[0]
-            return dataset_id, name
+                created_at=utcnow(), updated_at=utcnow())).inserted_primary_key
+            assert key is not None, "an INSERT has a primary key"
+            return int(key[0]), name
         if existing.kind != kind:
             raise Conflict(f"{root} is already indexed as {existing.kind}, not {kind}")
         if clash is not None and clash != str(root):
@@ -274,7 +275,7 @@ def _write_batch(conn, dataset_id: int, new: list[ItemRecord], new_rows: Rows,
         conn.execute(delete(ItemFacet).where(ItemFacet.item_id.in_(changed_ids)))
         conn.execute(delete(Annotation).where(Annotation.item_id.in_(changed_ids),
                                               Annotation.source == "dataset"))
-        values = {c: bindparam(c) for c in _item_values(dataset_id, changed[0][1], links)}
+        values: dict[str, Any] = {c: bindparam(c) for c in _item_values(dataset_id, changed[0][1], links)}
         stmt = (update(Item).where(Item.id == bindparam("_id"))
                 .values(**values, content_version=Item.content_version + 1))
         conn.execute(stmt, [{**_item_values(dataset_id, r, links), "_id": i} for i, r in changed])
@@ -311,9 +312,9 @@ def _new_item_ids(conn, dataset_id: int, new: list[ItemRecord]) -> list[int]:
 def _finish(engine: Engine, dataset_id: int, facet_fields: Sequence[str], links: Mapping[str, str],
             report: IngestReport) -> None:
     with engine.begin() as conn:
-        items = conn.execute(select(func.count()).select_from(Item).where(Item.dataset_id == dataset_id)).scalar()
+        items = conn.execute(select(func.count()).select_from(Item).where(Item.dataset_id == dataset_id)).scalar() or 0
         annotations = conn.execute(select(func.count()).select_from(Annotation)
-                                   .where(Annotation.dataset_id == dataset_id)).scalar()
+                                   .where(Annotation.dataset_id == dataset_id)).scalar() or 0
         counts = facet_counts(conn, dataset_id, facet_fields, links)
         conn.execute(update(Dataset).where(Dataset.id == dataset_id).values(
             status="ready", item_count=items, annotation_count=annotations, facet_counts=counts,

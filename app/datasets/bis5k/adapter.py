@@ -159,14 +159,15 @@ class Bis5kAdapter(DatasetAdapter):
             raise IngestError(f"{root}: no PNG images in any formal_*/{IMAGES_DIR}/ folder", problems)
         cache = AreaCache(work_dir, root)
         checks = self._check_all(files, pairs, cache, progress)
-        cache.save({mask_rel: c.mask for (_, _, mask_rel), c in zip(pairs, checks, strict=True)
-                    if mask_rel and c.mask})
-        result = ScanResult(items=[], problems=problems,
+        cache.save({rel: c.mask for (_, _, rel), c in zip(pairs, checks, strict=True)
+                    if rel and c.mask})
+        found: list[ItemRecord] = []
+        result = ScanResult(items=found, problems=problems,
                             options={"splits": {lst.folder: lst.split for lst, _, _ in pairs}})
-        for (listing, image_rel, mask_rel), check in zip(pairs, checks, strict=True):
-            item = self._item(listing, image_rel, mask_rel, check, problems)
+        for (listing, image_rel, mask_of), check in zip(pairs, checks, strict=True):
+            item = self._item(listing, image_rel, mask_of, check, problems)
             if item is not None:
-                result.items.append(item)
+                found.append(item)
         if not result.items:
             raise IngestError(f"{root}: none of the {len(pairs)} images is a readable PNG", problems)
         return result

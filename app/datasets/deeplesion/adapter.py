@@ -105,7 +105,8 @@ class DeepLesionAdapter(DatasetAdapter):
         by_file: dict[str, list[LesionRow]] = defaultdict(list)
         for row in rows:
             by_file[row.file_name].append(row)
-        result = ScanResult(items=[], problems=problems, options={"table": table.name, "zips": slices.zips})
+        found: list[ItemRecord] = []
+        result = ScanResult(items=found, problems=problems, options={"table": table.name, "zips": slices.zips})
         patients: dict[str, PatientRecord] = {}
         studies: dict[str, StudyRecord] = {}
         series: dict[str, SeriesRecord] = {}
@@ -123,7 +124,7 @@ class DeepLesionAdapter(DatasetAdapter):
             series.setdefault(first.series_dir, SeriesRecord(first.series_dir, sid, {
                 "slices_listed": len(listed.names) if (listed := slices.series.get(first.series_dir)) else 0,
                 "spacing": list(first.spacing)}))
-            result.items.append(item)
+            found.append(item)
         if not result.items:
             raise IngestError(f"{table.name}: none of the {len(rows)} lesion rows has a readable key slice",
                               result.problems)
@@ -136,7 +137,7 @@ class DeepLesionAdapter(DatasetAdapter):
         first = lesions[0]
         files = slices.series.get(first.series_dir)
         location = files.location(first.key_slice) if files else None
-        if location is None:
+        if location is None or files is None:
             wanted = f"{pixels.IMAGES_DIR}/{first.series_dir}/{first.slice_file}"
             where = " or ".join([pixels.IMAGES_DIR + "/", *slices.zips]) if slices.zips else pixels.IMAGES_DIR + "/"
             for row in lesions:
@@ -204,6 +205,8 @@ class DeepLesionAdapter(DatasetAdapter):
     def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
         number = item.location_index if view.slice is None else view.slice
         location = item.location
+        if number is None:
+            raise PixelError(f"{location}: the item has no slice number (re-ingest the dataset)")
         if number != item.location_index:
             if number not in (item.meta.get("slices") or []):
                 raise PixelError(f"slice {number} is not available for this key slice "

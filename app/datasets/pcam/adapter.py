@@ -33,6 +33,7 @@ from app.datasets.base import (
     ItemRef,
     LazyItems,
     OverlayLayer,
+    PixelError,
     Problem,
     ProgressFn,
     ScanResult,
@@ -109,15 +110,17 @@ class PCamAdapter(DatasetAdapter):
         skipped = f"the {s.name} split is skipped"
         for role, other in (("x", "y"), ("y", "x")):
             if getattr(s, role) is None:
-                present = getattr(s, other) or s.meta
+                present = str(getattr(s, other) or s.meta)
                 problems.append(Problem(present, f"no {s.name} {role} file (camelyonpatch_level_2_split_{s.name}_"
                                                  f"{role}.h5 or .h5.gz) next to it; {skipped}"))
                 return False
+        x_rel, y_rel = s.x, s.y
+        assert x_rel is not None and y_rel is not None, "both checked just above"
         paths: dict[str, Path] = {}
         sizes: dict[str, int] = {}
         limits = access.limits
         for role in ("x", "y"):
-            rel = getattr(s, role)
+            rel: str = x_rel if role == "x" else y_rel
             try:
                 path = access.path(rel)  # the real path, inside the data roots
             except FileRefused as exc:
@@ -146,23 +149,23 @@ class PCamAdapter(DatasetAdapter):
             with h5py.File(paths["y"], "r") as fy:
                 labels, reason = files.read_y(fy, sizes["y"], limits.volume_voxels)
             if labels is None:
-                problems.append(Problem(s.y, f"{reason}; {skipped}", field="y"))
+                problems.append(Problem(y_rel, f"{reason}; {skipped}", field="y"))
                 return False
         except OSError as exc:
-            problems.append(Problem(s.y, f"not a readable HDF5 file ({exc}); {skipped}"))
+            problems.append(Problem(y_rel, f"not a readable HDF5 file ({exc}); {skipped}"))
             return False
         try:
             with h5py.File(paths["x"], "r") as fx:
                 info = files.check_x(fx, sizes["x"], limits.volume_voxels)
         except OSError as exc:
-            problems.append(Problem(s.x, f"not a readable HDF5 file ({exc}); {skipped}"))
+            problems.append(Problem(x_rel, f"not a readable HDF5 file ({exc}); {skipped}"))
             return False
         if isinstance(info, str):
-            problems.append(Problem(s.x, f"{info}; {skipped}", field="x"))
+            problems.append(Problem(x_rel, f"{info}; {skipped}", field="x"))
             return False
         n = info.count
         if info.count != len(labels):
-            problems.append(Problem(s.y, f"{len(labels)} labels but {s.x} has {info.count} patches; "
+            problems.append(Problem(y_rel, f"{len(labels)} labels but {x_rel} has {info.count} patches; "
                                          f"{skipped}", field="y"))
             return False
         progress(f"reading {s.name} labels", n, n)
@@ -176,25 +179,28 @@ class PCamAdapter(DatasetAdapter):
                 meta, meta_problems = read_meta(meta_path, s.meta, s.name, info.count)
                 problems += meta_problems
         self._check_labels(s, labels, meta, problems)
-        location = s.x if not s.x.endswith(".gz") else str(paths["x"])
-        st = (root / s.x).stat()
+        location = x_rel if not x_rel.endswith(".gz") else str(paths["x"])
+        st = (root / x_rel).stat()
         self._record_layout(s, info, location, result)
         valid = (labels == 0) | (labels == 1)
         if meta is not None:
             slides.update(dict.fromkeys(m["wsi"] for m, ok in zip(meta, valid.tolist(), strict=False)
                                         if ok and m is not None))
         source = f"{location}|{st.st_size}|{st.st_mtime_ns}"
-        result.items.add(int(valid.sum()), lambda: self._items(s, labels, meta, location, source))
+        items = result.items
+        assert isinstance(items, LazyItems), "scan() made it"
+        items.add(int(valid.sum()), lambda: self._items(s, labels, meta, location, source))
         return True
 
     @staticmethod
     def _check_labels(s: files.SplitFiles, labels: np.ndarray, meta: list | None, problems: list[Problem]) -> None:
+        y_rel, meta_rel = str(s.y), str(s.meta)
         bad = np.flatnonzero((labels != 0) & (labels != 1))
         for i in bad[:MAX_LABEL_PROBLEMS].tolist():
-            problems.append(Problem(s.y, f"label {labels[i]} is not 0 or 1; patch skipped", row=None, field="y",
+            problems.append(Problem(y_rel, f"label {labels[i]} is not 0 or 1; patch skipped", row=None, field="y",
                                     item=f"{s.name}/{i}"))
         if len(bad) > MAX_LABEL_PROBLEMS:
-            problems.append(Problem(s.y, f"{len(bad) - MAX_LABEL_PROBLEMS} more labels are not 0 or 1 "
+            problems.append(Problem(y_rel, f"{len(bad) - MAX_LABEL_PROBLEMS} more labels are not 0 or 1 "
                                          f"(first {MAX_LABEL_PROBLEMS} listed); those patches are skipped"))
         if meta is None:
             return
@@ -203,7 +209,7 @@ class PCamAdapter(DatasetAdapter):
                     if c is not None and int(c) != y]
         if disagree:
             first = ", ".join(f"{s.name}/{i}" for i in disagree[:5])
-            problems.append(Problem(s.meta, f"center_tumor_patch disagrees with the y label for {len(disagree)} "
+            problems.append(Problem(meta_rel, f"center_tumor_patch disagrees with the y label for {len(disagree)} "
                                             f"patches (e.g. {first}); the y label is used",
                                     field="center_tumor_patch"))
 
@@ -260,17 +266,20 @@ class PCamAdapter(DatasetAdapter):
         path = item.file(item.location)  # OutsideRoots (a PixelError) when it links outside the data roots
         return Image2D(pixels.read_patch(path, item.location_index), None, None)
 
-    def read_images(self, items: Sequence[ItemRef]) -> list[Image2D]:
+    def read_images(self, items: Sequence[ItemRef]) -> list[Image2D | None]:
         """A page of patches (contact sheets): consecutive rows of one file in a single read."""
         by_file: dict[Path, list[int]] = {}
         for n, item in enumerate(items):
             by_file.setdefault(item.file(item.location), []).append(n)
         out: list[Image2D | None] = [None] * len(items)
         for path, positions in by_file.items():
-            patches = pixels.read_patches(path, [items[n].location_index for n in positions])
+            indices = [items[n].location_index for n in positions]
+            if any(i is None for i in indices):
+                raise PixelError("a patch item has no row index")
+            patches = pixels.read_patches(path, [int(i) for i in indices if i is not None])
             for n, patch in zip(positions, patches, strict=True):
                 out[n] = Image2D(patch, None, None)
-        return out  # type: ignore[return-value]
+        return out
 
     def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D,
                 volumes: VolumeCache) -> OverlayLayer:

@@ -24,6 +24,7 @@ from app.datasets.base import (
     DatasetAdapter,
     Image2D,
     IngestError,
+    ItemRecord,
     ItemRef,
     OverlayLayer,
     PatientRecord,
@@ -80,7 +81,8 @@ class VerseAdapter(DatasetAdapter):
             raise IngestError(f"{root}: no CT volume found (expected rawdata/sub-*/…_ct.nii.gz or *_ct.nii.gz)",
                               problems)
         indexer = CaseIndexer(root, problems, files)
-        result = ScanResult(items=[], problems=problems)
+        found: list[ItemRecord] = []
+        result = ScanResult(items=found, problems=problems)
         patients: dict[str, PatientRecord] = {}
         studies: dict[str, StudyRecord] = {}
         for n, case in enumerate(cases, 1):
@@ -88,7 +90,7 @@ class VerseAdapter(DatasetAdapter):
             progress("reading headers", n, len(cases))
             if item is None:
                 continue
-            result.items.append(item)
+            found.append(item)
             patients.setdefault(case.subject, PatientRecord(case.subject))
             if item.study:
                 studies.setdefault(item.study, StudyRecord(item.study, case.subject))
