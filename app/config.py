@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     slice_cache_mb: int = Field(512, ge=0, description="Memory for decoded CT slices (per process).")
     render_cache_mb: int = Field(128, ge=0, description="Memory for encoded rendered images (per process).")
     volume_cache_mb: int = Field(1024, ge=0, description="Memory for decompressed volumes (per process).")
+    max_image_pixels: int = Field(100_000_000, ge=1, description="Largest 2-D image (width × height, from its "
+                                  "header) that ingest indexes and the server decodes; larger ones are reported, "
+                                  "never decoded (decompression bombs).")
+    max_volume_voxels: int = Field(1024 ** 3 // 2, ge=1, description="Largest volume (NIfTI header shape, DICOM "
+                                   "rows × columns × slices, HDF5 dataset) that is decoded.")
+    max_decompressed_mb: int = Field(8192, ge=1, description="Largest size a .h5.gz may decompress to in the data "
+                                     "dir; the partial copy is deleted when it is exceeded.")
     ingest_batch: int = Field(10000, ge=1, description="Items written per ingest transaction.")
     inference_batch: int = Field(64, ge=1, description="Items per model run (and per write transaction) in a job.")
     predict_wait_seconds: float = Field(20.0, gt=0, description="How long POST /api/items/{id}/predict waits "

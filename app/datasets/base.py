@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 
-if TYPE_CHECKING:  # volumes.py builds on the types of this module
+if TYPE_CHECKING:  # volumes.py and roots.py build on the types of this module
+    from app.datasets.roots import DatasetFiles
     from app.datasets.volumes import Volume, VolumeCache
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
@@ -166,6 +167,22 @@ class ItemRef:
     depth: int = 1
     spacing: tuple[float, ...] | None = None
     label: str | None = None  # the item's own label (ground truth kept on the item, e.g. PCam's y)
+    files: DatasetFiles | None = field(default=None, compare=False, repr=False)  # how its files may be opened
+
+    def file(self, relative: str) -> Path:
+        """The real path of one of the item's files (`relative` to the dataset root, or an absolute path in
+        the app's work dir), checked by `DatasetFiles.path`: raises `FileRefused` (a PixelError naming
+        `relative`) when it links outside the data roots. Every adapter read goes through here. An ItemRef made
+        without `files` (tests, benchmarks) is confined to its own dataset root with the default limits."""
+        return self.access.path(relative)
+
+    @property
+    def access(self) -> DatasetFiles:
+        if self.files is not None:
+            return self.files
+        from app.datasets.roots import DatasetFiles
+
+        return DatasetFiles.confined_to(self.dataset_root)
 
 
 PLANES = ("axial", "coronal", "sagittal")
@@ -207,6 +224,25 @@ class PixelError(Exception):
 
 class NotAVolume(PixelError):
     """The item is a 2-D image: it has no volume to cut planes from or to run a 3-D model on."""
+
+
+class FileRefused(PixelError):
+    """A file MedView will not open: it resolves outside the data roots (`OutsideRoots`), or its header declares
+    more than the configured limits (`TooLarge`). `rel` is the file relative to the dataset root (never the
+    server's absolute path), `reason` what is wrong; a scan reports them as a Problem, a read as a PixelError."""
+
+    def __init__(self, rel: str, reason: str):
+        super().__init__(f"{rel}: {reason}")
+        self.rel = rel
+        self.reason = reason
+
+
+class OutsideRoots(FileRefused):
+    """The file (or a folder on its way) is a symbolic link whose target lies outside MEDVIEW_DATA_ROOTS."""
+
+
+class TooLarge(FileRefused):
+    """The file's header declares more pixels, voxels or bytes than MEDVIEW_MAX_* allow: not decoded."""
 
 
 
@@ -321,9 +357,13 @@ class DatasetAdapter(ABC):
         """Whether `root` looks like a dataset of this kind (cheap: a few files, no full scan)."""
 
     @abstractmethod
-    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None) -> ScanResult:
+    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None,
+             files: DatasetFiles | None = None) -> ScanResult:
         """Index `root` without decoding pixels. `work_dir` is a private, writable folder under the data
-        dir (e.g. for a once-decompressed copy of a .h5.gz); adapters that read in place ignore it."""
+        dir (e.g. for a once-decompressed copy of a .h5.gz); adapters that read in place ignore it. `files`
+        (the ingest driver's: data roots and size limits from the settings; default: confined to `root`) is how
+        every file is opened: `files.path(rel)` for its checked real path, `files.limits` for header checks; a
+        `FileRefused` becomes a Problem naming the file, and its neighbours are still indexed."""
 
     @abstractmethod
     def slices(self, item: ItemRef, plane: str) -> Sequence[int]:

@@ -26,7 +26,7 @@ from app.config import Settings
 from app.datasets.base import IngestError, ItemRecord, Problem, ProgressFn, ScanResult, no_progress
 from app.datasets.facets import COLUMN_FACETS, facet_counts
 from app.datasets.registry import detect_kind, get_adapter
-from app.datasets.roots import DataRoots
+from app.datasets.roots import DataRoots, DatasetFiles
 from app.db.base import utcnow
 from app.db.bulk import Rows, insert_rows
 from app.db.models import Annotation, Dataset, Item, ItemFacet, Patient, Series, Study
@@ -74,7 +74,13 @@ def ingest_path(engine: Engine, settings: Settings, path: str | Path, *, kind: s
     adapter = get_adapter(kind)
     with _cyclic_gc_paused():
         work_dir = settings.data_dir.resolve() / "work" / kind
-        scan = adapter.scan(root, progress, work_dir=work_dir)  # raises IngestError before anything is written
+        files = DatasetFiles.for_ingest(root, settings, work_dir)  # every file the adapter opens is checked here
+        try:
+            scan = adapter.scan(root, progress, work_dir=work_dir, files=files)  # IngestError: nothing written
+        except IngestError as exc:
+            exc.problems = relative_problems(exc.problems, root, work_dir)
+            raise
+        scan.problems = relative_problems(scan.problems, root, work_dir)
         dataset_id, ds_name = _begin(engine, root, kind, name or root.name, scan)
         report = IngestReport(dataset_id, ds_name, kind, str(root), problems=list(scan.problems))
         try:
@@ -87,6 +93,23 @@ def ingest_path(engine: Engine, settings: Settings, path: str | Path, *, kind: s
             raise
     report.seconds = time.perf_counter() - started
     return report
+
+
+def relative_problems(problems: list[Problem], root: Path, work_dir: Path) -> list[Problem]:
+    """The problems with any absolute server path (the dataset root, the work folder; an exception's text may
+    carry one) cut back to what the user knows: a path relative to the dataset root, a work copy's file name."""
+    prefixes = sorted({f"{p}/" for p in (root, root.resolve(), work_dir, work_dir.resolve())}, key=len, reverse=True)
+    def scrub(text: str) -> str:
+        for prefix in prefixes:
+            text = text.replace(prefix, "")
+        return text
+
+    out = []
+    for p in problems:
+        if any(prefix in p.message or prefix in p.file or prefix in (p.item or "") for prefix in prefixes):
+            p = Problem(scrub(p.file), scrub(p.message), p.row, p.field, scrub(p.item) if p.item else p.item)
+        out.append(p)
+    return out
 
 
 @contextmanager

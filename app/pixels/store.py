@@ -9,6 +9,7 @@ dataset's adapter; this module only chooses the adapter, caches and turns its fa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.datasets.base import PLANES, Image2D, NotAVolume, OverlayLayer, PixelError, View
 from app.datasets.registry import get_adapter
-from app.datasets.roots import DataRoots
+from app.datasets.roots import DataRoots, Limits
 from app.datasets.volumes import Volume, VolumeCache
 from app.errors import InvalidInput, NotFound
 from app.lru import SizedLRU
@@ -29,25 +30,45 @@ class PixelUnavailable(NotFound):
     """The item exists but its pixels cannot be read (file missing, corrupt)."""
 
 
-class PixelStore:
-    """Decoded 2-D views (byte-bounded LRU) and canonical volumes of items under `roots`."""
+def _unavailable(target: ItemTarget, exc: PixelError) -> PixelUnavailable:
+    """The adapter's reason, with the server's folders cut out should a library's message carry one: users see
+    paths relative to the dataset, never where the server keeps it."""
+    text = str(exc)
+    files = target.ref.access
+    for folder in sorted({str(target.ref.dataset_root), str(files.root), *(str(r) for r in files.roots.paths),
+                          *([str(files.work)] if files.work else [])}, key=len, reverse=True):
+        text = text.replace(folder.rstrip("/") + "/", "")
+    return PixelUnavailable(text)
 
-    def __init__(self, roots: DataRoots, image_cache_bytes: int, volumes: VolumeCache):
+
+class PixelStore:
+    """Decoded 2-D views (byte-bounded LRU) and canonical volumes of items under `roots`.
+
+    Confinement and size limits: every ItemRef this store hands an adapter carries a `DatasetFiles` (these roots,
+    `limits`, and `work`, the app's folder of decompressed copies); adapters open each file through it, so a link
+    inside a dataset that leads outside the roots, or a header declaring more than MEDVIEW_MAX_*, is a PixelError
+    naming the item's file relative to its dataset, turned into PixelUnavailable (404) here."""
+
+    def __init__(self, roots: DataRoots, image_cache_bytes: int, volumes: VolumeCache, limits: Limits | None = None,
+                 work: Path | None = None):
         self.roots = roots
         self.images = SizedLRU(image_cache_bytes, lambda im: im.pixels.nbytes)
         self.volumes = volumes
+        self.limits = limits or Limits()
+        self.work = work
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PixelStore:
         return cls(DataRoots(settings.allowed_roots), settings.slice_cache_mb * MB,
-                   VolumeCache(settings.volume_cache_mb))
+                   VolumeCache(settings.volume_cache_mb), Limits.from_settings(settings),
+                   settings.data_dir.resolve() / "work")
 
     # -- items ----------------------------------------------------------------------------------------
     def targets(self, session: Session, item_ids: Sequence[int], with_annotations: bool) -> list[ItemTarget]:
-        return load_targets(session, item_ids, with_annotations, self.roots)
+        return load_targets(session, item_ids, with_annotations, self.roots, self.limits, self.work)
 
     def target(self, session: Session, item_id: int, with_annotations: bool) -> ItemTarget:
-        return load_targets(session, [item_id], with_annotations, self.roots)[0]
+        return load_targets(session, [item_id], with_annotations, self.roots, self.limits, self.work)[0]
 
     def view(self, target: ItemTarget, plane: str | None, slice_number: int | None) -> View:
         """A checked view: a known plane the item has, and a slice number that exists in it (InvalidInput
@@ -82,7 +103,7 @@ class PixelStore:
             try:
                 image = adapter.read_image(target.ref, view, self.volumes)
             except PixelError as exc:
-                raise PixelUnavailable(str(exc)) from None
+                raise _unavailable(target, exc) from None
             image.pixels.setflags(write=False)
             if cache:
                 self.images.put(key, image)
@@ -121,7 +142,7 @@ class PixelStore:
         except NotAVolume as exc:
             raise InvalidInput(f"item {target.ref.id}: {exc}") from None
         except PixelError as exc:
-            raise PixelUnavailable(str(exc)) from None
+            raise _unavailable(target, exc) from None
 
     def label_volume(self, target: ItemTarget) -> Volume | None:
         """The item's ground-truth label volume in the same canonical grid, or None (none, unreadable)."""

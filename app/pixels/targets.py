@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app.datasets.base import ItemRef
-from app.datasets.roots import DataRoots
+from app.datasets.roots import DataRoots, DatasetFiles, Limits
 from app.db.models import Annotation, Dataset, Item
 from app.errors import NotFound
 
@@ -52,9 +52,10 @@ _ITEM_ROWS = select(Item.id, Item.dataset_id, Item.location, Item.location_index
 
 
 def load_targets(session: Session, item_ids: Sequence[int], with_annotations: bool,
-                 roots: DataRoots) -> list[ItemTarget]:
+                 roots: DataRoots, limits: Limits | None = None, work: Path | None = None) -> list[ItemTarget]:
     """ItemTargets in the order of `item_ids`; NotFound for a missing id, Forbidden for a dataset outside the
-    data roots."""
+    data roots. Each ref carries its dataset's `DatasetFiles` (these roots and `limits`; `work`: the app's folder
+    of decompressed copies), through which the adapter opens every file (`ItemRef.file`)."""
     items = {row.id: row for row in session.execute(_ITEM_ROWS, {"ids": list(item_ids)})}
     datasets = {d.id: d for d in session.scalars(select(Dataset).where(
         Dataset.id.in_({i.dataset_id for i in items.values()})))}
@@ -65,6 +66,7 @@ def load_targets(session: Session, item_ids: Sequence[int], with_annotations: bo
             anns.setdefault(a.item_id, []).append(
                 AnnotationView(a.id, a.version, a.kind, a.label, a.slice_index, a.geometry or {}, a.meta or {}))
     dataset_roots = {ds.id: roots.require(Path(ds.root), f"dataset {ds.name!r}") for ds in datasets.values()}
+    files = {ds_id: DatasetFiles(root, roots, limits, work) for ds_id, root in dataset_roots.items()}
     out = []
     for item_id in item_ids:
         item = items.get(item_id)
@@ -73,7 +75,7 @@ def load_targets(session: Session, item_ids: Sequence[int], with_annotations: bo
         ds = datasets[item.dataset_id]
         ref = ItemRef(item.id, dataset_roots[ds.id], item.location, item.location_index, item.meta or {},
                       item.width or 0, item.height or 0, item.depth or 1,
-                      tuple(item.spacing) if item.spacing else None, item.label)
+                      tuple(item.spacing) if item.spacing else None, item.label, files[ds.id])
         out.append(ItemTarget(ref, ds.kind, tuple(item.window) if item.window else None, item.content_version,
                               tuple(anns.get(item_id, ()))))
     return out

@@ -49,13 +49,14 @@ def test_demo_sample_is_small_and_quick(tmp_path):
     assert len({r[5] for rows in g.meta.values() for r in rows}) >= 4
 
 
-def test_large_sample_without_written_chunks(tmp_path):
+def test_large_sample_with_compressed_black_chunks(tmp_path):
     counts = make_large_pcam(tmp_path, n_train=5000, n_valid=300, n_test=200, filled=("valid",), pool=8)
     assert counts == {"train": 5000, "valid": 300, "test": 200}
     train_x = tmp_path / file_name("train", "x")
-    assert train_x.stat().st_size < 100_000  # 5000 × 27 KB of patches were never written
+    assert train_x.stat().st_size < 2_000_000  # 5000 × 27 KB of black patches, compressed
     with h5py.File(train_x, "r") as f:
         assert f["x"].shape == (5000, 96, 96, 3) and not f["x"][4321].any()
+        assert f["x"].id.get_num_chunks() == 5000  # every chunk written: no phantom patches for ingest to refuse
     with h5py.File(tmp_path / file_name("valid", "x"), "r") as fx, \
             h5py.File(tmp_path / file_name("valid", "y"), "r") as fy:
         y = fy["y"][()].reshape(-1)

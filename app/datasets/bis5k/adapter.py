@@ -22,6 +22,7 @@ from app.datasets.base import (
     AnnotationRecord,
     ChartSpec,
     DatasetAdapter,
+    FileRefused,
     Image2D,
     IngestError,
     ItemRecord,
@@ -48,6 +49,7 @@ from app.datasets.bis5k.files import (
     read_rgb,
     split_folders,
 )
+from app.datasets.roots import DatasetFiles
 from app.datasets.volumes import VolumeCache
 from app.imaging.overlay import MASK_DEFAULT, Label
 
@@ -81,31 +83,41 @@ def _stamp(path: Path) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
-def check_pair(root: Path, image_rel: str, mask_rel: str | None, cache: AreaCache | None = None) -> PairCheck:
-    """Header-check the image; measure the mask (from the cache when its file is unchanged)."""
+def check_pair(files: DatasetFiles, image_rel: str, mask_rel: str | None,
+               cache: AreaCache | None = None) -> PairCheck:
+    """Header-check the image; measure the mask (from the cache when its file is unchanged). Both are opened
+    through `files` (real path inside the data roots, header size within the limits) or not at all."""
     check = PairCheck()
+    limits = files.limits
     try:
-        check.image_stamp = _stamp(root / image_rel)
-        check.header = png_header(root / image_rel)
+        image = files.path(image_rel)
+        check.image_stamp = _stamp(image)
+        check.header = png_header(image, image_rel, limits)
+    except FileRefused as exc:
+        check.image_problem = exc.reason
+        return check
     except (PngError, OSError) as exc:
         check.image_problem = str(exc)
         return check
     if mask_rel is None:
         return check
     try:
-        check.mask_stamp = stamp = _stamp(root / mask_rel)
+        mask = files.path(mask_rel)
+        check.mask_stamp = stamp = _stamp(mask)
         measure = cache.get(mask_rel, stamp) if cache else None
         if measure is None:
-            header = png_header(root / mask_rel)
+            header = png_header(mask, mask_rel, limits)
             measure = MaskMeasure(stamp, header.width, header.height, header.mode, -1)
         size, wanted = (measure.width, measure.height), (check.header.width, check.header.height)
         if size != wanted:
             check.mask_problem = f"mask is {size[0]}×{size[1]} but the image is {wanted[0]}×{wanted[1]}"
             return check
         if measure.pixels < 0:
-            pixels = int(np.count_nonzero(read_mask(root / mask_rel)))
+            pixels = int(np.count_nonzero(read_mask(mask, mask_rel, limits)))
             measure = MaskMeasure(stamp, measure.width, measure.height, measure.mode, pixels)
         check.mask = measure
+    except FileRefused as exc:
+        check.mask_problem = exc.reason
     except (PngError, OSError) as exc:
         check.mask_problem = str(exc)
     return check
@@ -127,7 +139,9 @@ class Bis5kAdapter(DatasetAdapter):
     def detect(self, root: Path) -> bool:
         return any((folder / IMAGES_DIR).is_dir() for folder in split_folders(root))
 
-    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None) -> ScanResult:
+    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None,
+             files: DatasetFiles | None = None) -> ScanResult:
+        files = files or DatasetFiles.confined_to(root)
         folders = split_folders(root)
         if not folders:
             raise IngestError(f"{root}: no formal_train/ or formal_test/ folder with {IMAGES_DIR}/ and "
@@ -144,27 +158,27 @@ class Bis5kAdapter(DatasetAdapter):
         if not pairs:
             raise IngestError(f"{root}: no PNG images in any formal_*/{IMAGES_DIR}/ folder", problems)
         cache = AreaCache(work_dir, root)
-        checks = self._check_all(root, pairs, cache, progress)
-        cache.save({mask_rel: c.mask for (_, _, mask_rel), c in zip(pairs, checks, strict=True)
-                    if mask_rel and c.mask})
-        items: list[ItemRecord] = []
-        for (listing, image_rel, mask_rel), check in zip(pairs, checks, strict=True):
-            item = self._item(listing, image_rel, mask_rel, check, problems)
+        checks = self._check_all(files, pairs, cache, progress)
+        cache.save({rel: c.mask for (_, _, rel), c in zip(pairs, checks, strict=True)
+                    if rel and c.mask})
+        found: list[ItemRecord] = []
+        for (listing, image_rel, mask_of), check in zip(pairs, checks, strict=True):
+            item = self._item(listing, image_rel, mask_of, check, problems)
             if item is not None:
-                items.append(item)
-        if not items:
+                found.append(item)
+        if not found:
             raise IngestError(f"{root}: none of the {len(pairs)} images is a readable PNG", problems)
-        return ScanResult(items=items, problems=problems,
+        return ScanResult(items=found, problems=problems,
                           options={"splits": {lst.folder: lst.split for lst, _, _ in pairs}})
 
     @staticmethod
-    def _check_all(root: Path, pairs: list[tuple[SplitListing, str, str | None]], cache: AreaCache,
+    def _check_all(files: DatasetFiles, pairs: list[tuple[SplitListing, str, str | None]], cache: AreaCache,
                    progress: ProgressFn) -> list[PairCheck]:
         """Header checks and mask decoding on a thread pool (OpenCV's PNG decoder releases the GIL)."""
         total = len(pairs)
         checks: list[PairCheck] = []
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            for n, check in enumerate(pool.map(lambda p: check_pair(root, p[1], p[2], cache), pairs), 1):
+            for n, check in enumerate(pool.map(lambda p: check_pair(files, p[1], p[2], cache), pairs), 1):
                 checks.append(check)
                 if n % 250 == 0 or n == total:
                     progress("checking images and measuring masks", n, total)
@@ -211,10 +225,10 @@ class Bis5kAdapter(DatasetAdapter):
         return []
 
     def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
-        path = item.dataset_root / item.location
+        path = item.file(item.location)  # OutsideRoots (a PixelError) when it links outside the data roots
         if not path.is_file():
             raise PixelError(f"image file {item.location} is missing")
-        rgb = read_rgb(path)
+        rgb = read_rgb(path, item.location, item.access.limits)  # TooLarge before decoding
         if rgb is None:
             raise PixelError(f"{item.location}: PNG could not be decoded (corrupt or truncated)")
         return Image2D(rgb)
@@ -231,7 +245,10 @@ class Bis5kAdapter(DatasetAdapter):
             if not isinstance(rel, str):
                 continue
             try:
-                foreground = read_mask(self._inside(item.dataset_root, rel))
+                foreground = read_mask(self._inside(item, rel), rel, item.access.limits)
+            except FileRefused as exc:  # outside the data roots, or too large: not read, said in the corner
+                shapes.append(Label(4, 16, f"mask {exc}", ERROR_COLOUR))
+                continue
             except (PngError, OSError) as exc:
                 shapes.append(Label(4, 16, f"mask {rel}: {exc}", ERROR_COLOUR))
                 continue
@@ -245,9 +262,9 @@ class Bis5kAdapter(DatasetAdapter):
         return OverlayLayer(shapes, labels, {MASK_LABEL: MASK_COLOUR} if labels is not None else None)
 
     @staticmethod
-    def _inside(root: Path, rel: str) -> Path:
-        path = (root / rel).resolve()
-        if not path.is_relative_to(root.resolve()):
+    def _inside(item: ItemRef, rel: str) -> Path:
+        path = item.file(rel)  # resolved; OutsideRoots when it links outside the data roots
+        if not path.is_relative_to(item.access.path("")):
             raise PngError("path leaves the dataset folder")
         if not path.is_file():
             raise PngError("file is missing")

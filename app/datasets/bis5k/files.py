@@ -23,9 +23,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from app.datasets.base import Problem
+from app.datasets.images import open_image
+from app.datasets.roots import Limits
 
 SPLIT_PREFIX = "formal_"
 IMAGES_DIR = "images"
@@ -93,10 +95,11 @@ class PngHeader:
     mode: str  # Pillow's mode: RGB, RGBA, L, LA, P, 1, I;16 …
 
 
-def png_header(path: Path) -> PngHeader:
-    """Size and mode from the header, and a truncation check; raises PngError with the reason."""
+def png_header(path: Path, rel: str = "", limits: Limits | None = None) -> PngHeader:
+    """Size and mode from the header, and a truncation check; raises PngError with the reason, or TooLarge
+    (naming `rel`) when the header declares more pixels than `limits` allow."""
     try:
-        with Image.open(path) as im:
+        with open_image(path, rel or path.name, limits or Limits()) as im:
             if im.format != "PNG":
                 raise PngError(f"not a PNG file ({im.format} data)")
             header = PngHeader(im.size[0], im.size[1], im.mode)
@@ -112,10 +115,11 @@ def png_header(path: Path) -> PngHeader:
     return header
 
 
-def read_mask(path: Path) -> np.ndarray:
-    """The mask's foreground as a bool HxW array (see the module docstring for what counts)."""
+def read_mask(path: Path, rel: str = "", limits: Limits | None = None) -> np.ndarray:
+    """The mask's foreground as a bool HxW array (see the module docstring for what counts); its size is checked
+    from the header first (TooLarge naming `rel`)."""
     try:
-        with Image.open(path) as im:
+        with open_image(path, rel or path.name, limits or Limits()) as im:
             if im.format != "PNG":
                 raise PngError(f"not a PNG file ({im.format} data)")
             if im.mode in ("P", "PA"):
@@ -137,8 +141,14 @@ def read_mask(path: Path) -> np.ndarray:
     return values > 0
 
 
-def read_rgb(path: Path) -> np.ndarray | None:
+def read_rgb(path: Path, rel: str = "", limits: Limits | None = None) -> np.ndarray | None:
     """An image as HxWx3 RGB uint8 (grey and palette expanded, 16-bit reduced, alpha dropped); None if
-    it cannot be decoded. Orientation tags are ignored so image and mask stay pixel-aligned."""
+    it cannot be decoded. Orientation tags are ignored so image and mask stay pixel-aligned. The header's size is
+    checked first (TooLarge naming `rel`): OpenCV's own guard only starts at 2³⁰ pixels."""
+    try:
+        with open_image(path, rel or path.name, limits or Limits()):
+            pass
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -12,6 +12,7 @@ from app.datasets.base import (
     AnnotationRecord,
     ChartSpec,
     DatasetAdapter,
+    FileRefused,
     Image2D,
     IngestError,
     ItemRecord,
@@ -30,6 +31,7 @@ from app.datasets.base import (
 )
 from app.datasets.deeplesion import pixels
 from app.datasets.deeplesion.table import COLUMNS, LESION_TYPES, SPLITS, LesionRow, read_dl_info
+from app.datasets.roots import DatasetFiles
 from app.datasets.volumes import VolumeCache
 from app.imaging.overlay import recist_shapes
 from app.imaging.window import deeplesion_raw_to_hu
@@ -83,28 +85,34 @@ class DeepLesionAdapter(DatasetAdapter):
     def detect(self, root: Path) -> bool:
         return find_table(root) is not None
 
-    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None) -> ScanResult:
+    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None,
+             files: DatasetFiles | None = None) -> ScanResult:
+        access = files or DatasetFiles.confined_to(root)
         table = find_table(root)
         if table is None:
             raise IngestError(f"{root}: no {CSV_NAME} (or CSV with DeepLesion's columns) found")
+        try:
+            access.path(table.relative_to(root))
+        except FileRefused as exc:
+            raise IngestError(str(exc), [Problem(exc.rel, exc.reason)]) from None
         rows, problems = read_dl_info(table)
         progress("reading table", len(rows), len(rows))
         if not rows:
             reason = f"{table.name}: no valid lesion rows"
             raise IngestError(reason + (f" ({len(problems)} invalid)" if problems else ""), problems)
-        slices = pixels.list_slices(root)
+        slices = pixels.list_slices(root, access)
         problems += slices.problems
         by_file: dict[str, list[LesionRow]] = defaultdict(list)
         for row in rows:
             by_file[row.file_name].append(row)
-        items: list[ItemRecord] = []
-        result = ScanResult(items=items, problems=problems, options={"table": table.name, "zips": slices.zips})
+        found: list[ItemRecord] = []
+        result = ScanResult(items=found, problems=problems, options={"table": table.name, "zips": slices.zips})
         patients: dict[str, PatientRecord] = {}
         studies: dict[str, StudyRecord] = {}
         series: dict[str, SeriesRecord] = {}
         total = len(by_file)
         for n, (file_name, lesions) in enumerate(by_file.items(), 1):
-            item = self._key_slice(root, table.name, file_name, lesions, slices, result)
+            item = self._key_slice(access, table.name, file_name, lesions, slices, result)
             if n % 2000 == 0 or n == total:
                 progress("checking key slices", n, total)
             if item is None:
@@ -114,29 +122,29 @@ class DeepLesionAdapter(DatasetAdapter):
             patients.setdefault(pid, PatientRecord(pid, first.sex))
             studies.setdefault(sid, StudyRecord(sid, pid, first.study, first.age))
             series.setdefault(first.series_dir, SeriesRecord(first.series_dir, sid, {
-                "slices_listed": len(files.names) if (files := slices.series.get(first.series_dir)) else 0,
+                "slices_listed": len(listed.names) if (listed := slices.series.get(first.series_dir)) else 0,
                 "spacing": list(first.spacing)}))
-            items.append(item)
-        if not items:
+            found.append(item)
+        if not result.items:
             raise IngestError(f"{table.name}: none of the {len(rows)} lesion rows has a readable key slice",
                               result.problems)
         result.patients, result.studies, result.series = (list(patients.values()), list(studies.values()),
                                                           list(series.values()))
         return result
 
-    def _key_slice(self, root: Path, table: str, file_name: str, lesions: list[LesionRow],
+    def _key_slice(self, access: DatasetFiles, table: str, file_name: str, lesions: list[LesionRow],
                    slices: pixels.SliceIndex, result: ScanResult) -> ItemRecord | None:
         first = lesions[0]
         files = slices.series.get(first.series_dir)
         location = files.location(first.key_slice) if files else None
-        if files is None or location is None:
+        if location is None or files is None:
             wanted = f"{pixels.IMAGES_DIR}/{first.series_dir}/{first.slice_file}"
             where = " or ".join([pixels.IMAGES_DIR + "/", *slices.zips]) if slices.zips else pixels.IMAGES_DIR + "/"
             for row in lesions:
                 result.problems.append(Problem(table, f"key slice {wanted} not found (looked in {where})",
                                                row=row.line, field="File_name", item=file_name))
             return None
-        width, height, bad = pixels.check_slice_file(root, location)
+        width, height, bad = pixels.check_slice_file(access, location)
         if bad:
             for row in lesions:
                 result.problems.append(Problem(table, f"{location}: {bad}", row=row.line, item=file_name))
@@ -197,12 +205,14 @@ class DeepLesionAdapter(DatasetAdapter):
     def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
         number = item.location_index if view.slice is None else view.slice
         location = item.location
+        if number is None:
+            raise PixelError(f"{location}: the item has no slice number (re-ingest the dataset)")
         if number != item.location_index:
             if number is None or number not in (item.meta.get("slices") or []):
                 raise PixelError(f"slice {number} is not available for this key slice "
                                  f"(available: {self._range_text(item)})")
             location = f"{location.rpartition('/')[0]}/{pixels.slice_file_name(number)}"
-        data = pixels.read_slice_bytes(item.dataset_root, location)
+        data = pixels.read_slice_bytes(item.access, location)  # confined and size-checked before reading
         hu = deeplesion_raw_to_hu(pixels.decode_slice(data, location))
         return Image2D(hu, number, item.spacing[0] if item.spacing else None)
 

@@ -4,6 +4,11 @@ and how to check and read them without extracting anything.
 Ingest only lists folders and zip directories and reads each key slice's PNG header (and, for
 loose files, its last 12 bytes for the IEND chunk): no pixel is decoded, so the full 928k-file
 tree indexes in seconds.
+
+Every file (a series folder, a zip, a loose PNG) is opened through the dataset's `DatasetFiles`: one that links
+outside the data roots is reported (ingest) or refused (read), never read. A slice whose header declares more
+than MEDVIEW_MAX_IMAGE_PIXELS, or whose file (or zip member) is larger than such a PNG can be, is refused
+before its bytes are read or decoded (real slices are 512×512).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.datasets.base import PixelError, Problem
+from app.datasets.base import FileRefused, PixelError, Problem, TooLarge
+from app.datasets.roots import DatasetFiles, Limits
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 IEND = b"IEND\xaeB`\x82"
@@ -58,23 +64,38 @@ class SliceIndex:
     zips: list[str] = field(default_factory=list)
 
 
-def list_slices(root: Path) -> SliceIndex:
-    """List loose slices under root/Images_png and members of root/Images_png*.zip."""
+def list_slices(root: Path, files: DatasetFiles | None = None) -> SliceIndex:
+    """List loose slices under root/Images_png and members of root/Images_png*.zip; a series folder or zip that
+    links outside the data roots is a problem, not listed."""
+    files = files or DatasetFiles.confined_to(root)
     index = SliceIndex()
-    images = root / IMAGES_DIR
-    if images.is_dir():
+    try:
+        images = files.path(IMAGES_DIR)
+    except FileRefused as exc:
+        index.problems.append(Problem(f"{exc.rel}/", f"{exc.reason}; its slices are skipped"))
+        images = None
+    if images is not None and images.is_dir():
         with os.scandir(images) as series_dirs:
             for entry in series_dirs:
                 if entry.is_dir():
-                    index.series[entry.name] = SeriesFiles(f"{IMAGES_DIR}/{entry.name}",
-                                                           set(os.listdir(entry.path)))
+                    rel = f"{IMAGES_DIR}/{entry.name}"
+                    try:
+                        folder = files.path(rel)
+                    except FileRefused as exc:
+                        index.problems.append(Problem(f"{exc.rel}/", f"{exc.reason}; its slices are skipped"))
+                        continue
+                    index.series[entry.name] = SeriesFiles(rel, set(os.listdir(folder)))
     for zpath in sorted(root.glob("Images_png*.zip")):
-        _list_zip(root, zpath, index)
+        _list_zip(files, zpath.relative_to(root).as_posix(), index)
     return index
 
 
-def _list_zip(root: Path, zpath: Path, index: SliceIndex) -> None:
-    rel = zpath.relative_to(root).as_posix()
+def _list_zip(files: DatasetFiles, rel: str, index: SliceIndex) -> None:
+    try:
+        zpath = files.path(rel)
+    except FileRefused as exc:
+        index.problems.append(Problem(exc.rel, f"{exc.reason}; its slices are skipped"))
+        return
     try:
         with zipfile.ZipFile(zpath) as zf:
             names = zf.namelist()
@@ -106,24 +127,51 @@ def check_png_header(head: bytes) -> tuple[int, int, str | None]:
     return width, height, None
 
 
-def check_slice_file(root: Path, location: str) -> tuple[int, int, str | None]:
-    """Header (and for loose files the trailing IEND) check of one slice: no decoding."""
+def max_png_bytes(width: int, height: int) -> int:
+    """The most a 16-bit grey PNG of this size can hold: its raw rows (stored, not deflated) plus the deflate,
+    zlib and chunk framing; a file or zip member larger than this is not a slice of that size."""
+    raw = (2 * width + 1) * height
+    return raw + raw // 1000 + (1 << 20)
+
+
+def size_problem(width: int, height: int, nbytes: int, limits: Limits) -> str | None:
+    """Why a slice of this header size and file size is not read (None when it may be)."""
+    problem = limits.image_problem(width, height)
+    if problem:
+        return problem + "; not decoded"
+    if nbytes > max_png_bytes(width, height):
+        return f"file is {nbytes} bytes, more than a {width}×{height} 16-bit PNG can be; not read"
+    return None
+
+
+def check_slice_file(root: Path | DatasetFiles, location: str) -> tuple[int, int, str | None]:
+    """Header (and for loose files the trailing IEND) check of one slice: no decoding. Its file (or zip) is opened
+    through `files`: a link outside the data roots, or a header over the limits, is the problem returned."""
+    files = root if isinstance(root, DatasetFiles) else DatasetFiles.confined_to(root)
     try:
         if ZIP_SEPARATOR in location:
             rel, member = location.split(ZIP_SEPARATOR, 1)
-            with open_zip(root, rel).open(member) as fh:
-                return check_png_header(fh.read(33))
-        fd = os.open(os.path.join(root, location), os.O_RDONLY)
+            zf = open_zip(files, rel)
+            with zf.open(member) as fh:
+                width, height, problem = check_png_header(fh.read(33))
+            return width, height, problem or size_problem(width, height, zf.getinfo(member).file_size,
+                                                          files.limits)
+        fd = os.open(files.path(location), os.O_RDONLY)
         try:
             width, height, problem = check_png_header(os.pread(fd, 33, 0))
             if problem:
                 return width, height, problem
             size = os.fstat(fd).st_size
+            too_large = size_problem(width, height, size, files.limits)
+            if too_large:
+                return width, height, too_large
             if os.pread(fd, 8, size - 8) != IEND:
                 return width, height, "PNG is truncated (no IEND chunk at the end)"
             return width, height, None
         finally:
             os.close(fd)
+    except FileRefused as exc:
+        return 0, 0, exc.reason
     except (OSError, zipfile.BadZipFile, KeyError) as exc:
         return 0, 0, f"cannot read ({exc})"
 
@@ -132,9 +180,10 @@ _zips: dict[tuple[str, float], zipfile.ZipFile] = {}
 _zips_lock = threading.Lock()
 
 
-def open_zip(root: Path, rel: str) -> zipfile.ZipFile:
-    """A process-wide open ZipFile per archive (reopened if the file changed); reads are thread-safe."""
-    path = root / rel
+def open_zip(files: DatasetFiles, rel: str) -> zipfile.ZipFile:
+    """A process-wide open ZipFile per archive (reopened if the file changed); reads are thread-safe. The
+    archive's real path is checked (OutsideRoots) before it is opened or found in the cache."""
+    path = files.path(rel)
     key = (str(path), path.stat().st_mtime)
     with _zips_lock:
         zf = _zips.get(key)
@@ -144,18 +193,34 @@ def open_zip(root: Path, rel: str) -> zipfile.ZipFile:
         return zf
 
 
-def read_slice_bytes(root: Path, location: str) -> bytes:
+def read_slice_bytes(root: Path | DatasetFiles, location: str) -> bytes:
+    """The slice's PNG bytes, from its loose file or zip member, once its header and size pass the limits."""
+    files = root if isinstance(root, DatasetFiles) else DatasetFiles.confined_to(root)
     try:
         if ZIP_SEPARATOR in location:
             rel, member = location.split(ZIP_SEPARATOR, 1)
-            return open_zip(root, rel).read(member)
-        return (root / location).read_bytes()
+            zf = open_zip(files, rel)
+            with zf.open(member) as fh:
+                head = fh.read(33)
+            _refuse_large(head, zf.getinfo(member).file_size, location, files.limits)
+            return zf.read(member)
+        with open(files.path(location), "rb") as fh:
+            _refuse_large(fh.read(33), os.fstat(fh.fileno()).st_size, location, files.limits)
+            fh.seek(0)
+            return fh.read()
     except FileNotFoundError:
         raise PixelError(f"slice file {location} is missing") from None
     except KeyError:
         raise PixelError(f"slice {location} is not in its zip any more") from None
     except (OSError, zipfile.BadZipFile) as exc:
         raise PixelError(f"cannot read slice {location}: {exc}") from None
+
+
+def _refuse_large(head: bytes, nbytes: int, location: str, limits: Limits) -> None:
+    width, height, problem = check_png_header(head)
+    too_large = None if problem else size_problem(width, height, nbytes, limits)
+    if too_large:
+        raise TooLarge(location, too_large)
 
 
 def decode_slice(data: bytes, location: str) -> np.ndarray:

@@ -35,6 +35,7 @@ from app.datasets.dicom import pixels
 from app.datasets.dicom.headers import Header, NonImage, looks_like_dicom, read_header, walk_files
 from app.datasets.dicom.records import build_records
 from app.datasets.dicom.series import Stack, build_stacks
+from app.datasets.roots import DatasetFiles
 from app.datasets.volumes import Volume, VolumeCache, volume_view
 from app.imaging.volume import PLANE_AXIS, display_plane, to_canonical, voxel_spacing
 
@@ -79,15 +80,17 @@ class DicomAdapter(DatasetAdapter):
                 return True
         return False
 
-    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None) -> ScanResult:
-        files = list(walk_files(root))
-        total = len(files)
+    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None,
+             files: DatasetFiles | None = None) -> ScanResult:
+        access = files or DatasetFiles.confined_to(root)
+        found_files = list(walk_files(root))
+        total = len(found_files)
         headers: list[Header] = []
         problems: list[Problem] = []
         skipped: Counter[str] = Counter()
         examples: dict[str, NonImage] = {}
-        for n, (rel, entry) in enumerate(files, 1):
-            found = read_header(root, rel, entry)
+        for n, (rel, entry) in enumerate(found_files, 1):
+            found = read_header(access, rel, entry)  # links outside the data roots and oversized files: Unreadable
             if isinstance(found, Header):
                 headers.append(found)
             elif isinstance(found, NonImage):
@@ -108,6 +111,7 @@ class DicomAdapter(DatasetAdapter):
             raise IngestError(reason, problems)
         stacks, grouping = build_stacks(headers)
         problems += grouping
+        stacks = self._within_limits(stacks, access, problems)
         undecodable = self._check_syntaxes(stacks, problems)
         if not stacks:
             raise IngestError(f"{root}: {len(headers)} DICOM image file(s) but no usable series", problems)
@@ -116,6 +120,19 @@ class DicomAdapter(DatasetAdapter):
         return ScanResult(items=items, problems=problems, patients=patients, studies=studies, series=series,
                           options={"files": total, "image_files": len(headers),
                                    "non_image_objects": dict(sorted(skipped.items()))})
+
+    @staticmethod
+    def _within_limits(stacks: list[Stack], files: DatasetFiles, problems: list[Problem]) -> list[Stack]:
+        """Stacks whose columns × rows × slices fit MEDVIEW_MAX_VOLUME_VOXELS; the others are reported, skipped."""
+        kept = []
+        for stack in stacks:
+            h = stack.headers[0]
+            too_large = files.limits.volume_problem((h.cols, h.rows, stack.depth))
+            if too_large:
+                problems.append(Problem(h.rel, f"series {stack.key} is {too_large}; not indexed", item=stack.key))
+            else:
+                kept.append(stack)
+        return kept
 
     @staticmethod
     def _check_syntaxes(stacks: list[Stack], problems: list[Problem]) -> dict[str, str]:
@@ -143,9 +160,10 @@ class DicomAdapter(DatasetAdapter):
         frames = item.meta.get("frames")
         shape = (item.height, item.width)
         variant = f"{item.meta.get('series_uid')}/{item.meta.get('source')}"
+        first = item.file(files[0])  # OutsideRoots before the cache even stats it
         try:
-            return volumes.get(str(item.dataset_root / files[0]),
-                               lambda: pixels.load_volume(item.dataset_root, files, frames, shape, affine), variant)
+            return volumes.get(str(first), lambda: pixels.load_volume(item.access, files, frames, shape, affine),
+                               variant)
         except FileNotFoundError:
             raise PixelError(f"{files[0]}: file is missing (moved or deleted since ingest)") from None
         except OSError as exc:
@@ -179,7 +197,7 @@ class DicomAdapter(DatasetAdapter):
         if not 0 <= index < count:
             raise PixelError(f"slice {index} is outside the {view.plane} range 0–{count - 1}")
         position = count - 1 - index if flip < 0 else index
-        stack = pixels.load_stack(item.dataset_root, [files[position]], None, (item.height, item.width))
+        stack = pixels.load_stack(item.access, [files[position]], None, (item.height, item.width))
         data, canonical = to_canonical(stack.transpose(2, 1, 0), affine)
         image, pixel_mm = display_plane(data, voxel_spacing(canonical), view.plane, 0)
         return Image2D(image, index, pixel_mm)

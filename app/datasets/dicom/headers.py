@@ -21,6 +21,9 @@ from pydicom.errors import InvalidDicomError
 from pydicom.misc import is_dicom
 from pydicom.tag import Tag
 
+from app.datasets.base import FileRefused
+from app.datasets.roots import DatasetFiles, Limits
+
 # Real files often hold slightly non-conformant values (a DS longer than 16 characters, a UI with a
 # trailing space); pydicom warns for each on every read. They are read as they are: no warning per file.
 # (A process-wide pydicom setting: thread-safe, unlike a warnings.catch_warnings() around each read.)
@@ -180,9 +183,19 @@ def _pixel_data_problem(fh: Any, ds: Any, size: int) -> str | None:
     return None
 
 
-def read_header(root: Path, rel: str, entry: os.DirEntry | None = None) -> Header | NonImage | Unreadable:
-    path = root / rel
-    st = entry.stat() if entry is not None else path.stat()
+def read_header(root: Path | DatasetFiles, rel: str, entry: os.DirEntry | None = None,
+                ) -> Header | NonImage | Unreadable:
+    """One file's header (pydicom, only TAGS, pixel data deferred): opened through the dataset's `files` (a link
+    outside the data roots is Unreadable, not read), its Rows × Columns (× frames) checked against the limits."""
+    files = root if isinstance(root, DatasetFiles) else DatasetFiles.confined_to(root)
+    try:
+        path = files.path(rel)
+    except FileRefused as exc:
+        return Unreadable(rel, exc.reason)
+    try:
+        st = entry.stat() if entry is not None and not entry.is_symlink() else path.stat()
+    except OSError as exc:
+        return Unreadable(rel, f"cannot be read ({exc.strerror or exc})")
     try:
         with open(path, "rb") as fh:
             marked = looks_like_dicom(path)
@@ -202,7 +215,7 @@ def read_header(root: Path, rel: str, entry: os.DirEntry | None = None) -> Heade
             bad = _pixel_data_problem(fh, ds, st.st_size)
         if bad:
             return Unreadable(rel, bad)
-        return _header(ds, rel, st)
+        return _header(ds, rel, st, files.limits)
     except (InvalidDicomError, EOFError, struct.error, ValueError, TypeError, KeyError, AttributeError,
             NotImplementedError, OverflowError) as exc:
         return Unreadable(rel, f"not a readable DICOM file ({type(exc).__name__}: {exc})")
@@ -210,10 +223,15 @@ def read_header(root: Path, rel: str, entry: os.DirEntry | None = None) -> Heade
         return Unreadable(rel, f"cannot be read ({exc.strerror or exc})")
 
 
-def _header(ds: Any, rel: str, st: os.stat_result) -> Header | Unreadable:
+def _header(ds: Any, rel: str, st: os.stat_result, limits: Limits | None = None) -> Header | Unreadable:
+    limits = limits or Limits()
     rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
     if rows <= 0 or cols <= 0:
         return Unreadable(rel, f"image size {rows}×{cols} is not valid")
+    too_large = limits.image_problem(cols, rows) or limits.volume_problem(
+        (cols, rows, int(_first(ds.get("NumberOfFrames")) or 1)))
+    if too_large:
+        return Unreadable(rel, f"{too_large}; not decoded")
     spp = int(ds.get("SamplesPerPixel") or 1)
     if spp != 1:
         return Unreadable(rel, f"colour images ({spp} samples per pixel, {_text(ds, 'PhotometricInterpretation')}) "

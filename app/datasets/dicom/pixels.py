@@ -4,6 +4,10 @@ Values go through the modality LUT (RescaleSlope/Intercept, or per-frame Pixel V
 enhanced multi-frame files) into the modality's units (HU for CT) and are kept as int16: exact when the
 values are integral (CT, MR), rounded otherwise. Every failure is a PixelError naming the file and why
 (a transfer syntax no installed decoder handles names the syntax and what would decode it).
+
+Files are opened through the dataset's `DatasetFiles` (a link outside the data roots is refused, never read);
+a file's Rows × Columns × frames, and a stack's total, are checked against MEDVIEW_MAX_IMAGE_PIXELS and
+MEDVIEW_MAX_VOLUME_VOXELS before anything is decoded or allocated.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, get_decoder
 from pydicom.uid import UID
 
-from app.datasets.base import PixelError
+from app.datasets.base import PixelError, TooLarge
+from app.datasets.roots import DatasetFiles, Limits
 from app.datasets.volumes import Volume
 from app.imaging.volume import to_canonical, voxel_spacing
 
@@ -30,9 +35,15 @@ def syntax_text(uid: str) -> str:
     return f"{name} ({uid})" if name != uid else uid
 
 
-def read_dataset(root: Path, rel: str) -> Any:
+def _files(root: Path | DatasetFiles) -> DatasetFiles:
+    return root if isinstance(root, DatasetFiles) else DatasetFiles.confined_to(root)
+
+
+def read_dataset(root: Path | DatasetFiles, rel: str) -> Any:
+    """The whole file (pixel data undecoded), opened by its checked real path (OutsideRoots otherwise)."""
+    path = _files(root).path(rel)
     try:
-        return pydicom.dcmread(root / rel)
+        return pydicom.dcmread(path)
     except FileNotFoundError:
         raise PixelError(f"{rel}: file is missing (moved or deleted since ingest)") from None
     except OSError as exc:
@@ -41,11 +52,20 @@ def read_dataset(root: Path, rel: str) -> Any:
         raise PixelError(f"{rel}: not a readable DICOM file ({type(exc).__name__}: {exc})") from None
 
 
-def decode(ds: Any, rel: str) -> np.ndarray:
-    """The stored pixel values (frames × rows × cols for multi-frame files)."""
+def decode(ds: Any, rel: str, limits: Limits | None = None) -> np.ndarray:
+    """The stored pixel values (frames × rows × cols for multi-frame files), once the header's size passes
+    `limits` (TooLarge otherwise: nothing is decoded)."""
     uid = str(getattr(ds.file_meta, "TransferSyntaxUID", "") or "1.2.840.10008.1.2")
     if "PixelData" not in ds:
         raise PixelError(f"{rel}: has no pixel data")
+    limits = limits or Limits()
+    try:
+        rows, cols = int(ds.get("Rows") or 0), int(ds.get("Columns") or 0)
+        frames = int(ds.get("NumberOfFrames") or 1)
+    except (TypeError, ValueError) as exc:
+        raise PixelError(f"{rel}: image size elements are not numbers ({exc})") from None
+    limits.check_image(rel, cols, rows)
+    limits.check_volume(rel, (cols, rows, frames))
     try:
         decoder = get_decoder(uid)
     except NotImplementedError:
@@ -89,18 +109,18 @@ def to_int16(values: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.clip(rounded, INT16_MIN, INT16_MAX).astype(np.int16), changed
 
 
-def _slice_values(root: Path, rel: str, shape: tuple[int, int]) -> np.ndarray:
-    ds = read_dataset(root, rel)
-    stored = decode(ds, rel)
+def _slice_values(files: DatasetFiles, rel: str, shape: tuple[int, int]) -> np.ndarray:
+    ds = read_dataset(files, rel)
+    stored = decode(ds, rel, files.limits)
     if stored.shape != shape:
         raise PixelError(f"{rel}: image is {stored.shape[1]}×{stored.shape[0]}, the index says "
                          f"{shape[1]}×{shape[0]} (the file changed since ingest: re-ingest the dataset)")
     return to_int16(apply_modality_lut(stored, ds))[0]
 
 
-def _frames_values(root: Path, rel: str, order: Sequence[int], shape: tuple[int, int]) -> np.ndarray:
-    ds = read_dataset(root, rel)
-    stored = decode(ds, rel)
+def _frames_values(files: DatasetFiles, rel: str, order: Sequence[int], shape: tuple[int, int]) -> np.ndarray:
+    ds = read_dataset(files, rel)
+    stored = decode(ds, rel, files.limits)
     if stored.ndim == 2:
         stored = stored[np.newaxis]
     if stored.shape[1:] != shape or max(order) >= stored.shape[0]:
@@ -114,17 +134,23 @@ def _frames_values(root: Path, rel: str, order: Sequence[int], shape: tuple[int,
     return out
 
 
-def load_stack(root: Path, files: Sequence[str], frames: Sequence[int] | None, shape: tuple[int, int]) -> np.ndarray:
-    """Slices in stack order as int16 (slices × rows × cols)."""
+def load_stack(root: Path | DatasetFiles, files: Sequence[str], frames: Sequence[int] | None,
+               shape: tuple[int, int]) -> np.ndarray:
+    """Slices in stack order as int16 (slices × rows × cols); the stack's size is checked before allocating."""
+    access = _files(root)
+    depth = len(frames) if frames is not None else len(files)
+    problem = access.limits.volume_problem((shape[1], shape[0], depth))
+    if problem:
+        raise TooLarge(files[0], f"the series is {problem}; not decoded")
     if frames is not None:
-        return _frames_values(root, files[0], frames, shape)
+        return _frames_values(access, files[0], frames, shape)
     out = np.empty((len(files), *shape), np.int16)
     for k, rel in enumerate(files):  # one by one: decoders hold the GIL (threads measured no faster)
-        out[k] = _slice_values(root, rel, shape)
+        out[k] = _slice_values(access, rel, shape)
     return out
 
 
-def load_volume(root: Path, files: Sequence[str], frames: Sequence[int] | None, shape: tuple[int, int],
+def load_volume(root: Path | DatasetFiles, files: Sequence[str], frames: Sequence[int] | None, shape: tuple[int, int],
                 affine: np.ndarray) -> Volume:
     """The stack as a canonical RAS+ volume: voxel (column, row, slice) mapped by `affine`, then reoriented."""
     stack = load_stack(root, files, frames, shape)

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ImageOps, UnidentifiedImageError
+
+from app.datasets.images import open_image
+from app.datasets.roots import Limits
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
 # Top-level folder names that mean "split", when every top folder with images has one of them.
@@ -71,10 +74,11 @@ class ImageHeader:
     orientation: int = 1
 
 
-def image_header(path: Path) -> ImageHeader:
-    """Size, format and mode from the file's header (no pixel decoding); raises ImageFileError."""
+def image_header(path: Path, rel: str = "", limits: Limits | None = None) -> ImageHeader:
+    """Size, format and mode from the file's header (no pixel decoding); raises ImageFileError, or TooLarge
+    (naming `rel`) when the header declares more than `limits` allow."""
     try:
-        with Image.open(path) as im:
+        with open_image(path, rel or path.name, limits or Limits()) as im:
             width, height = im.size
             orientation = 1
             if "exif" in im.info:  # already parsed with the header; PNG's eXIf after IDAT is not looked for
@@ -99,10 +103,11 @@ def _grey_to_uint8(values: np.ndarray) -> np.ndarray:
     return np.repeat(np.clip(scaled + 0.5, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB with EXIF orientation applied (grey, palette, CMYK converted; alpha dropped)."""
+def read_rgb(path: Path, rel: str = "", limits: Limits | None = None) -> np.ndarray:
+    """HxWx3 uint8 RGB with EXIF orientation applied (grey, palette, CMYK converted; alpha dropped); the size is
+    checked against `limits` from the header before decoding (TooLarge naming `rel`)."""
     try:
-        with Image.open(path) as opened:
+        with open_image(path, rel or path.name, limits or Limits()) as opened:
             im = ImageOps.exif_transpose(opened)
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
                 return _grey_to_uint8(np.asarray(im))

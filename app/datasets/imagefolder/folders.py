@@ -8,9 +8,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app.datasets.base import Problem
+from app.datasets.base import FileRefused, Problem
 from app.datasets.imagefolder.files import SPLIT_FOLDERS, is_image_name, natural_key, walk_images
+
+if TYPE_CHECKING:
+    from app.datasets.roots import DatasetFiles
 
 
 @dataclass(frozen=True)
@@ -33,9 +37,19 @@ def loose_images(directory: Path) -> list[str]:
     return sorted(names, key=natural_key)
 
 
-def scan_class_folders(root: Path, problems: list[Problem]) -> tuple[list[FolderImage], bool]:
-    """(images with their class and split, whether the top folders are splits)."""
-    per_top = {d.name: list(walk_images(d)) for d in top_folders(root)}
+def scan_class_folders(root: Path, problems: list[Problem], files: DatasetFiles | None = None,
+                       ) -> tuple[list[FolderImage], bool]:
+    """(images with their class and split, whether the top folders are splits). With `files`, a top folder that
+    links outside the data roots is reported once and not listed (each file is checked again when read)."""
+    per_top: dict[str, list[str]] = {}
+    for d in top_folders(root):
+        if files is not None:
+            try:
+                files.path(d.name)
+            except FileRefused as exc:
+                problems.append(Problem(f"{exc.rel}/", f"{exc.reason} (class folder); its images are skipped"))
+                continue
+        per_top[d.name] = list(walk_images(d))
     with_images = [name for name, files in per_top.items() if files]
     split_layout = bool(with_images) and all(name.lower() in SPLIT_FOLDERS for name in with_images)
     found: list[FolderImage] = []

@@ -13,8 +13,12 @@ import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app.datasets.base import Problem
+if TYPE_CHECKING:
+    from app.datasets.roots import DatasetFiles
+
+from app.datasets.base import FileRefused, Problem
 
 SPLITS_DIR = "splits"
 IMAGE_COLUMN = "image"
@@ -57,12 +61,21 @@ def read_header(path: Path) -> tuple[str, ...] | None:
     return tuple(cell.strip() for cell in first)
 
 
-def find_split_files(root: Path) -> tuple[list[SplitFile], list[tuple[str, tuple[str, ...] | None]]]:
-    """(split files with an `image` column, other CSVs with their header) in the candidate places."""
+def find_split_files(root: Path, files: DatasetFiles | None = None, refused: list[FileRefused] | None = None,
+                     ) -> tuple[list[SplitFile], list[tuple[str, tuple[str, ...] | None]]]:
+    """(split files with an `image` column, other CSVs with their header) in the candidate places. With `files`,
+    a CSV that links outside the data roots is not opened (it goes to `refused`)."""
     found: list[SplitFile] = []
     others: list[tuple[str, tuple[str, ...] | None]] = []
     for path in candidate_csvs(root):
         rel = path.relative_to(root).as_posix()
+        if files is not None:
+            try:
+                path = files.path(rel)
+            except FileRefused as exc:
+                if refused is not None:
+                    refused.append(exc)
+                continue
         header = read_header(path)
         lowered = [c.lower() for c in header] if header else []
         if IMAGE_COLUMN in lowered:

@@ -26,12 +26,14 @@ from app.datasets.base import (
     LABEL_BALANCE,
     ChartSpec,
     DatasetAdapter,
+    FileRefused,
     Image2D,
     IngestError,
     ItemRecord,
     ItemRef,
     LazyItems,
     OverlayLayer,
+    PixelError,
     Problem,
     ProgressFn,
     ScanResult,
@@ -41,7 +43,9 @@ from app.datasets.base import (
     no_progress,
 )
 from app.datasets.pcam import files, pixels
+from app.datasets.pcam import files as pcam_files
 from app.datasets.pcam.meta import read_meta
+from app.datasets.roots import DatasetFiles
 from app.datasets.volumes import VolumeCache
 from app.imaging.overlay import Box, Label
 
@@ -66,17 +70,19 @@ class PCamAdapter(DatasetAdapter):
     wording = Wording(series="slide")
 
     def detect(self, root: Path) -> bool:
-        return files.has_pcam_files(root)
+        return pcam_files.has_pcam_files(root)
 
-    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None) -> ScanResult:
-        splits = files.split_files(root)
+    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None,
+             files: DatasetFiles | None = None) -> ScanResult:
+        access = files or DatasetFiles.confined_to(root)
+        splits = pcam_files.split_files(root)
         if not any(s.x or s.y for s in splits):
             raise IngestError(f"{root}: no camelyonpatch_level_2_split_*_x.h5 / _y.h5 (or .h5.gz) files found")
         items = LazyItems()
         result = ScanResult(items=items, options={"splits": {}})
         slides: dict[str, None] = {}
         for split in splits:
-            self._scan_split(root, split, work_dir, progress, result, items, slides)
+            self._scan_split(root, split, work_dir, progress, result, slides, access)
         result.series = [SeriesRecord(wsi, None) for wsi in slides]
         if not result.items:
             reasons = "; ".join(str(p) for p in result.problems[:3])
@@ -85,84 +91,117 @@ class PCamAdapter(DatasetAdapter):
 
     # -- one split ----------------------------------------------------------------------------
     def _scan_split(self, root: Path, s: files.SplitFiles, cache: Path | None, progress: ProgressFn,
-                    result: ScanResult, items: LazyItems, slides: dict[str, None]) -> None:
+                    result: ScanResult, slides: dict[str, None], access: DatasetFiles) -> None:
+        """One split's x/y (and meta) into lazily made items, or one Problem saying why the split is skipped.
+        Copies decompressed for a split that is then rejected are deleted: nothing stays in the data dir."""
+        made: list[Path] = []
+        accepted = False
+        try:
+            accepted = self._index_split(root, s, cache, progress, result, slides, access, made)
+        finally:
+            if not accepted:
+                for copy in made:
+                    files.discard_copy(copy)
+
+    def _index_split(self, root: Path, s: files.SplitFiles, cache: Path | None, progress: ProgressFn,
+                     result: ScanResult, slides: dict[str, None], access: DatasetFiles, made: list[Path]) -> bool:
         import h5py
 
         problems = result.problems
-        x, y = s.x, s.y
-        if x is None or y is None:
-            role = "x" if x is None else "y"
-            present = x or y or s.meta
-            assert present is not None  # split_files lists a split only for a file it found
-            problems.append(Problem(present, f"no {s.name} {role} file (camelyonpatch_level_2_split_{s.name}_"
-                                             f"{role}.h5 or .h5.gz) next to it; the {s.name} split is skipped"))
-            return
+        skipped = f"the {s.name} split is skipped"
+        for role, other in (("x", "y"), ("y", "x")):
+            if getattr(s, role) is None:
+                present = str(getattr(s, other) or s.meta)
+                problems.append(Problem(present, f"no {s.name} {role} file (camelyonpatch_level_2_split_{s.name}_"
+                                                 f"{role}.h5 or .h5.gz) next to it; {skipped}"))
+                return False
+        x_rel, y_rel = s.x, s.y
+        assert x_rel is not None and y_rel is not None, "both checked just above"
         paths: dict[str, Path] = {}
-        for role, rel in (("x", x), ("y", y)):
-            path = root / rel
+        sizes: dict[str, int] = {}
+        limits = access.limits
+        for role in ("x", "y"):
+            rel: str = x_rel if role == "x" else y_rel
+            try:
+                path = access.path(rel)  # the real path, inside the data roots
+            except FileRefused as exc:
+                problems.append(Problem(exc.rel, f"{exc.reason}; {skipped}"))
+                return False
             if rel.endswith(".gz"):
                 if cache is None:
                     problems.append(Problem(rel, f"compressed, and no work folder to decompress it into was given; "
-                                                 f"gunzip it next to itself; the {s.name} split is skipped"))
-                    return
+                                                 f"gunzip it next to itself; {skipped}"))
+                    return False
+                fresh = not files.cache_path(path, cache).is_file()
                 try:
-                    path = files.gunzip_cached(path, cache, progress)
+                    path = files.gunzip_cached(path, cache, progress, limits.decompressed_bytes)
                 except files.GzipCorrupt as exc:
-                    problems.append(Problem(rel, f"{exc}; the {s.name} split is skipped"))
-                    return
+                    problems.append(Problem(rel, f"{exc}; {skipped}"))
+                    return False
                 except OSError as exc:
-                    problems.append(Problem(rel, f"cannot decompress into {cache} ({exc}); "
-                                                 f"the {s.name} split is skipped"))
-                    return
+                    problems.append(Problem(rel, f"cannot decompress into the data dir's work folder "
+                                                 f"({exc.strerror or type(exc).__name__}); {skipped}"))
+                    return False
+                if fresh:
+                    made.append(path)
             paths[role] = path
+            sizes[role] = path.stat().st_size
         try:
             with h5py.File(paths["y"], "r") as fy:
-                labels, reason = files.read_y(fy)
-            if not isinstance(labels, np.ndarray):  # read_y gives (the labels array, None) or (None, reason)
-                problems.append(Problem(y, f"{reason}; the {s.name} split is skipped", field="y"))
-                return
+                labels, reason = files.read_y(fy, sizes["y"], limits.volume_voxels)
+            if labels is None:
+                problems.append(Problem(y_rel, f"{reason}; {skipped}", field="y"))
+                return False
         except OSError as exc:
-            problems.append(Problem(y, f"not a readable HDF5 file ({exc}); the {s.name} split is skipped"))
-            return
+            problems.append(Problem(y_rel, f"not a readable HDF5 file ({exc}); {skipped}"))
+            return False
         try:
             with h5py.File(paths["x"], "r") as fx:
-                info = files.check_x(fx)
+                info = files.check_x(fx, sizes["x"], limits.volume_voxels)
         except OSError as exc:
-            problems.append(Problem(x, f"not a readable HDF5 file ({exc}); the {s.name} split is skipped"))
-            return
+            problems.append(Problem(x_rel, f"not a readable HDF5 file ({exc}); {skipped}"))
+            return False
         if isinstance(info, str):
-            problems.append(Problem(x, f"{info}; the {s.name} split is skipped", field="x"))
-            return
-        n = min(info.count, len(labels))
+            problems.append(Problem(x_rel, f"{info}; {skipped}", field="x"))
+            return False
+        n = info.count
         if info.count != len(labels):
-            problems.append(Problem(y, f"{len(labels)} labels but {x} has {info.count} patches; "
-                                         f"only the first {n} are indexed", field="y"))
-        labels = labels[:n]
+            problems.append(Problem(y_rel, f"{len(labels)} labels but {x_rel} has {info.count} patches; "
+                                         f"{skipped}", field="y"))
+            return False
         progress(f"reading {s.name} labels", n, n)
         meta: list[dict[str, Any] | None] | None = None
         if s.meta:
-            meta, meta_problems = read_meta(root / s.meta, s.meta, s.name, info.count)
-            problems += meta_problems
-        self._check_labels(s, y, labels, meta, problems)
-        location = x if not x.endswith(".gz") else str(paths["x"])
-        st = (root / x).stat()
+            try:
+                meta_path = access.path(s.meta)
+            except FileRefused as exc:
+                problems.append(Problem(exc.rel, f"{exc.reason}; patches indexed without meta"))
+            else:
+                meta, meta_problems = read_meta(meta_path, s.meta, s.name, info.count)
+                problems += meta_problems
+        self._check_labels(s, labels, meta, problems)
+        location = x_rel if not x_rel.endswith(".gz") else str(paths["x"])
+        st = (root / x_rel).stat()
         self._record_layout(s, info, location, result)
         valid = (labels == 0) | (labels == 1)
         if meta is not None:
             slides.update(dict.fromkeys(m["wsi"] for m, ok in zip(meta, valid.tolist(), strict=False)
                                         if ok and m is not None))
         source = f"{location}|{st.st_size}|{st.st_mtime_ns}"
+        items = result.items
+        assert isinstance(items, LazyItems), "scan() made it"
         items.add(int(valid.sum()), lambda: self._items(s, labels, meta, location, source))
+        return True
 
     @staticmethod
-    def _check_labels(s: files.SplitFiles, y_file: str, labels: np.ndarray, meta: list | None,
-                      problems: list[Problem]) -> None:
+    def _check_labels(s: files.SplitFiles, labels: np.ndarray, meta: list | None, problems: list[Problem]) -> None:
+        y_rel, meta_rel = str(s.y), str(s.meta)
         bad = np.flatnonzero((labels != 0) & (labels != 1))
         for i in bad[:MAX_LABEL_PROBLEMS].tolist():
-            problems.append(Problem(y_file, f"label {labels[i]} is not 0 or 1; patch skipped", row=None, field="y",
+            problems.append(Problem(y_rel, f"label {labels[i]} is not 0 or 1; patch skipped", row=None, field="y",
                                     item=f"{s.name}/{i}"))
         if len(bad) > MAX_LABEL_PROBLEMS:
-            problems.append(Problem(y_file, f"{len(bad) - MAX_LABEL_PROBLEMS} more labels are not 0 or 1 "
+            problems.append(Problem(y_rel, f"{len(bad) - MAX_LABEL_PROBLEMS} more labels are not 0 or 1 "
                                          f"(first {MAX_LABEL_PROBLEMS} listed); those patches are skipped"))
         if meta is None or s.meta is None:  # meta is read only from s.meta
             return
@@ -171,7 +210,7 @@ class PCamAdapter(DatasetAdapter):
                     if c is not None and int(c) != y]
         if disagree:
             first = ", ".join(f"{s.name}/{i}" for i in disagree[:5])
-            problems.append(Problem(s.meta, f"center_tumor_patch disagrees with the y label for {len(disagree)} "
+            problems.append(Problem(meta_rel, f"center_tumor_patch disagrees with the y label for {len(disagree)} "
                                             f"patches (e.g. {first}); the y label is used",
                                     field="center_tumor_patch"))
 
@@ -225,19 +264,21 @@ class PCamAdapter(DatasetAdapter):
         return []
 
     def read_image(self, item: ItemRef, view: View, volumes: VolumeCache) -> Image2D:
-        return Image2D(pixels.read_patch(item.dataset_root / item.location, item.location_index), None, None)
+        path = item.file(item.location)  # OutsideRoots (a PixelError) when it links outside the data roots
+        return Image2D(pixels.read_patch(path, item.location_index), None, None)
 
     def read_images(self, items: Sequence[ItemRef]) -> list[Image2D | None]:
-        """A page of patches (contact sheets): consecutive rows of one file in a single read. An item without a
-        row number is left None: read alone, it reports its own problem."""
-        by_file: dict[Path, list[tuple[int, int]]] = {}
+        """A page of patches (contact sheets): consecutive rows of one file in a single read."""
+        by_file: dict[Path, list[int]] = {}
         for n, item in enumerate(items):
-            if item.location_index is not None:
-                by_file.setdefault(item.dataset_root / item.location, []).append((n, item.location_index))
+            by_file.setdefault(item.file(item.location), []).append(n)
         out: list[Image2D | None] = [None] * len(items)
-        for path, rows in by_file.items():
-            patches = pixels.read_patches(path, [index for _, index in rows])
-            for (n, _), patch in zip(rows, patches, strict=True):
+        for path, positions in by_file.items():
+            indices = [items[n].location_index for n in positions]
+            if any(i is None for i in indices):
+                raise PixelError("a patch item has no row index")
+            patches = pixels.read_patches(path, [int(i) for i in indices if i is not None])
+            for n, patch in zip(positions, patches, strict=True):
                 out[n] = Image2D(patch, None, None)
         return out
 

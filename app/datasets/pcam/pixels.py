@@ -77,7 +77,7 @@ def _file(path: Path) -> _PatchFile:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise PixelError(f"patch file {path.name} is missing ({path})") from None
+        raise PixelError(f"patch file {path.name} is missing") from None
     key = (str(path), st.st_size, st.st_mtime_ns, os.getpid())
     f = _open.get(key)
     if f is not None:

@@ -37,6 +37,7 @@ from app.datasets.base import (
     Wording,
     no_progress,
 )
+from app.datasets.roots import DatasetFiles
 from app.datasets.verse import labels as vl
 from app.datasets.verse.index import CaseIndexer
 from app.datasets.verse.layout import find_cases, looks_like_verse
@@ -73,14 +74,15 @@ class VerseAdapter(DatasetAdapter):
     def detect(self, root: Path) -> bool:
         return looks_like_verse(root)
 
-    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None) -> ScanResult:
+    def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None,
+             files: DatasetFiles | None = None) -> ScanResult:
         cases, problems = find_cases(root)
         if not cases:
             raise IngestError(f"{root}: no CT volume found (expected rawdata/sub-*/…_ct.nii.gz or *_ct.nii.gz)",
                               problems)
-        indexer = CaseIndexer(root, problems)
-        items: list[ItemRecord] = []
-        result = ScanResult(items=items, problems=problems)
+        indexer = CaseIndexer(root, problems, files)
+        found: list[ItemRecord] = []
+        result = ScanResult(items=found, problems=problems)
         patients: dict[str, PatientRecord] = {}
         studies: dict[str, StudyRecord] = {}
         for n, case in enumerate(cases, 1):
@@ -88,14 +90,14 @@ class VerseAdapter(DatasetAdapter):
             progress("reading headers", n, len(cases))
             if item is None:
                 continue
-            items.append(item)
+            found.append(item)
             patients.setdefault(case.subject, PatientRecord(case.subject))
             if item.study:
                 studies.setdefault(item.study, StudyRecord(item.study, case.subject))
-        if not items:
+        if not found:
             raise IngestError(f"{root}: none of the {len(cases)} CT files is a readable NIfTI volume", problems)
         result.patients, result.studies = list(patients.values()), list(studies.values())
-        result.options = {"layout": "bids" if any("rawdata/" in i.location for i in items) else "flat"}
+        result.options = {"layout": "bids" if any("rawdata/" in i.location for i in found) else "flat"}
         return result
 
     # -- pixels -----------------------------------------------------------------------------
@@ -110,9 +112,11 @@ class VerseAdapter(DatasetAdapter):
 
     @staticmethod
     def _load(item: ItemRef, relative: str, labels: bool, volumes: VolumeCache) -> Volume:
-        """The CT (`labels=False`) or a vertebra mask file of the subject, canonical, through the cache."""
-        path = item.dataset_root / relative
-        loader = (lambda: load_labels(path)) if labels else (lambda: load_ct(path))
+        """The CT (`labels=False`) or a vertebra mask file of the subject, canonical, through the cache; its real
+        path checked (OutsideRoots) and its header shape against MEDVIEW_MAX_VOLUME_VOXELS before decoding."""
+        path = item.file(relative)
+        limits = item.access.limits
+        loader = (lambda: load_labels(path, limits)) if labels else (lambda: load_ct(path, limits))
         try:
             return volumes.get(str(path), loader, "labels" if labels else "")
         except FileNotFoundError:

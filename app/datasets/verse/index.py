@@ -12,7 +12,8 @@ import hashlib
 import math
 from pathlib import Path
 
-from app.datasets.base import AnnotationRecord, ItemRecord, Problem
+from app.datasets.base import AnnotationRecord, FileRefused, ItemRecord, Problem
+from app.datasets.roots import DatasetFiles
 from app.datasets.verse import labels as vl
 from app.datasets.verse.centroids import CentroidError, canonical_points, inside, read_centroids
 from app.datasets.verse.layout import Case
@@ -31,9 +32,18 @@ def _dims(shape: tuple[int, ...]) -> str:
 class CaseIndexer:
     """Builds the item of one case, appending every problem found to `problems`."""
 
-    def __init__(self, root: Path, problems: list[Problem]):
+    def __init__(self, root: Path, problems: list[Problem], files: DatasetFiles | None = None):
         self.root = root
         self.problems = problems
+        self.files = files or DatasetFiles.confined_to(root)
+
+    def confined(self, path: Path, case: Case, what: str) -> Path | None:
+        """The real path of one of the case's files, or None (and a problem) when it links outside the roots."""
+        try:
+            return self.files.path(self.rel(path))
+        except FileRefused as exc:
+            self.problem(path, f"{exc.reason}; {what}", case)
+            return None
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -42,8 +52,12 @@ class CaseIndexer:
         self.problems.append(Problem(self.rel(path), message, field=field, item=case.key))
 
     def item(self, case: Case) -> ItemRecord | None:
+        first_problem = len(self.problems)
+        real = self.confined(case.ct, case, "the CT is not indexed")
+        if real is None:
+            return None
         try:
-            ct = read_header(case.ct)
+            ct = read_header(real, self.files.limits)
         except NiftiError as exc:
             self.problem(case.ct, f"{exc}; the CT is not indexed", case)
             return None
@@ -66,7 +80,8 @@ class CaseIndexer:
         ni, nj, nk = ct.canonical_shape
         ground_truth = (["mask"] if mask_header is not None else []) + (["centroids"] if centroids else [])
         return ItemRecord(
-            key=case.key, kind="volume", location=self.rel(case.ct), fingerprint=self._fingerprint(case),
+            key=case.key, kind="volume", location=self.rel(case.ct),
+            fingerprint=self._fingerprint(case, self.problems[first_problem:]),
             split=case.split, label=vl.span_text(present), width=ni, height=nj, depth=nk,
             spacing=[round(v, 6) for v in ct.canonical_spacing], window=list(PRESETS["bone"]),
             meta={
@@ -86,8 +101,11 @@ class CaseIndexer:
                     "ground_truth": ground_truth or ["none"]},
         )
 
-    def _fingerprint(self, case: Case) -> str:
-        parts = [FORMAT_VERSION, case.key, *(file_signature(p) for p in (case.ct, case.mask, case.ctd))]
+    def _fingerprint(self, case: Case, problems: list[Problem]) -> str:
+        """The files' signatures and what was wrong with them: a mask refused since the last ingest (a link now
+        leading outside the data roots, same size and mtime) changes the item."""
+        parts = [FORMAT_VERSION, case.key, *(file_signature(p) for p in (case.ct, case.mask, case.ctd)),
+                 *(str(p) for p in problems)]
         return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
 
     def _mask(self, case: Case, ct: Header) -> Header | None:
@@ -99,8 +117,11 @@ class CaseIndexer:
             self.problem(case.ct, f"no vertebra mask (…_seg-vert_msk.nii.gz) found{extra}; the CT is indexed "
                          "without a mask", case, field="mask")
             return None
+        real = self.confined(case.mask, case, "the mask is not shown")
+        if real is None:
+            return None
         try:
-            mask = read_header(case.mask)
+            mask = read_header(real, self.files.limits)
         except NiftiError as exc:
             self.problem(case.mask, f"{exc}; the mask is not shown", case)
             return None
@@ -116,8 +137,11 @@ class CaseIndexer:
         """(label → canonical point, source or None, hidden labels, frame direction)."""
         if case.ctd is None:
             return {}, None, [], None
+        real = self.confined(case.ctd, case, "centroids not used")
+        if real is None:
+            return {}, None, [], None
         try:
-            ctd = read_centroids(case.ctd)
+            ctd = read_centroids(real)
         except CentroidError as exc:
             self.problem(case.ctd, f"{exc}; centroids not used", case, field=exc.field)
             return {}, None, [], None
@@ -143,8 +167,11 @@ class CaseIndexer:
             self.problem(path, f"no centroid file, and the mask ({voxels:,} voxels) is too large to decode "
                          "at ingest: its vertebrae are not listed (they are still drawn)", case)
             return {}
+        real = self.confined(path, case, "its vertebrae are not listed")
+        if real is None:
+            return {}
         try:
-            centres = label_centres(path, mask)
+            centres = label_centres(real, mask)
         except NiftiError as exc:
             self.problem(path, f"{exc}; its vertebrae are not listed", case)
             return {}

@@ -22,6 +22,7 @@ import numpy as np
 from nibabel.filebasedimages import FileBasedImage
 from nibabel.orientations import axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
 
+from app.datasets.roots import Limits
 from app.datasets.volumes import Volume
 from app.imaging.volume import to_canonical, voxel_spacing
 
@@ -66,8 +67,9 @@ class Header:
         return self.shape == other.shape and bool(np.allclose(self.affine, other.affine, rtol=0, atol=atol_mm))
 
 
-def read_header(path: Path) -> Header:
-    """Header geometry of a 3-D NIfTI file (a 4-D one with a single volume is accepted); raises NiftiError."""
+def read_header(path: Path, limits: Limits | None = None) -> Header:
+    """Header geometry of a 3-D NIfTI file (a 4-D one with a single volume is accepted); raises NiftiError, also
+    when the shape is over MEDVIEW_MAX_VOLUME_VOXELS (checked before the completeness check reads the data)."""
     try:
         img = _nifti(nib.load(str(path)))
         shape = tuple(int(n) for n in img.header.get_data_shape())
@@ -80,6 +82,7 @@ def read_header(path: Path) -> Header:
         shape = shape[:3]
     if len(shape) != 3 or min(shape) < 1:
         raise NiftiError(f"expected a 3-D volume, the header says shape {'×'.join(map(str, shape))}")
+    _check_voxels(shape, limits)
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise NiftiError("the header's affine (voxel → mm) is not invertible")
     if dtype.fields is not None or dtype.kind not in "iuf":
@@ -87,6 +90,12 @@ def read_header(path: Path) -> Header:
     _check_complete(path, offset + math.prod(shape) * dtype.itemsize)
     x, y, z = (str(c) for c in nib.aff2axcodes(affine))  # a 4×4 affine: three axes
     return Header(shape, affine, str(dtype), (x, y, z))
+
+
+def _check_voxels(shape: tuple[int, ...], limits: Limits | None) -> None:
+    problem = (limits or Limits()).volume_problem(shape[:3])
+    if problem:
+        raise NiftiError(f"the header says {problem}; not decoded")
 
 
 def _reason(exc: BaseException) -> str:
@@ -108,7 +117,7 @@ def _check_complete(path: Path, needed: int) -> None:
     total = 0
     try:
         with gzip.open(path, "rb") as stream:
-            while chunk := stream.read(4 * 1024 * 1024):
+            while total < needed and (chunk := stream.read(4 * 1024 * 1024)):  # enough is enough (no bomb)
                 total += len(chunk)
     except (EOFError, OSError, zlib.error) as exc:
         raise NiftiError(f"compressed data is truncated or corrupt ({_reason(exc)})") from None
@@ -145,9 +154,11 @@ def to_hu_int16(data: np.ndarray) -> np.ndarray:
     return data.astype(np.int16)
 
 
-def load_ct(path: Path) -> Volume:
-    """The whole CT, canonical RAS+, int16 HU (never get_fdata: a float64 copy is 4× the memory)."""
+def load_ct(path: Path, limits: Limits | None = None) -> Volume:
+    """The whole CT, canonical RAS+, int16 HU (never get_fdata: a float64 copy is 4× the memory); the header's
+    shape is checked against `limits` before any voxel is decoded."""
     img = _open(path)
+    _check_voxels(tuple(int(n) for n in img.shape), limits)
     try:
         data = to_hu_int16(_as_3d(np.asanyarray(img.dataobj)))
     except Exception as exc:
@@ -180,9 +191,11 @@ def label_slabs(path: Path):
             opener.close_if_mine()
 
 
-def load_labels(path: Path) -> Volume:
-    """A label mask, canonical RAS+, uint8 (values outside 0–255 are clipped; VerSe uses 1–28)."""
+def load_labels(path: Path, limits: Limits | None = None) -> Volume:
+    """A label mask, canonical RAS+, uint8 (values outside 0–255 are clipped; VerSe uses 1–28); the header's
+    shape is checked against `limits` first."""
     img = _open(path)
+    _check_voxels(tuple(int(n) for n in img.shape), limits)
     out = np.empty(img.shape[:3], np.uint8, order="F")
     for slab, k in label_slabs(path):
         out[:, :, k:k + slab.shape[2]] = slab
