@@ -76,9 +76,10 @@ def small_client(make_settings):
     from fastapi.testclient import TestClient
 
     from app.main import create_app
+    from tests.helpers.auth import signed_in
 
-    app = create_app(make_settings(max_image_pixels=1000, max_volume_voxels=1000))
-    with TestClient(app) as c:
+    small = make_settings(max_image_pixels=1000, max_volume_voxels=1000)
+    with signed_in(TestClient(create_app(small)), small) as c:
         yield c
 
 
