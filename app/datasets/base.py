@@ -19,9 +19,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+
+from app.datasets.declarations import (  # noqa: F401 - re-exported: adapters declare their kind with these
+    CHART_KINDS,
+    LABEL_BALANCE,
+    MEASURING_TOOLS,
+    ChartKind,
+    ChartSpec,
+    NumericSort,
+    ViewerSpec,
+    Wording,
+)
 
 if TYPE_CHECKING:  # volumes.py and roots.py build on the types of this module
     from app.datasets.roots import DatasetFiles
@@ -245,86 +256,6 @@ class TooLarge(FileRefused):
     """The file's header declares more pixels, voxels or bytes than MEDVIEW_MAX_* allow: not decoded."""
 
 
-
-
-# -- declarations: what an adapter says about its kind, as data ------------------------------------------------
-
-@dataclass(frozen=True)
-class NumericSort:
-    """Where a numeric sort value lives on an item's own row: an `Item` column (`column="age"`) or a number in the
-    item's JSON meta (`meta="mask_area"`); exactly one. app.catalog.sorting turns it into the SQL expression."""
-
-    column: str | None = None
-    meta: str | None = None
-
-    def __post_init__(self) -> None:
-        if (self.column is None) == (self.meta is None):
-            raise ValueError("a NumericSort reads either an item column or a meta key, exactly one")
-
-
-ChartKind = Literal["crosstab", "counts", "histogram", "lesion_map", "lesion_sizes"]
-CHART_KINDS: tuple[str, ...] = ("crosstab", "counts", "histogram", "lesion_map", "lesion_sizes")
-
-
-@dataclass(frozen=True)
-class ChartSpec:
-    """One chart of the dataset page, declared as data; app.catalog.charts builds it by `kind`:
-
-    - `crosstab`: stacked bars of facet `rows` × facet `cols` from the facet index; `limit` keeps the largest
-      rows (saying how many were left out), `order` fixes the row order (else the adapter's `facet_order` of
-      `rows`, else by value); series are named by `facet_labels[cols]` unless `named_series` is False;
-    - `counts`: bars of items per value of facet `rows` (the counts stored at ingest);
-    - `histogram`: the numeric sort field `value` (× `scale`, in `unit`) in `bins` = (start, stop, step), one
-      series per value of the column facet `group` (named by `facet_labels[group]`, `missing` for no value);
-    - `lesion_map`: RECIST lesions' normalised location (x against z), one colour per `group` (lesion type);
-    - `lesion_sizes`: RECIST long diameters in mm.
-    """
-
-    kind: ChartKind
-    title: str
-    rows: str | None = None
-    cols: str | None = None
-    value: str | None = None
-    group: str | None = None
-    missing: str = "none"
-    bins: tuple[float, float, float] = (0.0, 105.0, 5.0)
-    scale: float = 1.0
-    unit: str = ""
-    limit: int | None = None
-    order: tuple[str, ...] = ()
-    named_series: bool = True
-
-    def facets(self) -> tuple[str, ...]:
-        """The facet fields this chart reads (crosstab/counts rows and cols)."""
-        return tuple(f for f in (self.rows, self.cols) if f is not None)
-
-
-LABEL_BALANCE = ChartSpec("crosstab", "Label balance per split", rows="split", cols="label",
-                          order=("train", "valid", "val", "test"))
-MEASURING_TOOLS: tuple[str, ...] = ("line", "bidir")  # length in mm; bidirectional (RECIST) long × short axis
-
-
-@dataclass(frozen=True)
-class ViewerSpec:
-    """What the item viewer offers for this kind; the item page sends it to the script as data.
-
-    Whether an item is a volume (its planes), its own window and whether its values are HU come from the item's
-    row (a DICOM folder holds CT and MR, 2-D and 3-D); these are what the kind decides."""
-
-    spacing_maps_planes: bool = False  # the voxel spacing maps a point between planes (VerSe's resampled volumes);
-    # False: the shown images' own sizes do (DICOM planes are cut at the acquired in-plane resolution)
-    tools: tuple[str, ...] = MEASURING_TOOLS  # measuring tools that make sense on these images
-    centroid_slab_mm: float = 2.0  # a centroid is drawn on planes within this distance of it
-    label_gap_mm: float = 22.0  # from a centroid to its name
-
-
-@dataclass(frozen=True)
-class Wording:
-    """What this kind calls its patient / study / series levels (PCam: a slide; VerSe: a subject)."""
-
-    patient: str = "patient"
-    study: str = "study"
-    series: str = "series"
 
 
 class DatasetAdapter(ABC):
