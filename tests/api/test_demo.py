@@ -13,17 +13,24 @@ from app.main import create_app
 from tests.helpers.auth import signed_in
 
 
-def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url):
+def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MEDVIEW_DATABASE_URL", database_url)
     monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("MEDVIEW_DATA_ROOTS", raising=False)
     assert cli_main(["demo", "--no-serve"]) == 0
+    printed = capsys.readouterr()
+    link = printed.out.strip().splitlines()[-1]
+    assert link.startswith("Sign in with one click: http://127.0.0.1:8000/login/link?t=")
+    passwords = {line.split()[0]: line.split()[3] for line in printed.err.splitlines() if "(shown once)" in line}
+    assert set(passwords) == {"demo-viewer", "demo-annotator", "demo-reviewer", "demo-admin"}
     root = tmp_path / "data" / "demo" / "deeplesion"
     with (root / "DL_info.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) >= 10
     assert cli_main(["demo", "--no-serve"]) == 0  # a second run re-uses the data and duplicates nothing
+    again = capsys.readouterr()
+    assert "(shown once)" not in again.err and "login/link?t=" in again.out  # accounts kept, a fresh link
     settings = Settings(_env_file=None, database_url=database_url, data_dir=tmp_path / "data",
                         allowed_hosts="testserver")
     with signed_in(TestClient(create_app(settings)), settings) as client:
@@ -47,3 +54,42 @@ def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url):
         detail = client.get(f"/api/items/{item['items'][0]['id']}").json()
         mask = client.get(detail["predictions"][0]["outputs"]["mask"])
         assert mask.status_code == 200 and mask.headers["content-type"] == "image/png"
+
+
+def test_demo_link_and_passwords_sign_in(monkeypatch, tmp_path, database_url, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MEDVIEW_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    from app.demo import DEMO_SAMPLES
+
+    monkeypatch.setattr("app.demo.DEMO_SAMPLES", {"pcam": DEMO_SAMPLES["pcam"]})  # one kind is enough here
+    assert cli_main(["demo", "--no-serve"]) == 0
+    printed = capsys.readouterr()
+    token = printed.out.strip().splitlines()[-1].split("?t=")[1]
+    password = next(line.split()[3] for line in printed.err.splitlines() if line.strip().startswith("demo-viewer"))
+    settings = Settings(_env_file=None, database_url=database_url, data_dir=tmp_path / "data",
+                        allowed_hosts="testserver")
+    with TestClient(create_app(settings)) as client:
+        r = client.get("/login/link", params={"t": token}, follow_redirects=False)
+        assert r.status_code == 303 and "medview_session=" in r.headers["set-cookie"]
+        assert client.get("/api/auth/me").json() == {"username": "demo-admin", "role": "admin"}
+        client.cookies.clear()
+        assert client.get("/login/link", params={"t": token + "x"}).status_code == 401
+        r = client.post("/api/auth/login", json={"username": "demo-viewer", "password": password})
+        assert r.status_code == 200 and r.json()["role"] == "viewer"
+
+
+def test_serve_refuses_a_weak_key_off_loopback_and_names_the_first_step(monkeypatch, tmp_path, database_url,
+                                                                         capsys):
+    monkeypatch.setenv("MEDVIEW_DATABASE_URL", database_url)
+    monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MEDVIEW_SECRET_KEY", "changeme")
+    assert cli_main(["serve", "--host", "0.0.0.0"]) == 2
+    assert "refusing to listen on 0.0.0.0" in capsys.readouterr().err
+    import uvicorn
+
+    started = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: started.append(k["host"]))
+    monkeypatch.delenv("MEDVIEW_SECRET_KEY")
+    assert cli_main(["serve"]) == 0 and started == ["127.0.0.1"]
+    assert "medview users add NAME --role admin" in capsys.readouterr().err  # a fresh database: no account yet
