@@ -22,9 +22,9 @@ from app.api.security import (
     Authenticator,
     Principal,
     RequireRole,
-    _same_origin,
     client_address,
     current_principal,
+    same_origin,
 )
 from app.db.models import User
 from app.errors import Forbidden
@@ -53,7 +53,7 @@ def clear_session_cookie(response: Response) -> None:
 
 def sign_in(request: Request, session: SessionDep, username: str, password: str) -> login.SignedIn:
     """Throttle, check the password, record it (shared by the API and the sign-in page)."""
-    if not _same_origin(request):
+    if not same_origin(request):
         raise Forbidden("cross-site sign-in refused (Origin is not this site)")
     auth: Authenticator = request.app.state.auth
     return login.sign_in(session, auth.throttle, auth.secret, username, password, client_address(request))

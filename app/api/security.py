@@ -20,7 +20,6 @@ import hmac
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
@@ -132,7 +131,7 @@ async def require_reader(request: Request) -> Principal | None:
     return principal
 
 
-def _same_origin(request: Request) -> bool:
+def same_origin(request: Request) -> bool:
     """A browser's Origin (or Referer) names this host; requests without either (scripts) pass."""
     origin = request.headers.get("origin") or request.headers.get("referer")
     if not origin or origin == "null":
@@ -146,7 +145,7 @@ async def check_csrf(request: Request, principal: Principal) -> None:
     """Cookie-authenticated unsafe requests must come from our own pages: same origin and the session's token."""
     if principal.via != "cookie" or request.method in SAFE_METHODS:
         return
-    if not _same_origin(request):
+    if not same_origin(request):
         raise Forbidden("cross-site request refused (Origin is not this site)")
     token = request.headers.get(CSRF_HEADER)
     if token is None and request.headers.get("content-type", "").startswith(
@@ -181,11 +180,3 @@ class RequireRole:
 def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
-
-def audit_actor(principal: Principal) -> str:
-    """How the audit log names a principal when no ORM user is at hand."""
-    return principal.username
-
-
-def principal_dict(principal: Principal) -> dict[str, Any]:
-    return {"username": principal.username, "role": principal.role}
