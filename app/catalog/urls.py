@@ -66,6 +66,10 @@ def mask_url(item_id: Id) -> str:
     return f"/api/items/{item_id}/mask"
 
 
+def prediction_mask_url(item_id: Id, model_id: Id) -> str:
+    return f"/api/items/{item_id}/predictions/{model_id}/mask"
+
+
 def predict_url(item_id: Id) -> str:
     return f"/api/items/{item_id}/predict"
 

@@ -35,10 +35,6 @@ def mask_path(settings: Settings, model_id: int, item_id: int, three_d: bool) ->
     return predictions_dir(settings, model_id) / f"{item_id}{'.npz' if three_d else '.png'}"
 
 
-def mask_url(item_id: int, model_id: int) -> str:
-    return f"/api/items/{item_id}/predictions/{model_id}/mask"
-
-
 def _atomic_write(path: Path, write) -> None:
     """Write through `write(file object)` to a temporary sibling, then rename over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)

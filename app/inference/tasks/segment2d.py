@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app.catalog.urls import prediction_mask_url
 from app.config import Settings
 from app.datasets.base import View
 from app.inference import tiles2d
 from app.inference.card import ModelCard
 from app.inference.ground_truth import ground_truth_mask
-from app.inference.masks import mask_path, mask_url, save_mask_2d
+from app.inference.masks import mask_path, save_mask_2d
 from app.inference.postprocess import mask_probabilities, segment
 from app.inference.preprocess import ImageGeometry, labels_to_image, prepare_batch, scores_to_image
 from app.inference.runtime import InferenceRuntime
@@ -48,7 +49,7 @@ def mask_metrics(labels: np.ndarray, probability: np.ndarray, truth: np.ndarray)
 
 def mask_outputs(item_id: int, model_id: int, labels: np.ndarray) -> dict[str, Any]:
     present = [int(v) for v in np.flatnonzero(np.bincount(labels.ravel().astype(np.int64))) if v > 0]
-    return {"mask": mask_url(item_id, model_id), "labels": present,
+    return {"mask": prediction_mask_url(item_id, model_id), "labels": present,
             "area_fraction": float(np.count_nonzero(labels)) / labels.size if labels.size else 0.0}
 
 

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from app.catalog.urls import prediction_mask_url
 from app.config import Settings
 from app.inference.card import ModelCard
-from app.inference.masks import mask_path, mask_url, save_mask_3d
+from app.inference.masks import mask_path, save_mask_3d
 from app.inference.runtime import InferenceRuntime
 from app.inference.tasks.base import Prepared, Result, TaskContext
 from app.inference.volume3d import SlidingWindow, to_canonical_axes, to_model_axes
@@ -75,6 +76,6 @@ class Segment3dTask:
             labels = np.ascontiguousarray(to_canonical_axes(window(to_model_axes(vol.data))))
             save_mask_3d(mask_path(ctx.settings, ctx.model_id, item_id, three_d=True), labels, vol.spacing)
             present = [int(v) for v in np.flatnonzero(np.bincount(labels.ravel().astype(np.int64))) if v > 0]
-            outputs = {"mask": mask_url(item_id, ctx.model_id), "labels": present}
+            outputs = {"mask": prediction_mask_url(item_id, ctx.model_id), "labels": present}
             results.append(Result(item_id, outputs, volume_metrics(labels, truth, centroids, vol.spacing)))
         return results
