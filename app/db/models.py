@@ -102,6 +102,7 @@ class Item(Base):
         Index("ix_items_label", "dataset_id", "label", "id"),
         Index("ix_items_sex", "dataset_id", "sex", "id", sqlite_where=text("sex IS NOT NULL"),
               postgresql_where=text("sex IS NOT NULL")),
+        Index("ix_items_review_status", "dataset_id", "review_status", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -143,9 +144,15 @@ class ItemFacet(Base):
 
 
 class Annotation(Base):
-    """Ground truth or an edit of it. Ground truth is never overwritten: edits add versions."""
+    """Ground truth or an edit of it. Ground truth is never overwritten: edits add versions.
+
+    Every version of one annotation shares `lineage_id` (the id of its first version; NULL on a first version
+    written before 0007, which is then its own lineage). The current version is the one with `superseded_by`
+    and `retired_at` both NULL; a retired one stays in the history."""
 
     __tablename__ = "annotations"
+    __table_args__ = (Index("ix_annotations_lineage", "lineage_id", sqlite_where=text("lineage_id IS NOT NULL"),
+                            postgresql_where=text("lineage_id IS NOT NULL")),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
@@ -159,6 +166,75 @@ class Annotation(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     superseded_by: Mapped[int | None] = mapped_column(ForeignKey("annotations.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    lineage_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    retired_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class Comment(Base):
+    """A note on an item (optionally on one of its annotations)."""
+
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    annotation_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id", ondelete="SET NULL"),
+                                                      nullable=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    author: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ReviewQueue(Base):
+    """A worklist: items materialised from a grid's filters and sort when it was made, read by 1 or 2 readers
+    each; `assignees` (user names) may work it, empty = any reviewer."""
+
+    __tablename__ = "review_queues"
+    __table_args__ = (CheckConstraint("readers_per_item IN (1, 2)", name="readers_per_item"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"), index=True)
+    filters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sort: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    readers_per_item: Mapped[int] = mapped_column(Integer, default=1)
+    assignees: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class QueueItem(Base):
+    """One item of a queue, at its position in the queue's order."""
+
+    __tablename__ = "review_queue_items"
+
+    queue_id: Mapped[int] = mapped_column(ForeignKey("review_queues.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+
+
+class Review(Base):
+    """One reader's verdict on an item (optionally on one annotation, within a queue). Append-only: a reader's
+    latest verdict on an item (per queue) counts."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        CheckConstraint("verdict IN ('accept', 'reject', 'uncertain', 'corrected')", name="verdict"),
+        Index("ix_reviews_queue_reader", "queue_id", "reviewer_id", "item_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    queue_id: Mapped[int | None] = mapped_column(ForeignKey("review_queues.id", ondelete="SET NULL"),
+                                                 nullable=True)
+    annotation_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id", ondelete="SET NULL"),
+                                                      nullable=True)
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    reviewer: Mapped[str] = mapped_column(String(64))
+    verdict: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
