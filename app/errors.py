@@ -5,6 +5,7 @@ from __future__ import annotations
 
 class AppError(Exception):
     status_code = 500
+    extra: dict | None = None  # more keys of the error body beside `detail` (a 409 carries the current version)
 
     def __init__(self, detail: str):
         super().__init__(detail)

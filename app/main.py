@@ -30,6 +30,7 @@ from app.api import items as api_items
 from app.api import jobs as api_jobs
 from app.api import models as api_models
 from app.api import predictions as api_predictions
+from app.api import review as api_review
 from app.api.deps import json_response
 from app.api.middleware import BodyLimit, SecurityHeaders, TrustedHosts
 from app.api.security import Authenticator, require_reader
@@ -97,8 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     readers = [Depends(require_reader)]
     for router in (api_predictions.router, api_datasets.router, api_items.router, api_models.router,
-                   api_jobs.router, api_admin.router, pages.router, item_page.router, model_pages.router,
-                   admin_pages.router, api_docs.router):
+                   api_jobs.router, api_admin.router, api_review.router, pages.router, item_page.router,
+                   model_pages.router, admin_pages.router, api_docs.router):
         app.include_router(router, dependencies=readers)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_kb * 1024,
                        upload_bytes=settings.max_model_upload_mb * MB, upload_paths=("/api/models",))
@@ -121,9 +122,9 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
 
 
-def _error(request: Request, status: int, detail: str) -> Response:
+def _error(request: Request, status: int, detail: str, extra: dict | None = None) -> Response:
     if _wants_json(request):
-        return json_response({"detail": detail}, status)
+        return json_response({**(extra or {}), "detail": detail}, status)
     return request.app.state.templates.TemplateResponse(
         request, "error.html", {"status": status, "detail": detail}, status_code=status)
 
@@ -134,7 +135,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, NotAuthenticated) and not _wants_json(request):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
-        return _error(request, exc.status_code, exc.detail)
+        return _error(request, exc.status_code, exc.detail, exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

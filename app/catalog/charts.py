@@ -130,7 +130,7 @@ def histogram(values: Sequence[float], edges: Sequence[float] | np.ndarray, titl
 def _recist_rows(session: Session, ds: Dataset) -> list[tuple[int, str | None, dict[str, Any]]]:
     rows = session.execute(select(Annotation.item_id, Annotation.label, Annotation.meta)
                            .where(Annotation.dataset_id == ds.id, Annotation.kind == "recist",
-                                  Annotation.superseded_by.is_(None)).order_by(Annotation.id)).all()
+                                  Annotation.is_current()).order_by(Annotation.id)).all()
     return [(item_id, label, orjson.loads(meta) if isinstance(meta, str | bytes) else meta or {})
             for item_id, label, meta in rows]
 

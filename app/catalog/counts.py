@@ -113,6 +113,33 @@ class FacetIndex:
                     row[vb] = row.get(vb, 0) + n
         return out
 
+    def set_value(self, item_id: int, name: str, value: str | None) -> bool:
+        """Move one item to the cell with `value` for the single-valued facet `name` (a review verdict changed its
+        `review_status`), so live counts and filtered pages follow at once, without a rebuild. False when the
+        index does not hold the item or the field."""
+        if name not in self.fields:
+            return False
+        pos = int(np.searchsorted(self.ids, item_id))
+        if pos >= self.ids.size or int(self.ids[pos]) != item_id:
+            return False
+        k = self.fields.index(name)
+        with self._lock:
+            old = int(self.cell_of[pos])
+            sig = list(self.cells[old])
+            sig[k] = (value,) if value is not None else ()
+            key = tuple(sig)
+            try:
+                new = self.cells.index(key)
+            except ValueError:
+                new = len(self.cells)
+                self.cells.append(key)
+                self.cell_counts = np.append(self.cell_counts, 0)
+            self.cell_of[pos] = new
+            self.cell_counts[old] -= 1
+            self.cell_counts[new] += 1
+            self._filtered.clear()
+        return True
+
     def matching_ids(self, filters: Mapping[str, Sequence[str]], group: tuple[str, str | None] | None = None
                      ) -> np.ndarray:
         """Ascending ids of the items matching the filters (and, with group=(field, value), having that value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.catalog import charts, listing, sorting, urls
@@ -13,7 +13,7 @@ from app.catalog.followup import lesion_tracks
 from app.catalog.state import Catalog
 from app.datasets.registry import get_adapter
 from app.db.lookup import get_or_404
-from app.db.models import Annotation, Dataset, Item, Patient, Study
+from app.db.models import Annotation, Comment, Dataset, Item, Patient, Study
 from app.errors import InvalidInput, NotFound
 
 MAX_LIMIT = 500
@@ -147,7 +147,7 @@ def annotation_dict(a: Annotation) -> dict[str, Any]:
 
 def item_annotations(session: Session, item_id: int) -> list[Annotation]:
     return list(session.scalars(select(Annotation).where(Annotation.item_id == item_id,
-                                                         Annotation.superseded_by.is_(None))
+                                                         Annotation.is_current())
                                 .order_by(Annotation.id)))
 
 
@@ -162,7 +162,23 @@ def item_detail(session: Session, item_id: int) -> dict[str, Any]:
         "slice": item.location_index, "version": item.content_version, "review_status": item.review_status,
         "patient": patient.external_id if patient else None, "study": study.external_id if study else None,
         "annotations": [annotation_dict(a) for a in item_annotations(session, item.id)],
+        "comments": session.scalar(select(func.count()).select_from(Comment).where(Comment.item_id == item.id)) or 0,
     }
+
+
+def all_ids(session: Session, catalog: Catalog, dataset_id: int, filters: Mapping[str, Sequence[str]], *,
+            sort: str | None = None, cap: int) -> list[int]:
+    """Every id of the dataset's items matching the filters, in the grid's order (`sort`), up to `cap` (a review
+    queue's items are listed this way, page by page); InvalidInput past `cap`."""
+    out: list[int] = []
+    cursor = None
+    while True:
+        ids, cursor = page_ids(session, catalog, dataset_id, filters, limit=MAX_LIMIT, cursor=cursor, sort=sort)
+        out += ids
+        if len(out) > cap:
+            raise InvalidInput(f"filters: more than {cap} items match; narrow the filters")
+        if cursor is None:
+            return out
 
 
 def patient_timeline(session: Session, dataset_id: int, patient: str) -> dict[str, Any]:
@@ -178,7 +194,7 @@ def patient_timeline(session: Session, dataset_id: int, patient: str) -> dict[st
     ids = [i.id for i in items]
     if ids:
         for a in session.scalars(select(Annotation).where(Annotation.item_id.in_(ids),
-                                                          Annotation.superseded_by.is_(None))
+                                                          Annotation.is_current())
                                  .order_by(Annotation.id)):
             anns.setdefault(a.item_id, []).append(a)
     out = []

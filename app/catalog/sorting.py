@@ -50,7 +50,7 @@ class Sort:
     @property
     def shows_value(self) -> bool:
         """Cards show the sort value (metric, numeric field) unless it is already on the card."""
-        return self.name not in ("id", "key", "split", "label")
+        return self.name not in ("id", "key", "split", "label", "review_status")
 
 
 DEFAULT = Sort("id")

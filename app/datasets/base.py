@@ -16,13 +16,15 @@ catalog turns a `NumericSort` into a SQL expression and a `ChartSpec` into a cha
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from app.datasets import annotation_rules
+from app.datasets.annotation_rules import AnnotationTarget
 from app.datasets.declarations import (  # noqa: F401 - re-exported: adapters declare their kind with these
     CHART_KINDS,
     LABEL_BALANCE,
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # volumes.py and roots.py build on the types of this module
     from app.datasets.volumes import Volume, VolumeCache
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
+REVIEW_FACET = "review_status"  # a facet (and filter) of every kind: unreviewed, in_review, accepted, …
 
 
 def no_progress(_phase: str, _done: int, _total: int) -> None:
@@ -280,8 +283,16 @@ class DatasetAdapter(ABC):
     values_are_hu: ClassVar[bool] = False  # pixels can be Hounsfield units (a model's CT window applies)
     has_volumes: ClassVar[bool] = False  # items can be 3-D volumes (a segment3d model can run)
     volume_only: ClassVar[bool] = False  # every item is a volume (2-D models cannot run)
+    # -- review --
+    editable_annotations: ClassVar[tuple[str, ...]] = ()  # annotation kinds users may create and edit here
     # -- pixels --
     cache_images: ClassVar[bool] = True  # False: views are cut from whole cached volumes (cheaper than keeping them)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every kind's facets end with `review_status` (the review workflow's, not the dataset's own)."""
+        super().__init_subclass__(**kwargs)
+        if REVIEW_FACET not in cls.facet_fields:
+            cls.facet_fields = (*cls.facet_fields, REVIEW_FACET)
 
     @abstractmethod
     def detect(self, root: Path) -> bool:
@@ -337,3 +348,22 @@ class DatasetAdapter(ABC):
         centroids), in image pixels: the same marks `overlay` draws server-side (PCam's centre box, a folder
         image's class name). `item` is the item detail (app.catalog.queries.item_detail)."""
         return []
+
+    def validate_annotation(self, kind: str, geometry: Mapping[str, Any], label: str | None,
+                            item: AnnotationTarget, classes: Collection[str]) -> list[str]:
+        """Why a user's annotation of `kind` cannot be stored on `item` (empty: it can), each problem naming the
+        field. `classes` are the label values the dataset has (facet values of `label_facet`). The default
+        checks the kind is one of `editable_annotations` and the geometry per annotation kind
+        (app.datasets.annotation_rules); a kind with stricter rules extends it."""
+        if kind not in self.editable_annotations:
+            allowed = ", ".join(self.editable_annotations) or "none"
+            return [f"kind: {self.kind} items do not take {kind!r} annotations (editable here: {allowed})"]
+        if kind == "mask":
+            return ["kind: mask editing is not available yet"]
+        return annotation_rules.check(kind, geometry, label, item, classes)
+
+    def derived_meta(self, kind: str, geometry: Mapping[str, Any], meta: Mapping[str, Any],
+                     item: AnnotationTarget) -> dict[str, Any]:
+        """`meta` of a valid user annotation with its measurements recomputed from the geometry (RECIST
+        diameters in mm from the pixel spacing)."""
+        return annotation_rules.derived_meta(kind, geometry, meta, item)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from app.db.models import Item, ItemFacet, Patient, Series, Study
 
 COLUMN_FACETS: dict[str, InstrumentedAttribute[str | None]] = {
-    "split": Item.split, "label": Item.label, "sex": Item.sex}
+    "split": Item.split, "label": Item.label, "sex": Item.sex, "review_status": Item.review_status}
 # The tables a link facet reads: each has `id`, `dataset_id` and `external_id`.
 LinkedModel = type[Patient] | type[Study] | type[Series]
 # Facets an adapter reads from the item's patient / study / series (`link_facets = {"slide": "series"}`):

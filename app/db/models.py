@@ -25,9 +25,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.db.base import Base, utcnow
 
@@ -170,6 +172,11 @@ class Annotation(Base):
     lineage_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     retired_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     retired_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+    @classmethod
+    def is_current(cls) -> ColumnElement[bool]:
+        """The WHERE clause of current versions: neither superseded nor retired."""
+        return and_(cls.superseded_by.is_(None), cls.retired_at.is_(None))
 
 
 class Comment(Base):

@@ -128,7 +128,7 @@ def detection_gt(session: Session, item_ids: Sequence[int]) -> dict[int, list[li
         for item_id, geometry, ann_slice, item_slice in session.execute(
                 select(Annotation.item_id, Annotation.geometry, Annotation.slice_index, Item.location_index)
                 .join(Item, Item.id == Annotation.item_id)
-                .where(Annotation.item_id.in_(ids), Annotation.superseded_by.is_(None))):
+                .where(Annotation.item_id.in_(ids), Annotation.is_current())):
             bbox = (geometry or {}).get("bbox")
             if not isinstance(bbox, list):
                 continue

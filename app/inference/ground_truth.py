@@ -29,7 +29,7 @@ def ground_truth_label(session: Session, item: Item) -> str | None:
     if item.label is not None:
         return item.label
     return session.scalar(select(Annotation.label).where(
-        Annotation.item_id == item.id, Annotation.kind == "label", Annotation.superseded_by.is_(None),
+        Annotation.item_id == item.id, Annotation.kind == "label", Annotation.is_current(),
         Annotation.label.is_not(None)).order_by(Annotation.id.desc()).limit(1))
 
 
@@ -43,7 +43,7 @@ def ground_truth_labels(session: Session, item_ids: Sequence[int],
     unlabelled = [i for i, label in labels.items() if label is None]
     if unlabelled:
         for item_id, label in session.execute(select(Annotation.item_id, Annotation.label).where(
-                Annotation.item_id.in_(unlabelled), Annotation.kind == "label", Annotation.superseded_by.is_(None),
+                Annotation.item_id.in_(unlabelled), Annotation.kind == "label", Annotation.is_current(),
                 Annotation.label.is_not(None)).order_by(Annotation.id)):
             labels[item_id] = label  # ascending ids: the newest wins
     return labels

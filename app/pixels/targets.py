@@ -62,7 +62,7 @@ def load_targets(session: Session, item_ids: Sequence[int], with_annotations: bo
     anns: dict[int, list[AnnotationView]] = {}
     if with_annotations and items:
         for a in session.scalars(select(Annotation).where(Annotation.item_id.in_(list(items)),
-                                                          Annotation.superseded_by.is_(None)).order_by(Annotation.id)):
+                                                          Annotation.is_current()).order_by(Annotation.id)):
             anns.setdefault(a.item_id, []).append(
                 AnnotationView(a.id, a.version, a.kind, a.label, a.slice_index, a.geometry or {}, a.meta or {}))
     dataset_roots = {ds.id: roots.require(Path(ds.root), f"dataset {ds.name!r}") for ds in datasets.values()}

@@ -77,5 +77,6 @@ class ItemDetail(BaseModel):
     review_status: str
     patient: str | None = Field(description="The dataset's patient id.")
     study: str | None = Field(description="The dataset's study id.")
-    annotations: list[AnnotationOut]
+    annotations: list[AnnotationOut] = Field(description="The current versions (neither superseded nor retired).")
+    comments: int = Field(description="How many comments the item has (`GET /api/items/{item_id}/comments`).")
     predictions: list[ItemPrediction]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -22,7 +22,10 @@ ERROR_DESCRIPTIONS = {
 
 
 class ErrorDetail(BaseModel):
-    """Every API error: a 4xx status and one readable sentence (validation errors included, as a string)."""
+    """Every API error: a 4xx status and one readable sentence (validation errors included, as a string). Some
+    carry more keys: a stale annotation edit's 409 has `current` (the current version), `changed_by`, `changed_at`."""
+
+    model_config = ConfigDict(extra="allow")
 
     detail: str = Field(description="What went wrong, naming the parameter or object concerned.")
 

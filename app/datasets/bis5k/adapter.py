@@ -126,6 +126,7 @@ def check_pair(files: DatasetFiles, image_rel: str, mask_rel: str | None,
 class Bis5kAdapter(DatasetAdapter):
     kind = "bis5k"
     facet_fields = ("split", "mask_area", "has_mask")
+    editable_annotations = ("mask",)
     filter_fields = ()
     numeric_sorts = {"mask_area": NumericSort(meta="mask_area")}  # foreground share of the image, 0–1
     charts = (ChartSpec("histogram", "Mask area (share of the image)", value="mask_area", group="split",

@@ -78,6 +78,7 @@ def _check(files: DatasetFiles, rel: str) -> tuple[str, ImageHeader | None, str 
 class ImageFolderAdapter(DatasetAdapter):
     kind = "imagefolder"
     facet_fields = ("split", "label")
+    editable_annotations = ("label",)
     filter_fields = ()
     facet_labels = {}
 

@@ -12,7 +12,7 @@ and to the patient's left in coronal ones, so it never hides the centroid's own 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from app.datasets.base import (
+    AnnotationTarget,
     ChartSpec,
     DatasetAdapter,
     Image2D,
@@ -56,6 +57,7 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 class VerseAdapter(DatasetAdapter):
     kind = "verse"
     facet_fields = ("split", "region", "vertebra", "vertebra_count", "ground_truth")
+    editable_annotations = ("centroid",)
     cache_images = False  # whole volumes are cached (app.datasets.volumes)
     facet_order = {"vertebra": [vl.NAMES[label] for label in vl.SPINE_ORDER]}  # anatomical, not alphabetical
     charts = (ChartSpec("crosstab", "Vertebrae with ground truth, per split", rows="vertebra", cols="split",
@@ -73,6 +75,15 @@ class VerseAdapter(DatasetAdapter):
 
     def detect(self, root: Path) -> bool:
         return looks_like_verse(root)
+
+    def validate_annotation(self, kind: str, geometry: Mapping[str, Any], label: str | None,
+                            item: AnnotationTarget, classes: Collection[str]) -> list[str]:
+        """A centroid's label is a vertebra number (1–28, as in the dataset's centroid JSON)."""
+        numbers = [str(n) for n in vl.NAMES]
+        problems = super().validate_annotation(kind, geometry, label, item, numbers)
+        if kind == "centroid" and label is None:
+            problems.append("label: a centroid needs its vertebra number (1–28)")
+        return problems
 
     def scan(self, root: Path, progress: ProgressFn = no_progress, work_dir: Path | None = None,
              files: DatasetFiles | None = None) -> ScanResult:
