@@ -34,7 +34,8 @@ def test_comments(client, settings, ingested):
     assert client.post(url, json={"text": "hi"}, headers=_as(settings, "vic", "viewer")).status_code == 403
     assert client.post("/api/items/999999/comments", json={"text": "x"}, headers=annotator).status_code == 404
     listed = client.get(url).json()
-    assert [c["text"] for c in listed] == ["margin looks off", "on the lesion"] and listed[1]["annotation_id"] == annotation
+    assert [c["text"] for c in listed] == ["margin looks off", "on the lesion"]
+    assert listed[1]["annotation_id"] == annotation
     assert client.get(f"/api/items/{first['id']}").json()["comments"] == 2
     assert client.get("/api/items/999999/comments").status_code == 404
     events = client.get("/api/audit", params={"action": "comment.add"}).json()["events"]
