@@ -89,6 +89,13 @@ WRITES = [  # (method, path, body, least role)
     ("DELETE", "/api/tokens/999", None, "admin"),
     ("GET", "/api/audit", None, "admin"),
     ("GET", "/api/users", None, "admin"),
+    ("POST", "/api/items/999/annotations", {"kind": "bbox", "label": None, "geometry": {}}, "annotator"),
+    ("PUT", "/api/annotations/999", {"version": 1}, "annotator"),
+    ("DELETE", "/api/annotations/999?version=1", None, "annotator"),
+    ("POST", "/api/items/999/comments", {"text": "x"}, "annotator"),
+    ("POST", "/api/items/999/reviews", {"verdict": "accept"}, "reviewer"),
+    ("POST", "/api/review/queues", {"name": "q", "dataset_id": 999, "filters": {}}, "reviewer"),
+    ("GET", "/api/review/queues/999/next", None, "reviewer"),
 ]
 ROLES = ["viewer", "annotator", "reviewer", "admin"]
 
