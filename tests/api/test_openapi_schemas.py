@@ -271,6 +271,33 @@ def test_every_json_endpoint_matches_its_documented_schema(demo: tuple[TestClien
     check(doc, seen, client.delete(f"/api/models/{r.json()['id']}"), 200)
     check(doc, seen, client.delete("/api/models/9999"), 404)
 
+    # review: versioned annotations (create, edit, stale edit, retire, history), comments, a verdict, a queue
+    lesion = get(f"/api/items/{get(f'/api/datasets/{deeplesion}/items', limit=1)['items'][0]['id']}")
+    cx, cy = lesion["width"] // 2, lesion["height"] // 2
+    recist = {"long": [[cx - 20, cy], [cx + 20, cy]], "short": [[cx, cy - 5], [cx, cy + 5]]}
+    dataset_annotation = lesion["annotations"][0]
+    made = check(doc, seen, client.post(f"/api/items/{lesion['id']}/annotations", json={
+        "kind": "recist", "label": dataset_annotation["label"], "geometry": recist}), 201)
+    check(doc, seen, client.post(f"/api/items/{lesion['id']}/annotations", json={
+        "kind": "recist", "label": dataset_annotation["label"], "geometry": {"long": []}}), 400)
+    edited = check(doc, seen, client.put(f"/api/annotations/{made['id']}", json={"version": 1, "meta": {"a": 1}}),
+                   200)
+    check(doc, seen, client.put(f"/api/annotations/{made['id']}", json={"version": 1, "meta": {}}), 409)
+    check(doc, seen, client.delete(f"/api/annotations/{edited['id']}", params={"version": 2}), 200)
+    assert len(get(f"/api/annotations/{made['id']}/history")) == 2
+    get("/api/annotations/999999/history", 404)
+    check(doc, seen, client.post(f"/api/items/{lesion['id']}/comments", json={
+        "text": "check", "annotation_id": dataset_annotation["id"]}), 201)
+    assert get(f"/api/items/{lesion['id']}")["comments"] == 1 and get(f"/api/items/{lesion['id']}/comments")
+    queue = check(doc, seen, client.post("/api/review/queues", json={
+        "name": "schema", "dataset_id": deeplesion, "filters": {}, "readers_per_item": 2}), 201)
+    nxt = get(f"/api/review/queues/{queue['id']}/next")
+    check(doc, seen, client.post(f"/api/items/{nxt['item']['id']}/reviews", json={
+        "verdict": "accept", "queue_id": queue["id"]}), 201)
+    assert get("/api/review/queues")[0]["progress"]["per_reader"] == [{"reader": "tester", "read": 1}]
+    assert get(f"/api/review/queues/{queue['id']}")["agreement"]["n"] == 0
+    get("/api/review/queues/9999", 404)
+
     json_operations = {(m, p) for p, ops in doc["paths"].items() for m, op in ops.items()
                        if "application/json" in op["responses"].get("200", op["responses"].get("201", op[
                            "responses"].get("202", {}))).get("content", {})}
