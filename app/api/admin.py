@@ -61,24 +61,6 @@ class NewTokenOut(TokenOut):
     token: str = Field(description="the token itself, shown this once (only its hash is stored)")
 
 
-class AuditEventOut(BaseModel):
-    id: int
-    at: str
-    actor: str
-    actor_id: int | None
-    action: str
-    target_type: str | None
-    target_id: str | None
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    address: str | None
-
-
-class AuditPageOut(BaseModel):
-    events: list[AuditEventOut]
-    next_cursor: str | None
-
-
 def user_dict(user: User) -> dict[str, Any]:
     return {"username": user.username, "role": user.role, "disabled": user.disabled,
             "created_at": user.created_at.isoformat()}
@@ -146,7 +128,7 @@ def revoke_token(token_id: int, request: Request, session: SessionDep, admin: Ad
     return json_response(token_dict(row, owner.username if owner else "?"))
 
 
-@router.get("/audit", response_model=AuditPageOut, responses=errors(400, 401, 403, 422))
+@router.get("/audit", response_model=audit.AuditPage, responses=errors(400, 401, 403, 422))
 def audit_log(session: SessionDep, _: Admin, actor: str | None = None, action: str | None = None,
               target_type: str | None = None, target_id: str | None = None, since: datetime | None = None,
               until: datetime | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,

@@ -23,9 +23,10 @@ Admin = Annotated[Principal, Depends(RequireRole("admin"))]
 
 
 def _users_page(request: Request, session: SessionDep, status: int = 200, **context: Any) -> Response:
-    names = {u.id: u.username for u in users.list_users(session)}
+    everyone = users.list_users(session)
+    names = {u.id: u.username for u in everyone}
     return request.app.state.templates.TemplateResponse(request, "admin_users.html", {
-        "users": users.list_users(session), "roles": [r.value for r in ROLES],
+        "users": everyone, "roles": [r.value for r in ROLES],
         "tokens": [(t, names.get(t.user_id, "?")) for t in tokens.list_tokens(session)],
         "message": None, "error": None, "new_token": None, **context}, status_code=status)
 

@@ -237,3 +237,14 @@ def test_server_paths_are_shown_to_admins_only(client, anon_client, settings, in
                                                      "channels: 1}\noutput: {kind: logits, classes: [a, b]}\n")})
     assert bad.status_code == 400 and "m.onnx" in bad.json()["detail"]
     assert str(settings.data_dir) not in bad.text and ".incoming" not in bad.text
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:1"])
+def test_sign_in_never_redirects_off_site(anon_client, settings, target):
+    ensure_user(settings, "nora", "viewer")
+    r = anon_client.post("/login", data={"username": "nora", "password": PASSWORD, "next": target},
+                         headers={"Origin": "http://testserver"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    ok = anon_client.post("/login", data={"username": "nora", "password": PASSWORD, "next": "/models?x=1"},
+                          headers={"Origin": "http://testserver"}, follow_redirects=False)
+    assert ok.headers["location"] == "/models?x=1"
