@@ -105,6 +105,8 @@ def check(kind: str, geometry: Mapping[str, Any], label: str | None, target: Ann
                 problems.append("geometry.short: the short axis does not cross the long axis")
         if "bbox" in geometry:
             problems += _bbox(geometry["bbox"], "geometry.bbox", target)
+    elif kind == "line":
+        problems += _segment(geometry.get("line"), "geometry.line", target)[1]
     elif kind == "centroid":
         p, bad = _point(geometry.get("point"), "geometry.point", 3)
         problems += bad or _inside(p or [], target, "geometry.point")
@@ -120,12 +122,18 @@ def derived_meta(kind: str, geometry: Mapping[str, Any], meta: Mapping[str, Any]
                  target: AnnotationTarget) -> dict[str, Any]:
     """`meta` with the measurements recomputed from the geometry: RECIST `long_px`/`short_px`, and `long_mm`/
     `short_mm` from the in-plane pixel spacing (dropped when the spacing is unknown, never left stale); a
-    RECIST's `bbox` is the box around its four points."""
+    `line`'s `length_px` / `length_mm` the same way. A RECIST's `bbox` is the box around its four points."""
     out = dict(meta)
+    spacing = target.spacing[0] if target.spacing else None
+    if kind == "line":
+        out["length_px"] = round(_length(geometry["line"]), 2)
+        if spacing:
+            out["length_mm"] = round(out["length_px"] * spacing, 2)
+        else:
+            out.pop("length_mm", None)
     if kind == "recist":
         long, short = geometry["long"], geometry["short"]
         out["long_px"], out["short_px"] = round(_length(long), 2), round(_length(short), 2)
-        spacing = target.spacing[0] if target.spacing else None
         for axis in ("long", "short"):
             if spacing:
                 out[f"{axis}_mm"] = round(out[f"{axis}_px"] * spacing, 2)

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.accounts.roles import at_least
 from app.api.deps import SessionDep
 from app.catalog import queries, urls
 from app.datasets.base import DatasetAdapter
@@ -51,6 +52,8 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
 
     run_models = applicable_models(session, dataset["kind"], task=None)  # "Run model" for any task
     viewer["classes"] = {str(m["id"]): m["classes"] for m in run_models}
+    viewer["edit"] = edit_state(item, adapter, queries.get_dataset(session, item["dataset_id"]).facet_counts,
+                                getattr(request.state, "principal", None), request)
     return _render(request, "item.html", {"item": item, "dataset": dataset, "viewer": viewer,
                                           "image_url": render_url(viewer), "run_models": run_models,
                                           "wording": adapter.wording})
@@ -221,17 +224,21 @@ def viewer_shapes(item: Mapping[str, Any], adapter: DatasetAdapter) -> list[dict
     for a in item.get("annotations") or ():
         geometry, meta = a.get("geometry") or {}, a.get("meta") or {}
         if a["kind"] == "recist":
-            shapes.append({"type": "recist", "slice": a.get("slice_index"), "long": geometry.get("long"),
-                           "short": geometry.get("short"), "bbox": geometry.get("bbox"),
+            shapes.append({"type": "recist", "ann": a.get("id"), "slice": a.get("slice_index"),
+                           "long": geometry.get("long"), "short": geometry.get("short"), "bbox": geometry.get("bbox"),
                            "text": str(meta.get("lesion_number") or ""), "long_mm": meta.get("long_mm"),
                            "short_mm": meta.get("short_mm")})
         elif a["kind"] == "bbox" and geometry.get("bbox"):
-            shapes.append({"type": "box", "slice": a.get("slice_index"), "bbox": geometry["bbox"],
+            shapes.append({"type": "box", "ann": a.get("id"), "slice": a.get("slice_index"), "bbox": geometry["bbox"],
                            "text": a.get("label") or ""})
         elif a["kind"] == "centroid" and geometry.get("point"):
             label = a.get("label") or ""
-            shapes.append({"type": "centroid", "point": geometry["point"], "text": meta.get("name") or label,
+            shapes.append({"type": "centroid", "ann": a.get("id"), "point": geometry["point"],
+                           "text": meta.get("name") or label,
                            "label": int(label) if str(label).isdigit() else 0, "colour": meta.get("colour")})
+        elif a["kind"] == "line" and geometry.get("line"):
+            shapes.append({"type": "line", "ann": a.get("id"), "slice": a.get("slice_index"),
+                           "plane": meta.get("plane"), "line": geometry["line"], "length_mm": meta.get("length_mm")})
     return shapes + adapter.viewer_shapes(item)
 
 
@@ -278,3 +285,31 @@ def client_view(item: Mapping[str, Any], adapter: DatasetAdapter, viewer: Mappin
             "shapes": viewer_shapes(item, adapter), "centroid_slab_mm": spec.centroid_slab_mm,
             "label_gap_mm": spec.label_gap_mm, "predictions": predictions,
             "defaults": {"mask_mode": DEFAULT_MASK_MODE, "opacity": DEFAULT_OPACITY}}
+
+
+# -- editing: what the signed-in user may change here, and where the writes go --------------------------------
+
+EDIT_KEYS = ("id", "kind", "label", "geometry", "meta", "slice_index", "version", "source")
+
+
+def edit_state(item: Mapping[str, Any], adapter: DatasetAdapter, facet_counts: Mapping[str, Any] | None,
+               principal: Any, request: Request) -> dict[str, Any]:
+    """The editor's data (static/js/viewer/edit.js): the annotation kinds this dataset kind lets users make
+    (`adapter.editable_annotations`), the dataset's classes (the label facet's values, as the server checks
+    them), whether the signed-in user may write (annotator or above: a viewer gets no editing controls), the
+    item's current annotations of those kinds with their versions, and the write URLs (filled by the script)."""
+    kinds = list(adapter.editable_annotations)
+    classes = sorted(str(c) for c in ((facet_counts or {}).get(adapter.label_facet) or {}))
+    role = getattr(principal, "role", None)
+    app = request.app
+    return {
+        "kinds": kinds, "classes": classes,
+        "can_edit": bool(role and kinds and at_least(role, "annotator")),
+        "can_comment": bool(role and at_least(role, "annotator")),
+        "user": getattr(principal, "username", None),
+        "annotations": [{k: a.get(k) for k in EDIT_KEYS} for a in item.get("annotations") or ()
+                        if a.get("kind") in kinds],
+        "urls": {"create": app.url_path_for("create_annotation", item_id=str(item["id"])),
+                 "annotation": app.url_path_for("edit_annotation", annotation_id="{id}"),
+                 "comments": app.url_path_for("list_comments", item_id=str(item["id"]))},
+    }

@@ -66,7 +66,7 @@ def find_table(root: Path) -> Path | None:
 class DeepLesionAdapter(DatasetAdapter):
     kind = "deeplesion"
     facet_fields = ("split", "lesion_type", "sex", "age", "noisy")
-    editable_annotations = ("recist", "bbox")
+    editable_annotations = ("recist", "bbox", "line")
     filter_fields = ("patient", "study")
     facet_labels = {
         "lesion_type": {str(k): v for k, v in LESION_TYPES.items()},

@@ -57,7 +57,7 @@ def undecodable_reason(uid: str) -> str | None:
 class DicomAdapter(DatasetAdapter):
     kind = "dicom"
     facet_fields = ("modality", "body_part", "plane", "sex", "age")
-    editable_annotations = ("recist", "bbox")
+    editable_annotations = ("recist", "bbox", "line")
     numeric_sorts = {"age": NumericSort(column="age")}
     charts = tuple(ChartSpec("counts", f"Items per {name.replace('_', ' ')}", rows=name)
                    for name in ("modality", "body_part", "plane"))

@@ -140,6 +140,7 @@ export function bindControls(v) {
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (ownKey(event.target, event.key)) return;
+    if (event.shiftKey && /^[A-Z]$/.test(event.key)) return; // Shift+letter: edit and review keys (Shift+S …)
     if (keys(event)) event.preventDefault();
   });
 }

@@ -13,6 +13,8 @@ import { isVolume, syncUrl } from "./url.js";
 import { paintReadouts, paintLegend } from "./readouts.js";
 import { bindControls } from "./controls.js";
 import { bindPointer } from "./tools.js";
+import { Editor } from "./edit.js";
+import { bindComments } from "./comments.js";
 
 const SPINNER_DELAY_MS = 150;
 const PLANES = ["axial", "coronal", "sagittal"];
@@ -47,6 +49,8 @@ export class Viewer {
     new ResizeObserver(() => this.schedule()).observe(this.viewport);
     bindControls(this);
     bindPointer(this);
+    if (state.edit?.can_edit) this.editor = new Editor(this); // annotators and above only
+    bindComments(this);
     this.load();
   }
 
@@ -249,6 +253,7 @@ export class Viewer {
     if (pane.role === "gt") {
       if (this.gtOn() && this.shows("shapes")) {
         out = gtShapes(s, pane, visibleLabels(pane.gtMask), { boxes: !(s.diff && detect) });
+        if (this.editor) out.push(...this.editor.overlay(pane));
       }
       pane.boxCounts = null;
       if (s.diff && detect) {
@@ -367,6 +372,7 @@ export class Viewer {
         return [d[0], d[1], d[2]];
       },
       measurements: () => this.measurements.map((m) => ({ ...m })),
+      editor: () => this.editor || null,
       drawNow: () => this.drawNow(),
     };
   }

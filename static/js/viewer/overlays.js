@@ -7,7 +7,8 @@ import { PLANE_AXIS, matchBoxes, segmentLength, voxelToDisplay } from "./geometr
 export const COLOURS = {
   long: "rgb(255,70,70)", short: "rgb(60,200,255)", box: "rgb(90,235,90)", text: "rgb(255,240,80)",
   pred: "rgb(255,160,40)", matched: "rgb(60,220,110)", missed: "rgb(255,220,60)", spurious: "rgb(255,60,90)",
-  measure: "rgb(255,255,255)", cross: "rgba(88,166,255,0.85)",
+  measure: "rgb(255,255,255)", cross: "rgba(88,166,255,0.85)", line: "rgb(255,200,120)",
+  handle: "rgb(255,255,255)", selected: "rgb(255,214,0)", error: "rgb(255,90,90)",
 };
 
 /** Half way to white ("#rrggbb" or "rgb(r,g,b)"). */
@@ -19,6 +20,8 @@ function lighten(colour) {
 
 /** Does a 2-D shape belong on this slice? (DeepLesion annotations live on their key slice.) */
 const onSlice = (shape, slice) => shape.slice === null || shape.slice === undefined || shape.slice === slice;
+/** A 2-D shape stored on a volume plane (a saved length line's `meta.plane`) shows on that plane only. */
+const onPlane = (shape, pane) => !shape.plane || shape.plane === (pane.plane || "axial");
 
 /** Ground-truth boxes on this slice ([x1, y1, x2, y2]), for the detection difference. */
 export function truthBoxes(shapes, slice) {
@@ -55,6 +58,11 @@ export function gtShapes(state, pane, visible, { boxes = true } = {}) {
                       coronal: [[x + gap, y], "start", 4] }[pane.plane];
       out.push({ layer, kind: "text", at: place[0], dy: place[2], anchor: place[1], text: s.text, colour: lighten(colour) });
       out.push({ layer, kind: "line", a: [x, y], b: place[0], colour: lighten(colour), width: 0.75 });
+    } else if (s.type === "line" && s.line && onSlice(s, pane.slice) && onPlane(s, pane)) {
+      out.push({ layer, kind: "line", a: s.line[0], b: s.line[1], colour: COLOURS.line, width: 1.5, id: "line" });
+      if (s.length_mm !== undefined && s.length_mm !== null) {
+        out.push({ layer, kind: "text", at: s.line[1], dx: 8, dy: -6, text: `${Number(s.length_mm).toFixed(1)} mm`, colour: COLOURS.line });
+      }
     } else if (s.type === "text") {
       out.push({ layer, kind: "text", screen: true, at: [12, 60 + 18 * out.length], text: s.text, colour: s.colour });
     }
@@ -119,4 +127,31 @@ export function crossShapes(state, cursor, pane) {
   if (!pane.raw) return [];
   const [x, y] = voxelToDisplay(cursor, state.shape, state.spacing, pane.plane, [pane.raw.width, pane.raw.height]);
   return [{ layer: "cross", kind: "cross", at: [x, y], colour: COLOURS.cross, width: 1 }];
+}
+
+/** The Edit tool's layer: a handle on every draggable point (the selected shape's filled), the diameters while
+ * dragging and the server's reason beside a shape whose save was refused. `handles` from Editor.handles. */
+export function editShapes(handles, selected, live, errors, pane) {
+  const out = [];
+  for (const h of handles) {
+    const on = h.shape === selected;
+    out.push({ layer: "edit", kind: "dot", at: h.at, colour: on ? COLOURS.selected : COLOURS.handle, r: on ? 5 : 4,
+               id: `${h.shape.ann}:${h.handle}` });
+  }
+  const anchor = (shape) => {
+    if (shape.type === "recist") return shape.long[1];
+    if (shape.type === "box") return [shape.bbox[2], shape.bbox[1]];
+    if (shape.type === "line") return shape.line[1];
+    const h = handles.find((x) => x.shape === shape);
+    return h ? h.at : null;
+  };
+  if (live) {
+    const at = anchor(live.shape);
+    if (at) out.push({ layer: "edit", kind: "text", at, dx: 10, dy: -10, text: live.text, colour: COLOURS.selected, id: "live" });
+  }
+  for (const [shape, message] of errors) {
+    const at = anchor(shape);
+    if (at && pane.raw) out.push({ layer: "edit", kind: "text", at, dx: 10, dy: 14, text: message.slice(0, 120), colour: COLOURS.error, id: "error" });
+  }
+  return out;
 }

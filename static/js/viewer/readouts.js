@@ -45,6 +45,8 @@ export function paintReadouts(v) {
   press($("toggle-overlays"), s.overlays === "gt");
   for (const b of document.querySelectorAll("button[data-layer]")) press(b, !s.hide.includes(b.dataset.layer));
   for (const b of document.querySelectorAll("button[data-tool]")) press(b, b.dataset.tool === v.tool);
+  press($("edit-tool"), v.tool === "edit");
+  v.editor?.paint();
   for (const b of document.querySelectorAll("button[data-layout]")) press(b, b.dataset.layout === s.layout);
   press($("toggle-diff"), s.diff);
   press($("toggle-invert"), s.invert);
@@ -169,8 +171,22 @@ function paintMeasurements(v) {
     del.textContent = "×";
     del.title = "delete this measurement";
     del.addEventListener("click", () => v.deleteMeasurement(m.id));
-    li.append(small, del);
+    li.append(small);
+    if (v.editor) { // annotators: save it as an annotation (recist / line)
+      const save = document.createElement("button");
+      save.type = "button";
+      save.className = "save-measurement";
+      const why = v.editor.measurementAnnotation(m).reason;
+      save.textContent = m.saving ? "saving…" : "save";
+      save.disabled = Boolean(why || m.saving);
+      save.title = why || m.error || "save as an annotation (Shift+S saves all)";
+      save.addEventListener("click", () => v.editor.saveMeasurement(m));
+      li.append(save);
+    }
+    li.append(del);
     return li;
   }));
   $("measurements").hidden = !v.measurements.length;
+  const saveAll = $("save-measurements");
+  if (saveAll) saveAll.hidden = !v.editor || !v.measurements.length;
 }

@@ -1,5 +1,6 @@
 // Mouse on the panes. Left button: the active tool — window/level (horizontal = width, vertical = level), pan,
 // a length line, or a bidirectional (RECIST) measurement: long axis, then the short axis perpendicular to it.
+// The Edit tool (edit.js) drags annotation handles; elsewhere it pans.
 // Middle button or Shift+left: pan; right button: zoom (drag up = in). Wheel: slices (zoom for a single image;
 // Ctrl/⌘+wheel always zooms about the pointer). A click in the three-plane layout moves the crosshair there.
 // Drags are coalesced to one frame per animation frame; none waits on the server.
@@ -37,6 +38,7 @@ export function bindPointer(v) {
     else if (e.button === 2) mode = "zoom";
     drag = { pane, mode, sx, sy, x: sx, y: sy, moved: false, window: [...s.window], zoom: pane.view.zoom,
              centre: [pane.view.cx, pane.view.cy], start: pane.toImage(sx, sy) };
+    if (mode === "edit" && !v.editor?.down(pane, sx, sy)) drag.mode = "pan"; // no handle under the pointer: pan
     if (mode === "line" || mode === "bidir") {
       const at = drag.start;
       if (mode === "bidir" && v.pending && v.pending.plane === pane.plane && v.pending.slice === pane.slice) {
@@ -56,6 +58,7 @@ export function bindPointer(v) {
     if (Math.hypot(x - drag.sx, y - drag.sy) > CLICK_PX) drag.moved = true;
     drag.x = x;
     drag.y = y;
+    drag.alt = e.altKey;
     act(v, drag, false);
   });
 
@@ -124,6 +127,8 @@ function act(v, d, done) {
     if (d.moved) v.update({ zoom: clamp(d.zoom * Math.exp(-dy / 200), 0.05, 64), pan: s.layout === "three" ? null : d.centre });
   } else if (d.mode === "line" || d.mode === "bidir") {
     measure(v, d, done);
+  } else if (d.mode === "edit") {
+    v.editor.move(d.pane, d.x, d.y, { alt: Boolean(d.alt), done, moved: d.moved });
   }
 }
 
