@@ -182,19 +182,17 @@ export class Editor {
     if (shape.type === "recist") {
       const axis = d.handle.startsWith("long") ? "long" : "short";
       const n = Number(d.handle.at(-1));
-      if (axis === "long") {
-        g.long[n] = at;
-        if (!alt) g.short = rebuildShort(g.long, d.frame);
+      if (axis === "long") { // only what moved is rounded: the other end stays exactly where it was
+        g.long[n] = at.map(round2);
+        if (!alt) g.short = roundPts(rebuildShort(g.long, d.frame));
       } else if (alt) {
-        g.short[n] = at;
+        g.short[n] = at.map(round2);
       } else {
         const f = d.frame;
         const side = Math.sign(n ? f.se : f.sc) || (n ? 1 : -1);
         const dist = side * Math.max(0.5, side * dot(sub(at, f.p), f.n));
-        g.short[n] = [f.p[0] + dist * f.n[0], f.p[1] + dist * f.n[1]];
+        g.short[n] = [f.p[0] + dist * f.n[0], f.p[1] + dist * f.n[1]].map(round2);
       }
-      g.long = roundPts(g.long);
-      g.short = roundPts(g.short);
       g.bbox = recistBox(g.long, g.short);
     } else if (shape.type === "box") {
       let [x1, y1, x2, y2] = g.bbox;
@@ -209,8 +207,7 @@ export class Editor {
       }
       g.bbox = [Math.min(x1, x2), Math.min(y1, y2), Math.max(x1, x2), Math.max(y1, y2)].map(round2);
     } else if (shape.type === "line") {
-      g.line[Number(d.handle.at(-1))] = at;
-      g.line = roundPts(g.line);
+      g.line[Number(d.handle.at(-1))] = at.map(round2);
     } else if (shape.type === "centroid") {
       const s = this.v.state;
       const ijk = displayToVoxel(at[0], at[1], d.depth, s.shape, s.spacing, pane.plane, [raw.width, raw.height]);
@@ -349,6 +346,9 @@ export class Editor {
   /** A saved version replaces the page's record (and the shape follows the server's geometry and meta). */
   replace(old, saved, shape) {
     if (old) this.records.delete(old.id);
+    if (saved.kind === "label") { // the class name drawn on the image (the adapter's text shape) follows
+      for (const t of this.v.state.shapes) if (t.type === "text" && old && t.text === old.label) t.text = saved.label;
+    }
     this.records.set(saved.id, saved);
     if (shape) {
       shape.ann = saved.id;
