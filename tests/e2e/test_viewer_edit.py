@@ -149,6 +149,19 @@ def test_drag_recist_saves_a_version_conflict_keep_mine_and_comments(browser, li
         assert comments[0]["author"] == "anna" and comments[0]["annotation_id"] == v5["id"]
         shot(page, "edit_comments_panel.png")
 
+        # a length measurement saved as a `line` annotation (Shift+S saves every unsaved one)
+        page.keyboard.press("l")
+        drag(page, [300, 300], [350, 340])
+        page.keyboard.press("Shift+S")
+        page.wait_for_function("() => !window.medviewViewer.measurements().length"
+                               " && window.medviewViewer.editor().pendingSaves === 0")
+        with live_client(live_server) as api:
+            lines = [a for a in api.get(f"/api/items/{item['id']}").json()["annotations"] if a["kind"] == "line"]
+        assert len(lines) == 1 and lines[0]["source"] == "user:anna" and lines[0]["slice_index"] == item["slice"]
+        assert lines[0]["geometry"]["line"] == [[300, 300], [350, 340]]
+        assert lines[0]["meta"]["length_mm"] == pytest.approx(round(math.hypot(50, 40) * spacing, 2))
+        assert page.locator('.pane line[data-layer="gt"][data-id="line"]').count() == 1
+
 
 def test_image_folder_label_select_and_no_edit_tool_for_a_viewer(browser, live_server, settings, ingested, engine,
                                                                tmp_path):
