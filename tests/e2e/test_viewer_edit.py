@@ -162,6 +162,21 @@ def test_drag_recist_saves_a_version_conflict_keep_mine_and_comments(browser, li
         assert lines[0]["meta"]["length_mm"] == pytest.approx(round(math.hypot(50, 40) * spacing, 2))
         assert page.locator('.pane line[data-layer="gt"][data-id="line"]').count() == 1
 
+        # a refused edit (Alt: the short axis end moves freely, here past the long axis' length) → 400: the
+        # server's reason beside the shape, the shape back where it was, no new version
+        page.keyboard.press("e")
+        c, d = g["short"]
+        out = [c[0] + 3 * (c[0] - d[0]), c[1] + 3 * (c[1] - d[1])]
+        page.keyboard.down("Alt")
+        drag(page, c, out)
+        page.keyboard.up("Alt")
+        page.wait_for_function("() => window.medviewViewer.editor().status.kind === 'error'")
+        assert "longer than the long axis" in page.text_content('.pane text[data-layer="edit"]')
+        shape = page.evaluate(f"() => window.medviewViewer.state.shapes.find(s => s.ann === {v5['id']})")
+        assert shape["short"] == g["short"]
+        with live_client(live_server) as api:
+            assert api.get(f"/api/annotations/{lineage}/history").json()[-1]["version"] == 5
+
 
 def test_image_folder_label_select_and_no_edit_tool_for_a_viewer(browser, live_server, settings, ingested, engine,
                                                                tmp_path):
@@ -185,7 +200,33 @@ def test_image_folder_label_select_and_no_edit_tool_for_a_viewer(browser, live_s
         history = api.get(f"/api/annotations/{old['id']}/history").json()
     assert [(h["version"], h["label"]) for h in history] == [(1, old["label"]), (2, new)]
 
+    # a new box drawn with the Edit tool; then, in a two-reader queue, a RECIST edit is the reader's own reading
     lesion = pick_item(live_server, ingested.dataset_id)
+    recist = next(a for a in lesion["annotations"] if a["kind"] == "recist")
+    with live_client(live_server) as api:
+        queue = api.post("/api/review/queues", json={"name": "double", "dataset_id": ingested.dataset_id,
+                                                     "readers_per_item": 2}).json()
+    with signed_in_page(browser, settings, "anna", "annotator") as page:
+        page.goto(f"{live_server}/items/{lesion['id']}")
+        page.wait_for_function(READY)
+        page.keyboard.press("e")
+        drag(page, [40, 40], [90, 70])
+        page.wait_for_function(SAVED)
+        page.evaluate("(q) => window.medviewViewer.editor().setQueue({queueId: q, readersPerItem: 2})", queue["id"])
+        end = recist["geometry"]["long"][1]
+        drag(page, end, [end[0] + 5, end[1] + 5])
+        page.wait_for_function("() => { const e = window.medviewViewer.editor(); return e.pendingSaves === 0 &&"
+                               " [...e.records.values()].some(a => a.meta.derived_from); }")
+    with live_client(live_server) as api:
+        current = api.get(f"/api/items/{lesion['id']}").json()["annotations"]
+    boxes = [a for a in current if a["kind"] == "bbox"]
+    assert len(boxes) == 1 and boxes[0]["geometry"]["bbox"] == pytest.approx([40, 40, 90, 70], abs=1.0)
+    assert boxes[0]["slice_index"] == lesion["slice"] and boxes[0]["source"] == "user:anna"
+    assert recist["id"] in {a["id"] for a in current}  # the shared annotation is not edited over
+    reading = next(a for a in current if a["kind"] == "recist" and a["source"] == "user:anna")
+    assert reading["meta"]["derived_from"] == recist["id"] and reading["meta"]["queue_id"] == queue["id"]
+    assert math.dist(reading["geometry"]["long"][1], [end[0] + 5, end[1] + 5]) <= 1.0
+
     with signed_in_page(browser, settings, "vera", "viewer") as page:
         page.goto(f"{live_server}/items/{lesion['id']}")
         page.wait_for_function(READY)

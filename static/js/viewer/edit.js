@@ -1,7 +1,8 @@
 // Annotation editing in the viewer (`v.editor`): the Edit tool (key E) makes the handles of the annotations this
 // dataset kind lets users edit (`state.edit.kinds`, from the adapter) draggable — RECIST endpoints (the short axis
 // kept perpendicular to the long one and crossing it at the same place unless Alt is held), box corners and
-// bodies, line ends, vertebra centroids in any plane — and saves each drag at its end (PUT against the version
+// bodies (a drag on empty image draws a new box), line ends, vertebra centroids in any plane — and saves each
+// drag at its end (PUT against the version
 // the page holds; a 409 opens the conflict dialog, a 400 shows the server's reason and snaps the shape back).
 // Also: the class of an image-folder item (side-panel select), saving the viewer's measurements as annotations
 // (Save per measurement, Shift+S for all), undo (Z / Ctrl+Z: the previous geometry saved as a new version),
@@ -152,6 +153,11 @@ export class Editor {
         && at[0] >= sh.bbox[0] && at[0] <= sh.bbox[2] && at[1] >= sh.bbox[1] && at[1] <= sh.bbox[3]);
       if (box) best = { shape: box, handle: "move", at };
     }
+    if (!best && this.canDrawBox(pane, at)) { // a drag on empty image draws a new box
+      const shape = { type: "box", ann: null, slice: pane.slice ?? null, bbox: [at[0], at[1], at[0], at[1]], text: "" };
+      this.v.state.shapes.push(shape);
+      best = { shape, handle: "corner2", at };
+    }
     if (!best) {
       this.selected = null;
       this.v.update({});
@@ -171,7 +177,10 @@ export class Editor {
     const d = this.drag;
     if (!d) return;
     if (!moved) {
-      if (done) this.drag = null;
+      if (done) {
+        this.drag = null;
+        if (d.shape.ann === null) this.dropShape(d.shape); // a click, not a drawn box
+      }
       return;
     }
     const raw = pane.raw;
@@ -219,9 +228,41 @@ export class Editor {
     if (done) {
       this.drag = null;
       this.live = null;
-      if (d.moved) this.saveShape(shape, d.before);
+      if (shape.ann === null) this.createBox(shape, pane);
+      else if (d.moved) this.saveShape(shape, d.before);
     }
     this.v.update({});
+  }
+
+  /** New boxes: where the kind takes `bbox` annotations, on a 2-D image or a volume's axial plane. */
+  canDrawBox(pane, at) {
+    if (!this.cfg.kinds.includes("bbox") || (pane.plane && pane.plane !== "axial")) return false;
+    return at[0] >= -0.5 && at[1] >= -0.5 && at[0] <= pane.raw.width - 0.5 && at[1] <= pane.raw.height - 0.5;
+  }
+
+  dropShape(shape) {
+    this.v.state.shapes = this.v.state.shapes.filter((x) => x !== shape);
+    if (this.selected === shape) this.selected = null;
+    this.v.update({});
+  }
+
+  createBox(shape, pane) {
+    const [x1, y1, x2, y2] = shape.bbox;
+    if (x2 - x1 < 2 || y2 - y1 < 2) { this.dropShape(shape); return; }
+    shape.ann = undefined; // being saved: not draggable until it has its id
+    this.enqueue(async () => {
+      const body = { kind: "bbox", label: null, geometry: { bbox: shape.bbox }, slice: pane.slice ?? undefined,
+                     ...(pane.plane ? { meta: { plane: pane.plane } } : {}),
+                     ...(this.queue ? { queue_id: this.queue.queueId } : {}) };
+      const r = await this.request("POST", this.cfg.urls.create, body);
+      if (!r.ok) {
+        this.dropShape(shape);
+        this.setStatus(`not saved: ${r.data?.detail || `HTTP ${r.status}`}`, "error");
+        return;
+      }
+      this.undoStack.push({ created: true, ann: r.data.id });
+      this.replace(null, r.data, shape);
+    });
   }
 
   sizeText(shape, pane) {
