@@ -125,7 +125,8 @@ export class Editor {
       } else if (shape.type === "centroid" && pane.plane) {
         const [x, y, depth] = this.centroidAt(shape, pane);
         const normal = s.spacing ? s.spacing[PLANE_AXIS[pane.plane]] : 1;
-        if (Math.abs(depth - pane.slice) * normal <= Math.max(s.centroid_slab_mm, normal / 2)) {
+        const cut = pane.gtMask?.present?.has(shape.label); // drawn where the slice cuts its vertebra, as gtShapes
+        if (Math.abs(depth - pane.slice) * normal <= Math.max(s.centroid_slab_mm, normal / 2) || cut) {
           out.push({ shape, handle: "point", at: [x, y], depth });
         }
       }
@@ -479,6 +480,17 @@ export class Editor {
     this.v.update({});
   }
 
+  /** Select an annotation from the side panel: its slice is shown (and its handles, with the Edit tool). */
+  select(id) {
+    const s = this.v.state;
+    const shape = s.shapes.find((x) => x.ann === id) || null;
+    this.selected = shape;
+    if (shape && shape.slice !== null && shape.slice !== undefined && s.slices.includes(shape.slice) && shape.slice !== s.slice
+        && (!s.planes || !Object.keys(s.planes).length || s.plane === (shape.plane || "axial"))) {
+      this.v.goToSlice(shape.slice);
+    } else this.v.update({});
+  }
+
   // -- labels (image folders) -----------------------------------------------------------------------------------
 
   labelRecord() {
@@ -576,6 +588,9 @@ export class Editor {
       } else if (k === "e" && !e.ctrlKey && !e.metaKey && !e.altKey) {
         e.preventDefault();
         if (this.active) this.deactivate(); else this.activate();
+      } else if (k === "Escape" && this.selected && !this.drag) {
+        this.selected = null;
+        this.v.update({});
       } else if (k === "S" && e.shiftKey && !e.ctrlKey && !e.metaKey && !e.altKey) {
         e.preventDefault();
         this.saveAll();
@@ -604,6 +619,9 @@ export class Editor {
     const list = $("edit-annotations");
     if (!list) return;
     const me = `user:${this.cfg.user}`;
+    const key = [...this.records.values()].map((a) => `${a.id}.${a.version}`).join() + `|${this.selected?.ann}|${this.undoStack.length}`;
+    if (key === this.painted) return; // nothing changed (paint runs with every redraw, drags included)
+    this.painted = key;
     const rows = [...this.records.values()].filter((a) => a.kind !== "label").map((a) => {
       const li = document.createElement("li");
       li.dataset.id = String(a.id);
@@ -616,6 +634,8 @@ export class Editor {
       small.className = "muted";
       small.textContent = `v${a.version} · ${a.source}`;
       li.append(what, small);
+      li.title = "select it (and show its slice)";
+      li.addEventListener("click", (e) => { if (!e.target.closest("button")) this.select(a.id); });
       if (a.source === me) {
         const del = document.createElement("button");
         del.type = "button";
