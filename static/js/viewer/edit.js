@@ -580,7 +580,7 @@ export class Editor {
     $("edit-undo")?.addEventListener("click", () => this.undo());
     document.addEventListener("keydown", (e) => {
       const field = e.target instanceof Element ? e.target.closest("input, textarea, select, dialog") : null;
-      if (field) return;
+      if (field || e.defaultPrevented) return; // a key another handler (review mode) has taken
       const k = e.key;
       if ((k === "z" || k === "Z") && !e.shiftKey && !e.altKey && OWN_TOOLS.has(this.v.tool)) {
         e.preventDefault();
@@ -629,7 +629,8 @@ export class Editor {
       const what = document.createElement("span");
       const size = a.kind === "recist" && a.meta?.long_mm !== undefined ? ` ${a.meta.long_mm} × ${a.meta.short_mm} mm`
         : a.kind === "line" && a.meta?.length_mm !== undefined ? ` ${a.meta.length_mm} mm` : "";
-      what.textContent = `${a.kind}${a.label ? ` ${a.label}` : ""}${size}`;
+      const name = a.meta?.lesion_type_name || a.meta?.name || a.label;
+      what.textContent = `${a.kind}${name ? ` ${name}` : ""}${size}`;
       const small = document.createElement("span");
       small.className = "muted";
       small.textContent = `v${a.version} · ${a.source}`;
