@@ -113,13 +113,11 @@ def detail(session: Session, queue_id: int, reader: str | None,
     long_pairs, mask_pairs = [], []
     for a, b in pairs:
         mine, theirs = readings.get((a.item_id, a.reviewer), {}), readings.get((a.item_id, b.reviewer), {})
-        ra, rb = _paired(mine.get("recist", [])), _paired(theirs.get("recist", []))
-        for key in sorted(set(ra) & set(rb), key=str):
-            la, lb = (ra[key].meta or {}).get("long_mm"), (rb[key].meta or {}).get("long_mm")
+        for ra, rb in _paired(mine.get("recist", []), theirs.get("recist", [])):
+            la, lb = (ra.meta or {}).get("long_mm"), (rb.meta or {}).get("long_mm")
             if isinstance(la, int | float) and isinstance(lb, int | float):
                 long_pairs.append({"item_id": a.item_id, "first": la, "second": lb})
-        ma, mb = _paired(mine.get("mask", [])), _paired(theirs.get("mask", []))
-        mask_pairs += [(a.item_id, ma[key], mb[key]) for key in sorted(set(ma) & set(mb), key=str)]
+        mask_pairs += [(a.item_id, ma, mb) for ma, mb in _paired(mine.get("mask", []), theirs.get("mask", []))]
     agreement = {**cohen_kappa(first, second), "agree": sum(a == b for a, b in zip(first, second, strict=True)),
                  "disputed_items": [p[0].item_id for p in pairs if p[0].verdict != p[1].verdict],
                  "long_axis": long_axis_agreement(long_pairs),
@@ -151,16 +149,15 @@ def _readings(session: Session, queue_id: int, item_ids: Sequence[int]) -> Readi
     return out
 
 
-def _paired(readings: list[Annotation]) -> dict[Any, Annotation]:
-    """A reader's readings of one kind keyed for pairing with the other reader's: by the annotation both started
-    from (`meta.derived_from`), or "only" when the reader made one reading without it."""
-    keyed: dict[Any, Annotation] = {}
-    for a in readings:
-        origin = (a.meta or {}).get("derived_from")
-        keyed[origin if origin is not None else "only" if len(readings) == 1 else f"own:{a.id}"] = a
-    if len(keyed) == 1 and "only" not in keyed:  # one reading each pairs even if only one side names its origin
-        keyed["only"] = next(iter(keyed.values()))
-    return keyed
+def _paired(first: list[Annotation], second: list[Annotation]) -> list[tuple[Annotation, Annotation]]:
+    """Two readers' readings of one kind on one item, paired by the annotation both started from
+    (`meta.derived_from`); when none is shared and each made exactly one reading, those two."""
+    a = {(r.meta or {}).get("derived_from"): r for r in first}
+    b = {(r.meta or {}).get("derived_from"): r for r in second}
+    shared = [k for k in a if k is not None and k in b]
+    if shared:
+        return [(a[k], b[k]) for k in sorted(shared)]
+    return [(first[0], second[0])] if len(first) == 1 and len(second) == 1 else []
 
 
 def next_item(session: Session, queue_id: int, reader: Identified) -> dict[str, Any] | None:
