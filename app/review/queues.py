@@ -303,3 +303,8 @@ def undo_last(session: Session, queue_id: int, actor: Identified, address: str |
                             queue_id=queue.id, address=address)
     return {"item_id": last.item_id, "undone": undone, "review": review_out(result.review),
             "review_status": result.after, "dataset_id": result.dataset_id, "before_status": result.before}
+
+
+def item_keys(session: Session, item_ids: Sequence[int]) -> dict[int, str]:
+    """{item id: key} for listing items of a queue (the disputed ones) by name."""
+    return dict(session.execute(select(Item.id, Item.key).where(Item.id.in_(list(item_ids)))).tuples().all())

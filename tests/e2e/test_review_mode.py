@@ -1,0 +1,104 @@
+"""Review mode in a real browser (SQLite): a reviewer works a queue of 5 generated DeepLesion items with the keyboard
+only — accept, reject, comment, uncertain, undo, previous, next — ends on the done panel and signs the queue off;
+the API then holds the verdicts and statuses as pressed. Screenshots go to $MEDVIEW_SHOTS when it is set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from app.api.security import SESSION_COOKIE
+from tests.e2e.conftest import VIEWPORT
+from tests.helpers.auth import api_token, session_cookie
+from tests.helpers.live import live_client
+
+SHOTS = os.environ.get("MEDVIEW_SHOTS")
+
+
+def _shot(page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"))
+
+
+@pytest.fixture
+def reader(browser, settings):
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_cookies([{"name": SESSION_COOKIE, "value": session_cookie(settings, "rita", "reviewer"),
+                          "domain": "127.0.0.1", "path": "/", "httpOnly": True, "sameSite": "Lax"}])
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def _on(page, item_id: int) -> None:
+    """Wait until review mode is ready on item `item_id` and its first pixels are drawn."""
+    page.wait_for_function(
+        "(id) => document.documentElement.dataset.drawnItem === String(id)"
+        " && document.getElementById('review-bar')?.dataset.ready === '1'"
+        " && document.getElementById('review-bar').dataset.itemId === String(id)", arg=item_id, timeout=15000)
+
+
+def test_keyboard_review_of_a_queue(reader, live_server, settings, ingested):
+    rita = {"Authorization": f"Bearer {api_token(settings, 'rita', 'reviewer')}"}
+    with live_client(live_server) as api:
+        r = api.post("/api/review/queues", headers=rita, json={
+            "name": "five lesions", "dataset_id": ingested.dataset_id, "filters": {}, "sort": "id", "limit": 5})
+        assert r.status_code == 201, r.text
+        qid = r.json()["id"]
+        items = [i["id"] for i in api.get(f"/api/datasets/{ingested.dataset_id}/items",
+                                          params={"sort": "id", "limit": 5}).json()["items"]]
+    page = reader
+    page.goto(f"{live_server}/review")
+    assert page.locator("#review-queues tr[data-queue-id]").count() == 1
+    _shot(page, "review-my-queues")
+    page.goto(f"{live_server}/review/queues/{qid}/start")
+    _on(page, items[0])
+    assert page.locator("#review-queue-name").text_content() == "five lesions"
+    assert "?queue=" in page.url  # the viewer keeps the queue in its URL
+
+    page.keyboard.press("Shift+A")  # accept → the next item
+    _on(page, items[1])
+    page.keyboard.press("Shift+R")  # reject
+    _on(page, items[2])
+    page.keyboard.press("Shift+C")  # comment: a box, Enter posts
+    page.keyboard.type("margin unclear")
+    _shot(page, "review-mode-mid-queue")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => document.getElementById('review-status').textContent === 'comment posted'")
+    page.keyboard.press("Shift+U")  # uncertain
+    _on(page, items[3])
+    page.keyboard.press("Shift+A")
+    _on(page, items[4])
+    page.keyboard.press("Shift+Z")  # undo my last verdict (accept on item 3): back there, now uncertain
+    _on(page, items[3])
+    assert page.locator("#review-bar").get_attribute("data-my-verdict") == "uncertain"
+    page.keyboard.press("Shift+R")  # a new verdict on it → my next unread item
+    _on(page, items[4])
+    page.keyboard.press("Shift+P")  # previous: my item 3 with my verdict
+    _on(page, items[3])
+    assert page.locator("#review-bar").get_attribute("data-my-verdict") == "reject"
+    page.keyboard.press("Shift+ArrowRight")  # next
+    _on(page, items[4])
+    page.keyboard.press("Shift+A")  # the last one: the done panel
+    page.wait_for_selector("#review-done")
+    counts = {v: page.locator(f"#review-done dd[data-verdict={v}]").text_content()
+              for v in ("accept", "reject", "uncertain", "corrected")}
+    assert counts == {"accept": "2", "reject": "2", "uncertain": "1", "corrected": "0"}
+    _shot(page, "review-done-panel")
+    page.click("#review-sign-off")  # rita made the queue: she leads it
+    page.wait_for_selector("#review-done .signed")
+
+    with live_client(live_server) as api:
+        state = api.get(f"/api/review/queues/{qid}/reader", headers=rita).json()
+        assert [(m["item_id"], m["verdict"]) for m in state["mine"]] == list(zip(
+            items, ["accept", "reject", "uncertain", "reject", "accept"], strict=True))
+        statuses = [api.get(f"/api/items/{i}").json()["review_status"] for i in items]
+        assert statuses == ["accepted", "rejected", "in_review", "rejected", "accepted"]
+        assert [c["text"] for c in api.get(f"/api/items/{items[2]}/comments").json()] == ["margin unclear"]
+        assert state["queue"]["signed_off_by"] == "rita" and state["next"] is None
