@@ -307,4 +307,5 @@ def undo_last(session: Session, queue_id: int, actor: Identified, address: str |
 
 def item_keys(session: Session, item_ids: Sequence[int]) -> dict[int, str]:
     """{item id: key} for listing items of a queue (the disputed ones) by name."""
-    return dict(session.execute(select(Item.id, Item.key).where(Item.id.in_(list(item_ids)))).tuples().all())
+    return {item_id: key for item_id, key in session.execute(select(Item.id, Item.key)
+                                                             .where(Item.id.in_(list(item_ids))))}

@@ -17,10 +17,10 @@ from tests.helpers.live import live_client
 SHOTS = os.environ.get("MEDVIEW_SHOTS")
 
 
-def _shot(page, name: str) -> None:
+def _shot(page, name: str, full: bool = False) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"))
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=full)
 
 
 @pytest.fixture
@@ -102,3 +102,48 @@ def test_keyboard_review_of_a_queue(reader, live_server, settings, ingested):
         assert statuses == ["accepted", "rejected", "in_review", "rejected", "accepted"]
         assert [c["text"] for c in api.get(f"/api/items/{items[2]}/comments").json()] == ["margin unclear"]
         assert state["queue"]["signed_off_by"] == "rita" and state["next"] is None
+
+
+def _recist(cx: float, cy: float, half_long: float) -> dict:
+    return {"long": [[cx - half_long, cy], [cx + half_long, cy]], "short": [[cx, cy - 4], [cx, cy + 4]]}
+
+
+def test_queue_page_agreement_and_adjudication(page, live_server, settings, ingested):
+    """Two readers read 6 items with RECIST readings: the queue page shows kappa, the Bland–Altman plot (a point per
+    pair, the bias), the disputed items, and "Adjudication queue" makes the 1-reader queue of them."""
+    heads = {name: {"Authorization": f"Bearer {api_token(settings, name, 'reviewer')}"} for name in ("rita", "rob")}
+    half = {"rita": [20, 31, 15, 26, 40, 12], "rob": [19, 30, 18, 25, 37, 12]}
+    verdicts = {"rita": ["accept", "reject", "accept", "accept", "corrected", "accept"],
+                "rob": ["accept", "accept", "accept", "uncertain", "corrected", "accept"]}
+    with live_client(live_server) as api:
+        qid = api.post("/api/review/queues", json={
+            "name": "double read", "dataset_id": ingested.dataset_id, "filters": {}, "sort": "id", "limit": 6,
+            "readers_per_item": 2, "assignees": ["rita", "rob"]}).json()["id"]
+        items = []
+        for n in range(6):
+            item_id = api.get(f"/api/review/queues/{qid}/next", headers=heads["rita"]).json()["item"]["id"]
+            items.append(item_id)
+            item = api.get(f"/api/items/{item_id}").json()
+            origin = next(a["id"] for a in item["annotations"] if a["kind"] == "recist")
+            for name in ("rita", "rob"):
+                made = api.post(f"/api/items/{item_id}/annotations", headers=heads[name], json={
+                    "kind": "recist", "geometry": _recist(150, 150, half[name][n]), "slice": item["slice"],
+                    "meta": {"derived_from": origin}, "queue_id": qid})
+                assert made.status_code == 201, made.text
+                assert api.post(f"/api/items/{item_id}/reviews", headers=heads[name],
+                                json={"verdict": verdicts[name][n], "queue_id": qid}).status_code == 201
+        agreement = api.get(f"/api/review/queues/{qid}").json()["agreement"]
+    page.goto(f"{live_server}/review/queues/{qid}")
+    assert page.locator("svg.bland-altman circle.ba-point").count() == 6
+    assert page.locator("#ba-bias").text_content() == f"{agreement['long_axis']['bias_mm']:+.2f} mm"
+    assert page.locator("#kappa").text_content() == f"{agreement['kappa']:.3f}"
+    assert page.locator("#disputed li").count() == 2
+    _shot(page, "review-queue-agreement", full=True)
+    page.click("#make-adjudication")
+    page.wait_for_selector("h1:has-text('Adjudication: double read')")
+    assert f"/review/queues/{qid}" not in page.url
+    assert page.locator("#sign-off").count() == 0  # nobody has read the adjudication queue yet
+    page.goto(f"{live_server}/review/queues/{qid}")  # the admin leads the complete queue: signs it off
+    page.click("#sign-off")
+    page.wait_for_selector("#signed-off")
+    _shot(page, "review-queue-signed-off", full=True)
