@@ -18,14 +18,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("review_queues", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("signed_off_by", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("signed_off_at", sa.DateTime(), nullable=True))
-        batch_op.add_column(sa.Column("source_queue_id", sa.Integer(), nullable=True))
+    # plain ALTER TABLE (no batch copy): on SQLite a copy drops `review_queues`, and the foreign keys pointing at it
+    # (reviews.queue_id ON DELETE SET NULL) would clear every verdict's queue
+    op.add_column("review_queues", sa.Column("signed_off_by", sa.String(length=64), nullable=True))
+    op.add_column("review_queues", sa.Column("signed_off_at", sa.DateTime(), nullable=True))
+    op.add_column("review_queues", sa.Column("source_queue_id", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("review_queues", schema=None) as batch_op:
-        batch_op.drop_column("source_queue_id")
-        batch_op.drop_column("signed_off_at")
-        batch_op.drop_column("signed_off_by")
+    # ALTER TABLE … DROP COLUMN (SQLite ≥ 3.35), for the same reason
+    for column in ("source_queue_id", "signed_off_at", "signed_off_by"):
+        op.drop_column("review_queues", column)

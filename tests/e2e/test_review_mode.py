@@ -147,3 +147,41 @@ def test_queue_page_agreement_and_adjudication(page, live_server, settings, inge
     page.click("#sign-off")
     page.wait_for_selector("#signed-off")
     _shot(page, "review-queue-signed-off", full=True)
+
+
+def test_review_queue_from_the_grid(page, live_server, settings, ingested):
+    """"Review queue…" on the dataset page: the grid's filters and sort (first 3), then a built-in suggestion."""
+    for name in ("rita", "rob"):
+        api_token(settings, name, "reviewer")
+    ds = ingested.dataset_id
+    page.goto(f"{live_server}/datasets/{ds}?split=train&sort=-age")
+    page.click("#review-queue-open")
+    page.wait_for_selector("#review-queue-sources label.suggestion")  # the kind's suggestions that apply
+    assert page.locator("#review-queue-sources label.suggestion").all_text_contents() == [
+        " Lesions marked Possibly_noisy"]
+    page.fill("#review-queue-limit", "3")
+    page.select_option("#review-queue-readers", "2")
+    page.fill("#review-queue-assignees", "rita, rob")
+    _shot(page, "review-queue-dialog")
+    page.click("#review-queue-create")
+    page.wait_for_selector("#review-queue[data-queue-id]")
+    qid = int(page.locator("#review-queue").get_attribute("data-queue-id"))
+    with live_client(live_server) as api:
+        queue = api.get(f"/api/review/queues/{qid}").json()
+        grid = api.get(f"/api/datasets/{ds}/items", params={"split": "train", "sort": "-age", "limit": 3}).json()
+        assert queue["filters"] == {"split": ["train"]} and queue["sort"] == "-age" and queue["readers_per_item"] == 2
+        assert queue["assignees"] == ["rita", "rob"] and queue["progress"]["items"] == 3
+        firsts = [api.get(f"/api/review/queues/{qid}/next", headers={
+            "Authorization": f"Bearer {api_token(settings, 'rita', 'reviewer')}"}).json()["item"]["id"]]
+        assert firsts == [grid["items"][0]["id"]]
+    page.goto(f"{live_server}/datasets/{ds}")
+    page.click("#review-queue-open")
+    page.wait_for_selector("#review-queue-sources label.suggestion")
+    page.check("#review-queue-sources label.suggestion input")
+    assert page.input_value("#review-queue-name") == "sample: Lesions marked Possibly_noisy"
+    page.click("#review-queue-create")
+    page.wait_for_selector("h1:has-text('Possibly_noisy')")
+    with live_client(live_server) as api:
+        noisy = api.get(f"/api/datasets/{ds}/items", params={"noisy": "1", "limit": 100}).json()["total"]
+        made = api.get("/api/review/queues").json()[0]
+        assert made["filters"] == {"noisy": ["1"]} and made["progress"]["items"] == noisy > 0
