@@ -2,12 +2,16 @@
 // and keyboard-only verdicts: Shift+A accept (`corrected` after an edit was saved here), Shift+R reject, Shift+U
 // uncertain, e edit (the editor's), Shift+C comment, Shift+Z undo my last verdict (an append: docs/review.md),
 // Shift+N / Shift+→ next and Shift+P / Shift+← previous among my items in queue order. A verdict posts with the
-// queue id and goes straight to my next item, which was prefetched when this one opened: its page (rel=prefetch),
-// its JSON and its first raw slice (pinned URLs: the HTTP cache serves them to the next page's viewer).
+// queue id and goes straight to my next item, whose first raw slice was prefetched when this one opened (a pinned
+// URL: the HTTP cache serves it to the next page's viewer, which draws its first pixels from it). The page
+// leaves as the verdict is sent (a keepalive POST); the next page waits until the verdict shows in the reader's
+// state, re-sends it if it never arrived and says so if the server refused it.
 // The keys are taken in the capture phase, before the viewer's own (which lower-case letters: Shift+A is not "a").
 
 import { postJson, reviewUrl } from "../review_common.js";
+import { writeHeaders } from "../urls.js";
 
+const PENDING = "medview:review-pending"; // sessionStorage: a verdict sent as this page left
 const RAW_ACCEPT = "application/octet-stream, image/png, application/json"; // as pixels.js fetchRaw
 const $ = (id) => document.getElementById(id);
 
@@ -41,10 +45,40 @@ class ReviewMode {
 
   pageUrl(id) { return `${reviewUrl("item_page", { item_id: id })}?queue=${this.queueId}`; }
 
-  async refresh() {
+  async fetchState() {
     const r = await fetch(reviewUrl("reader", { queue_id: this.queueId }), { headers: { accept: "application/json" } });
     const data = await r.json().catch(() => ({}));
-    if (!r.ok) { this.say(data.detail || `HTTP ${r.status}`, true); return; }
+    if (!r.ok) throw new Error(data.detail || `HTTP ${r.status}`);
+    return data;
+  }
+
+  /** The reader's state; when the previous page left with a verdict in flight, wait until it shows (re-sending it
+   * when it never arrives, and saying so when the server refused it). */
+  async refresh() {
+    let data;
+    try {
+      data = await this.fetchState();
+      const pending = JSON.parse(sessionStorage.getItem(PENDING) || "null");
+      if (pending && pending.queue === this.queueId) {
+        const landed = (d) => d.mine.some((m) => m.item_id === pending.item && m.verdict === pending.verdict);
+        for (let wait = 20; !landed(data) && wait <= 640; wait *= 2) {
+          await new Promise((done) => setTimeout(done, wait));
+          data = await this.fetchState();
+        }
+        sessionStorage.removeItem(PENDING);
+        if (!landed(data)) {
+          try {
+            await postJson(reviewUrl("reviews", { item_id: pending.item }), { verdict: pending.verdict, queue_id: this.queueId });
+            data = await this.fetchState();
+          } catch (err) {
+            this.say(`your ${pending.verdict} on item ${pending.item} was not recorded: ${err.message}`, true);
+          }
+        }
+      }
+    } catch (err) {
+      this.say(err.message, true);
+      return;
+    }
     this.state = data;
     const q = data.queue;
     const setup = { queueId: this.queueId, readersPerItem: q.readers_per_item };
@@ -101,15 +135,12 @@ class ReviewMode {
     s.classList.toggle("error", error);
   }
 
-  /** Warm the caches for item `id`: its page, its JSON, its first raw slice. */
+  /** Warm the HTTP cache for item `id`: its first raw slice (a pinned URL, so the next page's viewer reads it from
+   * the cache), found through its JSON. The page itself is not prefetched: it is not cacheable (it changes with
+   * every edit), so a browser would fetch it again on navigation. */
   prefetch(id) {
     if (!id || this.prefetched.has(id)) return;
     this.prefetched.add(id);
-    const link = document.createElement("link");
-    link.rel = "prefetch";
-    link.as = "document";
-    link.href = this.pageUrl(id);
-    document.head.append(link);
     fetch(`${reviewUrl("item", { item_id: id })}?queue=${this.queueId}`, { headers: { accept: "application/json" } })
       .then((r) => (r.ok ? r.json() : null))
       .then((item) => {
@@ -119,7 +150,8 @@ class ReviewMode {
         p.set("v", String(item.version));
         return fetch(`${reviewUrl("raw", { item_id: id })}?${p}`, { headers: { accept: RAW_ACCEPT } }).then((r) => r.arrayBuffer());
       })
-      .catch(() => {});
+      .catch(() => {})
+      .finally(() => { this.bar.dataset.prefetched = String(id); }); // tests and the bench wait on it
   }
 
   go(id) {
@@ -132,10 +164,18 @@ class ReviewMode {
     const verdict = kind === "accept" && this.corrected ? "corrected" : kind;
     const target = this.target();
     this.busy = true;
+    const body = { verdict, queue_id: this.queueId };
+    if (target) { // leave at once: the verdict travels (keepalive) while the next page loads; that page checks it
+      sessionStorage.setItem(PENDING, JSON.stringify({ queue: this.queueId, item: this.itemId, verdict }));
+      fetch(reviewUrl("reviews", { item_id: this.itemId }), {
+        method: "POST", keepalive: true, body: JSON.stringify(body),
+        headers: writeHeaders({ "content-type": "application/json" }) }).catch(() => {});
+      this.go(target);
+      return;
+    }
     try {
-      const out = await postJson(reviewUrl("reviews", { item_id: this.itemId }), { verdict, queue_id: this.queueId });
+      const out = await postJson(reviewUrl("reviews", { item_id: this.itemId }), body);
       this.say(`${verdict} recorded · ${out.review_status}`);
-      if (target) { this.go(target); return; }
       await this.refresh();
       if (this.target()) this.go(this.target());
       else this.showDone();
