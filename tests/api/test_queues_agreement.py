@@ -98,6 +98,10 @@ def test_two_readers_agreement_adjudication_sign_off(client, settings, ingested)
                 assert all(a.get("meta", {}).get("queue_id") != qid for a in seen["annotations"])
                 mine = client.get(f"/api/items/{item_id}", params={"queue": qid}, headers=rita).json()
                 assert any(a["id"] == made.json()["id"] for a in mine["annotations"])
+                # the viewer's shapes on the page too: rita's reading is drawn for her, not for rob
+                shapes = {name: client.get(f"/items/{item_id}", params={"queue": qid}, headers=h).text
+                          .count('"type": "recist"') for name, h in (("rita", rita), ("rob", rob))}
+                assert shapes["rita"] == shapes["rob"] + 1, shapes
                 offered = client.get(f"/api/review/queues/{qid}/next", headers=rob).json()
                 assert "derived_from" not in str(offered) and "queue_id\": " not in str(offered)
         first = client.post(f"/api/items/{item_id}/reviews", json={"verdict": verdicts["rita"][n], "queue_id": qid},
@@ -189,3 +193,26 @@ def test_reader_state_and_undo(client, settings, ingested):
     undone = client.post(f"/api/review/queues/{solo}/undo", headers=rita).json()
     assert undone["review"]["verdict"] == "uncertain" and undone["review"]["comment"] == "undo of reject"
     assert undone["review_status"] == "in_review"
+
+
+def test_review_pages_per_role(client, settings, ingested):
+    rita, viewer = _as(settings, "rita", "reviewer"), _as(settings, "vic", "viewer")
+    qid = client.post("/api/review/queues", json={"name": "pages", "dataset_id": ingested.dataset_id,
+                                                  "filters": {}, "sort": "id", "limit": 2}, headers=rita).json()["id"]
+    mine = client.get("/review", headers=rita)
+    assert mine.status_code == 200 and f'/review/queues/{qid}/start"' in mine.text and ">Review</a>" in mine.text
+    theirs = client.get("/review", headers=viewer)
+    assert theirs.status_code == 200 and "/start" not in theirs.text and ">Review</a>" not in theirs.text
+    start = client.get(f"/review/queues/{qid}/start", headers=rita, follow_redirects=False)
+    first = client.get(f"/api/review/queues/{qid}/next", headers=rita).json()["item"]["id"]
+    assert start.status_code == 303 and start.headers["location"] == f"/items/{first}?queue={qid}"
+    nope = client.get(f"/review/queues/{qid}/start", headers=viewer, follow_redirects=False)
+    assert nope.status_code == 303 and nope.headers["location"] == f"/review/queues/{qid}"
+    page = client.get(f"/review/queues/{qid}", headers=viewer)
+    assert page.status_code == 200 and "pages" in page.text and 'id="sign-off"' not in page.text
+    assert client.get("/review/queues/999", headers=rita).status_code == 404
+    assert client.get(f"/items/{first}", params={"queue": 999}, headers=rita).status_code == 404
+    assert client.get(f"/api/items/{first}", params={"queue": 999}, headers=rita).status_code == 404
+    review_mode = client.get(f"/items/{first}", params={"queue": qid}, headers=rita)
+    assert 'id="review-bar"' in review_mode.text and "Shift</kbd>+<kbd>A" in review_mode.text
+    assert 'id="review-bar"' not in client.get(f"/items/{first}", headers=rita).text
