@@ -93,6 +93,9 @@ def test_keyboard_review_of_a_queue(reader, live_server, settings, ingested):
     _shot(page, "review-done-panel")
     page.click("#review-sign-off")  # rita made the queue: she leads it
     page.wait_for_selector("#review-done .signed")
+    page.goto(f"{live_server}/review")
+    assert page.locator("tr[data-queue-id] .start").count() == 0  # nothing left, signed off
+    _shot(page, "review-my-queues-done")
 
     with live_client(live_server) as api:
         state = api.get(f"/api/review/queues/{qid}/reader", headers=rita).json()
