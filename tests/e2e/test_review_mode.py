@@ -1,5 +1,6 @@
 """Review mode in a real browser (SQLite): a reviewer works a queue of 5 generated DeepLesion items with the keyboard
-only — accept, reject, comment, uncertain, undo, previous, next — ends on the done panel and signs the queue off;
+only — accept, reject, comment, uncertain, undo, previous, next, accept after an edit (corrected) — ends on the done
+panel and signs the queue off;
 the API then holds the verdicts and statuses as pressed. Screenshots go to $MEDVIEW_SHOTS when it is set."""
 
 from __future__ import annotations
@@ -85,11 +86,14 @@ def test_keyboard_review_of_a_queue(reader, live_server, settings, ingested):
     assert page.locator("#review-bar").get_attribute("data-my-verdict") == "reject"
     page.keyboard.press("Shift+ArrowRight")  # next
     _on(page, items[4])
+    # an edit saved here (the editor's event) turns the accept key into `corrected`
+    page.evaluate("() => document.dispatchEvent(new CustomEvent('medview:annotation-saved', "
+                  "{detail: {annotation: null, previous: null}}))")
     page.keyboard.press("Shift+A")  # the last one: the done panel
     page.wait_for_selector("#review-done")
     counts = {v: page.locator(f"#review-done dd[data-verdict={v}]").text_content()
               for v in ("accept", "reject", "uncertain", "corrected")}
-    assert counts == {"accept": "2", "reject": "2", "uncertain": "1", "corrected": "0"}
+    assert counts == {"accept": "1", "reject": "2", "uncertain": "1", "corrected": "1"}
     _shot(page, "review-done-panel")
     page.click("#review-sign-off")  # rita made the queue: she leads it
     page.wait_for_selector("#review-done .signed")
@@ -100,9 +104,9 @@ def test_keyboard_review_of_a_queue(reader, live_server, settings, ingested):
     with live_client(live_server) as api:
         state = api.get(f"/api/review/queues/{qid}/reader", headers=rita).json()
         assert [(m["item_id"], m["verdict"]) for m in state["mine"]] == list(zip(
-            items, ["accept", "reject", "uncertain", "reject", "accept"], strict=True))
+            items, ["accept", "reject", "uncertain", "reject", "corrected"], strict=True))
         statuses = [api.get(f"/api/items/{i}").json()["review_status"] for i in items]
-        assert statuses == ["accepted", "rejected", "in_review", "rejected", "accepted"]
+        assert statuses == ["accepted", "rejected", "in_review", "rejected", "corrected"]
         assert [c["text"] for c in api.get(f"/api/items/{items[2]}/comments").json()] == ["margin unclear"]
         assert state["queue"]["signed_off_by"] == "rita" and state["next"] is None
 
