@@ -1,7 +1,8 @@
 """Review mode in a real browser (SQLite): a reviewer works a queue of 5 generated DeepLesion items with the keyboard
 only — accept, reject, comment, uncertain, undo, previous, next, accept after an edit (corrected) — ends on the done
-panel and signs the queue off;
-the API then holds the verdicts and statuses as pressed. Screenshots go to $MEDVIEW_SHOTS when it is set."""
+panel and signs the queue off; the API then holds the verdicts and statuses as pressed. The queue page (agreement,
+Bland–Altman plot, adjudication, sign-off) and the dataset page's "Review queue…" dialog. Screenshots go to
+$MEDVIEW_SHOTS when it is set."""
 
 from __future__ import annotations
 
