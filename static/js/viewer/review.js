@@ -1,12 +1,13 @@
 // Review mode: the item page opened from a queue (`?queue=Q`). A bar with the queue, my progress and everyone's,
 // and keyboard-only verdicts: Shift+A accept (`corrected` after an edit was saved here), Shift+R reject, Shift+U
-// uncertain, e edit (the editor's), Shift+C comment, Shift+Z undo my last verdict (an append: docs/review.md),
-// Shift+N / Shift+→ next and Shift+P / Shift+← previous among my items in queue order. A verdict posts with the
-// queue id and goes straight to my next item, whose first raw slice was prefetched when this one opened (a pinned
-// URL: the HTTP cache serves it to the next page's viewer, which draws its first pixels from it). The page leaves
-// once the verdict is stored (a refused verdict is said here, on its item). Leaving while the verdict travels
-// (a keepalive POST, checked on the next page) measured no faster on the bench, so it waits.
-// The keys are taken in the capture phase, before the viewer's own (which lower-case letters: Shift+A is not "a").
+// uncertain, e edit (the editor's own toggle; without an editor, a note), Shift+C comment, Shift+Z undo my last
+// verdict (an append: docs/review.md), Shift+N / Shift+→ next and Shift+P / Shift+← previous among my items in
+// queue order. A verdict posts with the queue id and goes straight to my next item, whose first raw slice was
+// prefetched when this one opened (a pinned URL: the HTTP cache serves it to the next page's viewer, which draws
+// its first pixels from it). The page leaves once the verdict is stored (a refused verdict is said here, on its
+// item); leaving while the verdict travels (a keepalive POST checked on the next page) measured no faster.
+// The keys are taken in the capture phase, before the viewer's own (which lower-case letters: Shift+A is not "a"),
+// and marked handled, so the editor (edit.js) leaves them alone.
 
 import { postJson, reviewUrl } from "../review_common.js";
 
@@ -182,9 +183,11 @@ class ReviewMode {
     else this.say(delta > 0 ? "no next item" : "this is my first item");
   }
 
+  /** The editor's tool on / off (the bar's button; the `e` key is the editor's own when there is one). */
   edit() {
-    if (this.v.editor?.activate) this.v.editor.activate();
-    else this.say("editing is not available on this page", true);
+    const ed = this.v.editor;
+    if (!ed?.activate) { this.say("editing is not available on this page", true); return; }
+    if (ed.active) ed.deactivate(); else ed.activate();
   }
 
   openComment() {
@@ -279,8 +282,8 @@ class ReviewMode {
       act = { A: () => this.verdict("accept"), R: () => this.verdict("reject"), U: () => this.verdict("uncertain"),
               C: () => this.openComment(), Z: () => this.undo(), N: () => this.step(1), ArrowRight: () => this.step(1),
               P: () => this.step(-1), ArrowLeft: () => this.step(-1) }[k] || null;
-    } else if (e.key === "e") {
-      act = () => this.edit();
+    } else if (e.key === "e" && !this.v.editor) {
+      act = () => this.edit(); // with an editor, `e` is its own toggle (edit.js)
     }
     if (!act) return;
     e.preventDefault();
