@@ -216,3 +216,21 @@ def test_review_pages_per_role(client, settings, ingested):
     review_mode = client.get(f"/items/{first}", params={"queue": qid}, headers=rita)
     assert 'id="review-bar"' in review_mode.text and "Shift</kbd>+<kbd>A" in review_mode.text
     assert 'id="review-bar"' not in client.get(f"/items/{first}", headers=rita).text
+
+
+def test_queue_of_a_selection_keeps_the_grid_order(client, ingested):
+    ds = ingested.dataset_id
+    grid = client.get(f"/api/datasets/{ds}/items", params={"sort": "-id", "limit": 10}).json()
+    ids = [i["id"] for i in grid["items"]]
+    chosen = [ids[5], ids[1], ids[3]]
+    r = client.post("/api/review/queues", json={"name": "picked", "dataset_id": ds, "filters": {}, "sort": "-id",
+                                                "item_ids": chosen})
+    assert r.status_code == 201 and r.json()["progress"]["items"] == 3
+    order = []
+    for _ in range(3):
+        item_id = client.get(f"/api/review/queues/{r.json()['id']}/next").json()["item"]["id"]
+        order.append(item_id)
+        client.post(f"/api/items/{item_id}/reviews", json={"verdict": "accept", "queue_id": r.json()["id"]})
+    assert order == [ids[1], ids[3], ids[5]]  # the grid's order, not the selection's
+    r = client.post("/api/review/queues", json={"name": "none", "dataset_id": ds, "filters": {}, "item_ids": [99999]})
+    assert r.status_code == 400 and "filters" in r.json()["detail"]
