@@ -43,7 +43,7 @@ from app.inference.queue import make_queue
 from app.inference.registry import RuntimeCache
 from app.pixels import PixelStore
 from app.render.service import Renderer
-from app.web import admin_pages, api_docs, auth_pages, item_page, model_pages, pages
+from app.web import admin_pages, api_docs, auth_pages, item_page, model_pages, pages, review_pages
 
 log = logging.getLogger("medview")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     readers = [Depends(require_reader)]
     for router in (api_predictions.router, api_datasets.router, api_items.router, api_models.router,
                    api_jobs.router, api_admin.router, api_review.router, pages.router, item_page.router,
-                   model_pages.router, admin_pages.router, api_docs.router):
+                   model_pages.router, admin_pages.router, api_docs.router, review_pages.router):
         app.include_router(router, dependencies=readers)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_kb * 1024,
                        upload_bytes=settings.max_model_upload_mb * MB, upload_paths=("/api/models",))

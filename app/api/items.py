@@ -1,23 +1,31 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from app.api.deps import PixelsDep, RendererDep, SessionDep, json_response
 from app.api.imaging import image_response
 from app.api.schemas.items import ItemDetail
 from app.api.schemas.responses import errors, media
+from app.api.security import Principal, current_principal
 from app.inference.outputs import item_with_predictions
 from app.render.service import RenderParams
+from app.review import queues
 
 router = APIRouter(prefix="/api/items")
 
 
 @router.get("/{item_id}", response_model=ItemDetail, responses=errors(404, 422))
-def get_item(item_id: int, session: SessionDep) -> Response:
-    return json_response(item_with_predictions(session, item_id))
+def get_item(item_id: int, session: SessionDep, principal: Annotated[Principal | None, Depends(current_principal)],
+             queue: int | None = None) -> Response:
+    """The item; with `queue=Q` as a reader of queue Q sees it (blinded: in a 2-reader queue the other reader's
+    queue readings are left out until both have read the item)."""
+    item = item_with_predictions(session, item_id)
+    if queue is not None:
+        item = queues.blinded(session, item, queue, principal.username if principal else None)
+    return json_response(item)
 
 
 @router.get("/{item_id}/render", response_class=Response, responses={

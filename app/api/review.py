@@ -9,9 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from app.accounts.roles import at_least
 from app.api.deps import CatalogDep, SessionDep, json_response
 from app.api.schemas.responses import errors
 from app.api.schemas.review import (
+    AdjudicationIn,
     AnnotationEdit,
     AnnotationIn,
     AnnotationVersion,
@@ -20,15 +22,21 @@ from app.api.schemas.review import (
     NextItem,
     QueueDetail,
     QueueIn,
+    QueueSuggestionOut,
     QueueSummary,
+    ReaderState,
     ReviewCreated,
     ReviewIn,
+    UndoOut,
 )
 from app.api.security import Principal, RequireRole, client_address, current_principal
-from app.catalog import queries
+from app.catalog import queries, sorting
 from app.datasets.base import REVIEW_FACET
+from app.datasets.registry import get_adapter
+from app.db.models import Dataset
+from app.errors import Forbidden
 from app.review import annotations as versions
-from app.review import comments, queues, verdicts
+from app.review import comments, queues, suggestions, verdicts
 
 router = APIRouter(prefix="/api", tags=["review"])
 Annotator = Annotated[Principal, Depends(RequireRole("annotator"))]
@@ -41,9 +49,14 @@ Someone = Annotated[Principal | None, Depends(current_principal)]
 def create_annotation(item_id: int, body: AnnotationIn, request: Request, session: SessionDep,
                       annotator: Annotator) -> Response:
     """A new annotation, version 1, `source` `user:<name>`; 400 naming the field when its geometry or label does
-    not fit the item (the dataset kind's rules)."""
+    not fit the item (the dataset kind's rules). With `queue_id` it is the reader's queue reading (reviewer role;
+    hidden from the item's other reader in a 2-reader queue until both have read it)."""
+    if body.queue_id is not None:
+        if not at_least(annotator.role, "reviewer"):
+            raise Forbidden(f"a queue reading needs the reviewer role; {annotator.username} is {annotator.role}")
+        queues.check_reading(session, body.queue_id, item_id, annotator)
     data = versions.AnnotationInput(body.kind, body.label, body.geometry, body.meta, body.slice)
-    row = versions.create(session, item_id, data, annotator, client_address(request))
+    row = versions.create(session, item_id, data, annotator, client_address(request), queue_id=body.queue_id)
     return json_response(versions.annotation_out(row), 201)
 
 
@@ -112,7 +125,20 @@ def create_queue(body: QueueIn, request: Request, session: SessionDep, catalog: 
     """A queue of the dataset's items matching `filters`, in the grid's `sort` order, fixed now."""
     filters = _filters(body.filters)
     dataset = queries.get_dataset(session, body.dataset_id)
-    ids = queries.all_ids(session, catalog, dataset.id, filters, sort=body.sort, cap=queues.MAX_ITEMS)
+    if body.limit is not None and body.item_ids is None:  # the first `limit` in the grid's order
+        ids: list[int] = []
+        cursor: str | None = None
+        while len(ids) < body.limit:
+            page, cursor = queries.page_ids(session, catalog, dataset.id, filters, sort=body.sort, cursor=cursor,
+                                            limit=min(queries.MAX_LIMIT, body.limit - len(ids)))
+            ids += page
+            if cursor is None:
+                break
+    else:
+        ids = queries.all_ids(session, catalog, dataset.id, filters, sort=body.sort, cap=queues.MAX_ITEMS)
+        if body.item_ids is not None:  # the grid's selection, kept in the grid's order
+            chosen = set(body.item_ids)
+            ids = [i for i in ids if i in chosen][:body.limit]
     queue = queues.create_queue(session, name=body.name, dataset=dataset, filters=filters, sort=body.sort,
                                 readers_per_item=body.readers_per_item, assignees=body.assignees, item_ids=ids,
                                 actor=reviewer, address=client_address(request))
@@ -127,8 +153,15 @@ def list_queues(session: SessionDep, principal: Someone) -> Response:
 
 @router.get("/review/queues/{queue_id}", response_model=QueueDetail, responses=errors(404, 422))
 def get_queue(queue_id: int, session: SessionDep, principal: Someone) -> Response:
-    """Progress per reader and `agreement`: Cohen's kappa over the items both readers have read."""
-    return json_response(queues.detail(session, queue_id, principal.username if principal else None))
+    """Progress per reader and `agreement` over the items both readers have read: Cohen's kappa on the verdicts,
+    the long-axis difference of their RECIST readings (Bland–Altman), Dice of their masks (`mask_dice`)."""
+    return json_response(queues.detail(session, queue_id, principal.username if principal else None,
+                                       load_mask=MASK_LOADER))
+
+
+# The masks helper's loader (app.review.masks: a mask annotation → its label array) is wired in here by the
+# integrator; until then `agreement.mask_dice` is null.
+MASK_LOADER: queues.MaskLoader | None = None
 
 
 @router.get("/review/queues/{queue_id}/next", response_model=NextItem,
@@ -138,3 +171,56 @@ def next_item(queue_id: int, session: SessionDep, reviewer: Reviewer) -> Respons
     """The signed-in reader's next item (204 when done). Blinded: never another reader's verdict."""
     found = queues.next_item(session, queue_id, reviewer)
     return Response(status_code=204) if found is None else json_response(found)
+
+
+@router.get("/review/queues/{queue_id}/reader", response_model=ReaderState, responses=errors(401, 403, 404, 422))
+def reader_state(queue_id: int, session: SessionDep, reviewer: Reviewer) -> Response:
+    """Review mode's state for the signed-in reader: the queue, my reads in order with my verdicts (blinded: never
+    another reader's), my counts, my next item, and whether I may sign the queue off."""
+    return json_response(queues.reader_state(session, queue_id, reviewer, at_least(reviewer.role, "admin")))
+
+
+@router.post("/review/queues/{queue_id}/undo", response_model=UndoOut, responses=errors(400, 401, 403, 404, 409, 422))
+def undo_verdict(queue_id: int, request: Request, session: SessionDep, catalog: CatalogDep,
+                 reviewer: Reviewer) -> Response:
+    """Undo my newest verdict in the queue. Append-only: records my verdict before it on that item again, else
+    `uncertain` (commented "undo of …")."""
+    out = queues.undo_last(session, queue_id, reviewer, client_address(request))
+    if out.pop("before_status") != out["review_status"]:
+        index = catalog.indexes.cached(out["dataset_id"])
+        if index is not None:
+            index.set_value(out["item_id"], REVIEW_FACET, out["review_status"])
+    out.pop("dataset_id")
+    return json_response(out)
+
+
+@router.post("/review/queues/{queue_id}/sign-off", response_model=QueueSummary,
+             responses=errors(401, 403, 404, 409, 422))
+def sign_off(queue_id: int, request: Request, session: SessionDep, reviewer: Reviewer) -> Response:
+    """The lead (an admin or the queue's creator) signs a complete queue off: 409 while items still need a
+    reader or when already signed; afterwards the queue takes no verdicts (409)."""
+    queue = queues.sign_off(session, queue_id, reviewer, at_least(reviewer.role, "admin"), client_address(request))
+    return json_response(queues.summary(session, queue, reviewer.username))
+
+
+@router.post("/review/queues/{queue_id}/adjudication", status_code=201, response_model=QueueSummary,
+             responses=errors(400, 401, 403, 404, 422))
+def adjudication(queue_id: int, body: AdjudicationIn, request: Request, session: SessionDep,
+                 reviewer: Reviewer) -> Response:
+    """A new 1-reader queue of this queue's disputed items (400 when there is none)."""
+    queue = queues.adjudication_queue(session, queue_id, reviewer, name=body.name, assignees=body.assignees,
+                                      address=client_address(request))
+    return json_response(queues.summary(session, queue, reviewer.username), 201)
+
+
+@router.get("/review/suggestions", response_model=list[QueueSuggestionOut], responses=errors(404, 422))
+def queue_suggestions(dataset_id: int, session: SessionDep) -> Response:
+    """The built-in queues that apply to the dataset (its kind's suggestions whose facet values it has, those
+    ordered by a model metric once per model with that metric here)."""
+    return json_response(suggestions_for(session, queries.get_dataset(session, dataset_id)))
+
+
+def suggestions_for(session: SessionDep, dataset: Dataset) -> list[dict[str, object]]:
+    adapter = get_adapter(dataset.kind)
+    return suggestions.applicable(adapter.queue_suggestions, dataset.facet_counts or {},
+                                  sorting.metric_sorts(session, dataset.id))

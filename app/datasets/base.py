@@ -32,6 +32,7 @@ from app.datasets.declarations import (  # noqa: F401 - re-exported: adapters de
     ChartKind,
     ChartSpec,
     NumericSort,
+    QueueSuggestion,
     ViewerSpec,
     Wording,
 )
@@ -285,6 +286,7 @@ class DatasetAdapter(ABC):
     volume_only: ClassVar[bool] = False  # every item is a volume (2-D models cannot run)
     # -- review --
     editable_annotations: ClassVar[tuple[str, ...]] = ()  # annotation kinds users may create and edit here
+    queue_suggestions: ClassVar[tuple[QueueSuggestion, ...]] = ()  # ready-made review queues (dataset page)
     # -- pixels --
     cache_images: ClassVar[bool] = True  # False: views are cut from whole cached volumes (cheaper than keeping them)
 

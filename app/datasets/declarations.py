@@ -86,3 +86,40 @@ class Wording:
     patient: str = "patient"
     study: str = "study"
     series: str = "series"
+
+
+@dataclass(frozen=True)
+class QueueSuggestion:
+    """A review queue the dataset page offers ready-made for this kind (REVIEW.md's built-in suggestions).
+
+    `filters` are grid filters (facet → values): the suggestion applies only when the dataset counts each of these
+    facet values. `needs_model`, when set, is a per-item metric name: the suggestion applies once per model that
+    has that metric on the dataset, with `{model}` in `sort` replaced by the model's id (e.g. `metric:{model}:dice`,
+    lowest Dice first). `limit` keeps the first items of that order (a queue of the worst, not of everything)."""
+
+    name: str
+    filters: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    sort: str | None = None
+    needs_model: str | None = None
+    limit: int | None = None
+    readers_per_item: int = 1
+
+    def __post_init__(self) -> None:
+        if self.needs_model is not None and (self.sort is None or "{model}" not in self.sort):
+            raise ValueError("a suggestion that needs a model sorts by its metric: put {model} in sort")
+
+
+# The built-in suggestions (REVIEW.md) the adapters pick from.
+MODEL_DISAGREES = QueueSuggestion("Model disagrees with the label, most confident first",
+                                  sort="-metric:{model}:nll", needs_model="nll", limit=200)
+DETECTOR_MISSES = QueueSuggestion("Detector misses first (lowest sensitivity)", sort="metric:{model}:sensitivity",
+                                  needs_model="sensitivity", limit=200)
+LOWEST_DICE = QueueSuggestion("Lowest Dice first", sort="metric:{model}:dice", needs_model="dice", limit=200)
+LOWEST_DICE_3D = QueueSuggestion("Lowest Dice first", sort="metric:{model}:dice_mean", needs_model="dice_mean",
+                                 limit=200)
+# A scan's identification rate is below 1 when a predicted centroid lies more than 20 mm from the ground truth's
+# (or is missing): lowest first puts those scans at the head of the queue.
+CENTROIDS_OFF = QueueSuggestion("Vertebra centroids > 20 mm off (lowest identification rate first)",
+                                sort="metric:{model}:identification_rate", needs_model="identification_rate",
+                                limit=200)
+POSSIBLY_NOISY = QueueSuggestion("Lesions marked Possibly_noisy", filters=(("noisy", ("1",)),))

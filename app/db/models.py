@@ -210,6 +210,9 @@ class ReviewQueue(Base):
     assignees: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    signed_off_by: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the lead, once complete
+    signed_off_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    source_queue_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # adjudication: the disputed queue
 
 
 class QueueItem(Base):

@@ -101,9 +101,15 @@ def _bump_item(session: Session, item_id: int) -> None:
 
 
 def create(session: Session, item_id: int, data: AnnotationInput, actor: Identified,
-           address: str | None = None) -> Annotation:
+           address: str | None = None, queue_id: int | None = None) -> Annotation:
+    """Version 1 of a new annotation. With `queue_id` it is that reader's queue reading (docs/review.md, blinded
+    double reading): the caller has checked the reader may read the item in the queue
+    (app.review.queues.check_reading); it is stored as meta["queue_id"] beside the client's meta["derived_from"]."""
     item = get_or_404(session, Item, item_id, "item")
     meta = _checked(session, item, data)
+    meta.pop("queue_id", None)  # only the checked top-level queue_id makes a queue reading
+    if queue_id is not None:
+        meta["queue_id"] = queue_id
     row = Annotation(item_id=item.id, dataset_id=item.dataset_id, kind=data.kind, label=data.label,
                      geometry=data.geometry, meta=meta, slice_index=data.slice, source=f"user:{actor.username}",
                      version=1, created_by=actor.username, created_at=utcnow())
@@ -137,6 +143,15 @@ def _claim(session: Session, annotation_id: int, version: int, **values: Any) ->
     return cast(CursorResult[Any], result).rowcount == 1
 
 
+def _merged_meta(old: Mapping[str, Any] | None, sent: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An edit's meta: the sent keys over the old ones, never dropping one; `queue_id` stays what it was."""
+    out = {**(old or {}), **(sent or {})}
+    out.pop("queue_id", None)
+    if old and "queue_id" in old:
+        out["queue_id"] = old["queue_id"]
+    return out
+
+
 def edit(session: Session, annotation_id: int, version: int, changes: Mapping[str, Any], actor: Identified,
          address: str | None = None) -> Annotation:
     """A new version with `changes` (label, geometry, meta, slice) applied to version `version`; the old one is
@@ -147,7 +162,8 @@ def edit(session: Session, annotation_id: int, version: int, changes: Mapping[st
     item = get_or_404(session, Item, old.item_id, "item")
     data = AnnotationInput(kind=old.kind, label=changes.get("label", old.label),
                            geometry=changes.get("geometry", old.geometry) or {},
-                           meta=changes.get("meta", old.meta) or {}, slice=changes.get("slice", old.slice_index))
+                           meta=_merged_meta(old.meta, changes.get("meta")),
+                           slice=changes.get("slice", old.slice_index))
     meta = _checked(session, item, data)
     before = _audit_view(old)
     session.commit()  # end the read: the write transaction below starts at its first statement

@@ -19,7 +19,7 @@ from app.audit import Identified
 from app.db.base import utcnow
 from app.db.lookup import get_or_404
 from app.db.models import Annotation, Item, QueueItem, Review, ReviewQueue
-from app.errors import Forbidden, InvalidInput
+from app.errors import Conflict, Forbidden, InvalidInput
 
 VERDICTS = ("accept", "reject", "uncertain", "corrected")
 STATUSES = ("unreviewed", "in_review", "accepted", "rejected", "corrected", "disputed")
@@ -61,6 +61,13 @@ def status_after(session: Session, review: Review, queue: ReviewQueue | None) ->
     return STATUS_OF_VERDICT[verdicts.pop()] if len(verdicts) == 1 else "disputed"
 
 
+def refuse_if_signed_off(queue: ReviewQueue) -> None:
+    """409 once the queue's lead signed it off: its verdicts and readings are final."""
+    if queue.signed_off_at is not None:
+        raise Conflict(f"review queue {queue.id} was signed off by {queue.signed_off_by} at "
+                       f"{queue.signed_off_at.isoformat()}: it takes no more verdicts or readings")
+
+
 def add_review(session: Session, item_id: int, verdict: str, actor: Identified, *, annotation_id: int | None = None,
                comment: str | None = None, queue_id: int | None = None, address: str | None = None) -> Verdict:
     item = get_or_404(session, Item, item_id, "item")
@@ -71,6 +78,7 @@ def add_review(session: Session, item_id: int, verdict: str, actor: Identified, 
     queue = None
     if queue_id is not None:
         queue = get_or_404(session, ReviewQueue, queue_id, "review queue")
+        refuse_if_signed_off(queue)
         if session.scalar(select(QueueItem.position).where(QueueItem.queue_id == queue.id,
                                                            QueueItem.item_id == item.id)) is None:
             raise InvalidInput(f"queue_id: item {item_id} is not in review queue {queue_id}")

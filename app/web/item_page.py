@@ -24,6 +24,8 @@ from app.imaging.presets import PRESETS, WindowError, choose_window, own_window
 from app.inference.outputs import item_with_predictions
 from app.inference.registry import applicable_models
 from app.render.service import MASK_MODES, RenderParams
+from app.review import queues
+from app.web.review_pages import review_urls
 
 router = APIRouter(include_in_schema=False)
 
@@ -43,12 +45,18 @@ def _render(request: Request, template: str, context: dict[str, Any]) -> Respons
 def item_page(item_id: int, request: Request, session: SessionDep, preset: str | None = None,
               window: str | None = None, slice: int | None = None, overlays: str = "gt",
               plane: str | None = None, mask_mode: str = DEFAULT_MASK_MODE,
-              opacity: str | None = None) -> Response:
+              opacity: str | None = None, queue: int | None = None) -> Response:
     item = item_with_predictions(session, item_id)
+    principal = getattr(request.state, "principal", None)
+    review = None
+    if queue is not None:  # review mode (static/js/viewer/review.js): blinded as the reader of that queue
+        item = queues.blinded(session, item, queue, principal.username if principal else None)
+        review = {"queue_id": queue, "item_id": item_id}
     dataset = queries.dataset_summary(queries.get_dataset(session, item["dataset_id"]))
     adapter = get_adapter(dataset["kind"])
     viewer = viewer_state(item, preset, window, slice, overlays, plane, mask_mode, opacity)
     viewer.update(client_view(item, adapter, viewer, request.query_params))
+    viewer["queue"] = queue
 
     run_models = applicable_models(session, dataset["kind"], task=None)  # "Run model" for any task
     viewer["classes"] = {str(m["id"]): m["classes"] for m in run_models}
@@ -56,7 +64,8 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
                                 getattr(request.state, "principal", None), request)
     return _render(request, "item.html", {"item": item, "dataset": dataset, "viewer": viewer,
                                           "image_url": render_url(viewer), "run_models": run_models,
-                                          "wording": adapter.wording})
+                                          "wording": adapter.wording, "review": review,
+                                          "review_urls": review_urls(request) if review else None})
 
 
 

@@ -96,6 +96,10 @@ WRITES = [  # (method, path, body, least role)
     ("POST", "/api/items/999/reviews", {"verdict": "accept"}, "reviewer"),
     ("POST", "/api/review/queues", {"name": "q", "dataset_id": 999, "filters": {}}, "reviewer"),
     ("GET", "/api/review/queues/999/next", None, "reviewer"),
+    ("GET", "/api/review/queues/999/reader", None, "reviewer"),
+    ("POST", "/api/review/queues/999/undo", None, "reviewer"),
+    ("POST", "/api/review/queues/999/sign-off", None, "reviewer"),
+    ("POST", "/api/review/queues/999/adjudication", {}, "reviewer"),
 ]
 ROLES = ["viewer", "annotator", "reviewer", "admin"]
 

@@ -297,6 +297,22 @@ def test_every_json_endpoint_matches_its_documented_schema(demo: tuple[TestClien
     assert get("/api/review/queues")[0]["progress"]["per_reader"] == [{"reader": "tester", "read": 1}]
     assert get(f"/api/review/queues/{queue['id']}")["agreement"]["n"] == 0
     get("/api/review/queues/9999", 404)
+    # review mode: reader state, undo, adjudication, sign-off, suggestions, a queue reading
+    queue_id = queue["id"]
+    get(f"/api/review/queues/{queue_id}/reader")
+    check(doc, seen, client.post(f"/api/items/{lesion['id']}/annotations", json={
+        "kind": "recist", "label": dataset_annotation["label"], "geometry": recist, "queue_id": 9999}), 404)
+    check(doc, seen, client.post(f"/api/review/queues/{queue_id}/undo"), 200)
+    check(doc, seen, client.post(f"/api/review/queues/{queue_id}/adjudication", json={}), 400)
+    check(doc, seen, client.post(f"/api/review/queues/{queue_id}/sign-off"), 409)
+    solo = check(doc, seen, client.post("/api/review/queues", json={
+        "name": "solo", "dataset_id": deeplesion, "filters": {}, "limit": 1}), 201)
+    only = get(f"/api/review/queues/{solo['id']}/next")["item"]["id"]
+    client.post(f"/api/items/{only}/reviews", json={"verdict": "accept", "queue_id": solo["id"]})
+    check(doc, seen, client.post(f"/api/review/queues/{solo['id']}/sign-off"), 200)
+    check(doc, seen, client.post(f"/api/review/queues/{solo['id']}/adjudication", json={}), 400)
+    get("/api/review/suggestions", dataset_id=deeplesion)
+    get("/api/review/suggestions", 404, dataset_id=9999)
 
     json_operations = {(m, p) for p, ops in doc["paths"].items() for m, op in ops.items()
                        if "application/json" in op["responses"].get("200", op["responses"].get("201", op[

@@ -18,6 +18,8 @@ class AnnotationIn(BaseModel):
     slice: int | None = Field(None, ge=0, description="The slice of a volume the annotation lies on.")
     plane: Literal["axial", "coronal", "sagittal"] | None = Field(None, description="Accepted; geometry is in the "
                                                                                       "item's canonical voxels.")
+    queue_id: int | None = Field(None, description="A queue reading (blinded double reading): stored as "
+                                                   "meta.queue_id; the reader must be able to read the item there.")
 
 
 class AnnotationEdit(BaseModel):
@@ -94,6 +96,10 @@ class QueueIn(BaseModel):
     readers_per_item: Literal[1, 2] = 1
     assignees: list[str] = Field(default_factory=list, max_length=100,
                                  description="Readers (reviewer role) who work it; empty: any reviewer.")
+    limit: int | None = Field(None, ge=1, le=10_000, description="Only the first `limit` items in `sort` order "
+                                                                 "(e.g. the 100 lowest Dice).")
+    item_ids: list[int] | None = Field(None, max_length=10_000, description="A selection of the grid: only these "
+                                                                            "of the matching items, in sort order.")
 
 
 class ReaderProgress(BaseModel):
@@ -120,7 +126,37 @@ class QueueSummary(BaseModel):
     assignees: list[str]
     created_by: str
     created_at: str
+    source_queue_id: int | None = Field(description="An adjudication queue: the queue whose disputes it holds.")
+    signed_off_by: str | None
+    signed_off_at: str | None
     progress: QueueProgress
+
+
+class LongAxisPair(BaseModel):
+    item_id: int
+    first_mm: float
+    second_mm: float
+    mean_mm: float
+    diff_mm: float = Field(description="first − second reader")
+
+
+class LongAxisAgreement(BaseModel):
+    n: int = Field(description="Paired RECIST queue readings (both readers measured the lesion).")
+    bias_mm: float | None = Field(description="Mean difference (first − second reader).")
+    sd_mm: float | None = Field(description="Sample SD of the differences (null below two pairs).")
+    limits_mm: list[float] | None = Field(description="Bland–Altman limits of agreement: bias ± 1.96 SD.")
+    pairs: list[LongAxisPair]
+
+
+class MaskDicePair(BaseModel):
+    item_id: int
+    dice: float
+
+
+class MaskDice(BaseModel):
+    n: int
+    mean: float | None
+    pairs: list[MaskDicePair]
 
 
 class Agreement(BaseModel):
@@ -130,7 +166,10 @@ class Agreement(BaseModel):
     expected: float | None
     categories: list[str]
     agree: int
-    disputed_items: list[int]
+    disputed_items: list[int] = Field(description="Items the two readers gave different verdicts, in queue order.")
+    long_axis: LongAxisAgreement
+    mask_dice: MaskDice | None = Field(description="Dice between the readers' mask readings (null when the mask "
+                                                   "loader is not wired in).")
 
 
 class QueueDetail(QueueSummary):
@@ -150,3 +189,38 @@ class NextItem(BaseModel):
     left_for_me: int
     item: QueueItemRef
     next_item_id: int | None = Field(description="The item after this one for me (to prefetch).")
+
+
+class AdjudicationIn(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    assignees: list[str] = Field(default_factory=list, max_length=100)
+
+
+class MyRead(BaseModel):
+    position: int
+    item_id: int
+    verdict: Verdict
+
+
+class ReaderState(BaseModel):
+    queue: QueueSummary
+    mine: list[MyRead] = Field(description="My reads in queue order, my latest verdict on each (never another's).")
+    counts: dict[str, int] = Field(description="My verdicts by kind.")
+    next: NextItem | None = Field(description="My next item; null when nothing is left for me.")
+    can_sign_off: bool = Field(description="I lead this queue, it is complete and not yet signed off.")
+
+
+class UndoOut(BaseModel):
+    item_id: int
+    undone: ReviewOut
+    review: ReviewOut = Field(description="The verdict recorded by the undo (the earlier one again, or uncertain).")
+    review_status: str
+
+
+class QueueSuggestionOut(BaseModel):
+    name: str
+    filters: dict[str, list[str]]
+    sort: str | None
+    limit: int | None
+    readers_per_item: int
+    model: str | None = Field(description="The model whose metric orders it, if any.")

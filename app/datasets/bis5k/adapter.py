@@ -49,6 +49,7 @@ from app.datasets.bis5k.files import (
     read_rgb,
     split_folders,
 )
+from app.datasets.declarations import LOWEST_DICE
 from app.datasets.roots import DatasetFiles
 from app.datasets.volumes import VolumeCache
 from app.imaging.overlay import MASK_DEFAULT, Label
@@ -127,6 +128,7 @@ class Bis5kAdapter(DatasetAdapter):
     kind = "bis5k"
     facet_fields = ("split", "mask_area", "has_mask")
     editable_annotations = ("mask",)
+    queue_suggestions = (LOWEST_DICE,)
     filter_fields = ()
     numeric_sorts = {"mask_area": NumericSort(meta="mask_area")}  # foreground share of the image, 0–1
     charts = (ChartSpec("histogram", "Mask area (share of the image)", value="mask_area", group="split",

@@ -29,6 +29,7 @@ from app.datasets.base import (
     View,
     no_progress,
 )
+from app.datasets.declarations import DETECTOR_MISSES, POSSIBLY_NOISY
 from app.datasets.deeplesion import pixels
 from app.datasets.deeplesion.table import COLUMNS, LESION_TYPES, SPLITS, LesionRow, read_dl_info
 from app.datasets.roots import DatasetFiles
@@ -67,6 +68,7 @@ class DeepLesionAdapter(DatasetAdapter):
     kind = "deeplesion"
     facet_fields = ("split", "lesion_type", "sex", "age", "noisy")
     editable_annotations = ("recist", "bbox", "line")
+    queue_suggestions = (POSSIBLY_NOISY, DETECTOR_MISSES)
     filter_fields = ("patient", "study")
     facet_labels = {
         "lesion_type": {str(k): v for k, v in LESION_TYPES.items()},

@@ -42,6 +42,7 @@ from app.datasets.base import (
     Wording,
     no_progress,
 )
+from app.datasets.declarations import MODEL_DISAGREES
 from app.datasets.pcam import files, pixels
 from app.datasets.pcam import files as pcam_files
 from app.datasets.pcam.meta import read_meta
@@ -61,6 +62,7 @@ MAX_BARS = 40  # per-slide label bars: the largest slides
 class PCamAdapter(DatasetAdapter):
     kind = "pcam"
     facet_fields = ("split", "label", "slide")
+    queue_suggestions = (MODEL_DISAGREES,)
     link_facets = {"slide": "series"}
     filter_fields = ()
     facet_labels = {"label": dict(LABEL_NAMES)}

@@ -38,6 +38,7 @@ from app.datasets.base import (
     Wording,
     no_progress,
 )
+from app.datasets.declarations import CENTROIDS_OFF, LOWEST_DICE_3D
 from app.datasets.roots import DatasetFiles
 from app.datasets.verse import labels as vl
 from app.datasets.verse.index import CaseIndexer
@@ -58,6 +59,7 @@ class VerseAdapter(DatasetAdapter):
     kind = "verse"
     facet_fields = ("split", "region", "vertebra", "vertebra_count", "ground_truth")
     editable_annotations = ("centroid",)
+    queue_suggestions = (LOWEST_DICE_3D, CENTROIDS_OFF)
     cache_images = False  # whole volumes are cached (app.datasets.volumes)
     facet_order = {"vertebra": [vl.NAMES[label] for label in vl.SPINE_ORDER]}  # anatomical, not alphabetical
     charts = (ChartSpec("crosstab", "Vertebrae with ground truth, per split", rows="vertebra", cols="split",

@@ -16,6 +16,7 @@ export function setMaskParams(p, s) {
 /** The query string of a view state. */
 export function viewQuery(s) {
   const p = new URLSearchParams();
+  if (s.queue !== null && s.queue !== undefined) p.set("queue", String(s.queue)); // review mode (review.js)
   if (s.preset === null) p.set("window", `${num(s.window[0])},${num(s.window[1])}`);
   else if (s.preset !== "default") p.set("preset", s.preset);
   if (isVolume(s)) p.set("plane", s.plane);
