@@ -206,7 +206,8 @@ def test_image_folder_label_select_and_no_edit_tool_for_a_viewer(browser, live_s
     with live_client(live_server) as api:
         queue = api.post("/api/review/queues", json={"name": "double", "dataset_id": ingested.dataset_id,
                                                      "readers_per_item": 2}).json()
-    with signed_in_page(browser, settings, "anna", "annotator") as page:
+    # queue readings are a reader's (reviewer role): the box and the reading are made by a reviewer here
+    with signed_in_page(browser, settings, "rhea", "reviewer") as page:
         page.goto(f"{live_server}/items/{lesion['id']}")
         page.wait_for_function(READY)
         page.keyboard.press("e")
@@ -221,9 +222,9 @@ def test_image_folder_label_select_and_no_edit_tool_for_a_viewer(browser, live_s
         current = api.get(f"/api/items/{lesion['id']}").json()["annotations"]
     boxes = [a for a in current if a["kind"] == "bbox"]
     assert len(boxes) == 1 and boxes[0]["geometry"]["bbox"] == pytest.approx([40, 40, 90, 70], abs=1.0)
-    assert boxes[0]["slice_index"] == lesion["slice"] and boxes[0]["source"] == "user:anna"
+    assert boxes[0]["slice_index"] == lesion["slice"] and boxes[0]["source"] == "user:rhea"
     assert recist["id"] in {a["id"] for a in current}  # the shared annotation is not edited over
-    reading = next(a for a in current if a["kind"] == "recist" and a["source"] == "user:anna")
+    reading = next(a for a in current if a["kind"] == "recist" and a["source"] == "user:rhea")
     assert reading["meta"]["derived_from"] == recist["id"] and reading["meta"]["queue_id"] == queue["id"]
     assert math.dist(reading["geometry"]["long"][1], [end[0] + 5, end[1] + 5]) <= 1.0
 
