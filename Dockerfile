@@ -15,8 +15,9 @@ RUN python -m venv /opt/venv \
  && cat "$(/opt/venv/bin/python -c 'import pip._vendor.certifi as c; print(c.where())')" > /tmp/pip-ca.pem \
  && for crt in /tmp/host-ca/*.crt; do if [ -f "$crt" ]; then cat "$crt" >> /tmp/pip-ca.pem; fi; done
 ENV PIP_CERT=/tmp/pip-ca.pem
-COPY pyproject.toml README.md ./
-RUN mkdir app && echo '__version__ = "0"' > app/__init__.py \
+# Only pyproject.toml: an edit of the README or the code must not reinstall the dependencies.
+COPY pyproject.toml ./
+RUN mkdir app && echo '__version__ = "0"' > app/__init__.py && : > README.md \
  && /opt/venv/bin/pip install . && /opt/venv/bin/pip uninstall -y medview \
  && if [ "$ONNXRUNTIME" != onnxruntime ]; then \
       /opt/venv/bin/pip uninstall -y onnxruntime && /opt/venv/bin/pip install "$ONNXRUNTIME"; fi

@@ -11,6 +11,7 @@ made once per machine.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -98,6 +99,7 @@ class Engine:
 
     @classmethod
     def get(cls) -> Engine:
+        """Our engine for this run; EngineUnavailable says why there is none. Hold `lock()` around its use."""
         for tool, package in (("docker", "docker.io"), ("dockerd", "docker.io")):
             if not shutil.which(tool):
                 raise EngineUnavailable(f"`{tool}` not installed (apt-get install {package} docker-compose "
@@ -164,6 +166,19 @@ def _mounts_under(prefix: str) -> list[str]:
     with open("/proc/mounts") as mounts:
         points = [line.split()[1] for line in mounts]
     return [p for p in points if p == prefix or p.startswith(prefix + "/")]
+
+
+def lock() -> int:
+    """An exclusive hold on the engine and the compose project for this process (another test run on this
+    machine using them at the same time → EngineUnavailable). Released by os.close() of the returned fd."""
+    ROOT.mkdir(parents=True, exist_ok=True)
+    fd = os.open(ROOT / "lock", os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise EngineUnavailable(f"another test run is using the compose test's engine ({ROOT / 'lock'})") from None
+    return fd
 
 
 def _pid_from_file() -> int | None:

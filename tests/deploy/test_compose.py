@@ -15,6 +15,7 @@ container exiting cleanly (workers honour SIGTERM). Timings are printed.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import socket
 import stat
@@ -26,7 +27,7 @@ import httpx
 import pytest
 
 from app.datasets.pcam.synth import generate_pcam
-from tests.deploy.engine import TIMINGS, Engine, EngineUnavailable, compose_command, run
+from tests.deploy.engine import TIMINGS, Engine, EngineUnavailable, compose_command, lock, run
 from tests.helpers import pcam
 from tests.helpers.wait import wait_until
 
@@ -55,16 +56,21 @@ class Timer:
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
+    held: int | None = None
     try:
+        held = lock()
         with Timer("engine start"):
             found = Engine.get()
     except EngineUnavailable as exc:
+        if held is not None:
+            os.close(held)
         pytest.skip(f"no Docker engine: {exc}")
     try:
         yield found
     finally:
         with Timer("engine stop"):
             restored = found.stop()
+        os.close(held)
         assert not restored, f"dockerd changed the host's network settings (put back: {restored})"
 
 
