@@ -18,14 +18,16 @@ ENV PIP_CERT=/tmp/pip-ca.pem
 # Only pyproject.toml: an edit of the README or the code must not reinstall the dependencies.
 COPY pyproject.toml ./
 RUN mkdir app && echo '__version__ = "0"' > app/__init__.py && : > README.md \
+ && /opt/venv/bin/pip install "setuptools>=68" wheel \
  && /opt/venv/bin/pip install . && /opt/venv/bin/pip uninstall -y medview \
  && if [ "$ONNXRUNTIME" != onnxruntime ]; then \
       /opt/venv/bin/pip uninstall -y onnxruntime && /opt/venv/bin/pip install "$ONNXRUNTIME"; fi
-# The code, installed in place (editable) at the path it has in the runtime stage; the build host's
-# certificates are not part of it.
+# The code, installed in place (editable, offline: the build tools are in the venv) at the path it has in
+# the runtime stage; the build host's certificates are not part of it (nor tests, bench, docs: .dockerignore).
 COPY . /srv/medview
 RUN rm -f /srv/medview/docker/host-ca/*.crt \
- && /opt/venv/bin/pip install --no-deps -e /srv/medview && chmod +x /srv/medview/docker/prestart.sh
+ && /opt/venv/bin/pip install --no-deps --no-build-isolation -e /srv/medview \
+ && chmod +x /srv/medview/docker/prestart.sh
 
 FROM ${BASE_IMAGE}
 # The default database is SQLite in the data dir, so a plain `docker run` works; compose sets its own URL.

@@ -65,3 +65,8 @@ def test_dockerfile_base_is_an_argument_and_the_local_override_uses_the_stand_in
     assert local["postgres"]["image"] == "medview-local/postgres:15"
     assert local["redis"]["image"] == "medview-local/redis:7"
     assert "/docker/host-ca/*.crt" in (ROOT / ".gitignore").read_text()  # the build host's CAs never committed
+
+
+def test_app_and_workers_run_under_an_init_so_sigterm_is_never_dropped():
+    assert _load("docker-compose.yml")["services"]["app"]["init"] is True
+    assert _load("docker-compose.full.yml")["services"]["worker"]["init"] is True
