@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import OperationalError as DBAPIOperationalError
 
 from app.accounts.cli import add_users_command
 from app.config import Settings
@@ -211,6 +212,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     import threading
 
+    from redis.exceptions import RedisError
+
     from app.db.session import make_session_factory
     from app.inference.queue import RedisQueue
     from app.inference.registry import RuntimeCache
@@ -223,12 +226,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     engine = _engine(settings)
     jobs_queue = RedisQueue(settings.queue_url)
-    err.print(f"medview worker: waiting for jobs on {jobs_queue.key} (Ctrl-C stops)")
     try:
+        jobs_queue.ping()
+        err.print(f"medview worker: waiting for jobs on {jobs_queue.key} (Ctrl-C or SIGTERM stops)")
         jobs_queue.work(make_session_factory(engine), settings, RuntimeCache(), stop.is_set,
                         on_job=lambda job_id, status: err.print(f"job {job_id}: {status}", markup=False))
     except KeyboardInterrupt:
         pass
+    except RedisError as exc:  # refused, unknown host, timed out, wrong password: one line, no traceback
+        err.print(f"medview worker: job queue {safe_url(settings.queue_url)} unreachable: {exc}", markup=False)
+        return 2
     finally:
         jobs_queue.close()
         engine.dispose()
@@ -350,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
@@ -366,6 +378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args, settings)
     except AppError as exc:
         err.print(f"medview {args.command}: {exc.detail}", markup=False)
+        return 2
+    except DBAPIOperationalError as exc:  # unreachable, missing database, refused login: one line, no traceback
+        err.print(f"medview {args.command}: database {safe_url(settings.database_url)} unavailable: "
+                  f"{_first_line(exc.orig or exc)}", markup=False)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -122,6 +122,10 @@ class RedisQueue:
     def submit(self, job_id: int) -> None:
         self._redis.rpush(self.key, str(job_id))
 
+    def ping(self) -> None:
+        """Raises redis' ConnectionError (or another RedisError) when the queue cannot be reached."""
+        self._redis.ping()
+
     def work(self, session_factory: sessionmaker[Session], settings: Settings, runtimes: RuntimeCache,
              should_stop: Callable[[], bool], on_job: Callable[[int, str | None], None] | None = None,
              poll_seconds: float = 1.0) -> None:

@@ -1,6 +1,6 @@
-"""The docker-compose files (no Docker engine on this machine kind to run them): every MEDVIEW_* variable they
-set is a real setting, the full stack wires app + worker to the same PostgreSQL and Redis, and the worker
-runs `medview worker` from the same image as the app."""
+"""The docker-compose files as text (tests/deploy/test_compose.py builds and runs them): every MEDVIEW_* variable
+they set is a real setting, the full stack wires app + worker to the same PostgreSQL and Redis, the worker runs
+`medview worker` from the same image as the app, and the local override swaps only base images."""
 
 from __future__ import annotations
 
@@ -51,3 +51,22 @@ def test_gpu_override_reserves_nvidia_devices_for_workers():
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert worker["build"]["args"]["ONNXRUNTIME"] == "onnxruntime-gpu"
     assert "ARG ONNXRUNTIME=onnxruntime" in (ROOT / "Dockerfile").read_text()
+
+
+def test_dockerfile_base_is_an_argument_and_the_local_override_uses_the_stand_ins():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "ARG BASE_IMAGE=python:3.11-slim" in dockerfile and "# syntax=" not in dockerfile
+    assert dockerfile.count("FROM ${BASE_IMAGE}") == 2 and "\nUSER medview\n" in dockerfile
+    assert "HEALTHCHECK" in dockerfile
+    local = _load("docker-compose.local.yml")["services"]
+    for name in ("app", "worker"):
+        assert local[name]["build"]["args"]["BASE_IMAGE"] == "medview-local/python:3.11"
+        assert local[name]["image"] == "medview-local/medview:latest"
+    assert local["postgres"]["image"] == "medview-local/postgres:15"
+    assert local["redis"]["image"] == "medview-local/redis:7"
+    assert "/docker/host-ca/*.crt" in (ROOT / ".gitignore").read_text()  # the build host's CAs never committed
+
+
+def test_app_and_workers_run_under_an_init_so_sigterm_is_never_dropped():
+    assert _load("docker-compose.yml")["services"]["app"]["init"] is True
+    assert _load("docker-compose.full.yml")["services"]["worker"]["init"] is True

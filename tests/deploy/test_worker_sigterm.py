@@ -1,0 +1,136 @@
+"""`medview worker` honours SIGTERM (what `docker compose stop/down` sends): mid-job it finishes the batch it is
+running, hands the job back (`queued`, its id back on the Redis list) and exits 0 at once, well inside
+compose's 10 s grace; the next worker resumes the job and finishes it with no duplicate prediction.
+A real worker process on the real Redis (MEDVIEW_TEST_REDIS_URL) with a real, deliberately slow ONNX model."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from app.datasets.ingest import ingest_path
+from app.datasets.pcam import pixels
+from app.datasets.pcam.synth import generate_pcam
+from app.db.models import Job, Prediction
+from app.db.session import make_session_factory
+from app.inference.jobs import create_predict_job
+from app.inference.queue import RedisQueue
+from tests.helpers import pcam
+from tests.helpers.api import register
+from tests.helpers.wait import wait_until
+from tests.onnx_models import const, save
+
+REDIS_URL = os.environ.get("MEDVIEW_TEST_REDIS_URL", "")
+REPO = Path(__file__).resolve().parents[2]
+ITEMS = 12
+
+pytestmark = pytest.mark.skipif(not REDIS_URL, reason="MEDVIEW_TEST_REDIS_URL not set")
+
+
+def slow_classifier(path: Path) -> Path:
+    """pcam's centre-mean classifier plus 0 × a few GFLOP of matrix products on the input per item (each batch
+    of one item takes a noticeable time; the logits are exactly the plain classifier's)."""
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((96, 1024)).astype(np.float32) / 10
+    w2 = rng.standard_normal((1024, 1024)).astype(np.float32) / 32
+    heavy = [helper.make_node("Reshape", ["image", "rows"], ["r"]), helper.make_node("MatMul", ["r", "w1"], ["h0"])]
+    for i in range(3):
+        heavy.append(helper.make_node("MatMul", [f"h{i}", "w2"], [f"h{i + 1}"]))
+    heavy += [helper.make_node("ReduceMean", ["h3"], ["hm"], keepdims=1),
+              helper.make_node("Reshape", ["hm", "one"], ["hs"]), helper.make_node("Mul", ["hs", "zero"], ["z"])]
+    w = pcam.W.astype(np.float32)
+    nodes = [
+        helper.make_node("Slice", ["image", "starts", "ends", "axes"], ["centre"]),
+        helper.make_node("ReduceMean", ["centre"], ["m4"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Reshape", ["m4", "col"], ["m"]),
+        helper.make_node("MatMul", ["m", "w"], ["wm"]),
+        helper.make_node("Add", ["wm", "b"], ["plain"]),
+        *heavy,
+        helper.make_node("Add", ["plain", "z"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "slow-pcam-classifier",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 96, 96])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2])],
+        initializer=[const("starts", np.array([32, 32], np.int64)), const("ends", np.array([64, 64], np.int64)),
+                     const("axes", np.array([2, 3], np.int64)), const("col", np.array([-1, 1], np.int64)),
+                     const("w", w), const("b", pcam.B.astype(np.float32)),
+                     const("rows", np.array([-1, 96], np.int64)), const("one", np.array([1, 1], np.int64)),
+                     const("w1", w1), const("w2", w2), const("zero", np.zeros(1, np.float32))],
+    )
+    return save(graph, path)
+
+
+def _job(engine, job_id: int) -> Job:
+    with make_session_factory(engine)() as session:
+        job = session.scalars(select(Job).where(Job.id == job_id)).one()
+        session.expunge(job)
+        return job
+
+
+def test_sigterm_mid_job_hands_the_job_back_and_the_next_worker_finishes_it(client, settings, database_url,
+                                                                            engine, tmp_path):
+    import redis
+
+    queue_url = make_url(REDIS_URL).set(database="13").render_as_string(hide_password=False)  # not the others' db
+    server = redis.Redis.from_url(queue_url)
+    server.delete("medview:jobs")
+    root = generate_pcam(tmp_path / "pcam", n_per_split=(ITEMS - 4, 2, 2), seed=3).root
+    pixels.close_all()
+    dataset_id = ingest_path(engine, settings, root, kind="pcam", name="pcam").dataset_id
+    r = register(client, slow_classifier(tmp_path / "slow.onnx"), pcam.card_yaml(name="slow"))
+    assert r.status_code == 201, r.text
+    with make_session_factory(engine)() as session:
+        job_id = create_predict_job(session, r.json()["id"], dataset_id, {}).id
+    jobs_queue = RedisQueue(queue_url)
+    jobs_queue.submit(job_id)
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDVIEW_")}
+    env.update(MEDVIEW_QUEUE_URL=queue_url, MEDVIEW_DATABASE_URL=database_url, MEDVIEW_DATA_DIR=str(settings.data_dir),
+               MEDVIEW_DATA_ROOTS=f"{tmp_path}:{settings.data_dir}", MEDVIEW_INFERENCE_BATCH="1",
+               PYTHONPATH=str(REPO))
+
+    def worker() -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, cwd=tmp_path,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    first = worker()
+    try:
+        wait_until(lambda: _job(engine, job_id).done >= 1, 60, "the first batch to be written")
+        sent = time.monotonic()
+        first.send_signal(signal.SIGTERM)
+        _, stderr = first.communicate(timeout=10)
+        stopped_in = time.monotonic() - sent
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    job = _job(engine, job_id)
+    assert first.returncode == 0 and "Traceback" not in stderr, stderr
+    assert stopped_in < 5, f"SIGTERM to exit took {stopped_in:.1f} s"
+    assert job.status == "queued" and 0 < job.done < ITEMS, (job.status, job.done)
+    assert server.lrange("medview:jobs", 0, -1) == [str(job_id).encode()]  # handed back for the next worker
+
+    second = worker()
+    try:
+        wait_until(lambda: _job(engine, job_id).status == "done", 120, "the second worker to finish the job")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.communicate(timeout=10)
+    assert second.returncode == 0
+    with make_session_factory(engine)() as session:
+        model_id = r.json()["id"]
+        rows = session.scalars(select(Prediction.item_id).where(Prediction.model_id == model_id)).all()
+    assert len(rows) == len(set(rows)) == ITEMS
+    jobs_queue.close()
+    server.close()
