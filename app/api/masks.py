@@ -1,0 +1,44 @@
+"""Mask annotation versions as label images: `GET /api/annotations/{id}/mask[?plane=&slice=]`.
+
+Any version (current or not) of a mask annotation, as the label PNG the viewer draws (app.imaging.labels: the
+pixel value is the label; the size of `/raw` of the same view): the image of a 2-D item, one display plane of a
+volume. The brush starts from it; a reader's mask can be compared with another's. Uploads go through the
+annotation routes (app/api/review.py; app.review.masks turns the PNG into a stored mask).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from app.api.deps import SessionDep
+from app.api.imaging import REVALIDATE, etag
+from app.api.schemas.responses import errors, media
+from app.db.lookup import get_or_404
+from app.db.models import Annotation
+from app.imaging.labels import encode_label_png
+from app.review import masks
+
+router = APIRouter(prefix="/api", tags=["review"])
+
+
+@router.get("/annotations/{annotation_id}/mask", response_class=Response, responses={
+    **media("The label PNG of this mask annotation version (pixel value = label), one plane of a volume",
+            "image/png"),
+    **errors(400, 404, 422)})
+def annotation_mask(annotation_id: int, request: Request, session: SessionDep,
+                          plane: Literal["axial", "sagittal", "coronal"] | None = None,
+                          slice: int | None = None) -> Response:
+    """The label PNG of one version of a mask annotation (404 when it is not stored or cannot be read; 400 for
+    another kind or a plane/slice the item does not have)."""
+
+    row = get_or_404(session, Annotation, annotation_id, "annotation")
+    tag = etag(("annotation-mask", row.id, row.version, repr(sorted((row.geometry or {}).items())), plane, slice))
+    if request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers={"ETag": tag, "Cache-Control": REVALIDATE})
+    body = encode_label_png(masks.annotation_plane(session, annotation_id, plane, slice))
+    session.close()
+    headers = {"ETag": tag, "Cache-Control": REVALIDATE}
+    return Response(body, media_type="image/png", headers=headers)
