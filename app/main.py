@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(PROJECT_DIR / "templates"),
                                           context_processors=[_signed_in_context])
+    app.state.templates.env.globals["mask_brush"] = api_masks.brush_config  # the item page's brush panel
     app.mount("/static", StaticFiles(directory=str(PROJECT_DIR / "static")), name="static")
     # Open to anyone: health, signing in, static files. Everything else needs a reader (MEDVIEW_PUBLIC_READ
     # opens reads); every write route also names the role it needs (RequireRole), checked by a test.

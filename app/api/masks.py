@@ -8,7 +8,8 @@ annotation routes (app/api/review.py; app.review.masks turns the PNG into a stor
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -16,6 +17,8 @@ from fastapi.responses import Response
 from app.api.deps import SessionDep
 from app.api.imaging import REVALIDATE, etag
 from app.api.schemas.responses import errors, media
+from app.catalog.urls import mask_url
+from app.datasets.registry import get_adapter
 from app.db.lookup import get_or_404
 from app.db.models import Annotation
 from app.imaging.labels import encode_label_png
@@ -42,3 +45,21 @@ def annotation_mask(annotation_id: int, request: Request, session: SessionDep,
     session.close()
     headers = {"ETag": tag, "Cache-Control": REVALIDATE}
     return Response(body, media_type="image/png", headers=headers)
+
+
+def brush_config(item: Mapping[str, Any], kind: str) -> dict[str, Any] | None:
+    """What the viewer's brush (static/js/viewer/brush.js) needs on an item page, or None when the dataset kind
+    takes no user masks: the current mask annotation (id, version), the labels it may paint, whether it edits
+    one plane of a volume, and the URL templates it fills. A Jinja global of the item page (`mask_brush`)."""
+    adapter = get_adapter(kind)
+    if "mask" not in adapter.editable_annotations:
+        return None
+    current = next((a for a in item.get("annotations") or () if a.get("kind") == "mask"), None)
+    labels = [{"value": value, "name": name} for value, name in sorted(adapter.mask_labels.items())]
+    return {"item_id": item["id"], "volume": bool(adapter.has_volumes and (item.get("depth") or 1) > 1),
+            "annotation": ({"id": current["id"], "version": current.get("version", 1), "label": current.get("label"),
+                            "lineage_id": current.get("lineage_id") or current["id"], "meta": current.get("meta") or {}}
+                           if current else None),
+            "labels": labels, "binary": sorted(adapter.mask_labels) == [1],
+            "urls": {"annotation_mask": "/api/annotations/{id}/mask", "annotation": "/api/annotations/{id}",
+                     "create": "/api/items/{id}/annotations", "item_mask": mask_url(item["id"])}}

@@ -300,7 +300,7 @@ class DatasetAdapter(ABC):
     volume_only: ClassVar[bool] = False  # every item is a volume (2-D models cannot run)
     # -- review --
     editable_annotations: ClassVar[tuple[str, ...]] = ()  # annotation kinds users may create and edit here
-    mask_labels: ClassVar[tuple[int, ...]] = ()  # label values a user's mask may hold besides 0 (BIS5k 1)
+    mask_labels: ClassVar[Mapping[int, str]] = {}  # label → name a user's mask may hold besides 0 (BIS5k 1)
     # -- pixels --
     cache_images: ClassVar[bool] = True  # False: views are cut from whole cached volumes (cheaper than keeping them)
 

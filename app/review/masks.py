@@ -138,7 +138,8 @@ def prepare(session: Session, item: Item, kind: str, geometry: Mapping[str, Any]
     if "mask" not in adapter.editable_annotations:
         raise InvalidInput(f"kind: {ds.kind} items do not take 'mask' annotations")
     source = source_of(session)
-    labels = checked_labels(decode_png(geometry.get("png"), source.store.limits.image_pixels), adapter.mask_labels)
+    labels = checked_labels(decode_png(geometry.get("png"), source.store.limits.image_pixels),
+                            sorted(adapter.mask_labels))
     base_geometry = _stored_geometry(base)
     if not source.is_volume(session, item.id):
         if geometry.get("plane") is not None or geometry.get("slice") is not None:

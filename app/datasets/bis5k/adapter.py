@@ -127,7 +127,7 @@ class Bis5kAdapter(DatasetAdapter):
     kind = "bis5k"
     facet_fields = ("split", "mask_area", "has_mask")
     editable_annotations = ("mask",)
-    mask_labels = (MASK_LABEL,)  # binary: a 0/255 PNG upload means 0/1
+    mask_labels = {MASK_LABEL: "gland"}  # binary: a 0/255 PNG upload means 0/1
     filter_fields = ()
     numeric_sorts = {"mask_area": NumericSort(meta="mask_area")}  # foreground share of the image, 0–1
     charts = (ChartSpec("histogram", "Mask area (share of the image)", value="mask_area", group="split",

@@ -58,7 +58,7 @@ class VerseAdapter(DatasetAdapter):
     kind = "verse"
     facet_fields = ("split", "region", "vertebra", "vertebra_count", "ground_truth")
     editable_annotations = ("centroid", "mask")
-    mask_labels = tuple(vl.NAMES)  # vertebra numbers 1–28
+    mask_labels = dict(vl.NAMES)  # vertebra numbers 1–28 and their names
     cache_images = False  # whole volumes are cached (app.datasets.volumes)
     facet_order = {"vertebra": [vl.NAMES[label] for label in vl.SPINE_ORDER]}  # anatomical, not alphabetical
     charts = (ChartSpec("crosstab", "Vertebrae with ground truth, per split", rows="vertebra", cols="split",

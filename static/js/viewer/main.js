@@ -13,6 +13,7 @@ import { isVolume, syncUrl } from "./url.js";
 import { paintReadouts, paintLegend } from "./readouts.js";
 import { bindControls } from "./controls.js";
 import { bindPointer } from "./tools.js";
+import { createBrush } from "./brush.js";
 
 const SPINNER_DELAY_MS = 150;
 const PLANES = ["axial", "coronal", "sagittal"];
@@ -47,6 +48,7 @@ export class Viewer {
     new ResizeObserver(() => this.schedule()).observe(this.viewport);
     bindControls(this);
     bindPointer(this);
+    this.brush = createBrush(this); // mask brush / eraser (null when the kind takes no user masks)
     this.load();
   }
 
