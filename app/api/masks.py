@@ -20,7 +20,7 @@ from app.api.schemas.responses import errors, media
 from app.catalog.urls import mask_url
 from app.datasets.registry import get_adapter
 from app.db.lookup import get_or_404
-from app.db.models import Annotation
+from app.db.models import Annotation, Item
 from app.imaging.labels import encode_label_png
 from app.review import masks
 
@@ -38,7 +38,9 @@ def annotation_mask(annotation_id: int, request: Request, session: SessionDep,
     another kind or a plane/slice the item does not have)."""
 
     row = get_or_404(session, Annotation, annotation_id, "annotation")
-    tag = etag(("annotation-mask", row.id, row.version, repr(sorted((row.geometry or {}).items())), plane, slice))
+    item = get_or_404(session, Item, row.item_id, "item")  # a re-ingest (new dataset file) changes its version
+    tag = etag(("annotation-mask", row.id, row.version, repr(sorted((row.geometry or {}).items())),
+                item.content_version, plane, slice))
     if request.headers.get("if-none-match") == tag:
         return Response(status_code=304, headers={"ETag": tag, "Cache-Control": REVALIDATE})
     body = encode_label_png(masks.annotation_plane(session, annotation_id, plane, slice))
@@ -54,7 +56,9 @@ def brush_config(item: Mapping[str, Any], kind: str) -> dict[str, Any] | None:
     adapter = get_adapter(kind)
     if "mask" not in adapter.editable_annotations:
         return None
-    current = next((a for a in item.get("annotations") or () if a.get("kind") == "mask"), None)
+    masks = [a for a in item.get("annotations") or () if a.get("kind") == "mask"]
+    # the shared mask (not a reader's own in a review queue) is the one the brush edits; a queue page may differ
+    current = next((a for a in masks if "queue_id" not in (a.get("meta") or {})), masks[0] if masks else None)
     labels = [{"value": value, "name": name} for value, name in sorted(adapter.mask_labels.items())]
     return {"item_id": item["id"], "volume": bool(adapter.has_volumes and (item.get("depth") or 1) > 1),
             "annotation": ({"id": current["id"], "version": current.get("version", 1), "label": current.get("label"),

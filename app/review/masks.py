@@ -102,7 +102,9 @@ def decode_png(text: Any, limit_pixels: int) -> np.ndarray:
             array = np.asarray(image)
     except InvalidInput:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise InvalidInput(f"geometry.png: too large (over MEDVIEW_MAX_IMAGE_PIXELS {limit_pixels})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise InvalidInput("geometry.png: not a readable PNG image") from None
     if array.dtype == bool:
         array = array.astype(np.uint8)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -28,6 +30,15 @@ def b64png(array: np.ndarray, mode: str | None = None) -> str:
     buffer = io.BytesIO()
     Image.fromarray(array, mode).save(buffer, format="PNG") if mode else Image.fromarray(array).save(buffer, "PNG")
     return base64.b64encode(buffer.getvalue()).decode()
+
+
+def huge_png_header(width: int, height: int) -> str:
+    """A PNG whose header declares width × height greyscale pixels (its data is a few bytes: never decoded)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return base64.b64encode(png).decode()
 
 
 def stored_files(settings) -> set[str]:
@@ -109,10 +120,12 @@ def test_bis5k_bad_uploads_are_400_and_leave_nothing(client, settings, bis_datas
         ({"mask": "../../etc/passwd"}, "geometry"),
         ({"stored": "../x.png"}, "geometry.stored"),
     ]
+    bad.append(({"png": huge_png_header(30_000, 30_000)}, "too large"))  # the header alone is refused
     rows = len(client.get(f"/api/items/{item['id']}").json()["annotations"])
     for geometry, field in bad:
         r = client.post(url, json={"kind": "mask", "label": "1", "geometry": geometry}, headers=annotator)
         assert r.status_code == 400 and field in r.json()["detail"], (geometry.keys(), r.text)
+        assert "Traceback" not in r.text
         r = client.put(f"/api/annotations/{ann['id']}", json={"version": 1, "geometry": geometry}, headers=annotator)
         assert r.status_code == 400 and field in r.json()["detail"], (geometry.keys(), r.text)
     assert len(client.get(f"/api/items/{item['id']}").json()["annotations"]) == rows

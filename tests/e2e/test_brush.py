@@ -136,10 +136,11 @@ def test_brush_paints_a_vertebra_on_the_sagittal_plane(annotator_page, live_serv
     assert pane["plane"] == "sagittal"
     page.select_option("#brush-label", "20")  # L1
     page.keyboard.press("y")
-    page.keyboard.press("}")
-    page.keyboard.press("}")
+    for _ in range(4):
+        page.keyboard.press("}")  # 12 → 20 px
+    assert page.evaluate("() => window.medviewViewer.viewer.brush.size") == 20
     w, h = pane["width"], pane["height"]
-    path = [(w * 0.3, h * 0.2 + n * h * 0.1) for n in range(6)]
+    path = [(w * 0.55, h * 0.15 + n * h * 0.1) for n in range(7)]  # between the bodies and the arches
     stroke(page, path)
     page.wait_for_function(SAVES, arg=1)
     page.wait_for_function(READY)
