@@ -5,12 +5,16 @@ the sagittal plane. Screenshots: /tmp/shots-masks/."""
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 from pathlib import Path
 
 import cv2
+import httpx
 import numpy as np
 import pytest
+from PIL import Image
 
 from app.api.security import SESSION_COOKIE
 from app.datasets.bis5k.synth import generate_bis5k
@@ -18,7 +22,7 @@ from app.datasets.ingest import ingest_path
 from app.datasets.verse.synth import generate_verse
 from app.imaging.labels import decode_label_png
 from tests.e2e.conftest import VIEWPORT
-from tests.helpers.auth import session_cookie
+from tests.helpers.auth import api_token, session_cookie
 from tests.helpers.live import live_get
 
 pytestmark = pytest.mark.browser
@@ -52,6 +56,12 @@ def annotator_page(browser, settings, live_server):
     assert not errors, f"JavaScript errors: {errors}"
 
 
+def b64png(labels: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    Image.fromarray(labels.astype(np.uint8)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
 def current_mask(base: str, item_id: int) -> dict:
     item = live_get(f"{base}/api/items/{item_id}").json()
     return next(a for a in item["annotations"] if a["kind"] == "mask")
@@ -80,7 +90,8 @@ def stroke(page, points: list[tuple[float, float]], shot: Path | None = None) ->
     page.mouse.up()
 
 
-def test_brush_stroke_saves_a_version_and_undo_restores(annotator_page, live_server, ingested):
+def test_brush_stroke_saves_a_version_and_undo_restores(annotator_page, live_server, ingested, settings):
+    bob = {"Authorization": f"Bearer {api_token(settings, 'bob', 'annotator')}"}
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = annotator_page
     listing = live_get(f"{live_server}/api/datasets/{ingested.dataset_id}/items").json()["items"]
@@ -119,6 +130,23 @@ def test_brush_stroke_saves_a_version_and_undo_restores(annotator_page, live_ser
     undone = current_mask(live_server, item_id)
     assert undone["version"] == saved["version"] + 1
     assert np.array_equal(version_labels(live_server, undone["id"]), original)
+
+    # someone else saves first: the next stroke's save is a 409, the dialog names them; "keep mine" saves over it
+    theirs = original.copy()
+    theirs[:20, :20] = 1
+    r = httpx.put(f"{live_server}/api/annotations/{undone['id']}", headers=bob,
+                  json={"version": undone["version"], "geometry": {"png": b64png(theirs)}})
+    assert r.status_code == 200, r.text
+    stroke(page, [(xs[0], y + 40), (xs[-1], y + 40)])
+    page.wait_for_selector("#brush-conflict[open]")
+    assert "bob" in page.text_content("#brush-conflict-text")
+    page.screenshot(path=str(SHOTS / "bis5k-conflict-dialog.png"))
+    page.click("#brush-mine")
+    page.wait_for_function(SAVES, arg=3)
+    mine = current_mask(live_server, item_id)
+    assert mine["version"] == r.json()["version"] + 1 and mine["source"] == "user:ann"
+    kept = version_labels(live_server, mine["id"])
+    assert kept[y + 40, xs[3]] == 1 and kept[5, 5] == original[5, 5]  # my stroke on my copy, not theirs
 
 
 def test_brush_paints_a_vertebra_on_the_sagittal_plane(annotator_page, live_server, engine, settings,

@@ -10,8 +10,9 @@ Verdict = Literal["accept", "reject", "uncertain", "corrected"]
 
 
 class AnnotationIn(BaseModel):
-    kind: str = Field(min_length=1, max_length=16, description="recist, bbox, centroid, label (or mask: not yet); "
-                                                                "the dataset kind declares which it takes.")
+    kind: str = Field(min_length=1, max_length=16, description="recist, bbox, centroid, label, mask (geometry "
+                                                                "{png: base64 label PNG[, plane, slice]}); the "
+                                                                "dataset kind declares which it takes.")
     label: str | None = Field(None, max_length=128)
     geometry: dict[str, Any] = Field(default_factory=dict, description="Per kind (API.md, Annotation geometry).")
     meta: dict[str, Any] = Field(default_factory=dict)

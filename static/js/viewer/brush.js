@@ -269,7 +269,8 @@ export class Brush {
   conflict(snap, answer) {
     const dialog = $("brush-conflict");
     const current = answer.current;
-    const text = `${answer.changed_by || "someone"} changed this mask at ${answer.changed_at || "?"}` +
+    const when = answer.changed_at ? new Date(answer.changed_at).toLocaleString() : "an unknown time";
+    const text = `${answer.changed_by || "someone"} changed this mask at ${when}` +
       (current ? ` (now version ${current.version})` : "");
     if (!dialog || !current) { this.status(`not saved: ${text}`); return null; }
     $("brush-conflict-text").textContent = `${text}. Reload theirs, or keep yours (saved over theirs)?`;
