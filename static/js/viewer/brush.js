@@ -133,9 +133,21 @@ export class Brush {
   }
 
   /** The local copy of the shown view's current mask (the current version's label PNG; empty without one). */
-  async ensureBase(pane) {
+  ensureBase(pane) {
+    const { key } = this.viewKey(pane);
+    if (this.base && this.base.key === key && this.base.width === pane.width) {
+      this.base.pane = pane;
+      return Promise.resolve(this.base);
+    }
+    if (!this.loading || this.loading.key !== key) {
+      const promise = this.fetchBase(pane).finally(() => { if (this.loading?.promise === promise) this.loading = null; });
+      this.loading = { key, promise };
+    }
+    return this.loading.promise;
+  }
+
+  async fetchBase(pane) {
     const { plane, slice, key } = this.viewKey(pane);
-    if (this.base && this.base.key === key && this.base.width === pane.width) return this.base;
     let labels = new Uint8Array(pane.width * pane.height);
     if (this.annotation) {
       const url = new URL(fillUrl(this.config.urls.annotation_mask, { id: this.annotation.id }), location.origin);
@@ -143,13 +155,13 @@ export class Brush {
       const fetched = await fetchLabels(`${url.pathname}${url.search}`);
       if (fetched.width === pane.width && fetched.height === pane.height) labels = fetched.labels;
     }
-    this.base = { key, plane, slice, labels, width: pane.width, height: pane.height };
+    this.base = { key, plane, slice, labels, width: pane.width, height: pane.height, pane };
     return this.base;
   }
 
   /** Draw the local copy on the pane's mask layer (the viewer's own colouring, live). */
   showLocal() {
-    const pane = this.pane();
+    const pane = this.base && this.v.panes.includes(this.base.pane) ? this.base.pane : this.pane();
     if (!this.base || !pane || this.base.key !== this.viewKey(pane).key) return;
     const palette = pane.gtMask && !pane.gtMask.error ? pane.gtMask.palette : new Map();
     pane.gtMask = { labels: this.base.labels, width: this.base.width, height: this.base.height, palette };
@@ -263,7 +275,10 @@ export class Brush {
     this.v.viewport.dataset.brushSaves = String(this.saves);
     this.status(`saved: mask version ${annotation.version}`);
     document.dispatchEvent(new CustomEvent("medview:annotation-saved", { detail: { annotation, previous } }));
-    if (!this.base) this.ensureBase(this.pane()).then(() => this.showLocal()).catch(() => {});
+    if (snap.plane) { // a volume: the stored voxels may differ from the painted pixels, other planes changed too
+      const pane = this.v.panes.find((p) => this.viewKey(p).key === snap.key) || this.pane();
+      this.v.load().then(() => this.ensureBase(pane)).then(() => this.showLocal()).catch(() => {});
+    }
   }
 
   conflict(snap, answer) {
