@@ -14,6 +14,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app.accounts.roles import at_least
 from app.api.deps import SessionDep
 from app.api.imaging import REVALIDATE, etag
 from app.api.schemas.responses import errors, media
@@ -49,12 +50,14 @@ def annotation_mask(annotation_id: int, request: Request, session: SessionDep,
     return Response(body, media_type="image/png", headers=headers)
 
 
-def brush_config(item: Mapping[str, Any], kind: str) -> dict[str, Any] | None:
+def brush_config(item: Mapping[str, Any], kind: str, principal: Any = None) -> dict[str, Any] | None:
     """What the viewer's brush (static/js/viewer/brush.js) needs on an item page, or None when the dataset kind
-    takes no user masks: the current mask annotation (id, version), the labels it may paint, whether it edits
-    one plane of a volume, and the URL templates it fills. A Jinja global of the item page (`mask_brush`)."""
+    takes no user masks or the signed-in user (`principal`) may not write them (below annotator): the current
+    mask annotation (id, version), the labels it may paint, whether it edits one plane of a volume, and the URL
+    templates it fills. A Jinja global of the item page (`mask_brush`)."""
     adapter = get_adapter(kind)
-    if "mask" not in adapter.editable_annotations:
+    role = getattr(principal, "role", None)
+    if "mask" not in adapter.editable_annotations or not role or not at_least(role, "annotator"):
         return None
     masks = [a for a in item.get("annotations") or () if a.get("kind") == "mask"]
     # the shared mask (not a reader's own in a review queue) is the one the brush edits; a queue page may differ

@@ -197,3 +197,10 @@ def test_verse_plane_upload_replaces_exactly_that_plane(engine, settings, client
     assert np.count_nonzero(made[:, :, 1:]) == 0
     assert client.get(f"/api/annotations/{r.json()['id']}/mask", params={"plane": "axial", "slice": 0}).content == \
         encode_label_png(display_plane(made, volume.spacing, "axial", 0, labels=True)[0])
+
+
+def test_brush_panel_only_for_annotators(client, settings, bis_dataset_id):
+    item, ann = mask_item(client, bis_dataset_id)
+    page = client.get(f"/items/{item['id']}", headers=_as(settings, "ann", "annotator")).text
+    assert 'id="brush-config"' in page and f'"id": {ann["id"]}' in page and "Mask brush" in page
+    assert 'id="brush-config"' not in client.get(f"/items/{item['id']}", headers=_as(settings, "vera", "viewer")).text

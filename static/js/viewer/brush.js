@@ -14,6 +14,7 @@ import { isVolume } from "./url.js";
 const SIZE_STEP = 2;
 const MAX_SIZE = 100;
 const UNDO_DEPTH = 20;
+const TOOL_KEYS = new Set(["w", "h", "l", "b", "e"]); // the viewer's mouse tools (W/L, pan, length, RECIST, edit)
 
 const $ = (id) => document.getElementById(id);
 
@@ -92,6 +93,7 @@ export class Brush {
 
   // -- the shared tool API ------------------------------------------------------------------------------------
   activate(mode = "paint") {
+    this.v.editor?.deactivate?.(); // one tool at a time: the brush replaces the edit tool
     this.active = true;
     this.erasing = mode === "erase";
     const s = this.v.state;
@@ -385,6 +387,8 @@ export class Brush {
     v.host.addEventListener("pointercancel", finish, true);
     v.host.addEventListener("pointerleave", () => { this.cursor.style.display = "none"; });
 
+    // choosing another mouse tool (toolbar or its key) puts the brush away
+    for (const b of document.querySelectorAll("button[data-tool]")) b.addEventListener("click", () => this.deactivate());
     $("brush-paint")?.addEventListener("click", () => (this.active && !this.erasing ? this.deactivate() : this.activate("paint")));
     $("brush-erase")?.addEventListener("click", () => (this.active && this.erasing ? this.deactivate() : this.activate("erase")));
     $("brush-undo")?.addEventListener("click", () => this.undo());
@@ -404,7 +408,10 @@ export class Brush {
       else if (k === "}" && this.active) this.setSize(this.size + SIZE_STEP);
       else if (k === "z" && this.active) this.undo();
       else if (k === "Escape" && this.active && $("viewer-help")?.hidden !== false) this.deactivate();
-      else handled = false;
+      else {
+        if (this.active && TOOL_KEYS.has(k)) this.deactivate(); // another tool's key: that tool takes over
+        handled = false;
+      }
       if (handled) { e.preventDefault(); e.stopImmediatePropagation(); }
     }, true);
   }
