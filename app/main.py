@@ -28,6 +28,7 @@ from app.api import datasets as api_datasets
 from app.api import health as api_health
 from app.api import items as api_items
 from app.api import jobs as api_jobs
+from app.api import masks as api_masks
 from app.api import models as api_models
 from app.api import predictions as api_predictions
 from app.api import review as api_review
@@ -42,6 +43,7 @@ from app.errors import AppError
 from app.inference.queue import make_queue
 from app.inference.registry import RuntimeCache
 from app.pixels import PixelStore
+from app.pixels.masks import MaskPixels
 from app.render.service import Renderer
 from app.web import admin_pages, api_docs, auth_pages, item_page, model_pages, pages, review_pages
 
@@ -67,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
         app.state.pixels = PixelStore.from_settings(settings)
+        if app.state.pixels.masks is not None:  # mask uploads and reads in app.review.masks reach pixels this way
+            app.state.session_factory.configure(info={"masks": MaskPixels(app.state.pixels, app.state.pixels.masks)})
         app.state.renderer = Renderer(app.state.pixels, settings.render_cache_mb * MB)
         app.state.runtimes = RuntimeCache()
         # On-demand predictions run here, so a request can stop waiting while the prediction goes on.
@@ -91,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(PROJECT_DIR / "templates"),
                                           context_processors=[_signed_in_context])
+    app.state.templates.env.globals["mask_brush"] = api_masks.brush_config  # the item page's brush panel
     app.mount("/static", StaticFiles(directory=str(PROJECT_DIR / "static")), name="static")
     # Open to anyone: health, signing in, static files. Everything else needs a reader (MEDVIEW_PUBLIC_READ
     # opens reads); every write route also names the role it needs (RequireRole), checked by a test.
@@ -99,7 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     readers = [Depends(require_reader)]
     for router in (api_predictions.router, api_datasets.router, api_items.router, api_models.router,
                    api_jobs.router, api_admin.router, api_review.router, pages.router, item_page.router,
-                   model_pages.router, admin_pages.router, api_docs.router, review_pages.router):
+                   model_pages.router, admin_pages.router, api_docs.router, review_pages.router,
+                   api_masks.router):
         app.include_router(router, dependencies=readers)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_kb * 1024,
                        upload_bytes=settings.max_model_upload_mb * MB, upload_paths=("/api/models",))

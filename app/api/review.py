@@ -155,13 +155,7 @@ def list_queues(session: SessionDep, principal: Someone) -> Response:
 def get_queue(queue_id: int, session: SessionDep, principal: Someone) -> Response:
     """Progress per reader and `agreement` over the items both readers have read: Cohen's kappa on the verdicts,
     the long-axis difference of their RECIST readings (Bland–Altman), Dice of their masks (`mask_dice`)."""
-    return json_response(queues.detail(session, queue_id, principal.username if principal else None,
-                                       load_mask=MASK_LOADER))
-
-
-# The masks helper's loader (app.review.masks: a mask annotation → its label array) is wired in here by the
-# integrator; until then `agreement.mask_dice` is null.
-MASK_LOADER: queues.MaskLoader | None = None
+    return json_response(queues.detail(session, queue_id, principal.username if principal else None))
 
 
 @router.get("/review/queues/{queue_id}/next", response_model=NextItem,

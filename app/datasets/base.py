@@ -39,6 +39,7 @@ from app.datasets.declarations import (  # noqa: F401 - re-exported: adapters de
 
 if TYPE_CHECKING:  # volumes.py and roots.py build on the types of this module
     from app.datasets.roots import DatasetFiles
+    from app.datasets.stored_masks import MaskStore
     from app.datasets.volumes import Volume, VolumeCache
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
@@ -183,6 +184,7 @@ class ItemRef:
     spacing: tuple[float, ...] | None = None
     label: str | None = None  # the item's own label (ground truth kept on the item, e.g. PCam's y)
     files: DatasetFiles | None = field(default=None, compare=False, repr=False)  # how its files may be opened
+    masks: MaskStore | None = field(default=None, compare=False, repr=False)  # the app's stored (user) masks
 
     def file(self, relative: str) -> Path:
         """The real path of one of the item's files (`relative` to the dataset root, or an absolute path in
@@ -262,6 +264,19 @@ class TooLarge(FileRefused):
 
 
 
+def mask_geometry_problems(geometry: Mapping[str, Any]) -> list[str]:
+    """A mask annotation's geometry names its label image: `stored` (the app's stored mask, made from an upload by
+    app.review.masks) or `mask` (a file of the dataset, relative to its root, as the dataset's own annotation)."""
+    from app.datasets.stored_masks import is_stored_name
+
+    stored, rel = geometry.get("stored"), geometry.get("mask")
+    if stored is not None:
+        return [] if is_stored_name(stored) else ["geometry.stored: not the name of a stored mask"]
+    if isinstance(rel, str) and rel and not rel.startswith("/") and ".." not in Path(rel).parts:
+        return []
+    return ["geometry: a mask is uploaded as geometry.png (a base64 label PNG)"]
+
+
 class DatasetAdapter(ABC):
     """One dataset format. Subclasses implement the five abstract methods and override the declarations that
     differ from the defaults below; nothing else in the app compares kind names or probes for attributes."""
@@ -287,6 +302,7 @@ class DatasetAdapter(ABC):
     # -- review --
     editable_annotations: ClassVar[tuple[str, ...]] = ()  # annotation kinds users may create and edit here
     queue_suggestions: ClassVar[tuple[QueueSuggestion, ...]] = ()  # ready-made review queues (dataset page)
+    mask_labels: ClassVar[Mapping[int, str]] = {}  # label → name a user's mask may hold besides 0 (BIS5k 1)
     # -- pixels --
     cache_images: ClassVar[bool] = True  # False: views are cut from whole cached volumes (cheaper than keeping them)
 
@@ -361,7 +377,7 @@ class DatasetAdapter(ABC):
             allowed = ", ".join(self.editable_annotations) or "none"
             return [f"kind: {self.kind} items do not take {kind!r} annotations (editable here: {allowed})"]
         if kind == "mask":
-            return ["kind: mask editing is not available yet"]
+            return mask_geometry_problems(geometry)
         return annotation_rules.check(kind, geometry, label, item, classes)
 
     def derived_meta(self, kind: str, geometry: Mapping[str, Any], meta: Mapping[str, Any],

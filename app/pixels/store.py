@@ -18,6 +18,7 @@ from app.config import Settings
 from app.datasets.base import PLANES, Image2D, NotAVolume, OverlayLayer, PixelError, View
 from app.datasets.registry import get_adapter
 from app.datasets.roots import DataRoots, Limits
+from app.datasets.stored_masks import MaskStore
 from app.datasets.volumes import Volume, VolumeCache
 from app.errors import InvalidInput, NotFound
 from app.lru import SizedLRU
@@ -50,25 +51,27 @@ class PixelStore:
     naming the item's file relative to its dataset, turned into PixelUnavailable (404) here."""
 
     def __init__(self, roots: DataRoots, image_cache_bytes: int, volumes: VolumeCache, limits: Limits | None = None,
-                 work: Path | None = None):
+                 work: Path | None = None, masks: MaskStore | None = None):
         self.roots = roots
         self.images = SizedLRU(image_cache_bytes, lambda im: im.pixels.nbytes)
         self.volumes = volumes
         self.limits = limits or Limits()
         self.work = work
+        self.masks = masks  # user-edited masks (app.datasets.stored_masks), read by the adapters through ItemRef
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PixelStore:
+        limits = Limits.from_settings(settings)
         return cls(DataRoots(settings.allowed_roots), settings.slice_cache_mb * MB,
-                   VolumeCache(settings.volume_cache_mb), Limits.from_settings(settings),
-                   settings.data_dir.resolve() / "work")
+                   VolumeCache(settings.volume_cache_mb), limits, settings.data_dir.resolve() / "work",
+                   MaskStore(settings.data_dir.resolve() / "masks", limits))
 
     # -- items ----------------------------------------------------------------------------------------
     def targets(self, session: Session, item_ids: Sequence[int], with_annotations: bool) -> list[ItemTarget]:
-        return load_targets(session, item_ids, with_annotations, self.roots, self.limits, self.work)
+        return load_targets(session, item_ids, with_annotations, self.roots, self.limits, self.work, self.masks)
 
     def target(self, session: Session, item_id: int, with_annotations: bool) -> ItemTarget:
-        return load_targets(session, [item_id], with_annotations, self.roots, self.limits, self.work)[0]
+        return load_targets(session, [item_id], with_annotations, self.roots, self.limits, self.work, self.masks)[0]
 
     def view(self, target: ItemTarget, plane: str | None, slice_number: int | None) -> View:
         """A checked view: a known plane the item has, and a slice number that exists in it (InvalidInput

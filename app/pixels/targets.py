@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.datasets.base import ItemRef
 from app.datasets.roots import DataRoots, DatasetFiles, Limits
+from app.datasets.stored_masks import MaskStore
 from app.db.models import Annotation, Dataset, Item
 from app.errors import NotFound
 
@@ -52,10 +53,12 @@ _ITEM_ROWS = select(Item.id, Item.dataset_id, Item.location, Item.location_index
 
 
 def load_targets(session: Session, item_ids: Sequence[int], with_annotations: bool,
-                 roots: DataRoots, limits: Limits | None = None, work: Path | None = None) -> list[ItemTarget]:
+                 roots: DataRoots, limits: Limits | None = None, work: Path | None = None,
+                 masks: MaskStore | None = None) -> list[ItemTarget]:
     """ItemTargets in the order of `item_ids`; NotFound for a missing id, Forbidden for a dataset outside the
     data roots. Each ref carries its dataset's `DatasetFiles` (these roots and `limits`; `work`: the app's folder
-    of decompressed copies), through which the adapter opens every file (`ItemRef.file`)."""
+    of decompressed copies), through which the adapter opens every file (`ItemRef.file`), and `masks`, the app's
+    store of user-edited masks (`ItemRef.masks`)."""
     items = {row.id: row for row in session.execute(_ITEM_ROWS, {"ids": list(item_ids)})}
     datasets = {d.id: d for d in session.scalars(select(Dataset).where(
         Dataset.id.in_({i.dataset_id for i in items.values()})))}
@@ -75,7 +78,7 @@ def load_targets(session: Session, item_ids: Sequence[int], with_annotations: bo
         ds = datasets[item.dataset_id]
         ref = ItemRef(item.id, dataset_roots[ds.id], item.location, item.location_index, item.meta or {},
                       item.width or 0, item.height or 0, item.depth or 1,
-                      tuple(item.spacing) if item.spacing else None, item.label, files[ds.id])
+                      tuple(item.spacing) if item.spacing else None, item.label, files[ds.id], masks)
         out.append(ItemTarget(ref, ds.kind, tuple(item.window) if item.window else None, item.content_version,
                               tuple(anns.get(item_id, ()))))
     return out

@@ -1,6 +1,6 @@
 """Agreement between the two readers of a 2-reader queue: Cohen's kappa on their verdicts (scikit-learn), the
 difference of their RECIST long axes in mm with Bland–Altman statistics, and Dice between their masks (the mask
-loader is passed in: this module never reads files)."""
+loader is passed in: this module never reads files; Dice itself is app.review.masks.dice)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.metrics import cohen_kappa_score
+
+from app.review.masks import dice
 
 LIMIT_Z = 1.96  # Bland–Altman limits of agreement: bias ± 1.96 SD of the differences
 
@@ -59,18 +61,10 @@ def long_axis_agreement(readings: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {**bland_altman([(p["first_mm"], p["second_mm"]) for p in pairs]), "pairs": pairs}
 
 
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of the foregrounds (label > 0) of two masks of one shape; 1.0 when both are empty."""
-    if a.shape != b.shape:
-        raise ValueError(f"masks of different shapes: {a.shape} and {b.shape}")
-    fa, fb = a > 0, b > 0
-    total = int(fa.sum()) + int(fb.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(fa, fb).sum()) / total
-
-
 def mask_dice(pairs: Sequence[tuple[int, Any, Any]], load: Callable[[Any], np.ndarray]) -> dict[str, Any]:
     """Dice between two readers' mask annotations, per item: `pairs` holds (item id, first reader's mask
     annotation, second reader's) and `load(annotation)` gives a mask's label array (the masks helper's loader,
     wired in by the caller). {"n", "mean", "pairs": [{"item_id", "dice"}]}."""
-    out = [{"item_id": item_id, "dice": dice(load(first), load(second))} for item_id, first, second in pairs]
+    out = [{"item_id": item_id, "dice": dice(load(first), load(second))["overall"]}
+           for item_id, first, second in pairs]
     return {"n": len(out), "mean": float(np.mean([p["dice"] for p in out])) if out else None, "pairs": out}

@@ -26,6 +26,7 @@ from app.db.base import utcnow
 from app.db.lookup import get_or_404
 from app.db.models import Annotation, Dataset, Item
 from app.errors import Conflict, InvalidInput, NotFound
+from app.review import masks
 
 
 class StaleVersion(Conflict):
@@ -106,10 +107,27 @@ def create(session: Session, item_id: int, data: AnnotationInput, actor: Identif
     double reading): the caller has checked the reader may read the item in the queue
     (app.review.queues.check_reading); it is stored as meta["queue_id"] beside the client's meta["derived_from"]."""
     item = get_or_404(session, Item, item_id, "item")
+    upload = _mask_upload(session, item, data, None)
     meta = _checked(session, item, data)
     meta.pop("queue_id", None)  # only the checked top-level queue_id makes a queue reading
     if queue_id is not None:
         meta["queue_id"] = queue_id
+    with masks.stored(session, upload):
+        return _insert(session, item, data, meta, actor, address)
+
+
+def _mask_upload(session: Session, item: Item, data: AnnotationInput,
+                 base: Annotation | None) -> masks.PreparedMask | None:
+    """An uploaded mask PNG (geometry.png) checked and replaced by its stored reference (app.review.masks)."""
+    upload = masks.prepare(session, item, data.kind, data.geometry, base)
+    if upload is not None:
+        data.geometry = upload.geometry
+        data.meta = {**data.meta, **upload.meta}
+    return upload
+
+
+def _insert(session: Session, item: Item, data: AnnotationInput, meta: dict[str, Any], actor: Identified,
+            address: str | None) -> Annotation:
     row = Annotation(item_id=item.id, dataset_id=item.dataset_id, kind=data.kind, label=data.label,
                      geometry=data.geometry, meta=meta, slice_index=data.slice, source=f"user:{actor.username}",
                      version=1, created_by=actor.username, created_at=utcnow())
@@ -164,9 +182,17 @@ def edit(session: Session, annotation_id: int, version: int, changes: Mapping[st
                            geometry=changes.get("geometry", old.geometry) or {},
                            meta=_merged_meta(old.meta, changes.get("meta")),
                            slice=changes.get("slice", old.slice_index))
+    upload = _mask_upload(session, item, data, old)
     meta = _checked(session, item, data)
     before = _audit_view(old)
     session.commit()  # end the read: the write transaction below starts at its first statement
+    with masks.stored(session, upload):
+        return _supersede(session, old, version, data, meta, before, actor, address)
+
+
+def _supersede(session: Session, old: Annotation, version: int, data: AnnotationInput, meta: dict[str, Any],
+               before: dict[str, Any], actor: Identified, address: str | None) -> Annotation:
+    annotation_id = old.id
     new = Annotation(item_id=old.item_id, dataset_id=old.dataset_id, kind=old.kind, label=data.label,
                      geometry=data.geometry, meta=meta, slice_index=data.slice, source=f"user:{actor.username}",
                      version=old.version + 1, lineage_id=lineage_of(old), created_by=actor.username,

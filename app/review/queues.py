@@ -6,6 +6,7 @@ verdict nor queue reading); queue readings; an adjudication queue of the dispute
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from app.db.base import utcnow
 from app.db.lookup import get_or_404
 from app.db.models import Annotation, Dataset, Item, QueueItem, Review, ReviewQueue
 from app.errors import Conflict, Forbidden, InvalidInput
+from app.review import masks
 from app.review.agreement import cohen_kappa, long_axis_agreement, mask_dice
 from app.review.verdicts import add_review, refuse_if_signed_off, review_out
 
@@ -103,8 +105,9 @@ def list_queues(session: Session, reader: str | None) -> list[dict[str, Any]]:
 def detail(session: Session, queue_id: int, reader: str | None,
            load_mask: MaskLoader | None = None) -> dict[str, Any]:
     """The summary and `agreement`: Cohen's kappa on the verdicts of the items both readers have read, the
-    long-axis difference of their RECIST queue readings (Bland–Altman) and, with a mask loader, Dice between
-    their mask readings (`mask_dice`, None without a loader)."""
+    long-axis difference of their RECIST queue readings (Bland–Altman) and Dice between their mask readings
+    (`mask_dice`; `load_mask` reads a mask annotation's labels, by default app.review.masks through the session's
+    pixel layer)."""
     queue = get_or_404(session, ReviewQueue, queue_id, "review queue")
     reads = _reads(session, queue.id)
     pairs = [list(by_reader.values())[:2] for by_reader in reads.values() if len(by_reader) >= 2]
@@ -121,10 +124,14 @@ def detail(session: Session, queue_id: int, reader: str | None,
     agreement = {**cohen_kappa(first, second), "agree": sum(a == b for a, b in zip(first, second, strict=True)),
                  "disputed_items": [p[0].item_id for p in pairs if p[0].verdict != p[1].verdict],
                  "long_axis": long_axis_agreement(long_pairs),
-                 "mask_dice": mask_dice(mask_pairs, load_mask) if load_mask is not None else None}
+                 "mask_dice": mask_dice(mask_pairs, load_mask or partial(_stored_labels, session))}
     order = _positions(session, queue.id)
     agreement["disputed_items"].sort(key=lambda i: order.get(i, 0))
     return {**summary(session, queue, reader, reads), "agreement": agreement}
+
+
+def _stored_labels(session: Session, annotation: Annotation) -> np.ndarray:
+    return masks.annotation_labels(session, annotation.id)
 
 
 def _positions(session: Session, queue_id: int) -> dict[int, int]:

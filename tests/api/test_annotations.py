@@ -76,8 +76,8 @@ def test_create_validates_per_kind_and_recomputes_measurements(client, settings,
 
 def test_adapter_rules_per_kind():
     target = AnnotationTarget(100, 80, 40, (0.5, 0.5, 2.0))
-    assert get_adapter("bis5k").validate_annotation("mask", {"mask": "m.png"}, None, target, ()) == [
-        "kind: mask editing is not available yet"]
+    assert get_adapter("bis5k").validate_annotation("mask", {"mask": "m.png"}, None, target, ()) == []
+    assert "geometry.png" in get_adapter("bis5k").validate_annotation("mask", {}, None, target, ())[0]
     verse = get_adapter("verse")
     assert verse.validate_annotation("centroid", {"point": [10, 20, 30]}, "20", target, ()) == []
     assert "geometry.point" in verse.validate_annotation("centroid", {"point": [10, 20, 45]}, "20", target, ())[0]

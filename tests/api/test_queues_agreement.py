@@ -126,7 +126,7 @@ def test_two_readers_agreement_adjudication_sign_off(client, settings, ingested)
     detail = client.get(f"/api/review/queues/{qid}", headers=rita).json()
     agreement = detail["agreement"]
     assert agreement["n"] == 3 and agreement["disputed_items"] == [items[1]]
-    assert agreement["mask_dice"] is None  # the mask loader is wired in by the integrator
+    assert agreement["mask_dice"] == {"n": 0, "mean": None, "pairs": []}  # RECIST readings only here
     spacing = [client.get(f"/api/items/{i}").json()["spacing"][0] for i in items]
     first_mm = np.round(np.array([2 * x for x in lengths["rita"]]) * spacing, 2)
     second_mm = np.round(np.array([2 * x for x in lengths["rob"]]) * spacing, 2)

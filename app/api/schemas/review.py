@@ -10,8 +10,9 @@ Verdict = Literal["accept", "reject", "uncertain", "corrected"]
 
 
 class AnnotationIn(BaseModel):
-    kind: str = Field(min_length=1, max_length=16, description="recist, bbox, line, centroid, label (mask: not yet); "
-                                                                "the dataset kind declares which it takes.")
+    kind: str = Field(min_length=1, max_length=16, description="recist, bbox, line, centroid, label, mask (geometry "
+                                                                "{png: base64 label PNG[, plane, slice]}); the "
+                                                                "dataset kind declares which it takes.")
     label: str | None = Field(None, max_length=128)
     geometry: dict[str, Any] = Field(default_factory=dict, description="Per kind (API.md, Annotation geometry).")
     meta: dict[str, Any] = Field(default_factory=dict)
@@ -168,8 +169,8 @@ class Agreement(BaseModel):
     agree: int
     disputed_items: list[int] = Field(description="Items the two readers gave different verdicts, in queue order.")
     long_axis: LongAxisAgreement
-    mask_dice: MaskDice | None = Field(description="Dice between the readers' mask readings (null when the mask "
-                                                   "loader is not wired in).")
+    mask_dice: MaskDice | None = Field(description="Foreground Dice between the two readers' mask readings of each "
+                                                   "item (paired by `meta.derived_from`), and their mean.")
 
 
 class QueueDetail(QueueSummary):

@@ -129,6 +129,7 @@ class Bis5kAdapter(DatasetAdapter):
     facet_fields = ("split", "mask_area", "has_mask")
     editable_annotations = ("mask",)
     queue_suggestions = (LOWEST_DICE,)
+    mask_labels = {MASK_LABEL: "gland"}  # binary: a 0/255 PNG upload means 0/1
     filter_fields = ()
     numeric_sorts = {"mask_area": NumericSort(meta="mask_area")}  # foreground share of the image, 0–1
     charts = (ChartSpec("histogram", "Mask area (share of the image)", value="mask_area", group="split",
@@ -244,15 +245,21 @@ class Bis5kAdapter(DatasetAdapter):
         labels: np.ndarray | None = None
         shapes: list[Any] = []
         for a in annotations:
-            rel = (a.geometry or {}).get("mask") if a.kind == "mask" else None
+            geometry = (a.geometry or {}) if a.kind == "mask" else {}
+            stored, rel = geometry.get("stored"), geometry.get("mask")
+            if isinstance(stored, str):
+                rel = f"stored mask {stored[:12]}…"
             if not isinstance(rel, str):
                 continue
             try:
-                foreground = read_mask(self._inside(item, rel), rel, item.access.limits)
+                if isinstance(stored, str):
+                    foreground = self._stored(item, stored) > 0
+                else:
+                    foreground = read_mask(self._inside(item, rel), rel, item.access.limits)
             except FileRefused as exc:  # outside the data roots, or too large: not read, said in the corner
                 shapes.append(Label(4, 16, f"mask {exc}", ERROR_COLOUR))
                 continue
-            except (PngError, OSError) as exc:
+            except (PngError, OSError, PixelError) as exc:
                 shapes.append(Label(4, 16, f"mask {rel}: {exc}", ERROR_COLOUR))
                 continue
             if foreground.shape != (height, width):
@@ -263,6 +270,13 @@ class Bis5kAdapter(DatasetAdapter):
                 labels = np.zeros((height, width), np.uint8)
             labels[foreground] = MASK_LABEL
         return OverlayLayer(shapes, labels, {MASK_LABEL: MASK_COLOUR} if labels is not None else None)
+
+    @staticmethod
+    def _stored(item: ItemRef, name: str) -> np.ndarray:
+        """A user's mask version, from the app's mask store (never the dataset's folder)."""
+        if item.masks is None:
+            raise PixelError("no mask store to read user masks from")
+        return item.masks.read_image(name)
 
     @staticmethod
     def _inside(item: ItemRef, rel: str) -> Path:

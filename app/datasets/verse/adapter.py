@@ -58,8 +58,9 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 class VerseAdapter(DatasetAdapter):
     kind = "verse"
     facet_fields = ("split", "region", "vertebra", "vertebra_count", "ground_truth")
-    editable_annotations = ("centroid",)
+    editable_annotations = ("centroid", "mask")
     queue_suggestions = (LOWEST_DICE_3D, CENTROIDS_OFF)
+    mask_labels = dict(vl.NAMES)  # vertebra numbers 1–28 and their names
     cache_images = False  # whole volumes are cached (app.datasets.volumes)
     facet_order = {"vertebra": [vl.NAMES[label] for label in vl.SPINE_ORDER]}  # anatomical, not alphabetical
     charts = (ChartSpec("crosstab", "Vertebrae with ground truth, per split", rows="vertebra", cols="split",
@@ -146,11 +147,19 @@ class VerseAdapter(DatasetAdapter):
         """The subject's vertebra mask (the first mask annotation), or None when it is missing, unreadable or
         not on the CT's grid (logged: the CT still shows)."""
         for ann in annotations:
-            relative = (ann.geometry or {}).get("mask") if ann.kind == "mask" else None
+            geometry = (ann.geometry or {}) if ann.kind == "mask" else {}
+            stored, relative = geometry.get("stored"), geometry.get("mask")
+            if isinstance(stored, str):
+                relative = f"stored mask {stored}"
             if not isinstance(relative, str):
                 continue
             try:
-                vol = self._load(item, relative, True, volumes)
+                if isinstance(stored, str):
+                    if item.masks is None:
+                        raise PixelError("no mask store to read user masks from")
+                    vol = item.masks.read_volume(stored, volumes)  # a user's version (app data dir)
+                else:
+                    vol = self._load(item, relative, True, volumes)
             except PixelError as exc:
                 log.warning("VerSe mask not used: %s", exc)
                 return None

@@ -16,6 +16,7 @@ import { bindPointer } from "./tools.js";
 import { Editor } from "./edit.js";
 import { bindComments } from "./comments.js";
 import { startReview } from "./review.js";
+import { createBrush } from "./brush.js";
 
 const SPINNER_DELAY_MS = 150;
 const PLANES = ["axial", "coronal", "sagittal"];
@@ -52,6 +53,7 @@ export class Viewer {
     bindPointer(this);
     if (state.edit?.can_edit) this.editor = new Editor(this); // annotators and above only
     bindComments(this);
+    this.brush = createBrush(this); // mask brush / eraser (null when the kind takes no user masks)
     this.load();
   }
 
