@@ -285,6 +285,8 @@ class DatasetAdapter(ABC):
     volume_only: ClassVar[bool] = False  # every item is a volume (2-D models cannot run)
     # -- review --
     editable_annotations: ClassVar[tuple[str, ...]] = ()  # annotation kinds users may create and edit here
+    # -- export (app.export, docs/export.md) --
+    export_formats: ClassVar[Mapping[str, str]] = {"csv": "table"}  # format name → the export writer for this kind
     # -- pixels --
     cache_images: ClassVar[bool] = True  # False: views are cut from whole cached volumes (cheaper than keeping them)
 

@@ -56,6 +56,7 @@ def undecodable_reason(uid: str) -> str | None:
 
 class DicomAdapter(DatasetAdapter):
     kind = "dicom"
+    export_formats = {"csv": "table", "dicom-seg": "dicom-seg", "dicom-sr": "dicom-sr"}  # docs/export.md
     facet_fields = ("modality", "body_part", "plane", "sex", "age")
     editable_annotations = ("recist", "bbox")
     numeric_sorts = {"age": NumericSort(column="age")}

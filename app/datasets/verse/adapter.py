@@ -56,6 +56,7 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 class VerseAdapter(DatasetAdapter):
     kind = "verse"
+    export_formats = {"csv": "table", "coco": "coco", "nifti": "verse-masks"}  # docs/export.md
     facet_fields = ("split", "region", "vertebra", "vertebra_count", "ground_truth")
     editable_annotations = ("centroid",)
     cache_images = False  # whole volumes are cached (app.datasets.volumes)
