@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -34,6 +35,8 @@ from app.export.context import ExportContext
 from app.export.masks import MaskUnavailable, is_volume_mask, mask_array
 from app.export.selection import annotations_of, item_chunks
 from app.export.writer import atomic_save, atomic_text
+
+log = logging.getLogger(__name__)
 
 CT_SUFFIX = "_ct"
 MASK_NAME = "{base}_seg-vert_msk.nii.gz"
@@ -88,8 +91,9 @@ def write_verse(ctx: ExportContext) -> list[Path]:
             written.append(ctx.wrote(ctx.out / ct_rel))
             mine = anns.get(ref.id, [])
             masks = [a for a in mine if a.kind == "mask" and is_volume_mask(a)]
-            if masks:
-                written.append(ctx.wrote(_write_labels(ref, masks, header, folder / MASK_NAME.format(base=base))))
+            mask_out = _write_labels(ref, masks, header, folder / MASK_NAME.format(base=base)) if masks else None
+            if mask_out is not None:
+                written.append(ctx.wrote(mask_out))
             centroids = [a for a in mine if a.kind == "centroid" and (a.geometry or {}).get("point")]
             if centroids:
                 path = folder / CTD_NAME.format(base=base)
@@ -101,19 +105,24 @@ def write_verse(ctx: ExportContext) -> list[Path]:
     return written
 
 
-def _write_labels(ref: Any, masks: Sequence[Any], header: Any, out: Path) -> Path:
+def _write_labels(ref: Any, masks: Sequence[Any], header: Any, out: Path) -> Path | None:
+    """The item's vertebra labels on its CT's grid; None (logged) when no mask can be read or none lies on the
+    CT's grid (as the viewer, which does not show such a mask either)."""
     combined: np.ndarray | None = None
     for a in masks:
         try:
             labels = mask_array(ref, a)
-        except MaskUnavailable:
+        except MaskUnavailable as exc:
+            log.warning("export: %s", exc)
+            continue
+        if tuple(labels.shape) != tuple(header.canonical_shape):
+            log.warning("export: the mask of item %d is %s, its CT %s; not written", ref.id, labels.shape,
+                        header.canonical_shape)
             continue
         combined = labels if combined is None else np.where(labels > 0, labels, combined)
     if combined is None:
-        raise MaskUnavailable(f"no vertebra mask of item {ref.id} could be read")
+        return None
     data = np.ascontiguousarray(to_file_order(combined, header.affine)).astype(np.uint8)
-    if tuple(data.shape) != tuple(header.shape):
-        raise MaskUnavailable(f"the mask of item {ref.id} is {data.shape}, its CT {header.shape}")
     img = nib.Nifti1Image(data, header.affine)
     img.set_qform(header.affine, code=1)
     img.set_sform(header.affine, code=1)
