@@ -1,0 +1,107 @@
+"""`medview export` into a folder: VerSe `nifti` (the mask on the CT's own grid and affine, centroids in the
+frame of the item's own centroid file; `medview ingest` reads the folder back to the same subjects, masks and
+centroids), DeepLesion lesion sub-volumes against an independent PNG decode (HU, the DL_save_nifti.py affine), the
+real VerSe sample, and bad input (exit 2 naming the problem, nothing written)."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import nibabel as nib
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.cli import main as cli_main
+from app.datasets.ingest import ingest_path
+from app.datasets.verse.synth import generate_verse
+from app.db.models import Annotation, Item
+
+
+@pytest.fixture
+def cli_env(monkeypatch, settings):
+    for name in ("database_url", "data_dir", "data_roots"):
+        monkeypatch.setenv(f"MEDVIEW_{name.upper()}", str(getattr(settings, name)))
+
+
+def _centroids(engine, dataset_id: int) -> dict[tuple[str, str], list[float]]:
+    with Session(engine) as s:
+        rows = s.execute(select(Item.key, Annotation.label, Annotation.geometry)
+                         .join(Item, Item.id == Annotation.item_id)
+                         .where(Annotation.dataset_id == dataset_id, Annotation.kind == "centroid",
+                                Annotation.is_current()))
+        return {(key, label): g["point"] for key, label, g in rows}
+
+
+def test_verse_nifti_round_trip(cli_env, capsys, engine, settings, tmp_path):
+    sample = generate_verse(tmp_path / "verse", subjects=2, seed=5)  # PIR storage; LPS with a PIR centroid file
+    ds = ingest_path(engine, settings, sample.root, kind="verse", name="verse").dataset_id
+    out = tmp_path / "out"
+    assert cli_main(["export", "--dataset", "verse", "--format", "nifti", "--quiet", str(out)]) == 0
+    assert "2 items exported as nifti" in capsys.readouterr().out
+    for subject in sample.subjects:
+        ct_rel = subject.ct.relative_to(sample.root)
+        assert (out / ct_rel).read_bytes() == subject.ct.read_bytes()
+        base = subject.ct.name.removesuffix("_ct.nii.gz")
+        folder = out / "derivatives" / ct_rel.parent.relative_to("rawdata")
+        mask = nib.load(folder / f"{base}_seg-vert_msk.nii.gz")
+        original, ct = nib.load(subject.mask), nib.load(subject.ct)
+        assert np.array_equal(np.asarray(mask.dataobj), np.rint(np.asarray(original.dataobj)).astype(np.uint8))
+        assert np.allclose(mask.affine, ct.affine) and mask.shape == ct.shape
+        written = json.loads((folder / f"{base}_seg-subreg_ctd.json").read_text())
+        source = json.loads(subject.ctd.read_text())
+        assert written[0] == {"direction": source[0]["direction"]}  # the file's own axis convention
+        by_label = {e["label"]: e for e in source[1:]}
+        for e in written[1:]:
+            assert all(abs(e[a] - by_label[e["label"]][a]) < 0.02 for a in "XYZ"), (e, by_label[e["label"]])
+    again = ingest_path(engine, settings, out, kind="verse", name="again")
+    assert again.items == 2
+    first, second = _centroids(engine, ds), _centroids(engine, again.dataset_id)
+    assert first.keys() == second.keys()
+    assert all(np.allclose(first[k], second[k], atol=0.02) for k in first)
+
+
+def test_deeplesion_subvolumes_and_bad_input(cli_env, capsys, ingested, deeplesion_sample, tmp_path):
+    out = tmp_path / "nifti"
+    assert cli_main(["export", "--dataset", "sample", "--format", "nifti", "--split", "train", "--quiet",
+                     str(out)]) == 0
+    spacing = {r["File_name"][:12]: [float(v) for v in r["Spacing_mm_px_"].split(",")] for r in deeplesion_sample.rows}
+    files = sorted(out.glob("*.nii.gz"))
+    assert files
+    for path in files:
+        series, _, span = path.name.removesuffix(".nii.gz").rpartition("_")
+        first, last = (int(v) for v in span.split("-"))
+        slices = [cv2.imread(str(deeplesion_sample.root / "Images_png" / series / f"{n:03d}.png"), cv2.IMREAD_UNCHANGED)
+                  for n in range(first, last + 1)]
+        expected = np.stack([s.astype(np.int32) - 32768 for s in slices], axis=-1)
+        img = nib.load(path)
+        assert img.get_data_dtype() == np.int16 and np.array_equal(np.asarray(img.dataobj), expected)
+        sx, sy, sz = spacing[series]  # the row's Spacing_mm_px_, placed as DL_save_nifti.py places it
+        assert np.allclose(img.affine, [[0, -sy, 0, 0], [-sx, 0, 0, 0], [0, 0, -sz, 0], [0, 0, 0, 1]])
+    listed = (out / "lesions.csv").read_text().splitlines()
+    assert listed[0].startswith("file,series,key_slice") and len(listed) > 1
+
+    capsys.readouterr()
+    empty = tmp_path / "empty"
+    for args, words in [(["--format", "tiff"], "unknown format"),
+                        (["--format", "masks-png"], "does not fit"),
+                        (["--format", "csv", "--split", "nowhere"], "no item"),
+                        (["--format", "csv", "--organ", "liver"], "unknown filter")]:
+        assert cli_main(["export", "--dataset", "sample", *args, "--quiet", str(empty)]) == 2
+        assert words in capsys.readouterr().err
+    assert not empty.exists()
+
+
+@pytest.mark.realdata
+def test_real_verse_mask_keeps_the_ct_grid(cli_env, engine, settings, realdata, tmp_path):
+    root = realdata("verse")
+    ingest_path(engine, settings, root, kind="verse", name="real-verse")
+    out = tmp_path / "out"
+    assert cli_main(["export", "--dataset", "real-verse", "--format", "nifti", "--quiet", str(out)]) == 0
+    written = nib.load(out / "derivatives" / "sub-ct" / "sub-ct_label-22_seg-vert_msk.nii.gz")
+    original = nib.load(root / "derivatives" / "sub-ct" / "sub-ct_seg-vert_label-22_msk.nii.gz")
+    ct = nib.load(root / "rawdata" / "sub-ct" / "sub-ct_label-22_ct.nii.gz")
+    assert np.array_equal(np.asarray(written.dataobj), np.asarray(original.dataobj).astype(np.uint8))
+    assert np.allclose(written.affine, ct.affine) and nib.aff2axcodes(written.affine) == ("P", "I", "R")
