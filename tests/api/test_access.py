@@ -96,6 +96,8 @@ WRITES = [  # (method, path, body, least role)
     ("POST", "/api/items/999/reviews", {"verdict": "accept"}, "reviewer"),
     ("POST", "/api/review/queues", {"name": "q", "dataset_id": 999, "filters": {}}, "reviewer"),
     ("GET", "/api/review/queues/999/next", None, "reviewer"),
+    ("POST", "/api/exports", {"dataset_id": 999, "format": "csv"}, "reviewer"),
+    ("GET", "/api/exports/999/download", None, "reviewer"),
 ]
 ROLES = ["viewer", "annotator", "reviewer", "admin"]
 

@@ -15,6 +15,18 @@ class ExportRequest(ExportParams):
     checked once: 404 / 400 naming what is wrong). The server decides where the file goes."""
 
 
+class ExportResult(BaseModel):
+    file: str = Field(description="Name of the result file.")
+    bytes: int = Field(description="Its size.")
+    files: int = Field(description="How many files the format wrote (several are delivered as one .zip).")
+
+
+class StoredExportParams(ExportParams):
+    """An export job's parameters as stored: the request's, and once done its `result`."""
+
+    result: ExportResult | None = Field(None, description="The result file, once the export is done.")
+
+
 class ExportCreated(BaseModel):
     id: int = Field(description="Export (job) id; follow it with GET /api/exports/{id} or GET /api/jobs/{id}.")
 
@@ -26,7 +38,7 @@ class ExportSummary(BaseModel):
     done: int = Field(description="Items written.")
     total: int = Field(description="Items the export covers.")
     error: str | None = Field(description="Why the export failed.")
-    params: ExportParams = Field(description="The parameters as stored.")
+    params: StoredExportParams = Field(description="The parameters as stored.")
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
