@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
@@ -14,7 +16,9 @@ from app.config import Settings
 from app.datasets.base import DatasetAdapter
 from app.db.models import Dataset
 from app.export.params import ExportParams
-from app.pixels import PixelStore
+
+if TYPE_CHECKING:
+    from app.pixels import PixelStore
 
 
 class Cancelled(Exception):
@@ -31,9 +35,18 @@ class ExportContext:
     selection: Select[tuple[int]]  # ids of the exported items
     total: int  # how many items
     out: Path  # the folder the files go into (created)
-    pixels: PixelStore
+    given_pixels: PixelStore | None  # the app's or worker's pixel layer; made on first use when None
     advance: Callable[[int], None] = field(default=lambda n: None)  # n more items written; may raise Cancelled
     files: list[Path] = field(default_factory=list)  # written so far, in order
+
+    @cached_property
+    def pixels(self) -> PixelStore:
+        """Images, volumes and confined file access (imported on first use: table formats never need it)."""
+        if self.given_pixels is not None:
+            return self.given_pixels
+        from app.pixels import PixelStore
+
+        return PixelStore.from_settings(self.settings)
 
     @property
     def mode(self) -> str:

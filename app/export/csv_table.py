@@ -22,7 +22,7 @@ from sqlalchemy import exists, func, select
 
 from app.db.models import Annotation, Item, ItemMetric, Model, Prediction, Review
 from app.export.context import ExportContext
-from app.export.selection import annotation_filter, item_chunks
+from app.export.selection import among, annotation_filter, item_chunks
 from app.export.writer import atomic_text
 
 BASE_COLUMNS = ("item_id", "key", "split", "label", "review_status")
@@ -58,8 +58,8 @@ def _labels(ctx: ExportContext, ids: Sequence[int]) -> dict[int, str]:
     """Item labels held by `label` annotations (current, or as ingested): they override the item's own label
     column (a corrected class); items without one keep the column's."""
     out: dict[int, str] = {}
-    rows = ctx.session.execute(select(Annotation.item_id, Annotation.label).where(
-        Annotation.item_id.in_(list(ids)), Annotation.kind == "label", annotation_filter(ctx.mode)))
+    rows = ctx.session.connection().execute(select(Annotation.item_id, Annotation.label).where(
+        among(Annotation.item_id, ids), Annotation.kind == "label", annotation_filter(ctx.mode)))
     for item_id, label in rows:
         if label is not None:
             out.setdefault(item_id, label)
@@ -90,6 +90,8 @@ def write(ctx: ExportContext) -> list[Path]:
         metric_names = session.scalars(select(ItemMetric.name).distinct().where(
             ItemMetric.model_id == model_id, ItemMetric.item_id.in_(ctx.selection)))
         model_columns[model_id] = sorted(names) + sorted(f"metric:{n}" for n in metric_names)
+    has_labels = bool(session.scalar(select(exists().where(Annotation.dataset_id == ctx.dataset.id,
+                                                           Annotation.kind == "label"))))
     header = [*BASE_COLUMNS, *(f"verdict:{r}" for r in readers),
               *(f"{models[m]}:{c.removeprefix('metric:')}" for m in model_ids for c in model_columns[m])]
     path = ctx.out / FILE_NAME
@@ -100,7 +102,12 @@ def write(ctx: ExportContext) -> list[Path]:
             ids = [r[0] for r in rows]
             verdicts = _verdicts(ctx, ids) if readers else {}
             preds = _predictions(ctx, ids, model_ids) if model_ids else {}
-            labels = _labels(ctx, ids)
+            labels = _labels(ctx, ids) if has_labels else {}
+            if not readers and not model_ids:  # the common case, without the per-cell work below
+                writer.writerows((item_id, key, split or "", labels.get(item_id, label) or "", status)
+                                 for item_id, key, split, label, status in rows)
+                ctx.advance(len(rows))
+                continue
             out = []
             for item_id, key, split, label, status in rows:
                 line = [item_id, key, _cell(split), _cell(labels.get(item_id, label)), status]
@@ -118,10 +125,10 @@ def write(ctx: ExportContext) -> list[Path]:
 
 def _verdicts(ctx: ExportContext, ids: Sequence[int]) -> dict[int, dict[str, str]]:
     """Each reader's latest verdict per item (the highest review id)."""
-    latest = (select(func.max(Review.id)).where(Review.item_id.in_(list(ids)))
+    latest = (select(func.max(Review.id)).where(among(Review.item_id, ids))
               .group_by(Review.item_id, Review.reviewer))
     out: dict[int, dict[str, str]] = {}
-    for item_id, reviewer, verdict in ctx.session.execute(
+    for item_id, reviewer, verdict in ctx.session.connection().execute(
             select(Review.item_id, Review.reviewer, Review.verdict).where(Review.id.in_(latest))):
         out.setdefault(item_id, {})[reviewer] = verdict
     return out
@@ -129,12 +136,12 @@ def _verdicts(ctx: ExportContext, ids: Sequence[int]) -> dict[int, dict[str, str
 
 def _predictions(ctx: ExportContext, ids: Sequence[int], model_ids: Sequence[int]) -> dict[tuple[int, int], dict]:
     out: dict[tuple[int, int], dict[str, Any]] = {}
-    for item_id, model_id, outputs in ctx.session.execute(select(
+    for item_id, model_id, outputs in ctx.session.connection().execute(select(
             Prediction.item_id, Prediction.model_id, Prediction.outputs).where(
-            Prediction.item_id.in_(list(ids)), Prediction.model_id.in_(list(model_ids)))):
+            among(Prediction.item_id, ids), Prediction.model_id.in_(list(model_ids)))):
         out[(item_id, model_id)] = _flatten(outputs or {})
-    for item_id, model_id, name, value in ctx.session.execute(select(
+    for item_id, model_id, name, value in ctx.session.connection().execute(select(
             ItemMetric.item_id, ItemMetric.model_id, ItemMetric.name, ItemMetric.value).where(
-            ItemMetric.item_id.in_(list(ids)), ItemMetric.model_id.in_(list(model_ids)))):
+            among(ItemMetric.item_id, ids), ItemMetric.model_id.in_(list(model_ids)))):
         out.setdefault((item_id, model_id), {})[f"metric:{name}"] = value
     return out

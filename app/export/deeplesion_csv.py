@@ -63,7 +63,7 @@ def read_source(ctx: ExportContext) -> tuple[list[str], dict[int, list[str]]]:
     return header, rows
 
 
-def _origins(ctx: ExportContext, anns: Sequence[Annotation]) -> dict[int, Annotation]:
+def _origins(ctx: ExportContext, anns: Sequence[Any]) -> dict[int, Any]:
     """Lineage id → its first version (the dataset's row, with the csv_line it came from)."""
     lineages = {a.lineage_id for a in anns if a.lineage_id is not None}
     if not lineages:
@@ -71,7 +71,7 @@ def _origins(ctx: ExportContext, anns: Sequence[Annotation]) -> dict[int, Annota
     return {a.id: a for a in ctx.session.scalars(select(Annotation).where(Annotation.id.in_(lineages)))}
 
 
-def _line(a: Annotation, origins: dict[int, Annotation]) -> int | None:
+def _line(a: Any, origins: dict[int, Any]) -> int | None:
     first = origins.get(a.lineage_id) if a.lineage_id is not None else a
     value = ((first.meta if first is not None else None) or {}).get("csv_line")
     if first is None or first.source != SOURCE_DATASET or not isinstance(value, int):
@@ -88,7 +88,7 @@ def write(ctx: ExportContext) -> list[Path]:
     out: list[tuple[tuple[float, float, int], list[str]]] = []
     for rows in item_chunks(ctx.session, ctx.selection, (Item.id, Item.key, Item.width, Item.height)):
         ids = [r[0] for r in rows]
-        anns = annotations_of(ctx.session, ids, ctx.mode)
+        anns = annotations_of(ctx.session, ids, ctx.mode, meta=True)
         origins = _origins(ctx, [a for mine in anns.values() for a in mine])
         for item_id, _key, width, height in rows:
             recists = [a for a in anns.get(item_id, []) if a.kind == "recist"]
@@ -127,7 +127,7 @@ def _slice_template(ctx: ExportContext, item_id: int, source: dict[int, list[str
     return None
 
 
-def _edited(row: list[str], index: dict[str, int], a: Annotation, width: Any, height: Any, added: bool) -> list[str]:
+def _edited(row: list[str], index: dict[str, int], a: Any, width: Any, height: Any, added: bool) -> list[str]:
     geometry = a.geometry or {}
     points = recist_points(geometry)
     row[index["Measurement_coordinates"]] = numbers([v for p in points for v in p])

@@ -3,24 +3,27 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from app.datasets.base import DatasetAdapter
 from app.errors import InvalidInput
-from app.export import coco, csv_table, deeplesion_csv, masks_png, nifti
 from app.export.context import ExportContext
 from app.export.params import FORMATS
 
 Writer = Callable[[ExportContext], list[Path]]
 
-WRITERS: dict[str, Writer] = {
-    "table": csv_table.write,
-    "coco": coco.write,
-    "deeplesion-csv": deeplesion_csv.write,
-    "bis5k-masks": masks_png.write,
-    "verse-masks": nifti.write_verse,
-    "lesion-subvolumes": nifti.write_lesion_subvolumes,
+# writer name → "module:function" of app.export, imported when used (a CSV export need not load nibabel,
+# OpenCV or pycocotools: the command's start-up is part of every export's time)
+WRITERS: dict[str, str] = {
+    "table": "csv_table:write",
+    "coco": "coco:write",
+    "deeplesion-csv": "deeplesion_csv:write",
+    "bis5k-masks": "masks_png:write",
+    "verse-masks": "nifti:write_verse",
+    "lesion-subvolumes": "nifti:write_lesion_subvolumes",
 }
 NOT_YET = {"dicom-seg": "DICOM SEG", "dicom-sr": "DICOM SR measurement reports"}
 
@@ -37,4 +40,5 @@ def writer_for(adapter: DatasetAdapter, fmt: str) -> Writer:
     name = offered[fmt]
     if name in NOT_YET or name not in WRITERS:
         raise InvalidInput(f"format: {fmt} ({NOT_YET.get(name, name)}) is not available yet")
-    return WRITERS[name]
+    module, _, function = WRITERS[name].partition(":")
+    return cast(Writer, getattr(importlib.import_module(f"app.export.{module}"), function))

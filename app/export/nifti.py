@@ -172,7 +172,7 @@ def write_lesion_subvolumes(ctx: ExportContext) -> list[Path]:
     done: set[str] = set()
     for rows in item_chunks(ctx.session, ctx.selection, (Item.id,), size=50):
         ids = [r[0] for r in rows]
-        anns = annotations_of(ctx.session, ids, ctx.mode)
+        anns = annotations_of(ctx.session, ids, ctx.mode, meta=True)
         for target in ctx.pixels.targets(ctx.session, ids, False):
             ref = target.ref
             key = ref.location_index

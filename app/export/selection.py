@@ -49,23 +49,40 @@ def annotation_filter(mode: str) -> Any:
     return Annotation.is_current() if mode == "current" else Annotation.source == SOURCE_DATASET
 
 
-def annotations_of(session: Session, item_ids: Sequence[int], mode: str) -> dict[int, list[Annotation]]:
-    """The annotations of these items, by item id, each item's in a stable order (lineage, then id)."""
-    out: dict[int, list[Annotation]] = {}
+ANNOTATION_COLUMNS = (Annotation.id, Annotation.item_id, Annotation.kind, Annotation.label, Annotation.geometry,
+                      Annotation.slice_index, Annotation.source, Annotation.version, Annotation.lineage_id)
+DENSE = 4  # a chunk whose ids span at most this many times their count is read as one id range
+
+
+def among(column: Any, ids: Sequence[int]) -> Any:
+    """WHERE clause: `column` is one of the (sorted) `ids`. A dense run is read as a range — one comparison
+    instead of thousands of bound parameters; rows of other ids inside it come along, and callers, who look
+    their own ids up in the result, ignore them."""
+    if ids and ids[-1] - ids[0] + 1 <= DENSE * len(ids):
+        return column.between(ids[0], ids[-1])
+    return column.in_(list(ids))
+
+
+def annotations_of(session: Session, item_ids: Sequence[int], mode: str,
+                   meta: bool = False) -> dict[int, list[Any]]:
+    """The annotations of these items (rows with the ANNOTATION_COLUMNS' attributes, and `meta` when asked),
+    by item id, each item's in a stable order (lineage, then id)."""
+    out: dict[int, list[Any]] = {}
     if not item_ids:
         return out
     lineage = func.coalesce(Annotation.lineage_id, Annotation.id)
-    for a in session.scalars(select(Annotation).where(Annotation.item_id.in_(list(item_ids)),
-                                                      annotation_filter(mode)).order_by(lineage, Annotation.id)):
+    columns = (*ANNOTATION_COLUMNS, Annotation.meta) if meta else ANNOTATION_COLUMNS
+    stmt = (select(*columns).where(among(Annotation.item_id, item_ids), annotation_filter(mode))
+            .order_by(lineage, Annotation.id))
+    for a in session.connection().execute(stmt).all():  # fetched at once: cheaper than row by row
         out.setdefault(a.item_id, []).append(a)
     return out
 
 
 def item_chunks(session: Session, selection: Select[tuple[int]], columns: Sequence[Any],
                 size: int = 5000) -> Iterator[list[Any]]:
-    """Rows of `columns` of the selected items in id order, `size` at a time: the ids are read with one query,
-    the rows by primary key per chunk (the caller reads annotations etc. per chunk between them)."""
-    ids = list(session.scalars(selection.order_by(Item.id)))
-    for start in range(0, len(ids), size):
-        part = ids[start:start + size]
-        yield list(session.execute(select(*columns).where(Item.id.in_(part)).order_by(Item.id)))
+    """Rows of `columns` of the selected items in id order, `size` at a time, from one query read as it goes
+    (Core rows: no ORM bookkeeping); the caller runs its per-chunk queries between the chunks."""
+    result = session.connection().execute(select(*columns).where(Item.id.in_(selection)).order_by(Item.id))
+    while rows := result.fetchmany(size):
+        yield list(rows)

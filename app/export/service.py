@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
@@ -20,7 +21,9 @@ from app.export import selection
 from app.export.context import ExportContext
 from app.export.formats import Writer, writer_for
 from app.export.params import ExportParams
-from app.pixels import PixelStore
+
+if TYPE_CHECKING:
+    from app.pixels import PixelStore
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ def write_export(session: Session, settings: Settings, plan: ExportPlan, out: Pa
     files written."""
     out.mkdir(parents=True, exist_ok=True)
     ctx = ExportContext(session, settings, plan.params, plan.dataset, plan.adapter, plan.selection, plan.total,
-                        out, pixels or PixelStore.from_settings(settings))
+                        out, pixels)
     if advance is not None:
         ctx.advance = advance
     return plan.writer(ctx)

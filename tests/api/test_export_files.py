@@ -6,18 +6,25 @@ real VerSe sample, and bad input (exit 2 naming the problem, nothing written).""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import cv2
 import nibabel as nib
 import numpy as np
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from app.cli import main as cli_main
 from app.datasets.ingest import ingest_path
 from app.datasets.verse.synth import generate_verse
 from app.db.models import Annotation, Item
+
+REDIS_URL = os.environ.get("MEDVIEW_TEST_REDIS_URL", "")
+EXPORT_REDIS_DB = "11"
 
 
 @pytest.fixture
@@ -105,3 +112,51 @@ def test_real_verse_mask_keeps_the_ct_grid(cli_env, engine, settings, realdata, 
     ct = nib.load(root / "rawdata" / "sub-ct" / "sub-ct_label-22_ct.nii.gz")
     assert np.array_equal(np.asarray(written.dataobj), np.asarray(original.dataobj).astype(np.uint8))
     assert np.allclose(written.affine, ct.affine) and nib.aff2axcodes(written.affine) == ("P", "I", "R")
+
+
+def test_a_cancelled_or_stopped_export_leaves_no_file(engine, settings, ingested):
+    from app.export import jobs as export_jobs
+    from app.export.params import parse_export_params
+    from app.inference.jobs import run_job
+    from app.inference.registry import RuntimeCache
+
+    export_jobs.register()
+    params = parse_export_params({"dataset_id": ingested.dataset_id, "format": "coco"})
+    for stop, status in ((dict(should_cancel=lambda: True), "cancelled"), (dict(should_stop=lambda: True), "running")):
+        with Session(engine) as s:
+            job_id = export_jobs.create_export_job(s, params).id
+        assert run_job(engine, settings, RuntimeCache(), job_id, **stop) == status
+        folder = export_jobs.job_folder(settings, job_id)
+        assert not folder.exists() or not [p for p in folder.rglob("*") if p.is_file() and ".part" not in p.name]
+    assert run_job(engine, settings, RuntimeCache(), job_id) == "done"  # the stopped one, run again
+    assert [p.name for p in export_jobs.job_folder(settings, job_id).iterdir()] == ["annotations.json"]
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="MEDVIEW_TEST_REDIS_URL not set")
+def test_export_runs_on_a_redis_worker(make_settings, settings, database_url, ingested, tmp_path):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the worker process shares this test's SQLite file")
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.helpers.api import wait_finished
+    from tests.helpers.auth import signed_in
+
+    url = str(make_url(REDIS_URL).set(database=EXPORT_REDIS_DB))  # its own Redis database: no other test's worker
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDVIEW_")}
+    env.update(MEDVIEW_QUEUE_URL=url, MEDVIEW_DATABASE_URL=database_url, MEDVIEW_DATA_DIR=str(settings.data_dir),
+               MEDVIEW_DATA_ROOTS=settings.data_roots)
+    worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        queued = make_settings(queue_url=url)
+        with signed_in(TestClient(create_app(queued)), queued) as client:
+            r = client.post("/api/exports", json={"dataset_id": ingested.dataset_id, "format": "csv"})
+            assert r.status_code == 202, r.text
+            job = wait_finished(client, r.json()["id"])
+            assert job["status"] == "done", job
+            assert client.get(f"/api/exports/{job['id']}/download").text.startswith("item_id,key,")
+    finally:
+        worker.terminate()
+        _, stderr = worker.communicate(timeout=30)
+    assert f"job {job['id']}: done" in stderr
