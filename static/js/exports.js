@@ -49,7 +49,10 @@ async function start(event) {
     return;
   }
   say(`export ${answer.id} started`);
-  window.location.reload();
+  // the page again, its form keeping this dataset and these filters
+  const query = new URLSearchParams(String(data.get("filters") || "").trim());
+  query.set("dataset_id", String(body.dataset_id));
+  window.location.assign(`${window.location.pathname}?${query}`);
 }
 
 async function poll() {
@@ -58,8 +61,8 @@ async function poll() {
     const r = await fetch(fillUrl(URLS.export, { id: tr.dataset.id }), { headers: { Accept: "application/json" } });
     if (!r.ok) continue;
     const e = await r.json();
-    tr.querySelector(".progress").textContent = `${e.done} / ${e.total}`;
-    tr.querySelector(".status").textContent = e.status;
+    tr.querySelector(".export-progress").textContent = `${e.done} / ${e.total}`;
+    tr.querySelector(".export-status").textContent = e.status;
     if (!ACTIVE.has(e.status)) {
       window.location.reload();
       return;
