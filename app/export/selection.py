@@ -83,6 +83,7 @@ def item_chunks(session: Session, selection: Select[tuple[int]], columns: Sequen
                 size: int = 5000) -> Iterator[list[Any]]:
     """Rows of `columns` of the selected items in id order, `size` at a time, from one query read as it goes
     (Core rows: no ORM bookkeeping); the caller runs its per-chunk queries between the chunks."""
-    result = session.connection().execute(select(*columns).where(Item.id.in_(selection)).order_by(Item.id))
+    # the selection's own WHERE with other columns: no `id IN (subquery)` to build
+    result = session.connection().execute(selection.with_only_columns(*columns).order_by(Item.id))
     while rows := result.fetchmany(size):
         yield list(rows)

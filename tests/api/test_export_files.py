@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import nibabel as nib
@@ -145,7 +146,8 @@ def test_export_runs_on_a_redis_worker(make_settings, settings, database_url, in
     url = str(make_url(REDIS_URL).set(database=EXPORT_REDIS_DB))  # its own Redis database: no other test's worker
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDVIEW_")}
     env.update(MEDVIEW_QUEUE_URL=url, MEDVIEW_DATABASE_URL=database_url, MEDVIEW_DATA_DIR=str(settings.data_dir),
-               MEDVIEW_DATA_ROOTS=settings.data_roots)
+               MEDVIEW_DATA_ROOTS=settings.data_roots,
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))  # this checkout's app, not an installed one
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -154,7 +156,7 @@ def test_export_runs_on_a_redis_worker(make_settings, settings, database_url, in
             r = client.post("/api/exports", json={"dataset_id": ingested.dataset_id, "format": "csv"})
             assert r.status_code == 202, r.text
             job = wait_finished(client, r.json()["id"])
-            assert job["status"] == "done", job
+            assert job["status"] == "done", (job, client.get(f"/api/jobs/{job['id']}").json()["error"])
             assert client.get(f"/api/exports/{job['id']}/download").text.startswith("item_id,key,")
     finally:
         worker.terminate()
