@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dl-root", type=Path, default=BENCH / "export-dl")
     parser.add_argument("--pcam-root", type=Path, default=BENCH / "export-pcam")
     parser.add_argument("--subvolume-root", type=Path, default=BENCH / "export-dl-small")
-    parser.add_argument("--subvolume-scale", type=float, default=0.02)
+    parser.add_argument("--subvolume-scale", type=float, default=0.002)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--skip-dl", action="store_true")
     parser.add_argument("--skip-pcam", action="store_true")
