@@ -188,6 +188,21 @@ def test_real_deeplesion_rows_come_back_verbatim(client, settings, engine, reald
     exported = body.decode().splitlines()
     assert exported[0] == source[0] and len(exported) == 24
     assert set(exported[1:]) <= set(source[1:])  # the 23 rows that have their PNGs, unchanged
+    # COCO of the same: each lesion's keypoints and box are the table's numbers (read here with the csv module)
+    table = {(r["File_name"], r["Measurement_coordinates"]): r
+             for r in csv.DictReader(io.StringIO((root / "DL_info.csv").read_text()))}
+    path = Path(settings.data_dir) / "real-coco.json"
+    path.write_bytes(_export(client, _as(settings, "rev", "reviewer"), dataset_id=report.dataset_id, format="coco"))
+    coco = COCO(str(path))
+    names = {i["id"]: i["file_name"] for i in coco.dataset["images"]}
+    assert len(coco.dataset["annotations"]) == 23
+    for a in coco.dataset["annotations"]:
+        k = a["keypoints"]
+        points = [k[0], k[1], k[3], k[4], k[6], k[7], k[9], k[10]]
+        row = table[(names[a["image_id"]], numbers(points))]
+        x1, y1, x2, y2 = (float(v) for v in row["Bounding_boxes"].split(","))
+        assert a["bbox"] == pytest.approx([x1, y1, x2 - x1, y2 - y1])
+        assert coco.loadCats(a["category_id"])[0]["name"] == "liver"
     # and the published boxes are the RECIST end points' extent ± 5 px (to the file's printed precision)
     for row in csv.DictReader(io.StringIO((root / "DL_info.csv").read_text())):
         c = [float(v) for v in row["Measurement_coordinates"].split(",")]

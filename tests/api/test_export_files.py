@@ -162,3 +162,21 @@ def test_export_runs_on_a_redis_worker(make_settings, settings, database_url, in
         worker.terminate()
         _, stderr = worker.communicate(timeout=30)
     assert f"job {job['id']}: done" in stderr
+
+
+@pytest.mark.realdata
+def test_real_deeplesion_subvolumes(cli_env, engine, settings, realdata, tmp_path):
+    root = realdata("deeplesion")
+    ingest_path(engine, settings, root, kind="deeplesion", name="real-dl")
+    out = tmp_path / "out"
+    assert cli_main(["export", "--dataset", "real-dl", "--format", "nifti", "--quiet", str(out)]) == 0
+    files = sorted(out.glob("*.nii.gz"))
+    # only key slices were published here; 003657_01_01's 049 and 050 are neighbours: one two-slice volume
+    assert len(files) == 22 and (out / "003657_01_01_049-050.nii.gz").exists()
+    for path in files:
+        series, _, span = path.name.removesuffix(".nii.gz").rpartition("_")
+        first, last = (int(v) for v in span.split("-"))
+        volume = np.asarray(nib.load(path).dataobj)
+        for z, n in enumerate(range(first, last + 1)):
+            png = cv2.imread(str(root / "Images_png" / series / f"{n:03d}.png"), cv2.IMREAD_UNCHANGED)
+            assert np.array_equal(volume[..., z], png.astype(np.int32) - 32768)
