@@ -24,7 +24,7 @@ from pycocotools import mask as mask_utils
 
 from app.db.models import Item
 from app.export.context import ExportContext
-from app.export.geometry import polygon_area, recist_box
+from app.export.geometry import recist_box
 from app.export.masks import MaskUnavailable, is_volume_mask, mask_array
 from app.export.selection import annotations_of, item_chunks
 from app.export.writer import atomic_binary
@@ -132,8 +132,10 @@ def _annotation_2d(a: Any, image_id: int, ref: Any, cats: Categories, add: Any) 
         stored = geometry.get("bbox")
         x1, y1, x2, y2 = stored if stored and a.source == "dataset" else recist_box(geometry)
         outline = [la[0], la[1], sa[0], sa[1], lb[0], lb[1], sb[0], sb[1]]  # geometry.quad, inlined (hot)
+        # the quadrilateral's area: half the cross product of its diagonals (= geometry.polygon_area)
+        area = abs((lb[0] - la[0]) * (sb[1] - sa[1]) - (lb[1] - la[1]) * (sb[0] - sa[0])) / 2
         add(image_id, cats.id(a.label, recist=True), a, bbox=[x1, y1, x2 - x1, y2 - y1],
-            area=polygon_area(outline), segmentation=[outline],
+            area=area, segmentation=[outline],
             keypoints=[la[0], la[1], 2, lb[0], lb[1], 2, sa[0], sa[1], 2, sb[0], sb[1], 2], num_keypoints=4)
     elif a.kind == "bbox" and isinstance(geometry.get("bbox"), list):
         x1, y1, x2, y2 = geometry["bbox"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app.export.deeplesion_csv import number, numbers
-from app.export.geometry import diameters, quad, recist_box
+from app.export.geometry import diameters, polygon_area, quad, recist_box
 from app.export.writer import atomic_binary, atomic_text
 
 
@@ -34,3 +34,4 @@ def test_numbers_as_dl_info_writes_them():
     g = {"long": [[180.5, 220.25], [220.5, 220.25]], "short": [[200.5, 212.25], [200.5, 228.25]]}
     assert recist_box(g) == [175.5, 207.25, 225.5, 233.25] and diameters(g) == (40.0, 16.0)
     assert quad(g) == [180.5, 220.25, 200.5, 212.25, 220.5, 220.25, 200.5, 228.25]
+    assert polygon_area(quad(g)) == 40 * 16 / 2  # what the COCO writer computes inline from the diagonals
