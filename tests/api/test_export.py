@@ -209,3 +209,20 @@ def test_real_deeplesion_rows_come_back_verbatim(client, settings, engine, reald
         box = [min(c[0::2]) - 5, min(c[1::2]) - 5, max(c[0::2]) + 5, max(c[1::2]) + 5]
         printed = [float(v) for v in row["Bounding_boxes"].split(",")]
         assert all(math.isclose(a, b, abs_tol=2e-3) for a, b in zip(box, printed, strict=True))
+
+
+def test_csv_carries_predictions_and_metrics(client, settings, pcam_predicted):
+    dataset_id, model_id = pcam_predicted
+    model = client.get(f"/api/models/{model_id}").json()["name"]
+    rows = list(csv.DictReader(io.StringIO(_export(client, _as(settings, "rev", "reviewer"), dataset_id=dataset_id,
+                                                   format="csv", filters={"split": "valid"}).decode())))
+    assert rows and {r["split"] for r in rows} == {"valid"}
+    assert any(c.startswith(f"{model}:") and "probabilities" not in c and c != f"{model}:label" for c in rows[0])
+    for row in rows:
+        item = client.get(f"/api/items/{row['item_id']}").json()
+        (prediction,) = [p for p in item["predictions"] if p["model_id"] == model_id]
+        assert row[f"{model}:label"] == str(prediction["outputs"]["label"])
+        for i, p in enumerate(prediction["outputs"]["probabilities"]):
+            assert float(row[f"{model}:probabilities[{i}]"]) == pytest.approx(p)
+        for name, value in prediction["metrics"].items():
+            assert float(row[f"{model}:{name}"]) == pytest.approx(float(value)), name

@@ -15,6 +15,7 @@ import cv2
 import nibabel as nib
 import numpy as np
 import pytest
+from pycocotools.coco import COCO
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -43,6 +44,7 @@ def _centroids(engine, dataset_id: int) -> dict[tuple[str, str], list[float]]:
         return {(key, label): g["point"] for key, label, g in rows}
 
 
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 def test_verse_nifti_round_trip(cli_env, capsys, engine, settings, tmp_path):
     sample = generate_verse(tmp_path / "verse", subjects=2, seed=5)  # PIR storage; LPS with a PIR centroid file
     ds = ingest_path(engine, settings, sample.root, kind="verse", name="verse").dataset_id
@@ -64,6 +66,24 @@ def test_verse_nifti_round_trip(cli_env, capsys, engine, settings, tmp_path):
         by_label = {e["label"]: e for e in source[1:]}
         for e in written[1:]:
             assert all(abs(e[a] - by_label[e["label"]][a]) < 0.02 for a in "XYZ"), (e, by_label[e["label"]])
+    # COCO: one image per axial slice with labels, in the viewer's orientation of that plane (canonical RAS+,
+    # x from the patient's right to left and y from anterior to posterior: canonical[::-1, ::-1, k].T)
+    assert cli_main(["export", "--dataset", "verse", "--format", "coco", "--quiet", str(tmp_path / "coco")]) == 0
+    coco = COCO(str(tmp_path / "coco" / "annotations.json"))
+    by_key = {s.key: s for s in sample.subjects}
+    assert {img["file_name"].split("#")[0] for img in coco.dataset["images"]} == set(by_key)
+    canonical = {k: np.rint(np.asarray(nib.as_closest_canonical(nib.load(s.mask)).dataobj)).astype(np.uint8)
+                 for k, s in by_key.items()}
+    slices = 0
+    for image in coco.dataset["images"]:
+        key, _, z = image["file_name"].partition("#axial=")
+        truth = canonical[key][::-1, ::-1, int(z)].T
+        for a in coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]])):
+            label = int(coco.loadCats(a["category_id"])[0]["label"])
+            assert np.array_equal(coco.annToMask(a).astype(bool), truth == label), (key, z, label)
+        slices += 1
+    assert slices == sum(int(np.count_nonzero(m.any(axis=(0, 1)))) for m in canonical.values())
+
     again = ingest_path(engine, settings, out, kind="verse", name="again")
     assert again.items == 2
     first, second = _centroids(engine, ds), _centroids(engine, again.dataset_id)

@@ -35,3 +35,15 @@ def test_numbers_as_dl_info_writes_them():
     assert recist_box(g) == [175.5, 207.25, 225.5, 233.25] and diameters(g) == (40.0, 16.0)
     assert quad(g) == [180.5, 220.25, 200.5, 212.25, 220.5, 220.25, 200.5, 228.25]
     assert polygon_area(quad(g)) == 40 * 16 / 2  # what the COCO writer computes inline from the diagonals
+
+
+def test_formats_follow_the_kind():
+    from app.datasets.registry import get_adapter
+    from app.errors import InvalidInput
+    from app.export.formats import writer_for
+
+    assert callable(writer_for(get_adapter("bis5k"), "masks-png"))
+    for kind, fmt, words in [("dicom", "dicom-seg", "not available yet"), ("dicom", "dicom-sr", "not available yet"),
+                             ("pcam", "nifti", "does not fit a pcam dataset"), ("verse", "tiff", "unknown format")]:
+        with pytest.raises(InvalidInput, match=words):
+            writer_for(get_adapter(kind), fmt)
