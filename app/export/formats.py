@@ -24,6 +24,7 @@ WRITERS: dict[str, str] = {
     "bis5k-masks": "masks_png:write",
     "verse-masks": "nifti:write_verse",
     "lesion-subvolumes": "nifti:write_lesion_subvolumes",
+    "volume-nifti": "nifti:write_volumes",
 }
 NOT_YET = {"dicom-seg": "DICOM SEG", "dicom-sr": "DICOM SR measurement reports"}
 

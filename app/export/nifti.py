@@ -5,6 +5,7 @@
   axis order, with the CT's affine; and `…_seg-subreg_ctd.json` with the current centroids in the axis
   convention of the item's own centroid file (its `direction`), or of the CT file when it had none, X/Y/Z in
   voxels of that frame (app.datasets.verse.centroids describes the frame). `medview ingest` reads it back.
+- volumes (`write_volumes`, DICOM series): each as `<key>.nii.gz`, canonical RAS+ int16 HU with its affine.
 - DeepLesion lesion sub-volumes (`write_lesion_subvolumes`): for each exported lesion, the slices of its
   `Slice_range` present in `Images_png/` stacked into `<series>_<first>-<last>.nii.gz` (rows × columns × slices),
   int16 HU (the PNG value − 32768), with the affine the dataset's own `DL_save_nifti.py` writes:
@@ -18,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -204,4 +206,30 @@ def write_lesion_subvolumes(ctx: ExportContext) -> list[Path]:
                          "measurement_coordinates"])
         writer.writerows(lesion_rows)
     written.append(ctx.wrote(path))
+    return written
+
+
+def _file_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip("._") or "volume"
+
+
+def write_volumes(ctx: ExportContext) -> list[Path]:
+    """A volume item (a DICOM series) as `<key>.nii.gz`: the volume as the viewer shows it — canonical RAS+,
+    int16 HU — with its affine (voxel → patient RAS mm, qform and sform "scanner"), so any NIfTI reader places
+    it where the scanner did."""
+    written: list[Path] = []
+    names: set[str] = set()
+    for rows in item_chunks(ctx.session, ctx.selection, (Item.id, Item.key), size=4):
+        keys = {item_id: key for item_id, key in rows}
+        for target in ctx.pixels.targets(ctx.session, list(keys), False):
+            volume = ctx.pixels.volume(target)
+            name = _file_name(keys[target.ref.id])
+            name = f"{name}-{target.ref.id}" if name in names else name
+            names.add(name)
+            img = nib.Nifti1Image(np.asarray(volume.data), volume.affine)
+            img.set_qform(volume.affine, code=1)
+            img.set_sform(volume.affine, code=1)
+            _save_nifti(img, ctx.out / f"{name}.nii.gz")
+            written.append(ctx.wrote(ctx.out / f"{name}.nii.gz"))
+        ctx.advance(len(rows))
     return written

@@ -200,3 +200,31 @@ def test_real_deeplesion_subvolumes(cli_env, engine, settings, realdata, tmp_pat
         for z, n in enumerate(range(first, last + 1)):
             png = cv2.imread(str(root / "Images_png" / series / f"{n:03d}.png"), cv2.IMREAD_UNCHANGED)
             assert np.array_equal(volume[..., z], png.astype(np.int32) - 32768)
+
+
+@pytest.mark.realdata
+def test_real_dicom_series_as_nifti_in_patient_space(cli_env, engine, settings, realdata, tmp_path):
+    import pydicom
+
+    root = realdata("dicom_ct", "totalsegmentator_example_ct_dicom")
+    ingest_path(engine, settings, root, kind="dicom", name="ts")
+    out = tmp_path / "out"
+    assert cli_main(["export", "--dataset", "ts", "--format", "nifti", "--quiet", str(out)]) == 0
+    (path,) = out.glob("*.nii.gz")
+    img = nib.load(path)
+    data, to_voxel = np.asarray(img.dataobj), np.linalg.inv(img.affine)
+    assert data.shape == (512, 512, 20) and int(img.header["sform_code"]) == 1
+    # independently of the app: each file's pixel (r, c) lies at IPP + c·Δc·row_dir + r·Δr·col_dir (LPS, mm)
+    for f in sorted(root.iterdir()):
+        ds = pydicom.dcmread(f)
+        ipp = np.array(ds.ImagePositionPatient, float)
+        iop = np.array(ds.ImageOrientationPatient, float)
+        row_dir, col_dir = iop[:3], iop[3:]  # along a row (columns grow), along a column (rows grow)
+        d_row, d_col = (float(v) for v in ds.PixelSpacing)
+        hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+        for r, c in ((0, 0), (100, 400), (511, 37), (256, 256)):
+            lps = ipp + c * d_col * row_dir + r * d_row * col_dir
+            ijk = to_voxel @ np.array([-lps[0], -lps[1], lps[2], 1.0])
+            assert np.allclose(ijk[:3], np.rint(ijk[:3]), atol=1e-3), (f.name, r, c, ijk)
+            i, j, k = (int(v) for v in np.rint(ijk[:3]))
+            assert data[i, j, k] == hu[r, c], (f.name, r, c)
