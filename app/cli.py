@@ -208,6 +208,54 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _export_args(extra: Sequence[str]) -> tuple[dict[str, list[str]], str]:
+    """`--FIELD VALUE` filters and the one output folder among the arguments argparse did not know."""
+    tokens, rest, outs = list(extra), [], []
+    while tokens:
+        token = tokens.pop(0)
+        if token.startswith("--"):
+            rest.append(token)
+            if "=" not in token and tokens and not tokens[0].startswith("--"):
+                rest.append(tokens.pop(0))
+        else:
+            outs.append(token)
+    if len(outs) != 1:
+        raise InvalidInput("give one output folder OUT (after the options): "
+                           + (f"got {', '.join(map(repr, outs))}" if outs else "none given"))
+    return _field_filters(rest), outs[0]
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    import time
+
+    from app.db.models import Dataset
+    from app.db.session import make_session_factory
+    from app.export.params import parse_export_params
+    from app.export.service import plan_export, write_export
+
+    filters, out_dir = _export_args(args.filters)
+    _ensure_schema(settings)
+    engine = _engine(settings)
+    started = time.monotonic()
+    try:
+        with make_session_factory(engine)() as session:
+            dataset = _by_name(session, Dataset, args.dataset, "dataset")
+            params = parse_export_params({"dataset_id": dataset.id, "format": args.format, "filters": filters,
+                                          "annotations": args.annotations})
+            plan = plan_export(session, params, dataset)
+            with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=err, transient=False, disable=args.quiet) as bar:
+                task = bar.add_task(f"export {args.format}", total=plan.total)
+                files = write_export(session, settings, plan, Path(out_dir),
+                                     advance=lambda n: bar.advance(task, n))
+            name = dataset.name
+    finally:
+        engine.dispose()
+    out.print(f"{name}: {plan.total} items exported as {args.format} ({args.annotations} annotations) into "
+              f"{out_dir}: {len(files)} file(s); {time.monotonic() - started:.1f} s", markup=False)
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import signal
     import threading
@@ -215,9 +263,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from redis.exceptions import RedisError
 
     from app.db.session import make_session_factory
+    from app.export import jobs as export_jobs
     from app.inference.queue import RedisQueue
     from app.inference.registry import RuntimeCache
 
+    export_jobs.register()  # export jobs run on the same workers
     if not settings.queue_url:
         raise InvalidInput("MEDVIEW_QUEUE_URL is empty: jobs run in the app's own worker thread; "
                            "set it to redis://… to run separate workers")
@@ -346,6 +396,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_predict, filters=[])
 
+    p = sub.add_parser("export", help="write a dataset's (filtered) items and annotations in a format, into OUT",
+                       usage="medview export --dataset NAME --format FORMAT [--FIELD VALUE ...] "
+                             "[--annotations current|dataset] OUT")
+    p.add_argument("--dataset", required=True, help="dataset name (or id)")
+    p.add_argument("--format", required=True,
+                   help="csv, coco, deeplesion-csv, masks-png, nifti (docs/export.md: which fits which kind)")
+    p.add_argument("--annotations", choices=["current", "dataset"], default="current",
+                   help="current: with every edit (default); dataset: the dataset's own, as ingested")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_export, filters=[])
+
     p = sub.add_parser("worker", help="run queued jobs from MEDVIEW_QUEUE_URL (Redis) until stopped")
     p.set_defaults(func=cmd_worker)
 
@@ -366,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "predict":
+    if extra and args.command not in ("predict", "export"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.filters = extra
     try:

@@ -25,6 +25,7 @@ from app.accounts.throttle import LoginThrottle
 from app.api import admin as api_admin
 from app.api import auth as api_auth
 from app.api import datasets as api_datasets
+from app.api import exports as api_exports
 from app.api import health as api_health
 from app.api import items as api_items
 from app.api import jobs as api_jobs
@@ -40,12 +41,13 @@ from app.config import Settings
 from app.db.migrate import is_current
 from app.db.session import make_engine, make_session_factory, safe_url
 from app.errors import AppError
+from app.export import jobs as export_jobs
 from app.inference.queue import make_queue
 from app.inference.registry import RuntimeCache
 from app.pixels import PixelStore
 from app.pixels.masks import MaskPixels
 from app.render.service import Renderer
-from app.web import admin_pages, api_docs, auth_pages, item_page, model_pages, pages, review_pages
+from app.web import admin_pages, api_docs, auth_pages, export_pages, item_page, model_pages, pages, review_pages
 
 log = logging.getLogger("medview")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtimes = RuntimeCache()
         # On-demand predictions run here, so a request can stop waiting while the prediction goes on.
         app.state.predict_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
+        export_jobs.register()  # export jobs run on the same workers as predict jobs
         app.state.queue = make_queue(settings, app.state.session_factory, app.state.runtimes, app.state.pixels)
         app.state.catalog = Catalog()
         app.state.auth = Authenticator(
@@ -105,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (api_predictions.router, api_datasets.router, api_items.router, api_models.router,
                    api_jobs.router, api_admin.router, api_review.router, pages.router, item_page.router,
                    model_pages.router, admin_pages.router, api_docs.router, review_pages.router,
-                   api_masks.router):
+                   api_masks.router, api_exports.router, export_pages.router):
         app.include_router(router, dependencies=readers)
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_kb * 1024,
                        upload_bytes=settings.max_model_upload_mb * MB, upload_paths=("/api/models",))

@@ -303,6 +303,8 @@ class DatasetAdapter(ABC):
     editable_annotations: ClassVar[tuple[str, ...]] = ()  # annotation kinds users may create and edit here
     queue_suggestions: ClassVar[tuple[QueueSuggestion, ...]] = ()  # ready-made review queues (dataset page)
     mask_labels: ClassVar[Mapping[int, str]] = {}  # label → name a user's mask may hold besides 0 (BIS5k 1)
+    # -- export (app.export, docs/export.md) --
+    export_formats: ClassVar[Mapping[str, str]] = {"csv": "table"}  # format name → the export writer for this kind
     # -- pixels --
     cache_images: ClassVar[bool] = True  # False: views are cut from whole cached volumes (cheaper than keeping them)
 

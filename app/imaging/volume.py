@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
-from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
 
 PLANE_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}  # the canonical axis each plane's slice index counts
 
@@ -21,6 +20,10 @@ PLANE_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}  # the canonical axis eac
 def to_canonical(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(array, affine) reordered/flipped to the closest RAS+ orientation (no resampling), like
     nibabel.as_closest_canonical but for a bare array (e.g. a DICOM series)."""
+    # imported here: nibabel (and the pydicom it pulls in) costs ~0.3 s of every command's start-up, and only
+    # volumes need it (a DeepLesion or PCam export, say, never does)
+    from nibabel.orientations import apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
+
     transform = ornt_transform(io_orientation(affine), axcodes2ornt(("R", "A", "S")))
     return apply_orientation(data, transform), affine @ inv_ornt_aff(transform, data.shape)
 

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import CursorResult, Engine, Exists, Select, Table, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -44,6 +44,31 @@ JOB_KINDS = ("predict",)
 ACTIVE = ("queued", "running")
 MB = 1024 * 1024
 ProgressFn = Callable[[int, int], None]
+
+
+class JobRunner(Protocol):
+    """Runs a job of another kind than predict (an export, app.export.jobs) on the worker: returns its final
+    status, as `run_job` does; the job is already claimed and `running`/`queued` when it is called."""
+
+    def __call__(self, session: Session, settings: Settings, pixels: PixelStore, job: Job,
+                 should_cancel: Callable[[], bool] | None, should_stop: Callable[[], bool] | None,
+                 progress: ProgressFn | None) -> str: ...
+
+
+_RUNNERS: dict[str, JobRunner] = {}
+
+
+def register_job_kind(kind: str, runner: JobRunner) -> None:
+    """Let the workers run jobs of `kind` (packages above this one register theirs: `create_app`, `medview
+    worker` and the CLI call e.g. `app.export.jobs.register()`); registering the same runner again is a no-op."""
+    if kind in JOB_KINDS:
+        raise ValueError(f"{kind!r} is the built-in job kind")
+    _RUNNERS[kind] = runner
+
+
+def job_kinds() -> tuple[str, ...]:
+    """Every job kind a worker of this process can run."""
+    return (*JOB_KINDS, *_RUNNERS)
 
 
 IDS_AHEAD = 16  # batches of pending ids read per query
@@ -233,6 +258,9 @@ def run_job(factory: Engine | sessionmaker[Session], settings: Settings, runtime
         if job.status not in ACTIVE:
             return job.status
         try:
+            runner = _RUNNERS.get(job.kind)
+            if runner is not None:
+                return runner(session, settings, pixels, job, should_cancel, should_stop, progress)
             return _run_predict(session, settings, runtimes, pixels, job, should_cancel, should_stop, progress)
         except Exception as exc:  # any failure ends the job with its reason
             session.rollback()

@@ -50,7 +50,9 @@ function render(job) {
   }
   li.dataset.status = job.status;
   if (job.model_name) li.dataset.model = job.model_name; // GET /api/jobs/{id} does not repeat it
-  li.querySelector(".job-name").textContent = `#${job.id} ${li.dataset.model || `model ${job.params?.model_id}`}`;
+  const what = job.kind === "predict" ? li.dataset.model || `model ${job.params?.model_id}`
+    : `${job.kind} ${job.params?.format || ""}`; // an export of this dataset (listed with its jobs)
+  li.querySelector(".job-name").textContent = `#${job.id} ${what}`;
   const bar = li.querySelector("progress");
   bar.max = Math.max(job.total, 1);
   bar.value = job.status === "done" ? bar.max : job.done;

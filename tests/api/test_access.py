@@ -100,6 +100,8 @@ WRITES = [  # (method, path, body, least role)
     ("POST", "/api/review/queues/999/undo", None, "reviewer"),
     ("POST", "/api/review/queues/999/sign-off", None, "reviewer"),
     ("POST", "/api/review/queues/999/adjudication", {}, "reviewer"),
+    ("POST", "/api/exports", {"dataset_id": 999, "format": "csv"}, "reviewer"),
+    ("GET", "/api/exports/999/download", None, "reviewer"),
 ]
 ROLES = ["viewer", "annotator", "reviewer", "admin"]
 

@@ -232,6 +232,19 @@ def test_every_json_endpoint_matches_its_documented_schema(demo: tuple[TestClien
     assert len(get("/api/jobs")) >= 5 and get("/api/jobs", dataset_id=pcam)[0]["id"] == created["id"]
     check(doc, seen, client.post(f"/api/jobs/{created['id']}/cancel"), 409)
 
+    # exports: start (202), follow, list; an export through the jobs API too; refusals (before the anonymous
+    # client below: entering a second TestClient on this app runs its lifespan again and leaves a closed queue)
+    started = check(doc, seen, client.post("/api/exports", json={
+        "dataset_id": deeplesion, "format": "csv", "filters": {"split": "train"}}), 202)
+    wait_done(client, started["id"])
+    assert get(f"/api/exports/{started['id']}")["download_url"] and get("/api/exports")[0]["id"] == started["id"]
+    assert get(f"/api/jobs/{started['id']}")["params"]["format"] == "csv"
+    check(doc, seen, client.post("/api/exports", json={"dataset_id": deeplesion, "format": "tiff"}), 400)
+    check(doc, seen, client.post("/api/exports", json={"dataset_id": 9999, "format": "csv"}), 404)
+    check(doc, seen, client.post("/api/exports", json={"dataset_id": "x", "format": "csv"}), 422)
+    get("/api/exports", 400, limit=0)
+    get("/api/exports/9999", 404)
+
     # errors: each declared 4xx renders as the documented {"detail": str}
     get("/api/datasets/9999", 404)
     get(f"/api/datasets/{pcam}/items", 400, limit=0)
@@ -337,6 +350,15 @@ def test_bytes_endpoints_answer_in_their_documented_media_types(demo: tuple[Test
     etag = client.get(mask, params={"plane": "coronal"}).headers["etag"]
     assert client.get(mask, params={"plane": "coronal"}, headers={"If-None-Match": etag}).status_code == 304
     check(doc, seen, client.get(f"/api/datasets/{datasets['pcam']}/sheet", params={"limit": 8}), 200)
+    # a finished export (the JSON test made one; a new job cannot run once that test's second TestClient has
+    # closed the app's worker, so one is only made here when this test runs alone)
+    finished = [e for e in client.get("/api/exports").json() if e["status"] == "done"]
+    if not finished:
+        made = client.post("/api/exports", json={"dataset_id": datasets["deeplesion"], "format": "coco"}).json()
+        wait_done(client, made["id"])
+        finished = [made]
+    check(doc, seen, client.get(f"/api/exports/{finished[0]['id']}/download"), 200)
+    check(doc, seen, client.get("/api/exports/9999/download"), 404)
     check(doc, seen, client.get(f"/api/items/{ct}/render", params={"format": "gif"}), 400)
     check(doc, seen, client.get("/api/items/9999/raw"), 404)
     check(doc, seen, client.get(f"/api/datasets/{datasets['pcam']}/sheet", params={"cols": 0}), 400)

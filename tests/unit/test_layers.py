@@ -36,6 +36,11 @@ ALLOWED: dict[str, set[str]] = {
     "main": {"review", "accounts", "api", "web", "catalog", "config", "datasets", "db", "errors", "inference", "pixels",
              "render"},
 }
+# app.export (issue 12): reads through the catalog, pixels and inference's job machinery; used by the routes,
+# pages, CLI and main.
+ALLOWED["export"] = {"audit", "pixels", "catalog", "inference", "datasets", "db", "imaging", "errors", "config"}
+for _user in ("api", "web", "cli", "main"):
+    ALLOWED[_user] = ALLOWED[_user] | {"export"}
 
 
 def package_of(module: str) -> str:

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.api.schemas.exports import StoredExportParams
 from app.inference.job_params import PredictJobParams
 
 
@@ -27,7 +28,8 @@ class JobSummary(BaseModel):
     done: int = Field(description="Items processed.")
     total: int = Field(description="Items the job covers.")
     error: str | None = Field(description="Why the job failed.")
-    params: PredictJobParams = Field(description="The parameters as stored (filter values as strings).")
+    params: PredictJobParams | StoredExportParams = Field(
+        description="The parameters as stored (filter values as strings): a predict job's, or an export's.")
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None

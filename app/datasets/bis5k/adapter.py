@@ -126,6 +126,7 @@ def check_pair(files: DatasetFiles, image_rel: str, mask_rel: str | None,
 
 class Bis5kAdapter(DatasetAdapter):
     kind = "bis5k"
+    export_formats = {"csv": "table", "coco": "coco", "masks-png": "bis5k-masks"}  # docs/export.md
     facet_fields = ("split", "mask_area", "has_mask")
     editable_annotations = ("mask",)
     queue_suggestions = (LOWEST_DICE,)

@@ -66,6 +66,8 @@ def find_table(root: Path) -> Path | None:
 
 class DeepLesionAdapter(DatasetAdapter):
     kind = "deeplesion"
+    export_formats = {"csv": "table", "coco": "coco", "deeplesion-csv": "deeplesion-csv",  # docs/export.md
+                      "nifti": "lesion-subvolumes"}
     facet_fields = ("split", "lesion_type", "sex", "age", "noisy")
     editable_annotations = ("recist", "bbox", "line")
     queue_suggestions = (POSSIBLY_NOISY, DETECTOR_MISSES)

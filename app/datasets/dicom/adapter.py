@@ -56,6 +56,8 @@ def undecodable_reason(uid: str) -> str | None:
 
 class DicomAdapter(DatasetAdapter):
     kind = "dicom"
+    export_formats = {"csv": "table", "nifti": "volume-nifti", "dicom-seg": "dicom-seg",  # docs/export.md
+                      "dicom-sr": "dicom-sr"}
     facet_fields = ("modality", "body_part", "plane", "sex", "age")
     editable_annotations = ("recist", "bbox", "line")
     numeric_sorts = {"age": NumericSort(column="age")}

@@ -78,6 +78,7 @@ def _check(files: DatasetFiles, rel: str) -> tuple[str, ImageHeader | None, str 
 
 class ImageFolderAdapter(DatasetAdapter):
     kind = "imagefolder"
+    export_formats = {"csv": "table", "coco": "coco"}  # docs/export.md
     facet_fields = ("split", "label")
     editable_annotations = ("label",)
     queue_suggestions = (MODEL_DISAGREES,)

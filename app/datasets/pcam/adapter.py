@@ -61,6 +61,7 @@ MAX_BARS = 40  # per-slide label bars: the largest slides
 
 class PCamAdapter(DatasetAdapter):
     kind = "pcam"
+    export_formats = {"csv": "table", "coco": "coco"}  # docs/export.md
     facet_fields = ("split", "label", "slide")
     queue_suggestions = (MODEL_DISAGREES,)
     link_facets = {"slide": "series"}

@@ -57,6 +57,7 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 class VerseAdapter(DatasetAdapter):
     kind = "verse"
+    export_formats = {"csv": "table", "coco": "coco", "nifti": "verse-masks"}  # docs/export.md
     facet_fields = ("split", "region", "vertebra", "vertebra_count", "ground_truth")
     editable_annotations = ("centroid", "mask")
     queue_suggestions = (LOWEST_DICE_3D, CENTROIDS_OFF)
