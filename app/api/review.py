@@ -26,7 +26,6 @@ from app.api.schemas.review import (
 )
 from app.api.security import Principal, RequireRole, client_address, current_principal
 from app.catalog import queries
-from app.datasets.base import REVIEW_FACET
 from app.review import annotations as versions
 from app.review import comments, queues, verdicts
 
@@ -93,10 +92,6 @@ def add_review(item_id: int, body: ReviewIn, request: Request, session: SessionD
     """A verdict; the item's `review_status` follows (docs/review.md) and so do the dataset's live facet counts."""
     result = verdicts.add_review(session, item_id, body.verdict, reviewer, annotation_id=body.annotation_id,
                                  comment=body.comment, queue_id=body.queue_id, address=client_address(request))
-    if result.after != result.before:
-        index = catalog.indexes.cached(result.dataset_id)
-        if index is not None:
-            index.set_value(item_id, REVIEW_FACET, result.after)
     return json_response({"review": verdicts.review_out(result.review), "review_status": result.after,
                           "readers": result.readers}, 201)
 

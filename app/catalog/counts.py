@@ -13,7 +13,11 @@ cells. Then, under any combination of facet filters:
   by a facet column are array look-ups, whatever the filters.
 
 The index is keyed by (dataset id, ingest_generation, updated_at, item_count): a re-ingest changes
-`updated_at`, so a stale index is never used. The indexes live in a `FacetIndexes` per app (app.state.catalog),
+`updated_at`, so a stale index is never used. Review changes (a verdict, an edited annotation) do not rebuild
+it: their writers append `facet_changes` rows (app.datasets.facets.touch), and every read of the index first
+asks for the dataset's newest change id (one indexed MAX) and, past the one it has seen, re-reads only the
+changed items' cells — so several worker processes sharing the database all show live counts.
+The indexes live in a `FacetIndexes` per app (app.state.catalog),
 not in the module. Datasets still indexing are not cached (callers fall back to
 SQL). Memory: ~12 bytes per item (ids + cell numbers), plus the LRU of filtered id arrays.
 """
@@ -24,16 +28,16 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.datasets.facets import COLUMN_FACETS, LINKS
+from app.datasets.facets import CHUNK, COLUMN_FACETS, DERIVED_FACETS, EDITED_FACET, LINKS, derived_values
 from app.datasets.registry import get_adapter
-from app.db.models import Dataset, Item, ItemFacet
+from app.db.models import Dataset, FacetChange, Item, ItemFacet
 
 log = logging.getLogger(__name__)
 WARM_MIN_ITEMS = 50_000  # smaller datasets build their index in well under a second on first use
@@ -52,6 +56,7 @@ class FacetIndex:
     ids: np.ndarray  # item ids, ascending
     cell_of: np.ndarray  # cell number of each id
     cell_counts: np.ndarray  # items per cell
+    seq: int = 0  # the newest facet_changes id this index includes
     _filtered: OrderedDict = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -114,25 +119,33 @@ class FacetIndex:
         return out
 
     def set_value(self, item_id: int, name: str, value: str | None) -> bool:
-        """Move one item to the cell with `value` for the single-valued facet `name` (a review verdict changed its
-        `review_status`), so live counts and filtered pages follow at once, without a rebuild. False when the
-        index does not hold the item or the field."""
+        """Move one item to the cell with `value` for the single-valued facet `name`, so live counts and
+        filtered pages follow at once, without a rebuild. False when the index does not hold the item or the
+        field."""
         if name not in self.fields:
             return False
         pos = int(np.searchsorted(self.ids, item_id))
         if pos >= self.ids.size or int(self.ids[pos]) != item_id:
             return False
         k = self.fields.index(name)
+        sig = list(self.cells[int(self.cell_of[pos])])
+        sig[k] = (value,) if value is not None else ()
+        return self.set_signature(item_id, tuple(sig))
+
+    def set_signature(self, item_id: int, sig: Signature) -> bool:
+        """Move one item to the cell `sig` (every field's values); False when the index does not hold it."""
+        pos = int(np.searchsorted(self.ids, item_id))
+        if pos >= self.ids.size or int(self.ids[pos]) != item_id:
+            return False
         with self._lock:
             old = int(self.cell_of[pos])
-            sig = list(self.cells[old])
-            sig[k] = (value,) if value is not None else ()
-            key = tuple(sig)
+            if self.cells[old] == sig:
+                return True
             try:
-                new = self.cells.index(key)
+                new = self.cells.index(sig)
             except ValueError:
                 new = len(self.cells)
-                self.cells.append(key)
+                self.cells.append(sig)
                 self.cell_counts = np.append(self.cell_counts, 0)
             self.cell_of[pos] = new
             self.cell_counts[old] -= 1
@@ -191,6 +204,7 @@ class FacetIndexes:
         version = version_of(ds)
         index = self._indexes.get(ds.id)
         if index is not None and index.version == version:
+            sync(session, ds, index)
             return index
         with self._build_lock:
             index = self._indexes.get(ds.id)
@@ -226,27 +240,54 @@ class FacetIndexes:
             log.exception("warming facet indexes")
 
 
-def build_index(session: Session, ds: Dataset) -> FacetIndex:
-    """One pass over the dataset's items (and facet rows for multi-valued fields): every item to its cell."""
-    adapter = get_adapter(ds.kind)
-    links = adapter.link_facets
-    fields = tuple(adapter.facet_fields)
+def latest_change(session: Session, dataset_id: int) -> int:
+    return session.scalar(select(func.max(FacetChange.id)).where(FacetChange.dataset_id == dataset_id)) or 0
+
+
+def sync(session: Session, ds: Dataset, index: FacetIndex) -> int:
+    """Pull the items changed (by any process) since the index's last change into their new cells: one indexed
+    MAX when nothing changed. Returns how many items moved or were re-read."""
+    newest = latest_change(session, ds.id)
+    if newest <= index.seq:
+        return 0
+    changed = list(session.scalars(select(FacetChange.item_id).where(
+        FacetChange.dataset_id == ds.id, FacetChange.id > index.seq, FacetChange.id <= newest).distinct()))
+    for item_id, sig in signatures(session, ds, index.fields, changed):
+        index.set_signature(item_id, sig)
+    index.seq = max(index.seq, newest)
+    return len(changed)
+
+
+def signatures(session: Session, ds: Dataset, fields: tuple[str, ...], item_ids: list[int] | None = None
+               ) -> Iterator[tuple[int, Signature]]:
+    """(item id, cell signature) of the dataset's items in id order (or of `item_ids` only)."""
+    if item_ids is not None:
+        for n in range(0, len(item_ids), CHUNK):
+            yield from _signatures(session, ds, fields, sorted(item_ids[n:n + CHUNK]))
+        return
+    yield from _signatures(session, ds, fields, None)
+
+
+def _signatures(session: Session, ds: Dataset, fields: tuple[str, ...], item_ids: list[int] | None
+                ) -> Iterator[tuple[int, Signature]]:
+    links = get_adapter(ds.kind).link_facets
     columns = [COLUMN_FACETS[f] if f in COLUMN_FACETS else LINKS[links[f]][0] if f in links else None
                for f in fields]
     used = [c for c in columns if c is not None]
     link_names = {f: _external_ids(session, ds.id, links[f]) for f in fields if f in links}
-    tagged = [f for f, c in zip(fields, columns, strict=True) if c is None]
-    extra = _tagged_values(session, ds.id, tagged) if tagged else {}
-    rows = session.execute(select(Item.id, *used).where(Item.dataset_id == ds.id).order_by(Item.id))
-    cell_numbers: dict[Signature, int] = {}
-    ids: list[int] = []
-    cells_of: list[int] = []
-    for row in rows:
+    tagged = [f for f, c in zip(fields, columns, strict=True) if c is None and f not in DERIVED_FACETS]
+    extra = _tagged_values(session, ds.id, tagged, item_ids) if tagged else {}
+    if any(f in DERIVED_FACETS for f in fields):
+        extra.update(derived_values(session, ds.id, item_ids))
+    stmt = select(Item.id, *used).where(Item.dataset_id == ds.id).order_by(Item.id)
+    if item_ids is not None:
+        stmt = stmt.where(Item.id.in_(item_ids))
+    for row in session.execute(stmt):
         it = iter(row[1:])
-        sig = []
+        sig: list[tuple[str, ...]] = []
         for name, column in zip(fields, columns, strict=True):
             if column is None:
-                sig.append(extra.get(name, {}).get(row[0], ()))
+                sig.append(extra.get(name, {}).get(row[0], ("no",) if name == EDITED_FACET else ()))
                 continue
             value = next(it)
             if value is None:
@@ -255,16 +296,26 @@ def build_index(session: Session, ds: Dataset) -> FacetIndex:
                 sig.append((link_names[name].get(value, str(value)),))
             else:
                 sig.append((str(value),))
-        key = tuple(sig)
+        yield row[0], tuple(sig)
+
+
+def build_index(session: Session, ds: Dataset) -> FacetIndex:
+    """One pass over the dataset's items (and facet rows for multi-valued fields): every item to its cell."""
+    fields = tuple(get_adapter(ds.kind).facet_fields)
+    seq = latest_change(session, ds.id)  # read first: a change made during the build is pulled again later
+    cell_numbers: dict[Signature, int] = {}
+    ids: list[int] = []
+    cells_of: list[int] = []
+    for item_id, key in signatures(session, ds, fields):
         number = cell_numbers.get(key)
         if number is None:
             number = cell_numbers[key] = len(cell_numbers)
-        ids.append(row[0])
+        ids.append(item_id)
         cells_of.append(number)
     id_dtype = np.int32 if not ids or max(ids[-1], 0) < 2**31 else np.int64
     cell_of = np.asarray(cells_of, np.int32)
     return FacetIndex(version_of(ds), fields, list(cell_numbers), np.asarray(ids, id_dtype), cell_of,
-                      np.bincount(cell_of, minlength=len(cell_numbers)))
+                      np.bincount(cell_of, minlength=len(cell_numbers)), seq)
 
 
 def _external_ids(session: Session, dataset_id: int, link: str) -> dict[int, str]:
@@ -272,11 +323,15 @@ def _external_ids(session: Session, dataset_id: int, link: str) -> dict[int, str
     return dict(session.execute(select(model.id, model.external_id).where(model.dataset_id == dataset_id)).all())
 
 
-def _tagged_values(session: Session, dataset_id: int, fields: Sequence[str]) -> dict[str, dict[int, tuple]]:
+def _tagged_values(session: Session, dataset_id: int, fields: Sequence[str], item_ids: list[int] | None = None
+                   ) -> dict[str, dict[int, tuple]]:
     """{field: {item id: sorted values}} from item_facets."""
     acc: dict[str, dict[int, list[str]]] = {f: {} for f in fields}
-    rows = session.execute(select(ItemFacet.field, ItemFacet.item_id, ItemFacet.value)
-                           .where(ItemFacet.dataset_id == dataset_id, ItemFacet.field.in_(list(fields))))
+    stmt = (select(ItemFacet.field, ItemFacet.item_id, ItemFacet.value)
+            .where(ItemFacet.dataset_id == dataset_id, ItemFacet.field.in_(list(fields))))
+    if item_ids is not None:
+        stmt = stmt.where(ItemFacet.item_id.in_(item_ids))
+    rows = session.execute(stmt)
     for name, item_id, value in rows:
         acc[name].setdefault(item_id, []).append(value)
     return {f: {i: tuple(sorted(v)) for i, v in per.items()} for f, per in acc.items()}

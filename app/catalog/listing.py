@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.catalog import sorting
 from app.catalog.counts import FacetIndex, FacetIndexes, page_after
-from app.datasets.facets import COLUMN_FACETS, LINKS
+from app.datasets.facets import COLUMN_FACETS, DERIVED_FACETS, LINKS, derived_counts, derived_filter
 from app.datasets.registry import get_adapter
 from app.db.models import Dataset, Item, ItemFacet
 from app.errors import InvalidInput
@@ -42,6 +42,9 @@ def filtered(dataset: Dataset, filters: Mapping[str, Sequence[str]], key: str | 
                                f"{', '.join(allowed)}")
         if field_name in COLUMN_FACETS:
             stmt = stmt.where(COLUMN_FACETS[field_name].in_(list(values)))
+            continue
+        if field_name in DERIVED_FACETS:
+            stmt = stmt.where(derived_filter(dataset.id, field_name, values))
             continue
         link = adapter.link_facets.get(field_name, field_name)
         if link in LINKS:
@@ -174,6 +177,10 @@ def live_facets(session: Session, ds: Dataset, filters: Mapping[str, Sequence[st
     out: dict[str, dict[str, int]] = {}
     for name in adapter.facet_fields:
         ids = filtered(ds, {f: v for f, v in filters.items() if f != name}, key).with_only_columns(Item.id)
+        if name in DERIVED_FACETS:
+            total = sorting.sql_count(session, ids)
+            out[name] = derived_counts(session, ds.id, ids, total)[name]
+            continue
         if name in COLUMN_FACETS:
             column = COLUMN_FACETS[name]
             stmt = select(column, func.count()).where(Item.id.in_(ids), column.is_not(None)).group_by(column)
