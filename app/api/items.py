@@ -5,19 +5,27 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app.api.deps import PixelsDep, RendererDep, SessionDep, json_response
+from app.api.datasets import filters_from
+from app.api.deps import CatalogDep, PixelsDep, RendererDep, SessionDep, json_response
 from app.api.imaging import image_response
 from app.api.schemas.items import ItemDetail
 from app.api.schemas.responses import errors, media
+from app.catalog import queries
 from app.inference.outputs import item_with_predictions
 from app.render.service import RenderParams
 
 router = APIRouter(prefix="/api/items")
 
 
-@router.get("/{item_id}", response_model=ItemDetail, responses=errors(404, 422))
-def get_item(item_id: int, session: SessionDep) -> Response:
-    return json_response(item_with_predictions(session, item_id))
+@router.get("/{item_id}", response_model=ItemDetail, responses=errors(400, 404, 422))
+def get_item(item_id: int, request: Request, session: SessionDep, catalog: CatalogDep, neighbours: bool = False,
+             sort: str | None = None) -> Response:
+    """With `neighbours=1`, every other query parameter is the grid's (its filters and `sort`): `neighbours` says
+    the item's place in that list and the ids before and after it (null when the item is not in it)."""
+    item = item_with_predictions(session, item_id)
+    if neighbours:
+        item["neighbours"] = queries.item_neighbours(session, catalog, item_id, filters_from(request), sort=sort)
+    return json_response(item)
 
 
 @router.get("/{item_id}/render", response_class=Response, responses={
