@@ -19,12 +19,13 @@ router = APIRouter(prefix="/api/items")
 
 @router.get("/{item_id}", response_model=ItemDetail, responses=errors(400, 404, 422))
 def get_item(item_id: int, request: Request, session: SessionDep, catalog: CatalogDep, neighbours: bool = False,
-             sort: str | None = None) -> Response:
+             sort: str | None = None, key: str | None = None) -> Response:
     """With `neighbours=1`, every other query parameter is the grid's (its filters and `sort`): `neighbours` says
     the item's place in that list and the ids before and after it (null when the item is not in it)."""
     item = item_with_predictions(session, item_id)
     if neighbours:
-        item["neighbours"] = queries.item_neighbours(session, catalog, item_id, filters_from(request), sort=sort)
+        item["neighbours"] = queries.item_neighbours(session, catalog, item_id, filters_from(request), key=key,
+                                                         sort=sort)
     return json_response(item)
 
 
