@@ -20,10 +20,21 @@ from app.catalog import sorting
 from app.catalog.counts import FacetIndex, FacetIndexes, page_after
 from app.datasets.facets import COLUMN_FACETS, DERIVED_FACETS, LINKS, derived_counts, derived_filter
 from app.datasets.registry import get_adapter
-from app.db.models import Dataset, Item, ItemFacet
+from app.db.models import Dataset, Item, ItemFacet, Prediction
 from app.errors import InvalidInput
 
 MAX_OFFSET = 10**9
+PRED_PREFIX = "pred:"  # `pred:MODEL_ID=CLASS`: items the classifier MODEL_ID predicted as CLASS
+
+
+def predicted_as(field_name: str, values: Sequence[str]):
+    """WHERE clause of `pred:MODEL_ID` = any of the class names (a stored classification's `label`)."""
+    model = field_name[len(PRED_PREFIX):]
+    if not model.isdigit():
+        raise InvalidInput(f"filter {field_name!r}: a prediction filter is pred:MODEL_ID=CLASS, e.g. pred:1=tumor")
+    sub = select(Prediction.item_id).where(Prediction.model_id == int(model),
+                                           Prediction.outputs["label"].as_string().in_(list(values)))
+    return Item.id.in_(sub)
 
 
 @dataclass
@@ -38,6 +49,9 @@ def filtered(dataset: Dataset, filters: Mapping[str, Sequence[str]], key: str | 
     allowed = (*adapter.facet_fields, *adapter.filter_fields)
     stmt = select(Item).where(Item.dataset_id == dataset.id)
     for field_name, values in filters.items():
+        if field_name.startswith(PRED_PREFIX):
+            stmt = stmt.where(predicted_as(field_name, values))
+            continue
         if field_name not in allowed:
             raise InvalidInput(f"unknown filter {field_name!r}; {dataset.kind} items filter by "
                                f"{', '.join(allowed)}")

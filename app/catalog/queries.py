@@ -19,7 +19,8 @@ from app.errors import InvalidInput, NotFound
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 # Query parameters that are not filters.
-RESERVED_PARAMS = ("limit", "cursor", "key", "format", "cols", "tile", "overlays", "sort", "offset", "neighbours")
+RESERVED_PARAMS = ("limit", "cursor", "key", "format", "cols", "tile", "overlays", "sort", "offset", "neighbours",
+                   "annotations")
 
 
 def dataset_summary(ds: Dataset) -> dict[str, Any]:
