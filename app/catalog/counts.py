@@ -35,6 +35,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.datasets.base import REVIEW_FACET, REVIEW_FACETS
 from app.datasets.facets import CHUNK, COLUMN_FACETS, DERIVED_FACETS, EDITED_FACET, LINKS, derived_values
 from app.datasets.registry import get_adapter
 from app.db.models import Dataset, FacetChange, Item, ItemFacet
@@ -57,6 +58,7 @@ class FacetIndex:
     cell_of: np.ndarray  # cell number of each id
     cell_counts: np.ndarray  # items per cell
     seq: int = 0  # the newest facet_changes id this index includes
+    _numbers: dict = field(default_factory=dict)  # cell signature → cell number (built on first move)
     _filtered: OrderedDict = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -132,6 +134,17 @@ class FacetIndex:
         sig[k] = (value,) if value is not None else ()
         return self.set_signature(item_id, tuple(sig))
 
+    def _cell_numbers(self) -> dict:
+        if len(self._numbers) != len(self.cells):
+            self._numbers = {sig: n for n, sig in enumerate(self.cells)}
+        return self._numbers
+
+    def signature_of(self, item_id: int) -> Signature | None:
+        pos = int(np.searchsorted(self.ids, item_id))
+        if pos >= self.ids.size or int(self.ids[pos]) != item_id:
+            return None
+        return self.cells[int(self.cell_of[pos])]
+
     def set_signature(self, item_id: int, sig: Signature) -> bool:
         """Move one item to the cell `sig` (every field's values); False when the index does not hold it."""
         pos = int(np.searchsorted(self.ids, item_id))
@@ -141,11 +154,11 @@ class FacetIndex:
             old = int(self.cell_of[pos])
             if self.cells[old] == sig:
                 return True
-            try:
-                new = self.cells.index(sig)
-            except ValueError:
+            new = self._cell_numbers().get(sig, -1)
+            if new < 0:
                 new = len(self.cells)
                 self.cells.append(sig)
+                self._numbers[sig] = new
                 self.cell_counts = np.append(self.cell_counts, 0)
             self.cell_of[pos] = new
             self.cell_counts[old] -= 1
@@ -250,10 +263,26 @@ def sync(session: Session, ds: Dataset, index: FacetIndex) -> int:
     newest = latest_change(session, ds.id)
     if newest <= index.seq:
         return 0
-    changed = list(session.scalars(select(FacetChange.item_id).where(
+    changed = sorted(session.scalars(select(FacetChange.item_id).where(
         FacetChange.dataset_id == ds.id, FacetChange.id > index.seq, FacetChange.id <= newest).distinct()))
-    for item_id, sig in signatures(session, ds, index.fields, changed):
-        index.set_signature(item_id, sig)
+    review = [k for k, f in enumerate(index.fields) if f in REVIEW_FACETS]
+    # only the review facets change: keep the rest of each item's cell (no slide / tag look-ups)
+    for n in range(0, len(changed), CHUNK):
+        chunk = changed[n:n + CHUNK]
+        status = dict(session.execute(select(Item.id, Item.review_status).where(Item.id.in_(chunk))).all())
+        derived = derived_values(session, ds.id, chunk)
+        for item_id in chunk:
+            current = index.signature_of(item_id)
+            if current is None or item_id not in status:
+                continue  # not in this index version (added or removed since): the next rebuild has it
+            sig = list(current)
+            for k in review:
+                name = index.fields[k]
+                if name == REVIEW_FACET:
+                    sig[k] = (str(status[item_id]),) if status[item_id] is not None else ()
+                else:
+                    sig[k] = derived[name].get(item_id, ("no",) if name == EDITED_FACET else ())
+            index.set_signature(item_id, tuple(sig))
     index.seq = max(index.seq, newest)
     return len(changed)
 
