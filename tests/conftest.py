@@ -71,7 +71,13 @@ def pg_template() -> Iterator[str]:
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
-    if request.param == "sqlite":
+    yield from fresh_database(request, request.param, tmp_path, sqlite_template)
+
+
+def fresh_database(request: pytest.FixtureRequest, backend: str, tmp_path: Path, sqlite_template: Path
+                   ) -> Iterator[str]:
+    """A test's own database on `backend`, copied from the migrated template; dropped afterwards."""
+    if backend == "sqlite":
         path = tmp_path / "medview.db"
         shutil.copy(sqlite_template, path)
         yield f"sqlite:///{path}"

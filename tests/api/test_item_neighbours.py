@@ -4,8 +4,6 @@ SQL path (expression sorts, filters the index does not cover), at both ends and 
 
 from __future__ import annotations
 
-import pytest
-
 
 def _order(client, ds: int, params: dict) -> list[int]:
     out: list[int] = []
@@ -20,23 +18,25 @@ def _order(client, ds: int, params: dict) -> list[int]:
             return out
 
 
-@pytest.mark.parametrize("params", [
+GRID_QUERIES = [  # one ingest for all of them (the suite's time): id, facet-index groups, SQL expression sorts
     {}, {"sort": "-id"}, {"sort": "split"}, {"sort": "-sex", "split": ["train", "valid"]}, {"sort": "key"},
-    {"sort": "-key"}, {"sort": "review_status"}, {"sort": "-edited"}, {"sort": "-key", "patient": "P0"},
-], ids=lambda p: "&".join(f"{k}={v}" for k, v in p.items()) or "default")
-def test_neighbours_follow_the_grid(client, ingested, params):
+    {"sort": "-key"}, {"sort": "review_status"}, {"sort": "-edited"}, {"sort": "-key", "patient": None}]
+
+
+def test_neighbours_follow_the_grid(client, ingested):
     ds = ingested.dataset_id
-    if "patient" in params:
-        params = {**params, "patient": client.get(f"/api/datasets/{ds}/items", params={"limit": 1}).json()
-                  ["items"][0]["key"].split("_")[0]}
-    order = _order(client, ds, params)
-    assert len(order) >= 3
-    for n, item_id in enumerate(order):
-        r = client.get(f"/api/items/{item_id}", params={**params, "neighbours": 1})
-        assert r.status_code == 200, r.text
-        assert r.json()["neighbours"] == {"position": n + 1, "total": len(order),
-                                          "previous": order[n - 1] if n else None,
-                                          "next": order[n + 1] if n + 1 < len(order) else None}, (n, order)
+    for params in GRID_QUERIES:
+        if "patient" in params:  # a filter the facet index does not cover: the SQL path
+            first = client.get(f"/api/datasets/{ds}/items", params={"limit": 1}).json()["items"][0]
+            params = {**params, "patient": client.get(f"/api/items/{first['id']}").json()["patient"]}
+        order = _order(client, ds, params)
+        assert len(order) >= 2, params
+        for n, item_id in enumerate(order):
+            r = client.get(f"/api/items/{item_id}", params={**params, "neighbours": 1})
+            assert r.status_code == 200, r.text
+            assert r.json()["neighbours"] == {"position": n + 1, "total": len(order),
+                                              "previous": order[n - 1] if n else None,
+                                              "next": order[n + 1] if n + 1 < len(order) else None}, (params, n)
 
 
 def test_neighbours_outside_the_list_and_bad_queries(client, ingested):
