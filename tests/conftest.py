@@ -144,6 +144,24 @@ def deeplesion_sample(tmp_path_factory: pytest.TempPathFactory):
     return generate_deeplesion(root, patients=5, seed=3)
 
 
+@pytest.fixture(scope="session")
+def demo_samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every kind's demo sample, generated once per session in `medview demo`'s layout (`<kind>/` with its
+    `.complete` marker): copy it under a data dir's `demo/` and the demo skips generating. Tests must not
+    modify it (ingest only reads)."""
+    from app.demo import DEMO_SAMPLES, _sample_generator
+
+    root = tmp_path_factory.mktemp("demo-samples")
+    for kind in DEMO_SAMPLES:
+        generate = _sample_generator(kind)
+        if generate is None:
+            continue
+        (root / kind).mkdir()
+        generate(root / kind)
+        (root / kind / ".complete").write_text("ok\n")
+    return root
+
+
 @pytest.fixture
 def engine(settings: Settings):
     from app.db.session import make_engine

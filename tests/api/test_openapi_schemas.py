@@ -84,11 +84,13 @@ def test_the_validator_catches_undocumented_keys_and_wrong_types() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[tuple[TestClient, dict]]:
+def demo(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path, demo_samples: Path
+         ) -> Iterator[tuple[TestClient, dict]]:
     """The demo (every kind, two models with predictions, their jobs) plus a detector on the DeepLesion sample
     and a 3-D segmenter on VerSe, predicted; yields the client and the ids the requests need."""
     base = tmp_path_factory.mktemp("openapi-demo")
     shutil.copy(sqlite_template, base / "medview.db")
+    shutil.copytree(demo_samples, base / "data" / "demo")  # generated once per session (tests/conftest.py)
     settings = Settings(_env_file=None, database_url=f"sqlite:///{base / 'medview.db'}", data_dir=base / "data",
                         data_roots=str(base), slice_cache_mb=64, render_cache_mb=16, allowed_hosts="testserver")
     settings = build_demo(settings)
