@@ -45,6 +45,7 @@ WARM_MIN_ITEMS = 50_000  # smaller datasets build their index in well under a se
 
 Signature = tuple[tuple[str, ...], ...]  # per cube field, the item's values (empty: none; several: multi-valued)
 FILTER_CACHE = 8  # filtered id arrays kept per dataset
+GAP_WINDOW = 1024  # change ids below the newest seen that a slower writer may still commit (see sync)
 
 
 @dataclass
@@ -58,6 +59,7 @@ class FacetIndex:
     cell_of: np.ndarray  # cell number of each id
     cell_counts: np.ndarray  # items per cell
     seq: int = 0  # the newest facet_changes id this index includes
+    applied: set = field(default_factory=set)  # the change ids in (seq - GAP_WINDOW, seq] it has applied
     _numbers: dict = field(default_factory=dict)  # cell signature → cell number (built on first move)
     _filtered: OrderedDict = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -257,14 +259,37 @@ def latest_change(session: Session, dataset_id: int) -> int:
     return session.scalar(select(func.max(FacetChange.id)).where(FacetChange.dataset_id == dataset_id)) or 0
 
 
+def _window(session: Session, dataset_id: int, low: int) -> tuple[int, int]:
+    """(newest change id, changes with an id above `low`) of a dataset: one indexed range."""
+    newest, n = session.execute(select(func.max(FacetChange.id), func.count()).where(
+        FacetChange.dataset_id == dataset_id, FacetChange.id > low)).one()
+    return int(newest or 0), int(n or 0)
+
+
 def sync(session: Session, ds: Dataset, index: FacetIndex) -> int:
-    """Pull the items changed (by any process) since the index's last change into their new cells: one indexed
-    MAX when nothing changed. Returns how many items moved or were re-read."""
-    newest = latest_change(session, ds.id)
-    if newest <= index.seq:
+    """Pull the items changed (by any process) since the index last looked into their new cells; one indexed
+    range query when nothing changed. Returns how many items were re-read.
+
+    On PostgreSQL a change id is taken when the row is inserted but seen at commit, so a slow writer's id can
+    appear below the newest one already pulled. The index therefore watches the last GAP_WINDOW ids below its
+    newest: it remembers which of them it applied, and a count that differs means a late one arrived."""
+    low = max(0, index.seq - GAP_WINDOW)
+    newest, n = _window(session, ds.id, low)
+    if newest <= index.seq and n == len(index.applied):
         return 0
-    changed = sorted(session.scalars(select(FacetChange.item_id).where(
-        FacetChange.dataset_id == ds.id, FacetChange.id > index.seq, FacetChange.id <= newest).distinct()))
+    rows = session.execute(select(FacetChange.id, FacetChange.item_id).where(
+        FacetChange.dataset_id == ds.id, FacetChange.id > low)).all()
+    fresh = [(cid, item) for cid, item in rows if cid not in index.applied]
+    apply_review_facets(session, ds, index, sorted({item for _, item in fresh}))
+    seq = max([index.seq, *(cid for cid, _ in rows)])
+    low = max(0, seq - GAP_WINDOW)
+    index.applied = {cid for cid, _ in rows if cid > low}
+    index.seq = seq
+    return len({item for _, item in fresh})
+
+
+def apply_review_facets(session: Session, ds: Dataset, index: FacetIndex, changed: list[int]) -> None:
+    """Re-read the review facets of `changed` items and move them to their cells."""
     review = [k for k, f in enumerate(index.fields) if f in REVIEW_FACETS]
     # only the review facets change: keep the rest of each item's cell (no slide / tag look-ups)
     for n in range(0, len(changed), CHUNK):
@@ -283,8 +308,6 @@ def sync(session: Session, ds: Dataset, index: FacetIndex) -> int:
                 else:
                     sig[k] = derived[name].get(item_id, ("no",) if name == EDITED_FACET else ())
             index.set_signature(item_id, tuple(sig))
-    index.seq = max(index.seq, newest)
-    return len(changed)
 
 
 def signatures(session: Session, ds: Dataset, fields: tuple[str, ...], item_ids: list[int] | None = None
@@ -332,6 +355,9 @@ def build_index(session: Session, ds: Dataset) -> FacetIndex:
     """One pass over the dataset's items (and facet rows for multi-valued fields): every item to its cell."""
     fields = tuple(get_adapter(ds.kind).facet_fields)
     seq = latest_change(session, ds.id)  # read first: a change made during the build is pulled again later
+    applied = set(session.scalars(select(FacetChange.id).where(FacetChange.dataset_id == ds.id,
+                                                               FacetChange.id > max(0, seq - GAP_WINDOW),
+                                                               FacetChange.id <= seq)))
     cell_numbers: dict[Signature, int] = {}
     ids: list[int] = []
     cells_of: list[int] = []
@@ -344,7 +370,7 @@ def build_index(session: Session, ds: Dataset) -> FacetIndex:
     id_dtype = np.int32 if not ids or max(ids[-1], 0) < 2**31 else np.int64
     cell_of = np.asarray(cells_of, np.int32)
     return FacetIndex(version_of(ds), fields, list(cell_numbers), np.asarray(ids, id_dtype), cell_of,
-                      np.bincount(cell_of, minlength=len(cell_numbers)), seq)
+                      np.bincount(cell_of, minlength=len(cell_numbers)), seq, applied)
 
 
 def _external_ids(session: Session, dataset_id: int, link: str) -> dict[int, str]:
