@@ -71,7 +71,13 @@ def pg_template() -> Iterator[str]:
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
-    if request.param == "sqlite":
+    yield from fresh_database(request, request.param, tmp_path, sqlite_template)
+
+
+def fresh_database(request: pytest.FixtureRequest, backend: str, tmp_path: Path, sqlite_template: Path
+                   ) -> Iterator[str]:
+    """A test's own database on `backend`, copied from the migrated template; dropped afterwards."""
+    if backend == "sqlite":
         path = tmp_path / "medview.db"
         shutil.copy(sqlite_template, path)
         yield f"sqlite:///{path}"
@@ -136,6 +142,24 @@ def deeplesion_sample(tmp_path_factory: pytest.TempPathFactory):
 
     root = tmp_path_factory.mktemp("deeplesion") / "DeepLesion"
     return generate_deeplesion(root, patients=5, seed=3)
+
+
+@pytest.fixture(scope="session")
+def demo_samples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every kind's demo sample, generated once per session in `medview demo`'s layout (`<kind>/` with its
+    `.complete` marker): copy it under a data dir's `demo/` and the demo skips generating. Tests must not
+    modify it (ingest only reads)."""
+    from app.demo import DEMO_SAMPLES, _sample_generator
+
+    root = tmp_path_factory.mktemp("demo-samples")
+    for kind in DEMO_SAMPLES:
+        generate = _sample_generator(kind)
+        if generate is None:
+            continue
+        (root / kind).mkdir()
+        generate(root / kind)
+        (root / kind / ".complete").write_text("ok\n")
+    return root
 
 
 @pytest.fixture

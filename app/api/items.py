@@ -5,11 +5,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from app.api.deps import PixelsDep, RendererDep, SessionDep, json_response
+from app.api.datasets import filters_from
+from app.api.deps import CatalogDep, PixelsDep, RendererDep, SessionDep, json_response
 from app.api.imaging import image_response
 from app.api.schemas.items import ItemDetail
 from app.api.schemas.responses import errors, media
 from app.api.security import Principal, current_principal
+from app.catalog import queries
 from app.inference.outputs import item_with_predictions
 from app.render.service import RenderParams
 from app.review import queues
@@ -17,14 +19,20 @@ from app.review import queues
 router = APIRouter(prefix="/api/items")
 
 
-@router.get("/{item_id}", response_model=ItemDetail, responses=errors(404, 422))
-def get_item(item_id: int, session: SessionDep, principal: Annotated[Principal | None, Depends(current_principal)],
-             queue: int | None = None) -> Response:
-    """The item; with `queue=Q` as a reader of queue Q sees it (blinded: in a 2-reader queue the other reader's
-    queue readings are left out until both have read the item)."""
+@router.get("/{item_id}", response_model=ItemDetail, responses=errors(400, 404, 422))
+def get_item(item_id: int, request: Request, session: SessionDep, catalog: CatalogDep,
+             principal: Annotated[Principal | None, Depends(current_principal)], queue: int | None = None,
+             neighbours: bool = False, sort: str | None = None, key: str | None = None) -> Response:
+    """The item. With `queue=Q`, as a reader of queue Q sees it (blinded: in a 2-reader queue the other reader's
+    queue readings are left out until both have read the item). With `neighbours=1`, every other query parameter
+    is the grid's (its filters and `sort`): `neighbours` says the item's place in that list and the ids before and
+    after it (null when the item is not in it)."""
     item = item_with_predictions(session, item_id)
     if queue is not None:
         item = queues.blinded(session, item, queue, principal.username if principal else None)
+    if neighbours:
+        item["neighbours"] = queries.item_neighbours(session, catalog, item_id, filters_from(request), key=key,
+                                                         sort=sort)
     return json_response(item)
 
 

@@ -59,10 +59,12 @@ def get_model(model_id: int, session: SessionDep, settings: SettingsDep, runtime
 
 
 @router.get("/models/{model_id}/evaluation", response_model=Evaluation, responses=errors(400, 404, 422))
-def evaluation(model_id: int, dataset_id: int, request: Request, session: SessionDep) -> Response:
-    """Metrics over the dataset's items (filtered by any facet field) with ground truth and a prediction."""
+def evaluation(model_id: int, dataset_id: int, request: Request, session: SessionDep,
+               annotations: str = "current") -> Response:
+    """Metrics over the dataset's items (filtered by any facet field) with ground truth and a prediction;
+    `annotations=current|dataset`: against the current (corrected) annotations or the dataset's own."""
     filters = {k: v for k, v in filters_from(request).items() if k != "dataset_id"}
-    return json_response(evaluate(session, model_id, dataset_id, filters))
+    return json_response(evaluate(session, model_id, dataset_id, filters, annotations))
 
 
 @router.post("/items/{item_id}/predict", response_model=PredictionResult, responses={

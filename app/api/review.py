@@ -31,7 +31,6 @@ from app.api.schemas.review import (
 )
 from app.api.security import Principal, RequireRole, client_address, current_principal
 from app.catalog import queries, sorting
-from app.datasets.base import REVIEW_FACET
 from app.datasets.registry import get_adapter
 from app.db.models import Dataset
 from app.errors import Forbidden
@@ -101,15 +100,10 @@ def list_comments(item_id: int, session: SessionDep) -> Response:
 
 @router.post("/items/{item_id}/reviews", status_code=201, response_model=ReviewCreated,
              responses=errors(400, 401, 403, 404, 422))
-def add_review(item_id: int, body: ReviewIn, request: Request, session: SessionDep, catalog: CatalogDep,
-               reviewer: Reviewer) -> Response:
+def add_review(item_id: int, body: ReviewIn, request: Request, session: SessionDep, reviewer: Reviewer) -> Response:
     """A verdict; the item's `review_status` follows (docs/review.md) and so do the dataset's live facet counts."""
     result = verdicts.add_review(session, item_id, body.verdict, reviewer, annotation_id=body.annotation_id,
                                  comment=body.comment, queue_id=body.queue_id, address=client_address(request))
-    if result.after != result.before:
-        index = catalog.indexes.cached(result.dataset_id)
-        if index is not None:
-            index.set_value(item_id, REVIEW_FACET, result.after)
     return json_response({"review": verdicts.review_out(result.review), "review_status": result.after,
                           "readers": result.readers}, 201)
 
@@ -175,15 +169,11 @@ def reader_state(queue_id: int, session: SessionDep, reviewer: Reviewer) -> Resp
 
 
 @router.post("/review/queues/{queue_id}/undo", response_model=UndoOut, responses=errors(400, 401, 403, 404, 409, 422))
-def undo_verdict(queue_id: int, request: Request, session: SessionDep, catalog: CatalogDep,
-                 reviewer: Reviewer) -> Response:
+def undo_verdict(queue_id: int, request: Request, session: SessionDep, reviewer: Reviewer) -> Response:
     """Undo my newest verdict in the queue. Append-only: records my verdict before it on that item again, else
     `uncertain` (commented "undo of …")."""
-    out = queues.undo_last(session, queue_id, reviewer, client_address(request))
-    if out.pop("before_status") != out["review_status"]:
-        index = catalog.indexes.cached(out["dataset_id"])
-        if index is not None:
-            index.set_value(out["item_id"], REVIEW_FACET, out["review_status"])
+    out = queues.undo_last(session, queue_id, reviewer, client_address(request))  # facet counts follow (touch)
+    out.pop("before_status")
     out.pop("dataset_id")
     return json_response(out)
 

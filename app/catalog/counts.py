@@ -13,7 +13,11 @@ cells. Then, under any combination of facet filters:
   by a facet column are array look-ups, whatever the filters.
 
 The index is keyed by (dataset id, ingest_generation, updated_at, item_count): a re-ingest changes
-`updated_at`, so a stale index is never used. The indexes live in a `FacetIndexes` per app (app.state.catalog),
+`updated_at`, so a stale index is never used. Review changes (a verdict, an edited annotation) do not rebuild
+it: their writers append `facet_changes` rows (app.datasets.facets.touch), and every read of the index first
+asks for the dataset's newest change id (one indexed MAX) and, past the one it has seen, re-reads only the
+changed items' cells — so several worker processes sharing the database all show live counts.
+The indexes live in a `FacetIndexes` per app (app.state.catalog),
 not in the module. Datasets still indexing are not cached (callers fall back to
 SQL). Memory: ~12 bytes per item (ids + cell numbers), plus the LRU of filtered id arrays.
 """
@@ -24,22 +28,24 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.datasets.facets import COLUMN_FACETS, LINKS
+from app.datasets.base import REVIEW_FACET, REVIEW_FACETS
+from app.datasets.facets import CHUNK, COLUMN_FACETS, DERIVED_FACETS, EDITED_FACET, LINKS, derived_values
 from app.datasets.registry import get_adapter
-from app.db.models import Dataset, Item, ItemFacet
+from app.db.models import Dataset, FacetChange, Item, ItemFacet
 
 log = logging.getLogger(__name__)
 WARM_MIN_ITEMS = 50_000  # smaller datasets build their index in well under a second on first use
 
 Signature = tuple[tuple[str, ...], ...]  # per cube field, the item's values (empty: none; several: multi-valued)
 FILTER_CACHE = 8  # filtered id arrays kept per dataset
+GAP_WINDOW = 1024  # change ids below the newest seen that a slower writer may still commit (see sync)
 
 
 @dataclass
@@ -52,6 +58,9 @@ class FacetIndex:
     ids: np.ndarray  # item ids, ascending
     cell_of: np.ndarray  # cell number of each id
     cell_counts: np.ndarray  # items per cell
+    seq: int = 0  # the newest facet_changes id this index includes
+    applied: set = field(default_factory=set)  # the change ids in (seq - GAP_WINDOW, seq] it has applied
+    _numbers: dict = field(default_factory=dict)  # cell signature → cell number (built on first move)
     _filtered: OrderedDict = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -114,25 +123,44 @@ class FacetIndex:
         return out
 
     def set_value(self, item_id: int, name: str, value: str | None) -> bool:
-        """Move one item to the cell with `value` for the single-valued facet `name` (a review verdict changed its
-        `review_status`), so live counts and filtered pages follow at once, without a rebuild. False when the
-        index does not hold the item or the field."""
+        """Move one item to the cell with `value` for the single-valued facet `name`, so live counts and
+        filtered pages follow at once, without a rebuild. False when the index does not hold the item or the
+        field."""
         if name not in self.fields:
             return False
         pos = int(np.searchsorted(self.ids, item_id))
         if pos >= self.ids.size or int(self.ids[pos]) != item_id:
             return False
         k = self.fields.index(name)
+        sig = list(self.cells[int(self.cell_of[pos])])
+        sig[k] = (value,) if value is not None else ()
+        return self.set_signature(item_id, tuple(sig))
+
+    def _cell_numbers(self) -> dict:
+        if len(self._numbers) != len(self.cells):
+            self._numbers = {sig: n for n, sig in enumerate(self.cells)}
+        return self._numbers
+
+    def signature_of(self, item_id: int) -> Signature | None:
+        pos = int(np.searchsorted(self.ids, item_id))
+        if pos >= self.ids.size or int(self.ids[pos]) != item_id:
+            return None
+        return self.cells[int(self.cell_of[pos])]
+
+    def set_signature(self, item_id: int, sig: Signature) -> bool:
+        """Move one item to the cell `sig` (every field's values); False when the index does not hold it."""
+        pos = int(np.searchsorted(self.ids, item_id))
+        if pos >= self.ids.size or int(self.ids[pos]) != item_id:
+            return False
         with self._lock:
             old = int(self.cell_of[pos])
-            sig = list(self.cells[old])
-            sig[k] = (value,) if value is not None else ()
-            key = tuple(sig)
-            try:
-                new = self.cells.index(key)
-            except ValueError:
+            if self.cells[old] == sig:
+                return True
+            new = self._cell_numbers().get(sig, -1)
+            if new < 0:
                 new = len(self.cells)
-                self.cells.append(key)
+                self.cells.append(sig)
+                self._numbers[sig] = new
                 self.cell_counts = np.append(self.cell_counts, 0)
             self.cell_of[pos] = new
             self.cell_counts[old] -= 1
@@ -191,6 +219,7 @@ class FacetIndexes:
         version = version_of(ds)
         index = self._indexes.get(ds.id)
         if index is not None and index.version == version:
+            sync(session, ds, index)
             return index
         with self._build_lock:
             index = self._indexes.get(ds.id)
@@ -226,27 +255,91 @@ class FacetIndexes:
             log.exception("warming facet indexes")
 
 
-def build_index(session: Session, ds: Dataset) -> FacetIndex:
-    """One pass over the dataset's items (and facet rows for multi-valued fields): every item to its cell."""
-    adapter = get_adapter(ds.kind)
-    links = adapter.link_facets
-    fields = tuple(adapter.facet_fields)
+def latest_change(session: Session, dataset_id: int) -> int:
+    return session.scalar(select(func.max(FacetChange.id)).where(FacetChange.dataset_id == dataset_id)) or 0
+
+
+def _window(session: Session, dataset_id: int, low: int) -> tuple[int, int]:
+    """(newest change id, changes with an id above `low`) of a dataset: one indexed range."""
+    newest, n = session.execute(select(func.max(FacetChange.id), func.count()).where(
+        FacetChange.dataset_id == dataset_id, FacetChange.id > low)).one()
+    return int(newest or 0), int(n or 0)
+
+
+def sync(session: Session, ds: Dataset, index: FacetIndex) -> int:
+    """Pull the items changed (by any process) since the index last looked into their new cells; one indexed
+    range query when nothing changed. Returns how many items were re-read.
+
+    On PostgreSQL a change id is taken when the row is inserted but seen at commit, so a slow writer's id can
+    appear below the newest one already pulled. The index therefore watches the last GAP_WINDOW ids below its
+    newest: it remembers which of them it applied, and a count that differs means a late one arrived."""
+    low = max(0, index.seq - GAP_WINDOW)
+    newest, n = _window(session, ds.id, low)
+    if newest <= index.seq and n == len(index.applied):
+        return 0
+    rows = session.execute(select(FacetChange.id, FacetChange.item_id).where(
+        FacetChange.dataset_id == ds.id, FacetChange.id > low)).all()
+    fresh = [(cid, item) for cid, item in rows if cid not in index.applied]
+    apply_review_facets(session, ds, index, sorted({item for _, item in fresh}))
+    seq = max([index.seq, *(cid for cid, _ in rows)])
+    low = max(0, seq - GAP_WINDOW)
+    index.applied = {cid for cid, _ in rows if cid > low}
+    index.seq = seq
+    return len({item for _, item in fresh})
+
+
+def apply_review_facets(session: Session, ds: Dataset, index: FacetIndex, changed: list[int]) -> None:
+    """Re-read the review facets of `changed` items and move them to their cells."""
+    review = [k for k, f in enumerate(index.fields) if f in REVIEW_FACETS]
+    # only the review facets change: keep the rest of each item's cell (no slide / tag look-ups)
+    for n in range(0, len(changed), CHUNK):
+        chunk = changed[n:n + CHUNK]
+        status = dict(session.execute(select(Item.id, Item.review_status).where(Item.id.in_(chunk))).all())
+        derived = derived_values(session, ds.id, chunk)
+        for item_id in chunk:
+            current = index.signature_of(item_id)
+            if current is None or item_id not in status:
+                continue  # not in this index version (added or removed since): the next rebuild has it
+            sig = list(current)
+            for k in review:
+                name = index.fields[k]
+                if name == REVIEW_FACET:
+                    sig[k] = (str(status[item_id]),) if status[item_id] is not None else ()
+                else:
+                    sig[k] = derived[name].get(item_id, ("no",) if name == EDITED_FACET else ())
+            index.set_signature(item_id, tuple(sig))
+
+
+def signatures(session: Session, ds: Dataset, fields: tuple[str, ...], item_ids: list[int] | None = None
+               ) -> Iterator[tuple[int, Signature]]:
+    """(item id, cell signature) of the dataset's items in id order (or of `item_ids` only)."""
+    if item_ids is not None:
+        for n in range(0, len(item_ids), CHUNK):
+            yield from _signatures(session, ds, fields, sorted(item_ids[n:n + CHUNK]))
+        return
+    yield from _signatures(session, ds, fields, None)
+
+
+def _signatures(session: Session, ds: Dataset, fields: tuple[str, ...], item_ids: list[int] | None
+                ) -> Iterator[tuple[int, Signature]]:
+    links = get_adapter(ds.kind).link_facets
     columns = [COLUMN_FACETS[f] if f in COLUMN_FACETS else LINKS[links[f]][0] if f in links else None
                for f in fields]
     used = [c for c in columns if c is not None]
     link_names = {f: _external_ids(session, ds.id, links[f]) for f in fields if f in links}
-    tagged = [f for f, c in zip(fields, columns, strict=True) if c is None]
-    extra = _tagged_values(session, ds.id, tagged) if tagged else {}
-    rows = session.execute(select(Item.id, *used).where(Item.dataset_id == ds.id).order_by(Item.id))
-    cell_numbers: dict[Signature, int] = {}
-    ids: list[int] = []
-    cells_of: list[int] = []
-    for row in rows:
+    tagged = [f for f, c in zip(fields, columns, strict=True) if c is None and f not in DERIVED_FACETS]
+    extra = _tagged_values(session, ds.id, tagged, item_ids) if tagged else {}
+    if any(f in DERIVED_FACETS for f in fields):
+        extra.update(derived_values(session, ds.id, item_ids))
+    stmt = select(Item.id, *used).where(Item.dataset_id == ds.id).order_by(Item.id)
+    if item_ids is not None:
+        stmt = stmt.where(Item.id.in_(item_ids))
+    for row in session.execute(stmt):
         it = iter(row[1:])
-        sig = []
+        sig: list[tuple[str, ...]] = []
         for name, column in zip(fields, columns, strict=True):
             if column is None:
-                sig.append(extra.get(name, {}).get(row[0], ()))
+                sig.append(extra.get(name, {}).get(row[0], ("no",) if name == EDITED_FACET else ()))
                 continue
             value = next(it)
             if value is None:
@@ -255,16 +348,29 @@ def build_index(session: Session, ds: Dataset) -> FacetIndex:
                 sig.append((link_names[name].get(value, str(value)),))
             else:
                 sig.append((str(value),))
-        key = tuple(sig)
+        yield row[0], tuple(sig)
+
+
+def build_index(session: Session, ds: Dataset) -> FacetIndex:
+    """One pass over the dataset's items (and facet rows for multi-valued fields): every item to its cell."""
+    fields = tuple(get_adapter(ds.kind).facet_fields)
+    seq = latest_change(session, ds.id)  # read first: a change made during the build is pulled again later
+    applied = set(session.scalars(select(FacetChange.id).where(FacetChange.dataset_id == ds.id,
+                                                               FacetChange.id > max(0, seq - GAP_WINDOW),
+                                                               FacetChange.id <= seq)))
+    cell_numbers: dict[Signature, int] = {}
+    ids: list[int] = []
+    cells_of: list[int] = []
+    for item_id, key in signatures(session, ds, fields):
         number = cell_numbers.get(key)
         if number is None:
             number = cell_numbers[key] = len(cell_numbers)
-        ids.append(row[0])
+        ids.append(item_id)
         cells_of.append(number)
     id_dtype = np.int32 if not ids or max(ids[-1], 0) < 2**31 else np.int64
     cell_of = np.asarray(cells_of, np.int32)
     return FacetIndex(version_of(ds), fields, list(cell_numbers), np.asarray(ids, id_dtype), cell_of,
-                      np.bincount(cell_of, minlength=len(cell_numbers)))
+                      np.bincount(cell_of, minlength=len(cell_numbers)), seq, applied)
 
 
 def _external_ids(session: Session, dataset_id: int, link: str) -> dict[int, str]:
@@ -272,11 +378,15 @@ def _external_ids(session: Session, dataset_id: int, link: str) -> dict[int, str
     return dict(session.execute(select(model.id, model.external_id).where(model.dataset_id == dataset_id)).all())
 
 
-def _tagged_values(session: Session, dataset_id: int, fields: Sequence[str]) -> dict[str, dict[int, tuple]]:
+def _tagged_values(session: Session, dataset_id: int, fields: Sequence[str], item_ids: list[int] | None = None
+                   ) -> dict[str, dict[int, tuple]]:
     """{field: {item id: sorted values}} from item_facets."""
     acc: dict[str, dict[int, list[str]]] = {f: {} for f in fields}
-    rows = session.execute(select(ItemFacet.field, ItemFacet.item_id, ItemFacet.value)
-                           .where(ItemFacet.dataset_id == dataset_id, ItemFacet.field.in_(list(fields))))
+    stmt = (select(ItemFacet.field, ItemFacet.item_id, ItemFacet.value)
+            .where(ItemFacet.dataset_id == dataset_id, ItemFacet.field.in_(list(fields))))
+    if item_ids is not None:
+        stmt = stmt.where(ItemFacet.item_id.in_(item_ids))
+    rows = session.execute(stmt)
     for name, item_id, value in rows:
         acc[name].setdefault(item_id, []).append(value)
     return {f: {i: tuple(sorted(v)) for i, v in per.items()} for f, per in acc.items()}

@@ -12,17 +12,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+import numpy as np
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.catalog import sorting
 from app.catalog.counts import FacetIndex, FacetIndexes, page_after
-from app.datasets.facets import COLUMN_FACETS, LINKS
+from app.datasets.facets import COLUMN_FACETS, DERIVED_FACETS, LINKS, derived_counts, derived_filter
 from app.datasets.registry import get_adapter
-from app.db.models import Dataset, Item, ItemFacet
+from app.db.models import Dataset, Item, ItemFacet, Prediction
 from app.errors import InvalidInput
 
 MAX_OFFSET = 10**9
+PRED_PREFIX = "pred:"  # `pred:MODEL_ID=CLASS`: items the classifier MODEL_ID predicted as CLASS
+
+
+def predicted_as(field_name: str, values: Sequence[str]):
+    """WHERE clause of `pred:MODEL_ID` = any of the class names (a stored classification's `label`)."""
+    model = field_name[len(PRED_PREFIX):]
+    if not model.isdigit():
+        raise InvalidInput(f"filter {field_name!r}: a prediction filter is pred:MODEL_ID=CLASS, e.g. pred:1=tumor")
+    sub = select(Prediction.item_id).where(Prediction.model_id == int(model),
+                                           Prediction.outputs["label"].as_string().in_(list(values)))
+    return Item.id.in_(sub)
 
 
 @dataclass
@@ -37,11 +49,17 @@ def filtered(dataset: Dataset, filters: Mapping[str, Sequence[str]], key: str | 
     allowed = (*adapter.facet_fields, *adapter.filter_fields)
     stmt = select(Item).where(Item.dataset_id == dataset.id)
     for field_name, values in filters.items():
+        if field_name.startswith(PRED_PREFIX):
+            stmt = stmt.where(predicted_as(field_name, values))
+            continue
         if field_name not in allowed:
             raise InvalidInput(f"unknown filter {field_name!r}; {dataset.kind} items filter by "
                                f"{', '.join(allowed)}")
         if field_name in COLUMN_FACETS:
             stmt = stmt.where(COLUMN_FACETS[field_name].in_(list(values)))
+            continue
+        if field_name in DERIVED_FACETS:
+            stmt = stmt.where(derived_filter(dataset.id, field_name, values))
             continue
         link = adapter.link_facets.get(field_name, field_name)
         if link in LINKS:
@@ -174,6 +192,10 @@ def live_facets(session: Session, ds: Dataset, filters: Mapping[str, Sequence[st
     out: dict[str, dict[str, int]] = {}
     for name in adapter.facet_fields:
         ids = filtered(ds, {f: v for f, v in filters.items() if f != name}, key).with_only_columns(Item.id)
+        if name in DERIVED_FACETS:
+            total = sorting.sql_count(session, ids)
+            out[name] = derived_counts(session, ds.id, ids, total)[name]
+            continue
         if name in COLUMN_FACETS:
             column = COLUMN_FACETS[name]
             stmt = select(column, func.count()).where(Item.id.in_(ids), column.is_not(None)).group_by(column)
@@ -187,3 +209,109 @@ def live_facets(session: Session, ds: Dataset, filters: Mapping[str, Sequence[st
                 .group_by(ItemFacet.value))
         out[name] = {str(v): n for v, n in session.execute(stmt)}
     return out, count(session, ds, filters, key, indexes)
+
+
+@dataclass
+class Neighbours:
+    position: int  # 1-based place of the item in the list
+    total: int
+    previous: int | None
+    next: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"position": self.position, "total": self.total, "previous": self.previous, "next": self.next}
+
+
+def neighbours(session: Session, ds: Dataset, filters: Mapping[str, Sequence[str]], *, key: str | None,
+               sort: sorting.Sort, indexes: FacetIndexes, item_id: int) -> Neighbours | None:
+    """The item's place in the filtered, sorted list and the ids before and after it (None when the item is not
+    in the list). Keyset, never OFFSET: with the facet index every step is a binary search in an id array; on the
+    SQL path (expression and metric sorts, filters the index does not cover) a few indexed LIMIT 1 queries and
+    one COUNT for the position."""
+    base = filtered(ds, filters, key)
+    index = usable_index(session, ds, filters, key, indexes)
+    if index is not None and (sort.name == "id" or sort.is_column):
+        segments = _index_segments(index, filters, sort)
+    else:
+        segments = [(name, value, stmt, None) for name, value, stmt in
+                    sorting.sql_segments(session, base, sort, ds.kind)]
+    before = 0
+    for k, segment in enumerate(segments):
+        found = _locate(session, segment, sort, ds.kind, item_id)
+        if found is None:
+            before += _segment_size(session, segment)
+            continue
+        rank, value = found
+        after = (value, item_id)
+        nxt = _segment_rows(session, segment, sort, ds.kind, after, 1)
+        for later in segments[k + 1:]:
+            if nxt:
+                break
+            nxt = _segment_rows(session, later, sort, ds.kind, None, 1)
+        prev = _segment_before(session, segment, sort, ds.kind, after)
+        for earlier in reversed(segments[:k]):
+            if prev is not None:
+                break
+            prev = _segment_before(session, earlier, sort, ds.kind, None)
+        total = count(session, ds, filters, key, indexes)
+        return Neighbours(before + rank + 1, total, prev, nxt[0][0] if nxt else None)
+    return None
+
+
+def _segment_size(session: Session, segment) -> int:
+    name, _, stmt, ids = segment
+    return int(ids().size) if stmt is None else sorting.sql_count(session, stmt)
+
+
+def _locate(session: Session, segment, sort: sorting.Sort, kind: str, item_id: int) -> tuple[int, Any] | None:
+    """(rank of the item within the segment, its sort value) or None when the segment does not hold it."""
+    name, group, stmt, ids = segment
+    if stmt is None:
+        arr = ids()
+        pos = int(np.searchsorted(arr, item_id))
+        if pos >= arr.size or int(arr[pos]) != item_id:
+            return None
+        return (arr.size - 1 - pos if sort.descending else pos), (group if name == "g" else None)
+    row = session.execute(stmt.where(Item.id == item_id)).first()
+    if row is None:
+        return None
+    value = row[1] if name == "v" else group if name == "g" else None
+    earlier = _before_clause(name, sort, kind, (value, item_id))
+    return sorting.sql_count(session, stmt.where(earlier)), value
+
+
+def _before_clause(name: str, sort: sorting.Sort, kind: str, at: tuple[Any, int]):
+    """WHERE clause of the rows of a SQL segment that come before (value, id) in the list's order."""
+    value, last = at
+    desc = sort.descending
+    id_before = Item.id > last if desc else Item.id < last
+    if name != "v":
+        return id_before
+    expr = sorting.sort_expression(sort, kind)
+    return or_(expr > value if desc else expr < value, and_(expr == value, id_before))
+
+
+def _segment_before(session: Session, segment, sort: sorting.Sort, kind: str, at: tuple[Any, int] | None
+                    ) -> int | None:
+    """The id just before (value, id) in one segment (its last one when `at` is None)."""
+    name, _, stmt, ids = segment
+    desc = sort.descending
+    if stmt is None:
+        arr = ids()
+        if at is None:
+            return (int(arr[0]) if desc else int(arr[-1])) if arr.size else None
+        pos = int(np.searchsorted(arr, at[1]))
+        if desc:
+            pos = pos + 1 if pos < arr.size and int(arr[pos]) == at[1] else pos
+            return int(arr[pos]) if pos < arr.size else None
+        return int(arr[pos - 1]) if pos > 0 else None
+    id_order = Item.id.asc() if desc else Item.id.desc()  # the list's order reversed
+    if at is not None:
+        stmt = stmt.where(_before_clause(name, sort, kind, at))
+    if name == "v":
+        expr = sorting.sort_expression(sort, kind)
+        stmt = stmt.order_by(expr.asc() if desc else expr.desc(), id_order)
+    else:
+        stmt = stmt.order_by(id_order)
+    row = session.execute(stmt.limit(1)).first()
+    return int(row[0]) if row else None

@@ -19,7 +19,8 @@ from app.errors import InvalidInput, NotFound
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 # Query parameters that are not filters.
-RESERVED_PARAMS = ("limit", "cursor", "key", "format", "cols", "tile", "overlays", "sort", "offset")
+RESERVED_PARAMS = ("limit", "cursor", "key", "format", "cols", "tile", "overlays", "sort", "offset", "neighbours",
+                   "annotations")
 
 
 def dataset_summary(ds: Dataset) -> dict[str, Any]:
@@ -122,6 +123,17 @@ def page_ids(session: Session, catalog: Catalog, dataset_id: int, filters: Mappi
     page = listing.keyset_page(session, ds, filters, key=key, sort=sorting.parse_sort(session, ds, sort),
                                limit=limit, indexes=catalog.indexes, cursor=cursor, offset=offset)
     return [i for i, _ in page.rows], page.next_cursor
+
+
+def item_neighbours(session: Session, catalog: Catalog, item_id: int, filters: Mapping[str, Sequence[str]], *,
+                    key: str | None = None, sort: str | None = None) -> dict[str, Any] | None:
+    """{position, total, previous, next} of the item in its dataset's grid under these filters and sort (the
+    grid's query, carried by its item links), or None when the item is not in that list."""
+    item = get_item(session, item_id)
+    ds = get_dataset(session, item.dataset_id)
+    found = listing.neighbours(session, ds, filters, key=key, sort=sorting.parse_sort(session, ds, sort),
+                               indexes=catalog.indexes, item_id=item.id)
+    return found.as_dict() if found else None
 
 
 def item_summary(item: Item) -> dict[str, Any]:

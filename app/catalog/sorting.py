@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, null, select
 from sqlalchemy.orm import Session
 
 from app.datasets.base import NumericSort
-from app.datasets.facets import COLUMN_FACETS
+from app.datasets.facets import COLUMN_FACETS, DERIVED_FACETS, derived_sort_expression
 from app.datasets.registry import get_adapter
 from app.db.models import Dataset, Item, ItemMetric, Model
 from app.errors import InvalidInput
@@ -45,7 +45,9 @@ class Sort:
 
     @property
     def is_column(self) -> bool:
-        return self.name in COLUMN_FACETS
+        """A grouped sort: one segment per value of a single-valued facet (a column, or a derived review facet:
+        `edited`, and `reviewer` by each item's alphabetically first reviewer)."""
+        return self.name in COLUMN_FACETS or self.name in DERIVED_FACETS
 
     @property
     def shows_value(self) -> bool:
@@ -58,7 +60,7 @@ DEFAULT = Sort("id")
 
 def allowed_sorts(kind: str) -> list[str]:
     adapter = get_adapter(kind)
-    columns = [f for f in COLUMN_FACETS if f in adapter.facet_fields]
+    columns = [f for f in (*COLUMN_FACETS, *DERIVED_FACETS) if f in adapter.facet_fields]
     return ["id", "key", *columns, *adapter.numeric_sorts, METRIC_HINT]
 
 
@@ -97,6 +99,8 @@ def sort_expression(sort: Sort, kind: str):
         return ItemMetric.value
     if sort.name == "key":
         return Item.key
+    if sort.name in DERIVED_FACETS:
+        return derived_sort_expression(sort.name)
     if sort.is_column:
         return COLUMN_FACETS[sort.name]
     return numeric_expression(get_adapter(kind).numeric_sorts[sort.name])

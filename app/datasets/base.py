@@ -44,6 +44,9 @@ if TYPE_CHECKING:  # volumes.py and roots.py build on the types of this module
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
 REVIEW_FACET = "review_status"  # a facet (and filter) of every kind: unreviewed, in_review, accepted, …
+# Every kind's review facets, in this order at the end of its facet_fields: the status column, then the derived
+# `reviewer` (who gave a verdict) and `edited` (yes/no: ground truth corrected) of app.datasets.facets.
+REVIEW_FACETS = (REVIEW_FACET, "reviewer", "edited")
 
 
 def no_progress(_phase: str, _done: int, _total: int) -> None:
@@ -309,10 +312,11 @@ class DatasetAdapter(ABC):
     cache_images: ClassVar[bool] = True  # False: views are cut from whole cached volumes (cheaper than keeping them)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Every kind's facets end with `review_status` (the review workflow's, not the dataset's own)."""
+        """Every kind's facets end with the review facets (the review workflow's, not the dataset's own)."""
         super().__init_subclass__(**kwargs)
-        if REVIEW_FACET not in cls.facet_fields:
-            cls.facet_fields = (*cls.facet_fields, REVIEW_FACET)
+        missing = tuple(f for f in REVIEW_FACETS if f not in cls.facet_fields)
+        if missing:
+            cls.facet_fields = (*cls.facet_fields, *missing)
 
     @abstractmethod
     def detect(self, root: Path) -> bool:

@@ -361,3 +361,26 @@ class AuditEvent(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+# -- 0009: live facet changes (app.datasets.facets.touch / app.catalog.counts) --------------------------------
+
+class FacetChange(Base):
+    """One item whose review facets (`review_status`, `reviewer`, `edited`) changed: appended in the writer's
+    transaction; every process's facet index pulls the rows past the last id it has seen, so counts stay live
+    across worker processes without a rebuild."""
+
+    __tablename__ = "facet_changes"
+    __table_args__ = (Index("ix_facet_changes_dataset", "dataset_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(Integer)  # no foreign key: a removed item's change is harmless
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# The `edited` facet's lookup: current user versions of annotations (few) per dataset, without scanning the
+# dataset's own annotations.
+Index("ix_annotations_user_current", Annotation.dataset_id, Annotation.item_id,
+      sqlite_where=text("source LIKE 'user:%' AND superseded_by IS NULL AND retired_at IS NULL"),
+      postgresql_where=text("source LIKE 'user:%' AND superseded_by IS NULL AND retired_at IS NULL"))

@@ -10,6 +10,15 @@ prediction from the model (API.md `GET /api/models/{id}/evaluation`), per task.
   `identification_rate` (mean of the per-scan rates), from the stored per-item values.
 Every result also says `task`, `predicted` (items with a prediction in the selection) and `worst_first`
 (the per-item metric and direction that put the worst items first, for the items list's sort).
+
+`annotations` picks the ground truth: `current` (default: the current versions, user corrections included) or
+`dataset` (the dataset's own versions, whether superseded or not). Labels and boxes are read per call, so both
+are exact. Segmentation metrics are stored per item when the prediction is made, against the ground truth
+current then: an item whose annotations changed after its prediction (for `current`), or had been corrected
+before it (for `dataset`), has stored metrics scored against other ground truth; such items are left out and
+counted in `excluded_edited` (one query over the selection's user annotation versions — the partial index
+ix_annotations_user_current and the lineage index — whatever the dataset's size; re-run the prediction to
+score them against the current annotations).
 """
 
 from __future__ import annotations
@@ -18,13 +27,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.catalog.queries import filtered_ids, get_dataset
 from app.db.models import Annotation, Item, Prediction
+from app.errors import InvalidInput
 from app.inference.card import ModelCard
-from app.inference.ground_truth import class_index, ground_truth_labels
+from app.inference.ground_truth import ANNOTATION_SETS, annotation_filter, class_index, ground_truth_labels
 from app.inference.registry import get_model, model_card
 from app.metrics.classification import classification_metrics
 from app.metrics.detection import froc
@@ -37,30 +47,57 @@ WORST_FIRST = {"classify": ("nll", True), "segment2d": ("dice", False), "detect2
                "segment3d": ("dice_mean", False)}
 
 
-def evaluate(session: Session, model_id: int, dataset_id: int, filters: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+def evaluate(session: Session, model_id: int, dataset_id: int, filters: Mapping[str, Sequence[str]],
+             annotations: str = "current") -> dict[str, Any]:
+    if annotations not in ANNOTATION_SETS:
+        raise InvalidInput(f"annotations: {annotations!r} is not one of {', '.join(ANNOTATION_SETS)}")
     model = get_model(session, model_id)
     card = model_card(model)
     dataset = get_dataset(session, dataset_id)
     selected = filtered_ids(dataset, filters)
-    rows = session.execute(select(Prediction.item_id, Prediction.outputs, Prediction.metrics).where(
-        Prediction.model_id == model.id, Prediction.item_id.in_(selected))).all()
+    rows = session.execute(select(Prediction.item_id, Prediction.outputs, Prediction.metrics, Prediction.created_at)
+                           .where(Prediction.model_id == model.id, Prediction.item_id.in_(selected))).all()
     metric, descending = WORST_FIRST[card.task]
     head = {"model_id": model.id, "dataset_id": dataset.id, "task": card.task, "predicted": len(rows),
+            "annotations": annotations,
             "worst_first": {"metric": metric, "descending": descending,
                             "sort": f"{'-' if descending else ''}metric:{model.id}:{metric}"}}
     if card.task == "classify":
-        body = _classification(session, card, dataset.kind, {r.item_id: r.outputs for r in rows})
-    elif card.task == "segment2d":
-        body = segmentation_summary([r.metrics or {} for r in rows])
+        body = _classification(session, card, dataset.kind, {r.item_id: r.outputs for r in rows}, annotations)
     elif card.task == "detect2d":
-        body = _detection(session, {r.item_id: r.outputs or {} for r in rows})
+        body = _detection(session, {r.item_id: r.outputs or {} for r in rows}, annotations)
     else:
-        body = vertebrae_summary([r.metrics or {} for r in rows])
+        stale = stale_metrics(session, dataset.id, {r.item_id: r.created_at for r in rows}, annotations)
+        kept = [r.metrics or {} for r in rows if r.item_id not in stale]
+        body = segmentation_summary(kept) if card.task == "segment2d" else vertebrae_summary(kept)
+        body["excluded_edited"] = len(stale)
     return {**head, **body}
 
 
-def _classification(session: Session, card: ModelCard, kind: str, outputs: dict[int, Any]) -> dict[str, Any]:
-    truths = ground_truth_labels(session, list(outputs))
+def stale_metrics(session: Session, dataset_id: int, predicted_at: Mapping[int, Any], annotations: str) -> set[int]:
+    """Items whose stored per-item metrics were scored against other ground truth than `annotations`: for
+    `current`, an annotation version made or retired after the prediction; for `dataset`, a user version (or a
+    retirement) made before it. Reads only the items that ever had a user version or a retirement."""
+    changed = or_(Annotation.source.like("user:%"), Annotation.retired_at.is_not(None))
+    first: dict[int, Any] = {}
+    last: dict[int, Any] = {}
+    stmt = (select(Annotation.item_id, func.min(Annotation.created_at), func.max(Annotation.created_at),
+                   func.min(Annotation.retired_at), func.max(Annotation.retired_at))
+            .where(Annotation.dataset_id == dataset_id, changed).group_by(Annotation.item_id))
+    for item_id, made_first, made_last, retired_first, retired_last in session.execute(stmt):
+        if item_id not in predicted_at:
+            continue
+        firsts = [t for t in (made_first, retired_first) if t is not None]
+        lasts = [t for t in (made_last, retired_last) if t is not None]
+        first[item_id], last[item_id] = min(firsts), max(lasts)
+    if annotations == "current":
+        return {i for i, t in last.items() if predicted_at[i] is None or t > predicted_at[i]}
+    return {i for i, t in first.items() if predicted_at[i] is None or t <= predicted_at[i]}
+
+
+def _classification(session: Session, card: ModelCard, kind: str, outputs: dict[int, Any],
+                    annotations: str = "current") -> dict[str, Any]:
+    truths = ground_truth_labels(session, list(outputs), annotations=annotations)
     y_true, probabilities = [], []
     for item_id in sorted(outputs):
         truth = truths.get(item_id)
@@ -120,17 +157,32 @@ def _thin(curve: dict[str, Any], keep_max: int = CURVE_MAX_POINTS) -> dict[str, 
             "thresholds": [thresholds[i - 1] for i in keep if i > 0]}
 
 
-def detection_gt(session: Session, item_ids: Sequence[int]) -> dict[int, list[list[float]]]:
-    """Ground-truth boxes of items that have box annotations, on each item's own slice."""
+def box_of(geometry: Mapping[str, Any]) -> list[float] | None:
+    """An annotation's ground-truth box: its `bbox`, else the box around a RECIST's four points (a user's
+    edited RECIST may carry only its axes)."""
+    bbox = geometry.get("bbox")
+    if isinstance(bbox, list) and len(bbox) >= 4:
+        return bbox
+    points = [p for axis in ("long", "short") for p in (geometry.get(axis) or []) if isinstance(p, list | tuple)]
+    if len(points) < 2:
+        return None
+    xs, ys = [float(p[0]) for p in points], [float(p[1]) for p in points]
+    return [min(xs), min(ys), max(xs), max(ys)]
+
+
+def detection_gt(session: Session, item_ids: Sequence[int], annotations: str = "current"
+                 ) -> dict[int, list[list[float]]]:
+    """Ground-truth boxes of items that have box annotations (of the `annotations` set), on each item's own
+    slice."""
     boxes: dict[int, list[list[float]]] = {}
     for chunk in range(0, len(item_ids), 5000):
         ids = list(item_ids[chunk:chunk + 5000])
         for item_id, geometry, ann_slice, item_slice in session.execute(
                 select(Annotation.item_id, Annotation.geometry, Annotation.slice_index, Item.location_index)
                 .join(Item, Item.id == Annotation.item_id)
-                .where(Annotation.item_id.in_(ids), Annotation.is_current())):
-            bbox = (geometry or {}).get("bbox")
-            if not isinstance(bbox, list):
+                .where(Annotation.item_id.in_(ids), annotation_filter(annotations))):
+            bbox = box_of(geometry or {})
+            if bbox is None:
                 continue
             found = boxes.setdefault(item_id, [])
             if ann_slice is None or item_slice is None or ann_slice == item_slice:
@@ -138,8 +190,8 @@ def detection_gt(session: Session, item_ids: Sequence[int]) -> dict[int, list[li
     return boxes
 
 
-def _detection(session: Session, outputs: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    truth = detection_gt(session, sorted(outputs))
+def _detection(session: Session, outputs: dict[int, dict[str, Any]], annotations: str = "current") -> dict[str, Any]:
+    truth = detection_gt(session, sorted(outputs), annotations)
     ids = [i for i in sorted(outputs) if i in truth]
     predictions = [[b[:5] for b in (outputs[i].get("boxes") or []) + (outputs[i].get("candidates") or [])]
                    for i in ids]

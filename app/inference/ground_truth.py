@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from app.datasets.base import Image2D, View
@@ -33,19 +33,36 @@ def ground_truth_label(session: Session, item: Item) -> str | None:
         Annotation.label.is_not(None)).order_by(Annotation.id.desc()).limit(1))
 
 
+ANNOTATION_SETS = ("current", "dataset")  # ground truth: the current (corrected) versions, or the dataset's own
+
+
+def annotation_filter(annotations: str) -> ColumnElement[bool]:
+    """WHERE clause of the annotation versions that are the ground truth: `current` = neither superseded nor
+    retired (user corrections included); `dataset` = the dataset's own versions, superseded or not."""
+    return Annotation.is_current() if annotations == "current" else Annotation.source == "dataset"
+
+
 def ground_truth_labels(session: Session, item_ids: Sequence[int],
-                        known: dict[int, str | None] | None = None) -> dict[int, str | None]:
-    """`ground_truth_label` of many items in at most two queries; `known` = the items' own labels when the
-    caller has already read them (a job's render targets), which saves the first."""
+                        known: dict[int, str | None] | None = None,
+                        annotations: str = "current") -> dict[int, str | None]:
+    """`ground_truth_label` of many items in at most three queries; `known` = the items' own labels when the
+    caller has already read them (a job's render targets), which saves the first. With the `current`
+    annotations a user's corrected `label` annotation (a current `user:*` version) overrides the item's label."""
+    ids = list(item_ids)
     if known is None:
-        known = dict(session.execute(select(Item.id, Item.label).where(Item.id.in_(list(item_ids)))).all())
+        known = dict(session.execute(select(Item.id, Item.label).where(Item.id.in_(ids))).all())
     labels: dict[int, str | None] = dict(known)
     unlabelled = [i for i, label in labels.items() if label is None]
     if unlabelled:
         for item_id, label in session.execute(select(Annotation.item_id, Annotation.label).where(
-                Annotation.item_id.in_(unlabelled), Annotation.kind == "label", Annotation.is_current(),
+                Annotation.item_id.in_(unlabelled), Annotation.kind == "label", annotation_filter(annotations),
                 Annotation.label.is_not(None)).order_by(Annotation.id)):
             labels[item_id] = label  # ascending ids: the newest wins
+    if annotations == "current" and ids:
+        for item_id, label in session.execute(select(Annotation.item_id, Annotation.label).where(
+                Annotation.item_id.in_(ids), Annotation.kind == "label", Annotation.source.like("user:%"),
+                Annotation.is_current(), Annotation.label.is_not(None)).order_by(Annotation.id)):
+            labels[item_id] = label
     return labels
 
 

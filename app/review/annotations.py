@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.audit import Identified
+from app.datasets import facets
 from app.datasets.annotation_rules import AnnotationTarget
 from app.datasets.base import DatasetAdapter
 from app.datasets.registry import get_adapter
@@ -99,6 +100,7 @@ def latest(session: Session, lineage: int) -> Annotation:
 def _bump_item(session: Session, item_id: int) -> None:
     """Images drawn with ground truth change with it: the item's content version is part of their ETag."""
     session.execute(update(Item).where(Item.id == item_id).values(content_version=Item.content_version + 1))
+    facets.touch(session, None, [item_id])  # the `edited` facet follows, live in every process
 
 
 def create(session: Session, item_id: int, data: AnnotationInput, actor: Identified,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.audit import Identified
+from app.datasets import facets
 from app.db.base import utcnow
 from app.db.lookup import get_or_404
 from app.db.models import Annotation, Item, QueueItem, Review, ReviewQueue
@@ -99,6 +100,7 @@ def add_review(session: Session, item_id: int, verdict: str, actor: Identified, 
     audit.record(session, actor, "review.add", "item", item.id, before={"review_status": before},
                  after={"review_id": review.id, "verdict": verdict, "queue_id": queue_id,
                         "annotation_id": annotation_id, "review_status": after}, address=address)
+    facets.touch(session, item.dataset_id, [item.id])  # live review_status / reviewer counts in every process
     session.commit()
     readers = None
     if queue is not None:

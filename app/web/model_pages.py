@@ -1,8 +1,10 @@
 """Model pages: the registered models with their evaluations per applicable dataset, and one evaluation per
 model × dataset with its task's plots as inline SVG: ROC curve and confusion matrix (classification), Dice
 histogram (segmentation), FROC curve (detection), per-vertebra Dice bars (3-D vertebra segmentation); and a
-"worst first" link into the dataset grid sorted by the per-item metric. Same services as the JSON API; each
-page links its JSON."""
+"worst first" link into the dataset grid sorted by the per-item metric. Each confusion-matrix cell links to the
+grid of its items (the dataset's label values of that true class, `pred:MODEL=CLASS` for the predicted one);
+a toggle evaluates against the current (corrected) annotations or the dataset's own (`annotations=`). Same
+services as the JSON API; each page links its JSON."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from app.catalog.urls import query_url
 from app.datasets.verse import labels as verse_labels
 from app.inference import registry
 from app.inference.evaluation import evaluate
+from app.inference.ground_truth import ANNOTATION_SETS, class_index
 from app.inference.registry import card_classes
 from app.inference.tasks import task_misfit
 
@@ -58,17 +61,27 @@ def models_page(request: Request, session: SessionDep, settings: SettingsDep, ru
 
 
 @router.get("/models/{model_id}/evaluation", name="evaluation_page")
-def evaluation_page(model_id: int, dataset_id: int, request: Request, session: SessionDep) -> Response:
+def evaluation_page(model_id: int, dataset_id: int, request: Request, session: SessionDep,
+                    annotations: str = "current") -> Response:
     filters = {k: v for k, v in filters_from(request).items() if k != "dataset_id"}
-    model = registry.model_summary(registry.get_model(session, model_id))
-    dataset = queries.dataset_summary(queries.get_dataset(session, dataset_id))
-    result = evaluate(session, model_id, dataset_id, filters)
+    model_row = registry.get_model(session, model_id)
+    model = registry.model_summary(model_row)
+    ds = queries.get_dataset(session, dataset_id)
+    dataset = queries.dataset_summary(ds)
+    result = evaluate(session, model_id, dataset_id, filters, annotations)
     worst = result.get("worst_first") or {}
+    page = urls.evaluation_page_url(model_id, dataset_id).split("?")[0]
+    truth_values = class_label_values(registry.model_card(model_row), ds.kind, ds.facet_counts.get("label") or {}) \
+        if result.get("task") == "classify" else []
     return _render(request, "evaluation.html", {
         "model": model, "dataset": dataset, "result": result, "filters": filters,
-        "json_url": query_url(urls.model_evaluation_url(model_id), filters, dataset_id=dataset_id),
+        "json_url": query_url(urls.model_evaluation_url(model_id), filters, dataset_id=dataset_id,
+                              **({"annotations": annotations} if annotations != "current" else {})),
+        "toggle": {a: query_url(page, filters, dataset_id=dataset_id, **({"annotations": a} if a != "current" else {}))
+                   for a in ANNOTATION_SETS},
         "worst_url": worst_first_url(dataset_id, worst["sort"], filters) if worst else None,
-        "confusion": confusion_view(result), "roc": roc_view(result.get("roc")),
+        "confusion": confusion_view(result, cell_urls(dataset_id, model_id, result, truth_values, filters)),
+        "roc": roc_view(result.get("roc")),
         "histogram": histogram_view(result.get("dice_histogram")), "froc": froc_view(result.get("froc"),
                                                                                      result.get("sensitivity_at_fp")),
         "vertebrae": vertebrae_view(result.get("dice_per_label")),
@@ -84,8 +97,40 @@ def worst_first_url(dataset_id: int, sort: str, filters: Mapping[str, Sequence[s
     return f"{urls.dataset_page_url(dataset_id)}?sort={quote(sort, safe=':-')}" + (f"&{rest}" if rest else "")
 
 
-def confusion_view(result: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Rows (truth) of the confusion matrix: class name, total, and each cell's count and shade (0–1 of max)."""
+def class_label_values(card: Any, kind: str, labels: Mapping[str, int]) -> list[list[str]]:
+    """Per class of the card, the dataset's `label` values that name it (PCam "1" → "tumor")."""
+    classes = list(card.output.classes or [])
+    out: list[list[str]] = [[] for _ in classes]
+    for value in labels:
+        index = class_index(value, card, kind)
+        if index is not None and index < len(out):
+            out[index].append(value)
+    return out
+
+
+def cell_urls(dataset_id: int, model_id: int, result: Mapping[str, Any], truth_values: Sequence[Sequence[str]],
+              filters: Mapping[str, Sequence[str]]) -> list[list[str | None]]:
+    """The grid of each confusion cell's items: the evaluation's filters, the true class's label values and
+    `pred:MODEL=CLASS` (None where the dataset has no label value for that class)."""
+    classes = list(result.get("classes") or [])
+    out: list[list[str | None]] = []
+    for i in range(len(classes)):
+        row: list[str | None] = []
+        for predicted in classes:
+            values = truth_values[i] if i < len(truth_values) else []
+            if not values:
+                row.append(None)
+                continue
+            cell = {**{k: list(v) for k, v in filters.items() if k != "label"}, "label": list(values),
+                    f"pred:{model_id}": [predicted]}
+            row.append(query_url(urls.dataset_page_url(dataset_id), cell))
+        out.append(row)
+    return out
+
+
+def confusion_view(result: Mapping[str, Any], links: Sequence[Sequence[str | None]] = ()) -> list[dict[str, Any]]:
+    """Rows (truth) of the confusion matrix: class name, total, and each cell's count, shade (0–1 of max) and
+    the grid of its items."""
     matrix: Sequence[Sequence[int]] = result.get("confusion_matrix") or []
     classes = list(result.get("classes") or [])
     top = max((c for row in matrix for c in row), default=0) or 1
@@ -93,7 +138,8 @@ def confusion_view(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     for i, row in enumerate(matrix):
         name = classes[i] if i < len(classes) else str(i)
         rows.append({"name": name, "total": sum(row), "cells": [
-            {"count": c, "shade": round(c / top, 3), "diagonal": i == j} for j, c in enumerate(row)]})
+            {"count": c, "shade": round(c / top, 3), "diagonal": i == j,
+             "url": links[i][j] if i < len(links) and j < len(links[i]) else None} for j, c in enumerate(row)]})
     return rows
 
 

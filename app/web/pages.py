@@ -19,6 +19,7 @@ from app.api.deps import CatalogDep, SessionDep
 from app.catalog import queries, sorting, urls
 from app.catalog.followup import TRACK_DISTANCE
 from app.catalog.urls import query_url
+from app.datasets.base import REVIEW_FACETS
 from app.datasets.registry import get_adapter
 from app.errors import InvalidInput
 from app.inference.jobs import list_jobs
@@ -185,8 +186,8 @@ def check_facet_values(detail: Mapping[str, Any], filters: Mapping[str, Sequence
     """A facet value the dataset does not have is a mistyped link: say which values exist (400)."""
     for field, values in filters.items():
         known = detail["facets"].get(field)
-        if known is None:
-            continue  # unknown fields are refused by the service; patient/study are free text
+        if known is None or field in REVIEW_FACETS:
+            continue  # unknown fields are refused by the service; patient/study are free text; review values are live
         for v in values:
             if v not in known:
                 names = detail["facet_labels"].get(field, {})

@@ -49,6 +49,10 @@ function formatValue(v) {
 class VirtualGrid {
   constructor() {
     this.api = grid.dataset.api;
+    // the grid's filters and sort, carried by item links so the item page can step through this list
+    const listQuery = new URL(this.api, location.href).searchParams;
+    for (const k of ["limit", "cursor", "offset", "format"]) listQuery.delete(k);
+    this.itemSuffix = `?${new URLSearchParams({ list: listQuery.toString() })}`;
     this.sheet = grid.dataset.sheet;
     this.total = Number(grid.dataset.total || 0);
     this.size = Number(grid.dataset.pageSize || 60);
@@ -175,7 +179,7 @@ class VirtualGrid {
 
   card(node, item, page, n) {
     node.classList.remove("pending");
-    node.href = fillUrl(URLS.item_page, { id: item.id });
+    node.href = fillUrl(URLS.item_page, { id: item.id }) + this.itemSuffix;
     node.dataset.id = item.id;
     const image = node.querySelector("img");
     if (image) {

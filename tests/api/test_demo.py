@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 
 from fastapi.testclient import TestClient
 
@@ -13,7 +14,9 @@ from app.main import create_app
 from tests.helpers.auth import signed_in
 
 
-def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url, capsys):
+def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url, capsys, demo_samples):
+    if not database_url.startswith("sqlite"):  # SQLite's run generates; the others index the same samples
+        shutil.copytree(demo_samples, tmp_path / "data" / "demo")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MEDVIEW_DATABASE_URL", database_url)
     monkeypatch.setenv("MEDVIEW_DATA_DIR", str(tmp_path / "data"))

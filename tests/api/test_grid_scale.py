@@ -188,7 +188,7 @@ def test_numeric_sort_of_a_kind(client, engine, settings, tmp_path):
 
 
 @pytest.mark.parametrize("query, fragment", [
-    ("sort=bogus", "sort by one of id, key, split, label, review_status, metric:MODEL_ID:NAME"),
+    ("sort=bogus", "sort by one of id, key, split, label, review_status, reviewer, edited, metric:MODEL_ID:NAME"),
     ("sort=mask_area", "cannot sort pcam items by 'mask_area'"),
     ("sort=metric:x:dice", "a metric sort is metric:MODEL_ID:NAME"),
     ("sort=metric:999:dice", "there is no model 999"),

@@ -9,19 +9,11 @@ import pytest
 
 from app.datasets.ingest import ingest_path
 from app.datasets.registry import available_kinds
-from app.demo import _sample_generator
 
 
 @pytest.fixture(scope="module")
-def samples(tmp_path_factory):
-    root = tmp_path_factory.mktemp("all-kinds")
-    out = {}
-    for kind in available_kinds():
-        target = root / kind
-        target.mkdir()
-        _sample_generator(kind)(target)
-        out[kind] = target
-    return out
+def samples(demo_samples):
+    return {kind: demo_samples / kind for kind in available_kinds()}
 
 
 @pytest.mark.parametrize("kind", ["deeplesion", "pcam", "bis5k", "verse", "imagefolder", "dicom"])

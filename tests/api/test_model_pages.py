@@ -34,7 +34,7 @@ def test_evaluation_page_matches_json(client, pcam_predicted):
     for p in points:
         x, y = map(float, p.split(","))
         assert 40 <= x <= 340 and 40 <= y <= 340
-    cells = re.findall(r'<td class="num cell[^"]*"[^>]*>(\d+)</td>', html)
+    cells = re.findall(r'<td class="num cell[^"]*"[^>]*>(?:<a [^>]*>)?(\d+)(?:</a>)?</td>', html)
     assert [int(c) for c in cells] == [c for row in body["confusion_matrix"] for c in row]
     assert f"/api/models/{model}/evaluation?dataset_id={dataset}" in html
 

@@ -84,11 +84,13 @@ def test_the_validator_catches_undocumented_keys_and_wrong_types() -> None:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[tuple[TestClient, dict]]:
+def demo(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path, demo_samples: Path
+         ) -> Iterator[tuple[TestClient, dict]]:
     """The demo (every kind, two models with predictions, their jobs) plus a detector on the DeepLesion sample
     and a 3-D segmenter on VerSe, predicted; yields the client and the ids the requests need."""
     base = tmp_path_factory.mktemp("openapi-demo")
     shutil.copy(sqlite_template, base / "medview.db")
+    shutil.copytree(demo_samples, base / "data" / "demo")  # generated once per session (tests/conftest.py)
     settings = Settings(_env_file=None, database_url=f"sqlite:///{base / 'medview.db'}", data_dir=base / "data",
                         data_roots=str(base), slice_cache_mb=64, render_cache_mb=16, allowed_hosts="testserver")
     settings = build_demo(settings)
@@ -180,6 +182,9 @@ def test_every_json_endpoint_matches_its_documented_schema(demo: tuple[TestClien
     worst = get(f"/api/datasets/{pcam}/items", sort=f"-metric:{models['classify']}:nll", limit=5, split="train")
     assert isinstance(worst["items"][0]["sort_value"], float)
     get(f"/api/datasets/{pcam}/facets", split="train", label=["0", "1"])
+    ordered = get(f"/api/datasets/{pcam}/items", sort="-label", limit=3)["items"]
+    near = get(f"/api/items/{ordered[1]['id']}", neighbours=1, sort="-label")["neighbours"]
+    assert near["position"] == 2 and near["previous"] == ordered[0]["id"] and near["next"] == ordered[2]["id"]
     patient = get(f"/api/items/{get(f'/api/datasets/{deeplesion}/items', limit=1)['items'][0]['id']}")["patient"]
     timeline = get(f"/api/datasets/{deeplesion}/patients/{patient}")
     assert timeline["studies"] and timeline["tracks"]
@@ -191,6 +196,8 @@ def test_every_json_endpoint_matches_its_documented_schema(demo: tuple[TestClien
         assert get(f"/api/items/{item_id}")["predictions"][0]["task"] == task
         evaluation = get(f"/api/models/{models[task]}/evaluation", dataset_id=datasets[kind])
         assert evaluation["task"] == task and evaluation["n"] > 0, evaluation
+        assert get(f"/api/models/{models[task]}/evaluation", dataset_id=datasets[kind],
+                   annotations="dataset")["annotations"] == "dataset"
     assert get(f"/api/models/{models['classify']}/evaluation", dataset_id=pcam, split="nope")["n"] == 0
 
     # models: register (201), list, one with its device; an on-demand prediction, done and still running

@@ -332,13 +332,10 @@ def test_viewer_page_has_planes(client, verse_ds, verse_sample):
     assert "in the axial plane" in html.unescape(client.get(f"/items/{item['id']}?plane=axial&slice={nk}").text)
 
 
-def test_vertebra_facet_in_anatomical_order(engine, settings, client, tmp_path):
+def test_vertebra_facet_in_anatomical_order(engine, settings, client, demo_samples):
     from app.datasets.verse import labels as vl
-    from app.datasets.verse.synth import demo_sample
 
-    root = tmp_path / "verse-order"
-    demo_sample(root)
-    report = ingest_path(engine, settings, root, kind="verse", name="order")
+    report = ingest_path(engine, settings, demo_samples / "verse", kind="verse", name="order")  # the demo sample
     names = list(client.get(f"/api/datasets/{report.dataset_id}").json()["facets"]["vertebra"])
     spine = [vl.NAMES[label] for label in vl.SPINE_ORDER]
     assert len(names) > 3 and names == sorted(names, key=spine.index)

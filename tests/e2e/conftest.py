@@ -1,4 +1,8 @@
-"""Browser tests: the app on a real uvicorn server in a thread, driven by Debian chromium via Playwright."""
+"""Browser tests: the app on a real uvicorn server in a thread, driven by Debian chromium via Playwright.
+
+They run on SQLite only: they test pages and scripts, whose database reads and writes the API tests already run on
+both SQLite and PostgreSQL (running every browser test twice cost ~2 minutes of the suite). A browser test that is
+about the database opts back in with `@pytest.mark.parametrize("database_url", BOTH, indirect=True)`."""
 
 from __future__ import annotations
 
@@ -13,11 +17,14 @@ from app.api.security import SESSION_COOKIE
 from app.datasets.ingest import ingest_path
 from app.datasets.pcam import pixels
 from app.datasets.pcam.synth import generate_pcam
+from tests.conftest import BACKENDS, fresh_database
 from tests.helpers import pcam
 from tests.helpers.api import register
 from tests.helpers.auth import api_token, session_cookie
 from tests.helpers.live import TOKENS, live_client
 from tests.helpers.wait import wait_until
+
+BOTH = BACKENDS  # for the indirect parametrisation above
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -29,6 +36,12 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(params=["sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    """SQLite only (see the module docstring); `indirect` parametrisation with BOTH runs PostgreSQL too."""
+    yield from fresh_database(request, request.param, tmp_path, sqlite_template)
 
 
 @pytest.fixture

@@ -21,6 +21,8 @@ class EvaluationHead(BaseModel):
     predicted: int = Field(description="Items of the selection with a prediction from the model.")
     worst_first: WorstFirst
     n: int = Field(description="Items with both a prediction and usable ground truth.")
+    annotations: Literal["current", "dataset"] = Field(
+        description="The ground truth: the current (corrected) annotation versions, or the dataset's own.")
 
 
 class RocCurve(BaseModel):
@@ -56,6 +58,9 @@ class Segment2dEvaluation(EvaluationHead):
     e_measure: float | None
     mae: float | None
     dice_histogram: DiceHistogram
+    excluded_edited: int = Field(description="Items left out: their stored per-item metrics were scored against "
+                                 "other ground truth than `annotations` (edited after, or corrected before, "
+                                 "the prediction).")
 
 
 class FrocCurve(BaseModel):
@@ -77,6 +82,9 @@ class Segment3dEvaluation(EvaluationHead):
     dice_per_label: dict[str, float] = Field(description="Mean Dice per vertebra label, over the scans having it.")
     dice_mean: float | None
     identification_rate: float | None = Field(description="Mean of the per-scan vertebra identification rates.")
+    excluded_edited: int = Field(description="Items left out: their stored per-item metrics were scored against "
+                                 "other ground truth than `annotations` (edited after, or corrected before, "
+                                 "the prediction).")
 
 
 Evaluation = Annotated[ClassifyEvaluation | Segment2dEvaluation | Detect2dEvaluation | Segment3dEvaluation,

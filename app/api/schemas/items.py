@@ -57,6 +57,13 @@ class ItemPrediction(BaseModel):
     created_at: datetime | None
 
 
+class ItemNeighbours(BaseModel):
+    position: int = Field(description="1-based place of the item in the grid's filtered, sorted list.")
+    total: int = Field(description="Items in that list.")
+    previous: int | None = Field(description="The id before it (null at the start).")
+    next: int | None = Field(description="The id after it (null at the end).")
+
+
 class ItemDetail(BaseModel):
     id: int
     dataset_id: int
@@ -80,3 +87,5 @@ class ItemDetail(BaseModel):
     annotations: list[AnnotationOut] = Field(description="The current versions (neither superseded nor retired).")
     comments: int = Field(description="How many comments the item has (`GET /api/items/{item_id}/comments`).")
     predictions: list[ItemPrediction]
+    neighbours: ItemNeighbours | None = Field(None, description="With `neighbours=1` only: the item's place in "
+                                              "the grid's list (its filters and `sort` as query parameters).")
