@@ -2,8 +2,8 @@
 only — accept, reject, comment, uncertain, undo, previous, next, accept after an edit (corrected) — ends on the done
 panel and signs the queue off; the API then holds the verdicts and statuses as pressed. A verdict swaps the next
 item in place (URL, breadcrumb, side panel follow; Back and Forward load the pages they name), and on a swapped-in
-item the editor (RECIST drag), the comments and the brush (a BIS5k queue) work as after a page load. The queue page (agreement,
-Bland–Altman plot, adjudication, sign-off) and the dataset page's "Review queue…" dialog. Screenshots go to
+item the editor (RECIST drag), the comments and the brush (a BIS5k queue) work as after a page load. The queue page
+(agreement, Bland–Altman plot, adjudication, sign-off) and the dataset page's "Review queue…" dialog. Screenshots go to
 $MEDVIEW_SHOTS when it is set."""
 
 from __future__ import annotations
@@ -239,14 +239,16 @@ def _drag(page, points: list[list[float]]) -> None:
 def _current(api, item_id: int, origin: dict) -> dict:
     """The current version of annotation `origin` (its lineage) on item `item_id`."""
     for a in api.get(f"/api/items/{item_id}").json()["annotations"]:
-        if a["kind"] == origin["kind"] and api.get(f"/api/annotations/{a['id']}/history").json()[0]["id"] == origin["id"]:
+        first = api.get(f"/api/annotations/{a['id']}/history").json()[0]
+        if a["kind"] == origin["kind"] and first["id"] == origin["id"]:
             return a
     raise AssertionError(f"no current version of annotation {origin['id']}")
 
 
 def _queue(api, headers: dict, dataset_id: int, limit: int) -> tuple[int, list[dict]]:
     qid = api.post("/api/review/queues", headers=headers, json={
-        "name": f"swap {dataset_id}", "dataset_id": dataset_id, "filters": {}, "sort": "id", "limit": limit}).json()["id"]
+        "name": f"swap {dataset_id}", "dataset_id": dataset_id, "filters": {}, "sort": "id",
+        "limit": limit}).json()["id"]
     listed = api.get(f"/api/datasets/{dataset_id}/items", params={"sort": "id", "limit": limit}).json()["items"]
     return qid, [api.get(f"/api/items/{i['id']}").json() for i in listed]
 
@@ -290,8 +292,10 @@ def test_edit_comment_and_brush_on_a_swapped_in_item(reader, live_server, settin
     with live_client(live_server) as api:
         mine = _current(api, second["id"], recist)
         assert mine["version"] == recist["version"] + 1 and mine["source"] == "user:rita"
-        assert abs(mine["geometry"]["long"][1][0] - target[0]) <= 1 and abs(mine["geometry"]["long"][1][1] - target[1]) <= 1
-        assert [c["text"] for c in api.get(f"/api/items/{second['id']}/comments").json()] == ["re-measured after the swap"]
+        end = mine["geometry"]["long"][1]
+        assert abs(end[0] - target[0]) <= 1 and abs(end[1] - target[1]) <= 1
+        comments = api.get(f"/api/items/{second['id']}/comments").json()
+        assert [c["text"] for c in comments] == ["re-measured after the swap"]
         assert api.get(f"/api/items/{items[0]['id']}/comments").json() == []
     page.keyboard.press("Shift+A")  # an edit was saved here: accept records corrected; nothing left → done
     page.wait_for_selector("#review-done")
