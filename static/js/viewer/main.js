@@ -60,7 +60,7 @@ export class Viewer {
   }
 
   prepareState(state) {
-    if (isVolume(state) && !state.shape) {
+    if (isVolume(state)) {
       const { sagittal, coronal, axial } = state.planes;
       state.shape = [sagittal, coronal, axial]; // canonical (i, j, k) voxel counts
       if (!state.spacing_maps_planes) state.spacing = null; // map planes by the shown images' sizes instead
