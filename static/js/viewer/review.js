@@ -18,6 +18,10 @@ const $ = (id) => document.getElementById(id);
 // Module scripts a swapped-in page may carry: the viewer's own. Another script on the next page (predictions.js
 // binds its panel once) makes the verdict navigate instead.
 const SWAP_SAFE_SCRIPTS = ["/js/viewer/main.js"];
+const PREFETCH_FRESH_MS = 5 * 60 * 1000;
+const KEPT = new Set(["review-bar", "review-urls"]);
+/** Tag, id and class of each part of <main>: a page is swapped in only when its parts match these one to one. */
+const partsOf = (doc) => [...(doc.querySelector("main")?.children || [])].map((n) => `${n.tagName}#${n.id}.${n.className}`).join("|");
 const scriptsOf = (doc) => [...doc.querySelectorAll("script[src]")].map((s) => new URL(s.getAttribute("src"), location.href).pathname);
 const swapSafe = (doc) => scriptsOf(doc).every((src) => SWAP_SAFE_SCRIPTS.some((ok) => src.endsWith(ok)));
 
@@ -143,6 +147,10 @@ class ReviewMode {
       .catch(() => null);
     this.prefetched.set(id, job);
     job.finally(() => { this.bar.dataset.prefetched = String(id); }); // tests and the bench wait on it
+    clearTimeout(this.refetch); // a long look at this item: the next page is fetched again, so it is not stale
+    this.refetch = setTimeout(() => {
+      if (this.prefetched.get(id) === job && this.target() === id) { this.prefetched.delete(id); this.prefetch(id); }
+    }, PREFETCH_FRESH_MS);
   }
 
   /** The prefetched page of `id` when it is ready and can be swapped in, else null (no waiting). */
@@ -156,23 +164,27 @@ class ReviewMode {
     if (needed.some((n) => !doc.getElementById(n)) || !doc.querySelector(".toolbar") || !doc.querySelector("aside.side")) return null;
     if (!swapSafe(doc) || !swapSafe(document)) return null;
     if (doc.querySelector("main")?.className !== document.querySelector("main")?.className) return null;
+    if (partsOf(doc) !== partsOf(document)) return null; // another layout of the page (a kind's extra part)
     return got;
   }
 
   /** Replace the page's item parts with the prefetched page's and show its state in the viewer. */
   swap(id, { doc, state, warmed }) {
     const take = (node) => document.adoptNode(node);
-    const replace = (selector) => {
-      const here = document.querySelector(selector);
-      const there = doc.querySelector(selector);
-      if (here && there) here.replaceWith(take(there));
-    };
+    const here = [...document.querySelector("main").children];
+    const there = [...doc.querySelector("main").children];
     document.title = doc.title;
-    replace("nav.crumbs");
-    replace(".topbar-right");
-    replace("main > .toolbar");
-    replace("aside.side");
-    replace("#viewer-state");
+    for (const selector of ["nav.crumbs", ".topbar-right"]) {
+      const a = document.querySelector(selector);
+      const b = doc.querySelector(selector);
+      if (a && b) a.replaceWith(take(b));
+    }
+    // every part of <main> but the review bar (kept: it holds my state) and the viewer (its viewport's
+    // children are replaced around the viewer's own panes)
+    here.forEach((node, n) => {
+      if (KEPT.has(node.id) || node.matches("section.viewer")) return;
+      node.replaceWith(take(there[n]));
+    });
     const img = doc.getElementById("slice-image");
     if (warmed && img) { // the viewer draws the cached slice at once: the server-rendered first paint is not needed
       img.dataset.src = img.getAttribute("src") || "";
