@@ -6,7 +6,8 @@ cache) and draws it on a canvas (window + putImageData, then one animation frame
 A verdict normally swaps the prefetched next item into the page (static/js/viewer/review.js): then "on screen" is
 the animation frame after the viewer's `medview:first-draw` mark for that item (a mark per item, its
 `detail.item`); when it navigates instead (the fallback), the new page's mark, as before. Both are counted and
-timed separately.
+timed separately. `--navigate` turns the swap off (sessionStorage `medview.reviewSwap` = `off`): every verdict
+navigates, the full page load the swap replaced, for a comparison under the same load.
 
     python bench/review_next.py [--items 20] [--workdir /tmp/medview-bench/review-next]
 
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=20, help="verdicts timed (the queue holds one more)")
     ap.add_argument("--phases", action="store_true", help="print each item's timeline")
+    ap.add_argument("--navigate", action="store_true", help="no swap: every verdict loads the next page")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/medview-bench/review-next"))
     args = ap.parse_args(argv)
 
@@ -157,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             context.add_cookies([{"name": SESSION_COOKIE, "value": cookie, "domain": "127.0.0.1", "path": "/"}])
+            if args.navigate:
+                context.add_init_script("sessionStorage.setItem('medview.reviewSwap', 'off')")
             page = context.new_page()
             page.goto(f"{base}/review/queues/{qid}/start")
             page.wait_for_function(DRAWN, arg=ids[0], timeout=20000)

@@ -155,6 +155,7 @@ class ReviewMode {
 
   /** The prefetched page of `id` when it is ready and can be swapped in, else null (no waiting). */
   async swappable(id) {
+    if (sessionStorage.getItem("medview.reviewSwap") === "off") return null; // navigate (bench --navigate)
     const job = this.prefetched.get(id);
     if (!job) return null;
     const got = await Promise.race([job, Promise.resolve(undefined)]); // settled already, or not ready
