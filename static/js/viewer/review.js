@@ -257,7 +257,7 @@ class ReviewMode {
     }
     try {
       const out = await post;
-      this.say(`${verdict} on ${from} recorded · ${out.review_status}`);
+      this.say(`${verdict} recorded for item ${from} · ${out.review_status}`);
     } catch (err) {
       if (got) this.sayBack(`${verdict} on item ${from} not recorded: ${err.message}`, from);
       else this.say(err.message, true);
