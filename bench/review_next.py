@@ -1,7 +1,13 @@
 """Review mode's verdict → next item: the time from the verdict key press (Shift+A) on one item to the first pixels
-of the next item drawn by its viewer, over ~20 generated DeepLesion key slices in headless chromium (target: p50
-under 150 ms on this machine). Baseline in the same run and browser: a bare page that fetches the same next item's
-raw slice (no cache) and draws it on a canvas (window + putImageData), the floor any viewer pays.
+of the next item on screen, over ~20 generated DeepLesion key slices in headless chromium (target: p50 under 150 ms
+on this machine). Baseline in the same run and browser: a bare page that fetches the same next item's raw slice (no
+cache) and draws it on a canvas (window + putImageData, then one animation frame), the floor any viewer pays.
+
+A verdict normally swaps the prefetched next item into the page (static/js/viewer/review.js): then "on screen" is
+the animation frame after the viewer's `medview:first-draw` mark for that item (a mark per item, its
+`detail.item`); when it navigates instead (the fallback), the new page's mark, as before. Both are counted and
+timed separately. `--navigate` turns the swap off (sessionStorage `medview.reviewSwap` = `off`): every verdict
+navigates, the full page load the swap replaced, for a comparison under the same load.
 
     python bench/review_next.py [--items 20] [--workdir /tmp/medview-bench/review-next]
 
@@ -9,7 +15,7 @@ The app runs as `medview serve` in a subprocess (SQLite, the generated sample in
 cookie. The next item's first pixels: the viewer marks `performance.mark("medview:first-draw")` (and
 `data-drawn-item` on the root element) on its first frame with pixels; the key press time is taken right before
 the press (same clock: performance.timeOrigin + the mark's startTime is epoch ms). `--phases` prints each item's
-timeline (verdict sent, HTML, DOM, raw slice from the cache or not, first draw).
+timeline (swapped: the mark and the frame; navigated: verdict sent, HTML, DOM, raw slice, first draw).
 """
 
 from __future__ import annotations
@@ -33,13 +39,25 @@ TARGET_MS = 150.0
 CHROMIUM = "/usr/bin/chromium"
 DRAWN = "(id) => document.documentElement.dataset.drawnItem === String(id) && " \
         "document.getElementById('review-bar')?.dataset.ready === '1'"
-FIRST_DRAW_EPOCH = "() => performance.timeOrigin + performance.getEntriesByName('medview:first-draw')[0].startTime"
+FIRST_DRAW_EPOCH = "() => performance.timeOrigin + performance.getEntriesByName('medview:first-draw').at(-1).startTime"
+# before the press: the animation frame after the next item's first-draw mark (the swap keeps the page, so this
+# observer sees it; a navigation loses it and the new page's mark is used)
+WATCH = """(id) => { window.__benchPainted = null;
+  new PerformanceObserver((list, obs) => {
+    for (const e of list.getEntries()) {
+      if (e.name === "medview:first-draw" && e.detail?.item === id) {
+        obs.disconnect();
+        requestAnimationFrame(() => { window.__benchPainted = performance.timeOrigin + performance.now(); });
+      }
+    }
+  }).observe({ type: "mark" }); }"""
+SWAPS = "() => Number(document.getElementById('review-bar')?.dataset.swaps || 0)"
 PHASES = """() => { const n = performance.getEntriesByType("navigation")[0];
   const raw = performance.getEntriesByType("resource").find((r) => r.name.includes("/raw"));
   return { origin: performance.timeOrigin, response: n.responseStart, html_from_cache: n.transferSize === 0,
            dom: n.domInteractive, raw_start: raw ? raw.startTime : null, raw_end: raw ? raw.responseEnd : null,
            raw_cached: raw ? raw.transferSize === 0 : null,
-           draw: performance.getEntriesByName("medview:first-draw")[0].startTime }; }"""
+           draw: performance.getEntriesByName("medview:first-draw").at(-1).startTime }; }"""
 BARE = """async ([url, low, high]) => {
   const t0 = performance.now();
   const r = await fetch(url, { cache: "no-store", headers: { accept: "application/octet-stream" } });
@@ -96,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=20, help="verdicts timed (the queue holds one more)")
     ap.add_argument("--phases", action="store_true", help="print each item's timeline")
+    ap.add_argument("--navigate", action="store_true", help="no swap: every verdict loads the next page")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/medview-bench/review-next"))
     args = ap.parse_args(argv)
 
@@ -140,16 +159,31 @@ def main(argv: list[str] | None = None) -> int:
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             context = browser.new_context(viewport={"width": 1400, "height": 900})
             context.add_cookies([{"name": SESSION_COOKIE, "value": cookie, "domain": "127.0.0.1", "path": "/"}])
+            if args.navigate:
+                context.add_init_script("sessionStorage.setItem('medview.reviewSwap', 'off')")
             page = context.new_page()
             page.goto(f"{base}/review/queues/{qid}/start")
             page.wait_for_function(DRAWN, arg=ids[0], timeout=20000)
+            swapped: list[float] = []
+            navigated: list[float] = []
             for n in range(1, total):
                 # the reader looks at the item while its next one is prefetched
                 page.wait_for_selector(f"#review-bar[data-prefetched='{ids[n]}']", state="attached")
+                page.evaluate(WATCH, ids[n])
+                swaps = page.evaluate(SWAPS)
                 pressed = time.time() * 1000
                 page.keyboard.press("Shift+A")
                 page.wait_for_function(DRAWN, arg=ids[n], timeout=20000)
+                if page.evaluate(SWAPS) > swaps:  # swapped in: the frame after its first-draw mark
+                    page.wait_for_function("() => window.__benchPainted !== null")
+                    drawn = page.evaluate(FIRST_DRAW_EPOCH) - pressed
+                    review.append(page.evaluate("() => window.__benchPainted") - pressed)
+                    swapped.append(review[-1])
+                    if args.phases:
+                        print(f"  item {ids[n]}: swapped, drawn {drawn:.0f} ms, on screen {review[-1]:.0f} ms")
+                    continue
                 review.append(page.evaluate(FIRST_DRAW_EPOCH) - pressed)
+                navigated.append(review[-1])
                 if args.phases:
                     ph = page.evaluate(PHASES)
                     print(f"  item {ids[n]}: {review[-1]:.0f} ms = leave {ph['origin'] - pressed:.0f} (verdict POST) + "
@@ -169,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         server.wait(10)
     p50, p95 = statistics.median(review), pct(review, 95)
     b50, b95 = statistics.median(bare), pct(bare, 95)
-    print(f"{len(review)} verdicts, DeepLesion 512×512 int16 key slices, headless chromium")
+    print(f"{len(review)} verdicts ({len(swapped)} swapped in, {len(navigated)} navigated), DeepLesion 512×512 int16 "
+          f"key slices, headless chromium, load average {os.getloadavg()[0]:.1f}")
     print(f"{'':<44}{'p50 ms':>9}{'p95 ms':>9}")
     print(f"{'verdict key → next item first pixels':<44}{p50:>9.1f}{p95:>9.1f}")
     print(f"{'bare: fetch raw slice + draw on a canvas':<44}{b50:>9.1f}{b95:>9.1f}")

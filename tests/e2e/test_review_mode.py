@@ -1,7 +1,9 @@
 """Review mode in a real browser (SQLite): a reviewer works a queue of 5 generated DeepLesion items with the keyboard
 only — accept, reject, comment, uncertain, undo, previous, next, accept after an edit (corrected) — ends on the done
-panel and signs the queue off; the API then holds the verdicts and statuses as pressed. The queue page (agreement,
-Bland–Altman plot, adjudication, sign-off) and the dataset page's "Review queue…" dialog. Screenshots go to
+panel and signs the queue off; the API then holds the verdicts and statuses as pressed. A verdict swaps the next
+item in place (URL, breadcrumb, side panel follow; Back and Forward load the pages they name), and on a swapped-in
+item the editor (RECIST drag), the comments and the brush (a BIS5k queue) work as after a page load. The queue page
+(agreement, Bland–Altman plot, adjudication, sign-off) and the dataset page's "Review queue…" dialog. Screenshots go to
 $MEDVIEW_SHOTS when it is set."""
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from app.api.security import SESSION_COOKIE
+from app.datasets.bis5k.synth import generate_bis5k
+from app.datasets.ingest import ingest_path
 from tests.e2e.conftest import VIEWPORT
 from tests.helpers.auth import api_token, session_cookie
 from tests.helpers.live import live_client
@@ -46,6 +50,20 @@ def _on(page, item_id: int) -> None:
         " && document.getElementById('review-bar').dataset.itemId === String(id)", arg=item_id, timeout=15000)
 
 
+def _swapped_to(page, item: dict, swaps: int) -> None:
+    """The page shows `item` swapped in (no navigation): its URL, title, breadcrumb and side panel."""
+    _on(page, item["id"])
+    assert page.locator("#review-bar").get_attribute("data-swaps") == str(swaps)
+    assert f"/items/{item['id']}?queue=" in page.url
+    assert page.title().startswith(item["key"])
+    assert page.locator("nav.crumbs span.mono").text_content() == item["key"]
+    assert page.locator("aside.side h1.item-key").text_content() == item["key"]
+
+
+def _prefetched(page, item_id: int) -> None:
+    page.wait_for_selector(f"#review-bar[data-prefetched='{item_id}']", state="attached")
+
+
 def test_keyboard_review_of_a_queue(reader, live_server, settings, ingested):
     rita = {"Authorization": f"Bearer {api_token(settings, 'rita', 'reviewer')}"}
     with live_client(live_server) as api:
@@ -53,8 +71,9 @@ def test_keyboard_review_of_a_queue(reader, live_server, settings, ingested):
             "name": "five lesions", "dataset_id": ingested.dataset_id, "filters": {}, "sort": "id", "limit": 5})
         assert r.status_code == 201, r.text
         qid = r.json()["id"]
-        items = [i["id"] for i in api.get(f"/api/datasets/{ingested.dataset_id}/items",
-                                          params={"sort": "id", "limit": 5}).json()["items"]]
+        listed = api.get(f"/api/datasets/{ingested.dataset_id}/items", params={"sort": "id", "limit": 5}).json()
+        items = [i["id"] for i in listed["items"]]
+        keys = {i["id"]: i["key"] for i in listed["items"]}
     page = reader
     page.goto(f"{live_server}/review")
     assert page.locator("#review-queues tr[data-queue-id]").count() == 1
@@ -64,8 +83,16 @@ def test_keyboard_review_of_a_queue(reader, live_server, settings, ingested):
     assert page.locator("#review-queue-name").text_content() == "five lesions"
     assert "?queue=" in page.url  # the viewer keeps the queue in its URL
 
-    page.keyboard.press("Shift+A")  # accept → the next item
+    _prefetched(page, items[1])
+    page.keyboard.press("Shift+A")  # accept → the next item, swapped in
+    _swapped_to(page, {"id": items[1], "key": keys[items[1]]}, 1)
+    page.go_back()  # the previous item's URL: its page, loaded in full
+    _on(page, items[0])
+    assert page.locator("#review-bar").get_attribute("data-my-verdict") == "accept"
+    page.go_forward()
     _on(page, items[1])
+    assert page.locator("aside.side h1.item-key").text_content() == keys[items[1]]
+    _prefetched(page, items[2])
     page.keyboard.press("Shift+R")  # reject
     _on(page, items[2])
     page.keyboard.press("Shift+C")  # comment: a box, Enter posts
@@ -193,3 +220,106 @@ def test_review_queue_from_the_grid(page, live_server, settings, ingested):
         noisy = api.get(f"/api/datasets/{ds}/items", params={"noisy": "1", "limit": 100}).json()["total"]
         made = api.get("/api/review/queues").json()[0]
         assert made["filters"] == {"noisy": ["1"]} and made["progress"]["items"] == noisy > 0
+
+
+def _to_page(page, x: float, y: float) -> tuple[float, float]:
+    left, top, _, _ = page.evaluate("() => window.medviewViewer.paneBox(0)")
+    sx, sy = page.evaluate("([x, y]) => window.medviewViewer.screen(0, x, y)", [x, y])
+    return left + sx, top + sy
+
+
+def _drag(page, points: list[list[float]]) -> None:
+    page.mouse.move(*_to_page(page, *points[0]))
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(*_to_page(page, x, y), steps=5)
+    page.mouse.up()
+
+
+def _current(api, item_id: int, origin: dict) -> dict:
+    """The current version of annotation `origin` (its lineage) on item `item_id`."""
+    for a in api.get(f"/api/items/{item_id}").json()["annotations"]:
+        first = api.get(f"/api/annotations/{a['id']}/history").json()[0]
+        if a["kind"] == origin["kind"] and first["id"] == origin["id"]:
+            return a
+    raise AssertionError(f"no current version of annotation {origin['id']}")
+
+
+def _queue(api, headers: dict, dataset_id: int, limit: int) -> tuple[int, list[dict]]:
+    qid = api.post("/api/review/queues", headers=headers, json={
+        "name": f"swap {dataset_id}", "dataset_id": dataset_id, "filters": {}, "sort": "id",
+        "limit": limit}).json()["id"]
+    listed = api.get(f"/api/datasets/{dataset_id}/items", params={"sort": "id", "limit": limit}).json()["items"]
+    return qid, [api.get(f"/api/items/{i['id']}").json() for i in listed]
+
+
+def test_edit_comment_and_brush_on_a_swapped_in_item(reader, live_server, settings, ingested, engine, tmp_path):
+    """On the 2nd item of a queue, swapped in by the verdict: a RECIST drag saves a version of that item's
+    annotation (and accept then records `corrected`), a comment lands on that item, a viewer key acts once (no
+    listeners left over from the 1st item); on a BIS5k queue's 2nd item a brush stroke saves its mask."""
+    rita = {"Authorization": f"Bearer {api_token(settings, 'rita', 'reviewer')}"}
+    bis = ingest_path(engine, settings, generate_bis5k(tmp_path / "BIS5k", n_train=2, n_test=1, seed=3).root,
+                      kind="bis5k", name="bis5k")
+    with live_client(live_server) as api:
+        qid, items = _queue(api, rita, ingested.dataset_id, 2)
+        bqid, bitems = _queue(api, rita, bis.dataset_id, 2)
+    page = reader
+    page.goto(f"{live_server}/review/queues/{qid}/start")
+    _on(page, items[0]["id"])
+    _prefetched(page, items[1]["id"])
+    page.keyboard.press("Shift+A")
+    second = items[1]
+    _swapped_to(page, second, 1)
+    page.wait_for_function("() => window.medviewViewer.ready()")
+
+    invert = page.evaluate("() => window.medviewViewer.state.invert")
+    page.keyboard.press("i")  # one toggle: the first item's key listeners are gone
+    assert page.evaluate("() => window.medviewViewer.state.invert") is not invert
+    page.keyboard.press("i")
+
+    recist = next(a for a in second["annotations"] if a["kind"] == "recist")
+    page.keyboard.press("e")
+    assert page.get_attribute("#edit-tool", "aria-pressed") == "true"
+    _, b = recist["geometry"]["long"]
+    target = [b[0] + 10, b[1] + 6]
+    _drag(page, [b, target])
+    page.wait_for_function("() => { const e = window.medviewViewer.editor(); "
+                           "return e.pendingSaves === 0 && e.status.kind === 'saved'; }")
+    page.fill("#comment-text", "re-measured after the swap")
+    page.click("#comment-form button[type=submit]")
+    page.wait_for_function("() => document.querySelectorAll('#comment-list li').length === 1")
+    _shot(page, "review-swapped-item-edited")
+    with live_client(live_server) as api:
+        mine = _current(api, second["id"], recist)
+        assert mine["version"] == recist["version"] + 1 and mine["source"] == "user:rita"
+        end = mine["geometry"]["long"][1]
+        assert abs(end[0] - target[0]) <= 1 and abs(end[1] - target[1]) <= 1
+        comments = api.get(f"/api/items/{second['id']}/comments").json()
+        assert [c["text"] for c in comments] == ["re-measured after the swap"]
+        assert api.get(f"/api/items/{items[0]['id']}/comments").json() == []
+    page.keyboard.press("Shift+A")  # an edit was saved here: accept records corrected; nothing left → done
+    page.wait_for_selector("#review-done")
+    with live_client(live_server) as api:
+        state = api.get(f"/api/review/queues/{qid}/reader", headers=rita).json()
+        assert [(m["item_id"], m["verdict"]) for m in state["mine"]] == [
+            (items[0]["id"], "accept"), (second["id"], "corrected")]
+
+    page.goto(f"{live_server}/review/queues/{bqid}/start")  # BIS5k: a brush stroke on the swapped-in item
+    _on(page, bitems[0]["id"])
+    _prefetched(page, bitems[1]["id"])
+    page.keyboard.press("Shift+U")
+    _swapped_to(page, bitems[1], 1)
+    page.wait_for_function("() => window.medviewViewer.ready()")
+    before = next(a for a in bitems[1]["annotations"] if a["kind"] == "mask")
+    page.keyboard.press("y")
+    assert page.get_attribute("#brush-paint", "aria-pressed") == "true"
+    w, h = bitems[1]["width"], bitems[1]["height"]
+    _drag(page, [[w * 0.3, h * 0.5], [w * 0.5, h * 0.5], [w * 0.7, h * 0.5]])
+    page.wait_for_function("() => Number(document.getElementById('viewport').dataset.brushSaves || 0) >= 1")
+    _shot(page, "review-swapped-item-brushed")
+    with live_client(live_server) as api:
+        now = _current(api, bitems[1]["id"], before)
+        assert now["version"] == before["version"] + 1
+        assert now["source"] == "user:rita"
+        first = next(a for a in api.get(f"/api/items/{bitems[0]['id']}").json()["annotations"] if a["kind"] == "mask")
+        assert first["version"] == 1  # the first item's mask is untouched

@@ -114,6 +114,12 @@ export class Brush {
 
   setQueue(queue) { this.queue = queue && queue.queueId ? queue : null; }
 
+  /** Another item is swapped in (main.js `swap`): the listeners go with the viewer's signal, the cursor here. */
+  destroy() {
+    this.active = false;
+    this.cursor.remove();
+  }
+
   /** Undo the last stroke: restore the mask before it and save that as a new version. */
   undo() {
     const last = this.undoStack.pop();
@@ -350,6 +356,8 @@ export class Brush {
 
   bind() {
     const v = this.v;
+    const life = { signal: v.life.signal }; // per item: a swap (main.js) removes these listeners
+    const early = { ...life, capture: true };
     const paneOf = (target) => v.panes.find((p) => p.root.contains(target));
     const local = (pane, e) => {
       const r = pane.root.getBoundingClientRect();
@@ -365,7 +373,7 @@ export class Brush {
       v.host.setPointerCapture(e.pointerId);
       const [sx, sy] = local(pane, e);
       this.startStroke(pane, pane.toImage(sx, sy), this.erasing || e.altKey);
-    }, true);
+    }, early);
     v.host.addEventListener("pointermove", (e) => {
       if (!this.active) return;
       const pane = this.stroke?.pane || paneOf(e.target);
@@ -376,24 +384,24 @@ export class Brush {
       e.stopPropagation();
       this.stroke.points.push(pane.toImage(sx, sy));
       this.paintStroke(this.stroke);
-    }, true);
+    }, early);
     const finish = (e) => {
       if (!this.stroke) return;
       e.stopPropagation();
       if (v.host.hasPointerCapture(e.pointerId)) v.host.releasePointerCapture(e.pointerId);
       this.endStroke(this.stroke);
     };
-    v.host.addEventListener("pointerup", finish, true);
-    v.host.addEventListener("pointercancel", finish, true);
-    v.host.addEventListener("pointerleave", () => { this.cursor.style.display = "none"; });
+    v.host.addEventListener("pointerup", finish, early);
+    v.host.addEventListener("pointercancel", finish, early);
+    v.host.addEventListener("pointerleave", () => { this.cursor.style.display = "none"; }, life);
 
     // choosing another mouse tool (toolbar or its key) puts the brush away
-    for (const b of document.querySelectorAll("button[data-tool]")) b.addEventListener("click", () => this.deactivate());
-    $("brush-paint")?.addEventListener("click", () => (this.active && !this.erasing ? this.deactivate() : this.activate("paint")));
-    $("brush-erase")?.addEventListener("click", () => (this.active && this.erasing ? this.deactivate() : this.activate("erase")));
-    $("brush-undo")?.addEventListener("click", () => this.undo());
-    $("brush-size")?.addEventListener("input", (e) => this.setSize(Number(e.target.value)));
-    $("brush-label")?.addEventListener("change", (e) => { this.label = Number(e.target.value); });
+    for (const b of document.querySelectorAll("button[data-tool]")) b.addEventListener("click", () => this.deactivate(), life);
+    $("brush-paint")?.addEventListener("click", () => (this.active && !this.erasing ? this.deactivate() : this.activate("paint")), life);
+    $("brush-erase")?.addEventListener("click", () => (this.active && this.erasing ? this.deactivate() : this.activate("erase")), life);
+    $("brush-undo")?.addEventListener("click", () => this.undo(), life);
+    $("brush-size")?.addEventListener("input", (e) => this.setSize(Number(e.target.value)), life);
+    $("brush-label")?.addEventListener("change", (e) => { this.label = Number(e.target.value); }, life);
     document.addEventListener("keydown", (e) => {
       const field = e.target instanceof Element ? e.target.closest("input, textarea, select") : null;
       if (field && field.type !== "range") return;
@@ -413,7 +421,7 @@ export class Brush {
         handled = false;
       }
       if (handled) { e.preventDefault(); e.stopImmediatePropagation(); }
-    }, true);
+    }, early);
   }
 }
 

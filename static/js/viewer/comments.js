@@ -41,6 +41,7 @@ export function bindComments(v) {
 
   const load = async () => {
     const r = await fetch(url, { credentials: "same-origin" });
+    if (v.life.signal.aborted) return; // another item was swapped in meanwhile (review mode)
     if (r.ok) show(await r.json());
     else error.textContent = `comments could not be loaded (HTTP ${r.status})`;
   };
@@ -64,7 +65,7 @@ export function bindComments(v) {
     }
     box.value = "";
     await load();
-  });
+  }, { signal: v.life.signal });
   // Shift+C is review mode's "comment" key: it can focus the box (review.js); the form is plain HTML otherwise
   load();
 }

@@ -11,7 +11,6 @@ const TOOL_KEYS = { w: "wl", h: "pan", l: "line", b: "bidir" };
 const SLIDER_KEYS = new Set(["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End", "PageUp", "PageDown"]);
 
 const $ = (id) => document.getElementById(id);
-const on = (node, event, fn) => node?.addEventListener(event, fn);
 
 function ownKey(target, key) {
   const field = target instanceof Element ? target.closest("input, textarea, select") : null;
@@ -20,6 +19,8 @@ function ownKey(target, key) {
 
 export function bindControls(v) {
   const s = v.state;
+  const life = { signal: v.life.signal }; // per item: a swap (main.js) removes these listeners
+  const on = (node, event, fn) => node?.addEventListener(event, fn, life);
   const setPreset = (name) => { if (s.ct && name in s.presets) v.setWindow(...s.presets[name], name); };
   const toggleOverlays = () => v.update({ overlays: s.overlays === "gt" ? "none" : "gt" }, { reload: true });
   const toggleLayer = (layer) => {
@@ -107,7 +108,7 @@ export function bindControls(v) {
     });
   }
   // predictions.js: a model run on this page, or "compare" on a stored prediction
-  document.addEventListener("medview:prediction", (e) => v.showPrediction(e.detail.prediction, { compare: e.detail.compare }));
+  document.addEventListener("medview:prediction", (e) => v.showPrediction(e.detail.prediction, { compare: e.detail.compare }), life);
 
   const keys = (event) => {
     const k = event.key;
@@ -142,5 +143,5 @@ export function bindControls(v) {
     if (ownKey(event.target, event.key)) return;
     if (event.shiftKey && /^[A-Z]$/.test(event.key)) return; // Shift+letter: edit and review keys (Shift+S …)
     if (keys(event)) event.preventDefault();
-  });
+  }, life);
 }

@@ -573,11 +573,12 @@ export class Editor {
   }
 
   bind() {
+    const life = { signal: this.v.life.signal }; // per item: a swap (main.js) removes these listeners
     const tool = $("edit-tool");
-    tool?.addEventListener("click", () => (this.active ? this.deactivate() : this.activate()));
-    $("edit-label")?.addEventListener("change", (e) => { if (e.target.value) this.setLabel(e.target.value); });
-    $("save-measurements")?.addEventListener("click", () => this.saveAll());
-    $("edit-undo")?.addEventListener("click", () => this.undo());
+    tool?.addEventListener("click", () => (this.active ? this.deactivate() : this.activate()), life);
+    $("edit-label")?.addEventListener("change", (e) => { if (e.target.value) this.setLabel(e.target.value); }, life);
+    $("save-measurements")?.addEventListener("click", () => this.saveAll(), life);
+    $("edit-undo")?.addEventListener("click", () => this.undo(), life);
     document.addEventListener("keydown", (e) => {
       const field = e.target instanceof Element ? e.target.closest("input, textarea, select, dialog") : null;
       if (field || e.defaultPrevented) return; // a key another handler (review mode) has taken
@@ -595,7 +596,7 @@ export class Editor {
         e.preventDefault();
         this.saveAll();
       }
-    });
+    }, life);
   }
 
   paintLabel() {

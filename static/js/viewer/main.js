@@ -25,41 +25,84 @@ export class Viewer {
   constructor(state) {
     this.state = state;
     this.viewport = document.getElementById("viewport");
-    this.img = document.getElementById("slice-image");
-    this.errorBox = document.getElementById("image-error");
     this.host = document.createElement("div");
     this.viewport.prepend(this.host);
     this.raws = new SliceCache(fetchRaw);
     this.labels = new SliceCache(fetchLabels, 24);
     this.lut = new Uint32Array(65536);
+    this.frame = 0;
+    this.frames = 0; // drawn frames (tests and the bench read it)
+    this.token = 0;
+    new ResizeObserver(() => this.schedule()).observe(this.viewport);
+    bindPointer(this); // on the panes' host, reading this.state (one object for the page's life: see swap)
+    this.start();
+  }
+
+  /** Per-item start: the state's derived fields, per-item fields, the panes and the per-item bindings (their
+   * listeners carry `this.life.signal`, so a swap removes them all), then the first load. */
+  start() {
+    const state = this.state;
+    this.img = document.getElementById("slice-image");
+    this.errorBox = document.getElementById("image-error");
+    this.life = new AbortController();
     this.measurements = [];
     this.pending = null; // a bidirectional measurement's long axis, waiting for its short axis
     this.nextId = 1;
     this.tool = state.ct ? "wl" : "pan";
-    this.token = 0;
-    this.frame = 0;
     this.dirty = { window: true, mask: true };
-    this.frames = 0; // drawn frames (tests and the bench read it)
-    if (isVolume(state)) {
-      const { sagittal, coronal, axial } = state.planes;
-      state.shape = [sagittal, coronal, axial]; // canonical (i, j, k) voxel counts
-      if (!state.spacing_maps_planes) state.spacing = null; // map planes by the shown images' sizes instead
-      if (state.at) state.slice = state.at[PLANE_AXIS[state.plane]];
-      else state.at = this.defaultCursor();
-    }
+    this.prepareState(state);
     this.buildPanes();
-    new ResizeObserver(() => this.schedule()).observe(this.viewport);
     bindControls(this);
-    bindPointer(this);
-    if (state.edit?.can_edit) this.editor = new Editor(this); // annotators and above only
+    this.editor = state.edit?.can_edit ? new Editor(this) : null; // annotators and above only
     bindComments(this);
     this.brush = createBrush(this); // mask brush / eraser (null when the kind takes no user masks)
     this.load();
   }
 
-  defaultCursor() {
-    const at = this.state.shape.map((n) => Math.floor(n / 2));
-    at[PLANE_AXIS[this.state.plane]] = this.state.slice;
+  prepareState(state) {
+    if (isVolume(state)) {
+      const { sagittal, coronal, axial } = state.planes;
+      state.shape = [sagittal, coronal, axial]; // canonical (i, j, k) voxel counts
+      if (!state.spacing_maps_planes) state.spacing = null; // map planes by the shown images' sizes instead
+      if (state.at) state.slice = state.at[PLANE_AXIS[state.plane]];
+      else state.at = this.defaultCursor(state);
+    }
+  }
+
+  /** Show another item in place (review mode's swap, review.js): the page's item parts were already replaced
+   * (toolbar, viewport corners, side panel, the `viewer-state` block); `state` is that block's. The slice caches
+   * stay (URLs are per item and version); measurements, pending, the editor's records and undo stack, the brush's
+   * base, comments and the per-item listeners go. The state object keeps its identity (listeners bound once,
+   * tools.js, hold it). */
+  swap(state, { warmed = false } = {}) {
+    this.life.abort();
+    this.brush?.destroy?.();
+    this.editor?.destroy?.();
+    clearTimeout(this.spinner);
+    this.viewport.classList.remove("loading", "brushing");
+    // a warmed slice is drawn before the next frame: the old canvas stays until then; else the new item's
+    // server-rendered image shows first, as after a page load
+    if (!warmed) this.viewport.classList.remove("live");
+    delete this.viewport.dataset.loading;
+    delete document.documentElement.dataset.drawnItem; // the first-draw mark is made again for this item
+    for (const key of Object.keys(this.state)) delete this.state[key];
+    Object.assign(this.state, state);
+    this.start();
+  }
+
+  /** The first view's raw slice of a (next) item's state into the slice cache, so a swap draws at once. */
+  warm(state) {
+    const s = { ...state };
+    if (isVolume(s)) {
+      if (s.layout === "three") return null; // three planes: let the swap load them
+      if (s.at) s.slice = s.at[PLANE_AXIS[s.plane]];
+    }
+    return this.raws.get(this.url(s.raw_url, s.plane || "axial", s.slice, s)).catch(() => null);
+  }
+
+  defaultCursor(state = this.state) {
+    const at = state.shape.map((n) => Math.floor(n / 2));
+    at[PLANE_AXIS[state.plane]] = state.slice;
     return at;
   }
 
@@ -96,11 +139,11 @@ export class Viewer {
     return s.slice;
   }
 
-  url(base, plane, slice) {
+  url(base, plane, slice, state = this.state) {
     const p = new URLSearchParams();
-    if (isVolume(this.state)) p.set("plane", plane);
+    if (isVolume(state)) p.set("plane", plane);
     if (slice !== null && slice !== undefined) p.set("slice", String(slice));
-    p.set("v", String(this.state.version));
+    p.set("v", String(state.version));
     return `${base}?${p}`;
   }
 
@@ -214,7 +257,7 @@ export class Viewer {
     this.frames++;
     if (!document.documentElement.dataset.drawnItem && this.panes[0]?.raw) { // first pixels of this item:
       document.documentElement.dataset.drawnItem = String(s.id); // review mode's bench and tests wait on it
-      performance.mark("medview:first-draw");
+      performance.mark("medview:first-draw", { detail: { item: s.id } }); // one per item (a swap makes another)
     }
     paintReadouts(this);
   }

@@ -2,17 +2,29 @@
 // and keyboard-only verdicts: Shift+A accept (`corrected` after an edit was saved here), Shift+R reject, Shift+U
 // uncertain, e edit (the editor's own toggle; without an editor, a note), Shift+C comment, Shift+Z undo my last
 // verdict (an append: docs/review.md), Shift+N / Shift+→ next and Shift+P / Shift+← previous among my items in
-// queue order. A verdict posts with the queue id and goes straight to my next item, whose first raw slice was
-// prefetched when this one opened (a pinned URL: the HTTP cache serves it to the next page's viewer, which draws
-// its first pixels from it). The page leaves once the verdict is stored (a refused verdict is said here, on its
-// item); leaving while the verdict travels (a keepalive POST checked on the next page) measured no faster.
-// The keys are taken in the capture phase, before the viewer's own (which lower-case letters: Shift+A is not "a"),
-// and marked handled, so the editor (edit.js) leaves them alone.
+// queue order.
+// A verdict swaps the next item in place: while I look at item N, item N+1's page (the same URL a navigation
+// would load) is fetched and parsed, and its first raw slice decoded into the viewer's cache; on the verdict the
+// page's item parts (title, breadcrumb, toolbar, viewport corners, side panel, the viewer's state) are replaced,
+// the viewer shows the new state (`viewer.swap`), the URL is pushed (Back reloads the page it names), and the
+// verdict's POST travels meanwhile (a refused verdict is said on the bar, with a link back to its item). Whenever
+// the swap cannot apply (nothing prefetched for that item, another set of page scripts, any error) the page
+// navigates as before. The keys are taken in the capture phase, before the viewer's own (which lower-case
+// letters: Shift+A is not "a"), and marked handled, so the editor (edit.js) leaves them alone.
 
 import { postJson, reviewUrl } from "../review_common.js";
 
-const RAW_ACCEPT = "application/octet-stream, image/png, application/json"; // as pixels.js fetchRaw
 const $ = (id) => document.getElementById(id);
+// Module scripts a swapped-in page may carry: the viewer's own, and the grid's previous / next (item-nav.js: inert
+// without `?list=`, which a queue's URLs never carry). Another script on either page (predictions.js binds its
+// panel once) makes the verdict navigate instead.
+const SWAP_SAFE_SCRIPTS = ["/js/viewer/main.js", "/js/item-nav.js"];
+const PREFETCH_FRESH_MS = 5 * 60 * 1000;
+const KEPT = new Set(["review-bar", "review-urls"]);
+/** Tag, id and class of each part of <main>: a page is swapped in only when its parts match these one to one. */
+const partsOf = (doc) => [...(doc.querySelector("main")?.children || [])].map((n) => `${n.tagName}#${n.id}.${n.className}`).join("|");
+const scriptsOf = (doc) => [...doc.querySelectorAll("script[src]")].map((s) => new URL(s.getAttribute("src"), location.href).pathname);
+const swapSafe = (doc) => scriptsOf(doc).every((src) => SWAP_SAFE_SCRIPTS.some((ok) => src.endsWith(ok)));
 
 export function startReview(viewer) {
   const bar = $("review-bar");
@@ -31,7 +43,10 @@ class ReviewMode {
     this.state = null;
     this.corrected = false; // an edit was saved on this item: accept records `corrected`
     this.busy = false;
-    this.prefetched = new Set();
+    this.chain = Promise.resolve(); // verdicts one after another (a key pressed while one travels waits)
+    this.prefetched = new Map(); // item id → promise of {doc, state} (its page, parsed) or null
+    this.swaps = 0; // items swapped in (tests and the bench)
+    addEventListener("popstate", () => location.reload()); // a pushed item URL: the page it names, in full
     addEventListener("keydown", (e) => this.key(e), true);
     document.addEventListener("medview:annotation-saved", () => { this.corrected = true; this.paint(); });
     for (const b of bar.querySelectorAll("button[data-verdict]")) b.addEventListener("click", () => this.verdict(b.dataset.verdict));
@@ -115,23 +130,98 @@ class ReviewMode {
     s.classList.toggle("error", error);
   }
 
-  /** Warm the HTTP cache for item `id`: its first raw slice (a pinned URL, so the next page's viewer reads it from
-   * the cache), found through its JSON. The page itself is not prefetched: it is not cacheable (it changes with
-   * every edit), so a browser would fetch it again on navigation. */
+  /** Item `id`'s page, fetched and parsed in the background (the URL a navigation would load), with its first raw
+   * slice decoded into the viewer's slice cache: the swap shows it at once. */
   prefetch(id) {
     if (!id || this.prefetched.has(id)) return;
-    this.prefetched.add(id);
-    fetch(`${reviewUrl("item", { item_id: id })}?queue=${this.queueId}`, { headers: { accept: "application/json" } })
-      .then((r) => (r.ok ? r.json() : null))
-      .then((item) => {
-        if (!item || item.kind === "volume") return; // a volume's first view depends on its plane: the page decides
-        const p = new URLSearchParams();
-        if (item.slice !== null && item.slice !== undefined) p.set("slice", String(item.slice));
-        p.set("v", String(item.version));
-        return fetch(`${reviewUrl("raw", { item_id: id })}?${p}`, { headers: { accept: RAW_ACCEPT } }).then((r) => r.arrayBuffer());
+    const job = fetch(this.pageUrl(id), { headers: { accept: "text/html" }, credentials: "same-origin" })
+      .then((r) => (r.ok ? r.text() : null))
+      .then(async (html) => {
+        if (!html) return null;
+        const doc = new DOMParser().parseFromString(html, "text/html");
+        const node = doc.getElementById("viewer-state");
+        if (!node) return null;
+        const state = JSON.parse(node.textContent);
+        const warmed = Boolean(await this.v.warm(state));
+        return { doc, state, warmed };
       })
-      .catch(() => {})
-      .finally(() => { this.bar.dataset.prefetched = String(id); }); // tests and the bench wait on it
+      .catch(() => null);
+    this.prefetched.set(id, job);
+    job.finally(() => { this.bar.dataset.prefetched = String(id); }); // tests and the bench wait on it
+    clearTimeout(this.refetch); // a long look at this item: the next page is fetched again, so it is not stale
+    this.refetch = setTimeout(() => {
+      if (this.prefetched.get(id) === job && this.target() === id) { this.prefetched.delete(id); this.prefetch(id); }
+    }, PREFETCH_FRESH_MS);
+  }
+
+  /** The prefetched page of `id` when it is ready and can be swapped in, else null (no waiting). */
+  async swappable(id) {
+    if (sessionStorage.getItem("medview.reviewSwap") === "off") return null; // navigate (bench --navigate)
+    const job = this.prefetched.get(id);
+    if (!job) return null;
+    const got = await Promise.race([job, Promise.resolve(undefined)]); // settled already, or not ready
+    if (!got || !got.doc) return null;
+    const doc = got.doc;
+    const needed = ["viewer-state", "viewport", "review-bar"];
+    if (needed.some((n) => !doc.getElementById(n)) || !doc.querySelector(".toolbar") || !doc.querySelector("aside.side")) return null;
+    if (!swapSafe(doc) || !swapSafe(document)) return null;
+    if (doc.querySelector("main")?.className !== document.querySelector("main")?.className) return null;
+    if (partsOf(doc) !== partsOf(document)) return null; // another layout of the page (a kind's extra part)
+    return got;
+  }
+
+  /** Replace the page's item parts with the prefetched page's and show its state in the viewer. */
+  swap(id, { doc, state, warmed }) {
+    const take = (node) => document.adoptNode(node);
+    const here = [...document.querySelector("main").children];
+    const there = [...doc.querySelector("main").children];
+    document.title = doc.title;
+    for (const selector of ["nav.crumbs", ".topbar-right"]) {
+      const a = document.querySelector(selector);
+      const b = doc.querySelector(selector);
+      if (a && b) a.replaceWith(take(b));
+    }
+    // every part of <main> but the review bar (kept: it holds my state) and the viewer (its viewport's
+    // children are replaced around the viewer's own panes)
+    here.forEach((node, n) => {
+      if (KEPT.has(node.id) || node.matches("section.viewer")) return;
+      node.replaceWith(take(there[n]));
+    });
+    const img = doc.getElementById("slice-image");
+    if (warmed && img) { // the viewer draws the cached slice at once: the server-rendered first paint is not needed
+      img.dataset.src = img.getAttribute("src") || "";
+      img.removeAttribute("src");
+    }
+    const viewport = this.v.viewport;
+    for (const child of [...viewport.children]) if (child !== this.v.host) child.remove();
+    for (const child of [...doc.getElementById("viewport").children]) viewport.append(take(child));
+    this.itemId = id;
+    this.bar.dataset.itemId = String(id);
+    this.corrected = false;
+    this.closeComment();
+    this.v.swap(state, { warmed });
+    const setup = { queueId: this.queueId, readersPerItem: this.state.queue.readers_per_item };
+    this.v.editor?.setQueue?.(setup);
+    this.v.brush?.setQueue?.(setup);
+    history.pushState(null, "", this.pageUrl(id));
+    this.prefetched.delete(id);
+    this.swaps++;
+    this.bar.dataset.swaps = String(this.swaps);
+    this.paint();
+    document.dispatchEvent(new CustomEvent("medview:item-swapped", { detail: { itemId: id } }));
+  }
+
+  /** Show item `id`: swapped in when its page was prefetched, else a full navigation. True when swapped. */
+  async show(id) {
+    let got = null;
+    try {
+      got = await this.swappable(id);
+      if (got) { this.swap(id, got); return true; }
+    } catch (err) {
+      console.warn("review: swap failed, navigating", err); // eslint-disable-line no-console
+    }
+    this.go(id);
+    return false;
   }
 
   go(id) {
@@ -139,23 +229,59 @@ class ReviewMode {
     location.assign(this.pageUrl(id));
   }
 
-  async verdict(kind) {
-    if (this.busy || !this.state) return;
+  verdict(kind) {
+    if (!this.state) return this.chain;
+    this.chain = this.chain.then(() => this.verdictNow(kind)).catch((err) => this.say(err.message, true));
+    return this.chain;
+  }
+
+  async verdictNow(kind) {
+    if (!this.state) return;
+    // edits still saving on this item finish first (their versions; `corrected` below)
+    await Promise.all([this.v.editor?.chain, this.v.brush?.saving]).catch(() => {});
     const verdict = kind === "accept" && this.corrected ? "corrected" : kind;
+    const from = this.itemId;
     const target = this.target();
     this.busy = true;
-    const body = { verdict, queue_id: this.queueId };
+    const post = postJson(reviewUrl("reviews", { item_id: from }), { verdict, queue_id: this.queueId });
+    const got = target ? await this.swappable(target) : null;
+    if (got) {
+      this.bar.dataset.ready = "0";
+      try {
+        this.swap(target, got); // while the verdict travels
+      } catch (err) {
+        console.warn("review: swap failed, navigating", err); // eslint-disable-line no-console
+        await post.catch(() => {});
+        this.go(target);
+        return;
+      }
+    }
     try {
-      const out = await postJson(reviewUrl("reviews", { item_id: this.itemId }), body);
-      this.say(`${verdict} recorded · ${out.review_status}`);
-      if (target) { this.go(target); return; }
-      await this.refresh();
-      if (this.target()) this.go(this.target());
-      else this.showDone();
+      const out = await post;
+      this.say(`${verdict} recorded for item ${from} · ${out.review_status}`);
     } catch (err) {
-      this.say(err.message, true);
+      if (got) this.sayBack(`${verdict} on item ${from} not recorded: ${err.message}`, from);
+      else this.say(err.message, true);
+      if (got) await this.refresh();
+      this.busy = false;
+      return;
     }
     this.busy = false;
+    if (got) { await this.refresh(); return; }
+    if (target) { this.go(target); return; }
+    await this.refresh();
+    if (this.target()) await this.show(this.target());
+    else this.showDone();
+  }
+
+  /** A refused verdict after its item was swapped out: say so, with a link back to that item. */
+  sayBack(text, id) {
+    this.say(`${text} · `, true);
+    const back = document.createElement("a");
+    back.href = this.pageUrl(id);
+    back.id = "review-back";
+    back.textContent = "back to it";
+    $("review-status").append(back);
   }
 
   async undo() {
@@ -163,7 +289,7 @@ class ReviewMode {
     this.busy = true;
     try {
       const out = await postJson(reviewUrl("undo", { queue_id: this.queueId }));
-      if (out.item_id !== this.itemId) { this.go(out.item_id); return; }
+      if (out.item_id !== this.itemId) { this.busy = false; await this.show(out.item_id); return; }
       await this.refresh();
       this.hideDone();
       this.say(`undid ${out.undone.verdict}: now ${out.review.verdict}`);
@@ -178,7 +304,7 @@ class ReviewMode {
     const order = this.order();
     const at = order.findIndex((m) => m.item_id === this.itemId);
     const to = at < 0 ? (delta > 0 ? order.find((m) => !m.verdict) : order.at(-1)) : order[at + delta];
-    if (to) this.go(to.item_id);
+    if (to) this.show(to.item_id);
     else if (delta > 0 && !this.state.next) this.showDone();
     else this.say(delta > 0 ? "no next item" : "this is my first item");
   }
