@@ -1,16 +1,12 @@
 // Item page: run a model on this item (POST /api/items/{id}/predict, any task) and list each model's prediction:
 // classifiers as one probability bar per class (predicted class highlighted, ✓/✗ against the ground truth from
 // metrics.correct); masks and boxes with their metrics and a "Compare" button that shows them side by side in the
-// viewer (the `medview:prediction` event, handled by static/js/viewer/controls.js).
+// viewer (the `medview:prediction` event, handled by static/js/viewer/controls.js). Bound to the page's panel at
+// load and again when review mode swaps the next item in (`medview:item-swapped`: the side panel is new).
 
 import { URLS, fillUrl, writeHeaders } from "./urls.js";
 
-const state = JSON.parse(document.getElementById("predictions-state").textContent);
-const list = document.getElementById("prediction-list");
-const form = document.getElementById("run-model");
-const errorBox = document.getElementById("predict-error");
-const count = document.getElementById("prediction-count");
-const byModel = new Map();
+let state, list, form, errorBox, count, byModel;
 const POLL_MS = 1000; // while a long prediction (202) finishes in the background
 
 function el(tag, className, text) {
@@ -104,27 +100,40 @@ function showError(message) {
   errorBox.hidden = !message;
 }
 
-state.predictions.forEach(show);
+/** Bind to the item's panel (the elements of the page as it is now). */
+function bind() {
+  const source = document.getElementById("predictions-state");
+  if (!source) return;
+  state = JSON.parse(source.textContent);
+  list = document.getElementById("prediction-list");
+  form = document.getElementById("run-model");
+  errorBox = document.getElementById("predict-error");
+  count = document.getElementById("prediction-count");
+  byModel = new Map();
+  state.predictions.forEach(show);
+  form?.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = document.getElementById("run-model-button");
+    const modelId = Number(document.getElementById("run-model-select").value);
+    button.disabled = true;
+    showError("");
+    try {
+      const response = await fetch(fillUrl(URLS.predict, { id: state.item_id }), {
+        method: "POST", headers: writeHeaders({"Content-Type": "application/json", Accept: "application/json"}),
+        body: JSON.stringify({model_id: modelId}),
+      });
+      const body = await response.json().catch(() => ({}));
+      if (!response.ok) throw new Error(body.detail || `prediction failed (HTTP ${response.status})`);
+      const prediction = response.status === 202 ? await stored(modelId, body.detail) : body;
+      show(prediction);
+      announce(prediction, false);
+    } catch (err) {
+      showError(err.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
 
-form?.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const button = document.getElementById("run-model-button");
-  const modelId = Number(document.getElementById("run-model-select").value);
-  button.disabled = true;
-  showError("");
-  try {
-    const response = await fetch(fillUrl(URLS.predict, { id: state.item_id }), {
-      method: "POST", headers: writeHeaders({"Content-Type": "application/json", Accept: "application/json"}),
-      body: JSON.stringify({model_id: modelId}),
-    });
-    const body = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(body.detail || `prediction failed (HTTP ${response.status})`);
-    const prediction = response.status === 202 ? await stored(modelId, body.detail) : body;
-    show(prediction);
-    announce(prediction, false);
-  } catch (err) {
-    showError(err.message);
-  } finally {
-    button.disabled = false;
-  }
-});
+bind();
+document.addEventListener("medview:item-swapped", bind);

@@ -18,7 +18,7 @@ const $ = (id) => document.getElementById(id);
 // Module scripts a swapped-in page may carry: the viewer's own, and the grid's previous / next (item-nav.js: inert
 // without `?list=`, which a queue's URLs never carry). Another script on either page (predictions.js binds its
 // panel once) makes the verdict navigate instead.
-const SWAP_SAFE_SCRIPTS = ["/js/viewer/main.js", "/js/item-nav.js"];
+const SWAP_SAFE_SCRIPTS = ["/js/viewer/main.js", "/js/item-nav.js", "/js/predictions.js"];
 const PREFETCH_FRESH_MS = 5 * 60 * 1000;
 const KEPT = new Set(["review-bar", "review-urls"]);
 /** Tag, id and class of each part of <main>: a page is swapped in only when its parts match these one to one. */
