@@ -217,6 +217,9 @@ def test_dicom_seg_and_sr_read_back(client, settings, engine, sample, tmp_path):
     ann_ct = pydicom.dcmread(io.BytesIO(files[next(n for n in files if n.startswith(ct["key"]) and "_sr_ann" in n)]))
     sr = hd.sr.Comprehensive3DSR.from_dataset(ann_ct)
     assert ann_ct.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"
+    evidence = {i.ReferencedSOPInstanceUID for s in ann_ct.CurrentRequestedProcedureEvidenceSequence
+                for series in s.ReferencedSeriesSequence for i in series.ReferencedSOPSequence}
+    assert evidence == {d.SOPInstanceUID for d in ct_sources}
     report = sr.content
     assert ann_ct.ContentTemplateSequence[0].TemplateIdentifier == "1500"
     observer = next(item for item in ann_ct.ContentSequence if item.ConceptNameCodeSequence[0].CodeValue == "121008")
