@@ -19,10 +19,12 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
+from sqlalchemy.orm import Session
 
 from app.cli import main as cli_main
 from app.datasets.dicom.synth import generate_dicom
 from app.datasets.ingest import ingest_path
+from app.db.models import Annotation
 from tests.conftest import fresh_database
 from tests.helpers.api import wait_finished
 from tests.helpers.auth import api_token
@@ -200,8 +202,32 @@ def test_dicom_seg_and_sr_read_back(client, settings, engine, sample, tmp_path):
         "kind": "line", "geometry": {"line": mr_line}, "slice": 40, "meta": {"plane": "axial"}})
     assert r.status_code == 201, r.text
 
+    with Session(engine) as s:  # a dataset's own RECIST (as an ingest with measurements would store it)
+        s.add(Annotation(item_id=mf["id"], dataset_id=ds_id, kind="recist", source="dataset", slice_index=2,
+                         geometry={"long": [[30, 40], [70, 40]], "short": [[50, 30], [50, 50]]}, meta={}))
+        s.commit()
+
     files = _export(client, reviewer, dataset_id=ds_id, format="dicom-sr")
-    assert sorted(n.rsplit("_sr_", 1)[1] for n in files) == ["ann.dcm", "ann.dcm", "rev.dcm"], sorted(files)
+    assert sorted(n.rsplit("_sr_", 1)[1] for n in files) == ["ann.dcm", "ann.dcm", "dataset.dcm", "rev.dcm"], \
+        sorted(files)
+    # the dataset's own: a device observer; on a multi-frame source, the frame holding that slice
+    original = _export(client, reviewer, dataset_id=ds_id, format="dicom-sr", annotations="dataset")
+    assert list(original) == [n for n in files if n.endswith("_sr_dataset.dcm")]
+    dataset_sr = pydicom.dcmread(io.BytesIO(next(iter(original.values()))))
+    device = next(i for i in dataset_sr.ContentSequence  # 121013: Device Observer Name
+                  if i.ConceptNameCodeSequence[0].CodeValue == "121013")
+    assert device.TextValue == "MedView dataset dcm"
+    (mf_source,) = _instances(sample.root, sample.series[mf["key"]])
+    z_order = sorted(_frames(mf_source), key=lambda f: float(f[1][2]))
+    mf_long, _mf_short = hd.sr.Comprehensive3DSR.from_dataset(dataset_sr).content.get_planar_roi_measurement_groups()
+    referenced = mf_long.roi.ContentSequence[0].ReferencedSOPSequence[0]
+    assert referenced.ReferencedSOPInstanceUID == mf_source.SOPInstanceUID
+    assert referenced.ReferencedFrameNumber == z_order[2][0]
+    (mf_measurement,) = mf_long.get_measurements()
+    assert mf_measurement.value == pytest.approx(40 * float(z_order[0][4][0]), abs=1e-3)
+    r = client.post("/api/exports", json={"dataset_id": ds_id, "format": "dicom-seg", "annotations": "dataset"},
+                    headers=reviewer)
+    assert r.status_code == 400 and "dataset's own" in r.json()["detail"], r.text
     ct_sources = _instances(sample.root, sample.series[ct["key"]])
     by_z = sorted(ct_sources, key=lambda d: float(d.ImagePositionPatient[2]))
     low = np.array([min(float(d.ImagePositionPatient[a]) for d in ct_sources) for a in range(3)])
