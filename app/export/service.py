@@ -19,7 +19,7 @@ from app.db.models import Dataset
 from app.errors import InvalidInput
 from app.export import selection
 from app.export.context import ExportContext
-from app.export.formats import Writer, writer_for
+from app.export.formats import Writer, check_fit, writer_for
 from app.export.params import ExportParams
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ def plan_export(session: Session, params: ExportParams, dataset: Dataset | None 
         shown = ", ".join(f"{k}={','.join(v)}" for k, v in params.filters.items()) or "none"
         raise InvalidInput(f"filters: no item of dataset {dataset.name!r} matches (filters: {shown}); "
                            "nothing to export")
+    check_fit(session, adapter, params.format, ids, params.annotations)
     return ExportPlan(params, dataset, adapter, writer, ids, total)
 
 

@@ -43,7 +43,8 @@ def test_formats_follow_the_kind():
     from app.export.formats import writer_for
 
     assert callable(writer_for(get_adapter("bis5k"), "masks-png"))
-    for kind, fmt, words in [("dicom", "dicom-seg", "not available yet"), ("dicom", "dicom-sr", "not available yet"),
+    assert all(callable(writer_for(get_adapter("dicom"), fmt)) for fmt in ("dicom-seg", "dicom-sr"))
+    for kind, fmt, words in [("deeplesion", "dicom-seg", "does not fit a deeplesion dataset"),
                              ("pcam", "nifti", "does not fit a pcam dataset"), ("verse", "tiff", "unknown format")]:
         with pytest.raises(InvalidInput, match=words):
             writer_for(get_adapter(kind), fmt)

@@ -7,6 +7,7 @@ shared volume cache (pixels.py, app.datasets.volumes) and cuts display planes fr
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +40,10 @@ from app.datasets.roots import DatasetFiles
 from app.datasets.volumes import Volume, VolumeCache, volume_view
 from app.imaging.volume import PLANE_AXIS, display_plane, to_canonical, voxel_spacing
 
+log = logging.getLogger(__name__)
+
 DETECT_FILES = 300  # files looked at by detect()
+MASK_PALETTE = {1: (230, 25, 75), 2: (60, 180, 75)}  # lesion, organ (dicom-seg recommends the same colours)
 
 
 def undecodable_reason(uid: str) -> str | None:
@@ -59,7 +63,8 @@ class DicomAdapter(DatasetAdapter):
     export_formats = {"csv": "table", "nifti": "volume-nifti", "dicom-seg": "dicom-seg",  # docs/export.md
                       "dicom-sr": "dicom-sr"}
     facet_fields = ("modality", "body_part", "plane", "sex", "age")
-    editable_annotations = ("recist", "bbox", "line")
+    editable_annotations = ("recist", "bbox", "line", "mask")
+    mask_labels = {1: "lesion", 2: "organ"}  # what a user's mask may hold; `dicom-seg` names its segments so
     numeric_sorts = {"age": NumericSort(column="age")}
     charts = tuple(ChartSpec("counts", f"Items per {name.replace('_', ' ')}", rows=name)
                    for name in ("modality", "body_part", "plane"))
@@ -205,6 +210,42 @@ class DicomAdapter(DatasetAdapter):
         image, pixel_mm = display_plane(data, voxel_spacing(canonical), view.plane, 0)
         return Image2D(image, index, pixel_mm)
 
+    def label_volume(self, item: ItemRef, annotations: Sequence[Any], volumes: VolumeCache) -> Volume | None:
+        """A user's mask (the first mask annotation with a stored 3-D label volume, app.datasets.stored_masks),
+        or None when there is none, it cannot be read or is not on the series' grid (logged)."""
+        for ann in annotations:
+            stored = (ann.geometry or {}).get("stored") if ann.kind == "mask" else None
+            if not isinstance(stored, str) or not stored.endswith(".npz"):
+                continue
+            if item.masks is None:
+                raise PixelError("no mask store to read user masks from")
+            vol = item.masks.read_volume(stored, volumes)
+            shape = tuple(int(v) for v in item.meta.get("canonical_shape") or ())
+            if vol.data.shape != shape:
+                log.warning("DICOM mask not used: stored mask %s has shape %s, the series %s", stored,
+                            vol.data.shape, shape)
+                return None
+            return vol
+        return None
+
     def overlay(self, item: ItemRef, annotations: Sequence[Any], view: View, image: Image2D,
                 volumes: VolumeCache) -> OverlayLayer:
-        return OverlayLayer()  # plain DICOM series carry no ground truth
+        """Plain DICOM series carry no ground truth; a user's mask is drawn: the view's plane of a volume's
+        stored label volume (`label_volume`), or a single image's stored 2-D label PNG of its size."""
+        if not any(a.kind == "mask" for a in annotations):
+            return OverlayLayer()
+        if item.depth > 1:
+            vol = self.label_volume(item, annotations, volumes)
+            if vol is not None:
+                index = image.slice if image.slice is not None else 0
+                labels, _ = display_plane(vol.data, vol.spacing, view.plane, index, labels=True)
+                if labels.shape == image.pixels.shape[:2]:
+                    return OverlayLayer(mask=labels, palette=MASK_PALETTE)
+            return OverlayLayer()
+        for ann in annotations:
+            stored = (ann.geometry or {}).get("stored") if ann.kind == "mask" else None
+            if isinstance(stored, str) and stored.endswith(".png") and item.masks is not None:
+                mask = item.masks.read_image(stored)
+                if mask.shape == image.pixels.shape[:2]:
+                    return OverlayLayer(mask=mask, palette=MASK_PALETTE)
+        return OverlayLayer()
