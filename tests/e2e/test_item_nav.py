@@ -39,3 +39,8 @@ def test_next_previous_follow_the_grid_filter_and_sort(page, live_server, ingest
     page.locator("#item-nav[data-ready='1']").wait_for()
     back = page.locator("#item-nav-grid").get_attribute("href") or ""
     assert "split=train&split=test" in back and "sort=-key" in back
+
+    # opened without a grid (a link, review mode): no list, no bar at all (not an empty "of in the grid")
+    page.goto(f"{live_server}/items/{order[1]}")
+    page.wait_for_function("() => document.documentElement.dataset.drawnItem !== undefined")
+    assert page.locator("#item-nav").count() == 1 and not page.locator("#item-nav").is_visible()

@@ -108,6 +108,9 @@ def test_drag_recist_saves_a_version_conflict_keep_mine_and_comments(browser, li
         assert v2["meta"]["long_mm"] == pytest.approx(round(math.dist(*g["long"]) * spacing, 2), abs=0.011)
         short_before = math.dist(*original["geometry"]["short"])
         assert math.dist(*g["short"]) == pytest.approx(short_before, abs=0.05)  # its length is kept
+        row = page.locator(f'tr.lesion-row[data-annotation="{v2["id"]}"] .lesion-size')  # the side panel follows
+        shown = [float(v) for v in row.inner_text().split(" × ")]
+        assert shown == pytest.approx([v2["meta"]["long_mm"], v2["meta"]["short_mm"]], abs=0.051)
 
         # behind the page's back: bob moves it (version 3); the page still holds version 2
         bob = {"Authorization": f"Bearer {api_token(settings, 'bob', 'annotator')}"}

@@ -400,7 +400,18 @@ export class Editor {
     const time = (saved.created_at ? new Date(saved.created_at) : new Date()).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     this.setStatus(`saved · v${saved.version} · ${time}`, "saved");
     document.dispatchEvent(new CustomEvent("medview:annotation-saved", { detail: { annotation: saved, previous: old || null } }));
+    if (old) this.followInLesionTable(old.id, saved);
     this.v.update({});
+  }
+
+  /** The side panel's server-rendered lesion table (DeepLesion) shows the saved version's diameters. */
+  followInLesionTable(oldId, saved) {
+    const row = document.querySelector(`tr.lesion-row[data-annotation="${oldId}"]`);
+    if (!row) return;
+    row.dataset.annotation = String(saved.id);
+    const { long_mm: long, short_mm: short } = saved.meta || {};
+    const cell = row.querySelector(".lesion-size");
+    if (cell && typeof long === "number" && typeof short === "number") cell.textContent = `${long.toFixed(1)} × ${short.toFixed(1)}`;
   }
 
   /** The 409 dialog: who changed it and when; reload theirs, or keep mine (re-sent against their version). */
