@@ -84,9 +84,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.session_factory, load_or_create_secret(settings.data_dir, settings.secret_key or None),
             settings.session_max_age_hours * 3600, settings.public_read,
             LoginThrottle(settings.login_max_failures, 4 * settings.login_max_failures))
-        threading.Thread(target=app.state.catalog.indexes.warm, args=(app.state.session_factory,),
-                         name="warm-facets", daemon=True).start()
+        stop_warming = threading.Event()
+        warming = threading.Thread(target=app.state.catalog.indexes.warm, args=(app.state.session_factory,),
+                                   kwargs={"stop": stop_warming}, name="warm-facets", daemon=True)
+        warming.start()
         yield
+        stop_warming.set()
+        warming.join(timeout=30)  # its session back in the pool before the engine is disposed
         app.state.queue.close()
         app.state.predict_executor.shutdown(wait=False, cancel_futures=True)
         app.state.runtimes.clear()
