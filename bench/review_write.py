@@ -58,12 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/medview-bench/review-write"))
     args = ap.parse_args(argv)
 
-    from alembic.script import ScriptDirectory
     from sqlalchemy import func, select
     from sqlalchemy.orm import Session
 
     from app.accounts.users import add_user
-    from app.db.migrate import alembic_config, upgrade
+    from app.db.migrate import upgrade
     from app.db.models import Dataset, Item
     from app.db.session import make_engine
     from app.review import queues, verdicts
@@ -75,14 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     copy_database(source_db, db)
     url = f"sqlite:///{db}"
-    known = {r.revision for r in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()}
-    conn = sqlite3.connect(db)
-    (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-    if revision not in known:  # another branch's head (made by its checkout): back to the last shared revision
-        print(f"the copy is at revision {revision}, unknown here: stamped 0007 (the last shared one)", flush=True)
-        conn.execute("UPDATE alembic_version SET version_num = '0007'")
-        conn.commit()
-    conn.close()
     upgrade(url)
     print(f"copied and upgraded the 1 M-item database in {time.perf_counter() - start:.1f} s", flush=True)
     engine = make_engine(url)
