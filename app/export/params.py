@@ -8,10 +8,9 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
-from pydantic_core import PydanticCustomError
 
 from app.errors import InvalidInput
-from app.inference.job_params import ID_FILTERS, MAX_FILTER_VALUES, MAX_ID_DIGITS, JobFilters, validation_message
+from app.inference.job_params import JobFilters, bounded_filters, validation_message
 
 FORMATS = ("csv", "coco", "deeplesion-csv", "masks-png", "nifti", "dicom-seg", "dicom-sr")
 MAX_MODELS = 50
@@ -42,17 +41,7 @@ class ExportParams(BaseModel):
     @field_validator("filters")
     @classmethod
     def _bounded(cls, filters: dict[str, list[str]]) -> dict[str, list[str]]:
-        for name, values in filters.items():
-            if name in ID_FILTERS:
-                bad = next((v for v in values if not (v.isascii() and v.isdigit() and len(v) <= MAX_ID_DIGITS)),
-                           None)
-                if bad is not None:
-                    raise PydanticCustomError("item_id", "filter {name}: {value} is not an item id",
-                                              {"name": repr(name), "value": repr(bad[:40])})
-            elif len(values) > MAX_FILTER_VALUES:
-                raise PydanticCustomError("filter_values", "filter {name} lists {n} values; at most {limit}", {
-                    "name": repr(name), "n": f"{len(values):,}", "limit": f"{MAX_FILTER_VALUES:,}"})
-        return filters
+        return bounded_filters(filters)
 
     def to_row(self) -> dict[str, Any]:
         return self.model_dump(include=set(ExportParams.model_fields))

@@ -62,6 +62,21 @@ JobFilters = Annotated[
 ]
 
 
+def bounded_filters(filters: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A job's filters within bounds: `id`/`exclude_id` values are item ids, other fields list at most
+    MAX_FILTER_VALUES values (a pydantic field validator of every job's `filters`)."""
+    for name, values in filters.items():
+        if name in ID_FILTERS:
+            bad = next((v for v in values if not (v.isascii() and v.isdigit() and len(v) <= MAX_ID_DIGITS)), None)
+            if bad is not None:
+                raise PydanticCustomError("item_id", "filter {name}: {value} is not an item id",
+                                          {"name": repr(name), "value": repr(bad[:40])})
+        elif len(values) > MAX_FILTER_VALUES:
+            raise PydanticCustomError("filter_values", "filter {name} lists {n} values; at most {limit}", {
+                "name": repr(name), "n": f"{len(values):,}", "limit": f"{MAX_FILTER_VALUES:,}"})
+    return filters
+
+
 class PredictJobParams(BaseModel):
     """What a predict job runs: one model over one dataset's items that match `filters`."""
 
@@ -79,17 +94,7 @@ class PredictJobParams(BaseModel):
     @field_validator("filters")
     @classmethod
     def _bounded(cls, filters: dict[str, list[str]]) -> dict[str, list[str]]:
-        for name, values in filters.items():
-            if name in ID_FILTERS:
-                bad = next((v for v in values if not (v.isascii() and v.isdigit() and len(v) <= MAX_ID_DIGITS)),
-                           None)
-                if bad is not None:
-                    raise PydanticCustomError("item_id", "filter {name}: {value} is not an item id",
-                                              {"name": repr(name), "value": repr(bad[:40])})
-            elif len(values) > MAX_FILTER_VALUES:
-                raise PydanticCustomError("filter_values", "filter {name} lists {n} values; at most {limit}", {
-                    "name": repr(name), "n": f"{len(values):,}", "limit": f"{MAX_FILTER_VALUES:,}"})
-        return filters
+        return bounded_filters(filters)
 
     @property
     def field_filters(self) -> dict[str, list[str]]:
