@@ -79,7 +79,8 @@ def _label_layers(labels: np.ndarray) -> list[int]:
 
 def write(ctx: ExportContext) -> list[Path]:
     adapter = ctx.adapter
-    names = dict(adapter.label_names())
+    # class names: the label facet's (the grid's wording), then the mask labels' (VerSe: vertebra names C1…L6)
+    names = {**{str(k): v for k, v in adapter.mask_labels.items()}, **dict(adapter.label_names())}
     known = list((ctx.dataset.facet_counts or {}).get(adapter.label_facet) or {})
     known.sort(key=lambda v: (0, float(v)) if v.lstrip("-").replace(".", "", 1).isdigit() else (1, v))
     item_classes = adapter.label_facet == "label"  # the item's own label is a class (not a list of them)

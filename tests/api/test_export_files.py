@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.cli import main as cli_main
 from app.datasets.ingest import ingest_path
+from app.datasets.verse import labels as vl
 from app.datasets.verse.synth import generate_verse
 from app.db.models import Annotation, Item
 
@@ -79,7 +80,9 @@ def test_verse_nifti_round_trip(cli_env, capsys, engine, settings, tmp_path):
         key, _, z = image["file_name"].partition("#axial=")
         truth = canonical[key][::-1, ::-1, int(z)].T
         for a in coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]])):
-            label = int(coco.loadCats(a["category_id"])[0]["label"])
+            category = coco.loadCats(a["category_id"])[0]
+            label = int(category["label"])
+            assert category["name"] == vl.name(label)  # the vertebra's name (C1…L6, T13), not its number
             assert np.array_equal(coco.annToMask(a).astype(bool), truth == label), (key, z, label)
         slices += 1
     assert slices == sum(int(np.count_nonzero(m.any(axis=(0, 1)))) for m in canonical.values())
