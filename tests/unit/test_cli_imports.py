@@ -39,3 +39,23 @@ def test_a_table_export_path_loads_no_heavy_module() -> None:
 
 def test_plain_heads_are_alembics_heads() -> None:
     assert plain_heads() == set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
+def test_cyclic_gc_paused_nests_and_restores() -> None:
+    import gc
+
+    from app.export.service import cyclic_gc_paused
+
+    assert gc.isenabled()
+    with cyclic_gc_paused():
+        assert not gc.isenabled()
+        with cyclic_gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    try:
+        with cyclic_gc_paused():
+            raise RuntimeError("writer failed")
+    except RuntimeError:
+        pass
+    assert gc.isenabled()
