@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from app.catalog.queries import get_dataset
 from app.config import Settings
 from app.datasets.base import DatasetAdapter
 from app.datasets.registry import get_adapter
@@ -68,7 +67,10 @@ class ExportPlan:
 def plan_export(session: Session, params: ExportParams, dataset: Dataset | None = None) -> ExportPlan:
     """The export the parameters ask for: 404 for a missing dataset; 400 for an unknown format, one that does not
     fit the dataset's kind, a filter field the dataset lacks, or a selection with no item."""
-    dataset = dataset or get_dataset(session, params.dataset_id)
+    if dataset is None:
+        from app.catalog.queries import get_dataset
+
+        dataset = get_dataset(session, params.dataset_id)
     adapter = get_adapter(dataset.kind)
     writer = writer_for(adapter, params.format)
     ids = selection.selected_ids(dataset, params.filters)
