@@ -8,25 +8,82 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from sqlalchemy.exc import OperationalError as DBAPIOperationalError
 
 from app.accounts.cli import add_users_command
 from app.config import Settings
-from app.datasets.base import IngestError
 from app.db.session import safe_url
 from app.errors import AppError, InvalidInput
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
     from sqlalchemy.orm import Session
 
     from app.db.models import Dataset, Model
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# Start-up is part of every command's time (an export of a table is mostly start-up), so what only some commands
+# need — rich's consoles and progress bars, numpy, OpenCV, the web stack, model runtimes, DICOM/NIfTI libraries —
+# is imported inside the commands that use it; tests/unit/test_cli_imports.py keeps `import app.cli` lean.
+
+
+class LazyConsole:
+    """A rich Console made on first use. A plain line (`print(text, markup=False)`) is written as it is, without
+    importing rich; anything else goes through the Console."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self.stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def real(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self.stderr, highlight=False, soft_wrap=True)
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        if self._console is None and options == {"markup": False} and len(objects) == 1 \
+                and isinstance(objects[0], str):
+            print(objects[0], file=sys.stderr if self.stderr else sys.stdout, flush=True)
+            return
+        self.real.print(*objects, **options)
+
+
+err = LazyConsole(stderr=True)
+out = LazyConsole()
+
+
+class _NoBar:
+    """The progress bar of a --quiet command: nothing shown, and rich's progress module not imported."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: Any, **kwargs: Any) -> Any:
+        return 0
+
+    def advance(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _progress(quiet: bool) -> Progress:
+    """The commands' progress bar on stderr (none with --quiet)."""
+    if quiet:
+        return cast("Progress", _NoBar())
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err.real, transient=False, disable=quiet)
 MAX_LISTED_PROBLEMS = 25
 NamedRow = TypeVar("NamedRow", "Dataset", "Model")
 
@@ -73,12 +130,14 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.progress import TaskID
+
+    from app.datasets.base import IngestError
     from app.datasets.ingest import ingest_path
 
     _ensure_schema(settings)
     engine = _engine(settings)
-    with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err, transient=False, disable=args.quiet) as bar:
+    with _progress(args.quiet) as bar:
         tasks: dict[str, TaskID] = {}
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -183,8 +242,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
             params = parse_predict_params({"model_id": model.id, "dataset_id": dataset.id, "filters": filters})
             job = queue_predict_job(session, plan_predict(model, dataset, params))  # model and dataset checked once
             job_id, model_name, dataset_name = job.id, model.name, dataset.name
-        with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=False, disable=args.quiet) as bar:
+        with _progress(args.quiet) as bar:
             task = bar.add_task(f"predict {model_name}", total=None)
             first: list[int] = []
 
@@ -243,8 +301,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             params = parse_export_params({"dataset_id": dataset.id, "format": args.format, "filters": filters,
                                           "annotations": args.annotations})
             plan = plan_export(session, params, dataset)
-            with Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=err, transient=False, disable=args.quiet) as bar:
+            with _progress(args.quiet) as bar:
                 task = bar.add_task(f"export {args.format}", total=plan.total)
                 files = write_export(session, settings, plan, Path(out_dir),
                                      advance=lambda n: bar.advance(task, n))
@@ -341,7 +398,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from app.demo_accounts import ensure_demo_accounts
 
     _ensure_schema(settings)
-    settings_for_demo = build_demo(settings, progress_console=err)
+    settings_for_demo = build_demo(settings, progress_console=err.real)
     lines, token = ensure_demo_accounts(settings_for_demo)
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     err.print("demo accounts (one per role):", markup=False)

@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from app.catalog.queries import filtered_ids
 from app.db.models import Annotation, Dataset, Item
 from app.inference.job_params import ID_FILTERS
 
@@ -32,7 +31,13 @@ def normalised(filters: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
 def selected_ids(dataset: Dataset, filters: Mapping[str, Sequence[str]]) -> Select[tuple[int]]:
     """SELECT of the ids of the exported items (InvalidInput naming a field the dataset does not filter by)."""
     filters = normalised(filters)
-    stmt = filtered_ids(dataset, {f: v for f, v in filters.items() if f not in ID_FILTERS})
+    fields = {f: v for f, v in filters.items() if f not in ID_FILTERS}
+    if fields:
+        from app.catalog.queries import filtered_ids  # the grid's machinery, loaded when a field filter is given
+
+        stmt = filtered_ids(dataset, fields)
+    else:  # what filtered_ids gives without a filter (a whole-dataset export need not load the catalog)
+        stmt = select(Item.id).where(Item.dataset_id == dataset.id)
     if "id" in filters:
         stmt = stmt.where(Item.id.in_([int(v) for v in filters["id"]]))
     if "exclude_id" in filters:

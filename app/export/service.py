@@ -3,7 +3,10 @@ selection — NotFound / InvalidInput naming what is wrong) and written (`write_
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import gc
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,7 +14,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from app.catalog.queries import get_dataset
 from app.config import Settings
 from app.datasets.base import DatasetAdapter
 from app.datasets.registry import get_adapter
@@ -24,6 +26,32 @@ from app.export.params import ExportParams
 
 if TYPE_CHECKING:
     from app.pixels import PixelStore
+
+
+_gc_lock = threading.Lock()
+_gc_pauses = 0  # exports running with the cyclic collector paused (threads of one server may run several)
+_gc_resume = False  # whether the collector was on when the first of them paused it
+
+
+@contextlib.contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Run the block with Python's cyclic garbage collector off (reference counting still frees everything the
+    writers drop; cycles made meanwhile are collected once it is back on). A writer builds hundreds of thousands
+    of small dicts and lists that live until the file is written, and the collector's repeated passes over that
+    growing heap were more than half of a COCO export's time (DeepLesion: 1.9 s → 0.8 s)."""
+    global _gc_pauses, _gc_resume
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_resume = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_resume:
+                gc.enable()
 
 
 @dataclass(frozen=True)
@@ -39,7 +67,10 @@ class ExportPlan:
 def plan_export(session: Session, params: ExportParams, dataset: Dataset | None = None) -> ExportPlan:
     """The export the parameters ask for: 404 for a missing dataset; 400 for an unknown format, one that does not
     fit the dataset's kind, a filter field the dataset lacks, or a selection with no item."""
-    dataset = dataset or get_dataset(session, params.dataset_id)
+    if dataset is None:
+        from app.catalog.queries import get_dataset
+
+        dataset = get_dataset(session, params.dataset_id)
     adapter = get_adapter(dataset.kind)
     writer = writer_for(adapter, params.format)
     ids = selection.selected_ids(dataset, params.filters)
@@ -61,4 +92,5 @@ def write_export(session: Session, settings: Settings, plan: ExportPlan, out: Pa
                         out, pixels)
     if advance is not None:
         ctx.advance = advance
-    return plan.writer(ctx)
+    with cyclic_gc_paused():
+        return plan.writer(ctx)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 Color = tuple[int, int, int]
@@ -73,6 +72,7 @@ def _fx(v: float, scale: float) -> int:
 
 def draw_shapes(rgb: np.ndarray, shapes: Iterable[Shape], scale: float = 1.0) -> np.ndarray:
     """Draw in place on an HxWx3 uint8 image and return it."""
+    import cv2  # here, not at module level: commands that never draw skip its ~0.1 s import
     short_side = min(rgb.shape[:2])
     thick = 1 if short_side < 300 else 2
     for shape in shapes:
@@ -90,6 +90,7 @@ def draw_shapes(rgb: np.ndarray, shapes: Iterable[Shape], scale: float = 1.0) ->
 
 
 def _draw_text(rgb: np.ndarray, label: Label, scale: float, short_side: int) -> None:
+    import cv2  # here, not at module level: commands that never draw skip its ~0.1 s import
     font_scale = 0.45 if short_side < 300 else 0.6
     org = (int(round(label.x * scale)), max(12, int(round(label.y * scale))))
     # the outline is the same 1-px text at the 8 neighbouring offsets: a thick stroke spaces glyphs
@@ -101,6 +102,7 @@ def _draw_text(rgb: np.ndarray, label: Label, scale: float, short_side: int) -> 
 
 
 def gray_to_rgb(gray: np.ndarray) -> np.ndarray:
+    import cv2  # here, not at module level: commands that never draw skip its ~0.1 s import
     return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
 
 
@@ -125,6 +127,7 @@ MASK_DEFAULT: Color = (255, 200, 0)  # amber: visible on grey CT and on pink/pur
 
 def resize_labels(mask: np.ndarray, width: int, height: int) -> np.ndarray:
     """Nearest-neighbour resize of a label image (labels must never be interpolated)."""
+    import cv2  # here, not at module level: commands that never draw skip its ~0.1 s import
     if mask.shape[1] == width and mask.shape[0] == height:
         return mask
     return cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
@@ -133,6 +136,7 @@ def resize_labels(mask: np.ndarray, width: int, height: int) -> np.ndarray:
 def blend_mask(rgb: np.ndarray, mask: np.ndarray, palette: dict[int, Color] | None, opacity: float,
                mode: str = "fill") -> np.ndarray:
     """Colour each labelled region in place: alpha-blended fill, or a 1-2 px contour of full colour."""
+    import cv2  # here, not at module level: commands that never draw skip its ~0.1 s import
     labels = [int(v) for v in np.unique(mask) if v != 0]
     for label in labels:
         colour = np.array((palette or {}).get(label, MASK_DEFAULT), np.float32)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 PLANE_AXIS = {"sagittal": 0, "coronal": 1, "axial": 2}  # the canonical axis each plane's slice index counts
@@ -57,6 +56,7 @@ def plane_pixel_mm(spacing: Sequence[float], plane: str) -> tuple[float, float]:
 
 def square_pixels(view: np.ndarray, row_mm: float, col_mm: float, labels: bool = False) -> tuple[np.ndarray, float]:
     """Resample so rows and columns are both `min(row_mm, col_mm)` mm: the true physical aspect."""
+    import cv2  # here, not at module level: commands that never draw skip its ~0.1 s import
     pixel = min(row_mm, col_mm)
     height = max(1, round(view.shape[0] * row_mm / pixel))
     width = max(1, round(view.shape[1] * col_mm / pixel))

@@ -6,7 +6,6 @@ PERFORMANCE.md (clipping first matters: convertScaleAbs takes an absolute value)
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 DEEPLESION_HU_OFFSET = 32768
@@ -22,6 +21,7 @@ def deeplesion_raw_to_hu(raw: np.ndarray) -> np.ndarray:
 
 def window_to_uint8(hu: np.ndarray, low: float, high: float) -> np.ndarray:
     """Map values in [low, high] linearly onto 0..255 (rounded), clipping outside."""
+    import cv2  # here, not at module level: commands that never draw skip its ~0.1 s import
     if not high > low:
         raise ValueError(f"window high ({high}) must be greater than low ({low})")
     alpha = 255.0 / (high - low)
