@@ -8,18 +8,17 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.exc import OperationalError as DBAPIOperationalError
 
 from app.accounts.cli import add_users_command
 from app.config import Settings
+from app.console import err, out, progress_bar
 from app.db.session import safe_url
 from app.errors import AppError, InvalidInput
 
 if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.progress import Progress
     from sqlalchemy.orm import Session
 
     from app.db.models import Dataset, Model
@@ -29,61 +28,6 @@ if TYPE_CHECKING:
 # is imported inside the commands that use it; tests/unit/test_cli_imports.py keeps `import app.cli` lean.
 
 
-class LazyConsole:
-    """A rich Console made on first use. A plain line (`print(text, markup=False)`) is written as it is, without
-    importing rich; anything else goes through the Console."""
-
-    def __init__(self, stderr: bool = False) -> None:
-        self.stderr = stderr
-        self._console: Console | None = None
-
-    @property
-    def real(self) -> Console:
-        if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(stderr=self.stderr, highlight=False, soft_wrap=True)
-        return self._console
-
-    def print(self, *objects: Any, **options: Any) -> None:
-        if self._console is None and options == {"markup": False} and len(objects) == 1 \
-                and isinstance(objects[0], str):
-            print(objects[0], file=sys.stderr if self.stderr else sys.stdout, flush=True)
-            return
-        self.real.print(*objects, **options)
-
-
-err = LazyConsole(stderr=True)
-out = LazyConsole()
-
-
-class _NoBar:
-    """The progress bar of a --quiet command: nothing shown, and rich's progress module not imported."""
-
-    def __enter__(self) -> _NoBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def add_task(self, *args: Any, **kwargs: Any) -> Any:
-        return 0
-
-    def advance(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-def _progress(quiet: bool) -> Progress:
-    """The commands' progress bar on stderr (none with --quiet)."""
-    if quiet:
-        return cast("Progress", _NoBar())
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err.real, transient=False, disable=quiet)
 MAX_LISTED_PROBLEMS = 25
 NamedRow = TypeVar("NamedRow", "Dataset", "Model")
 
@@ -94,35 +38,17 @@ def _engine(settings: Settings):
     return make_engine(settings.database_url)
 
 
-def _upgrade(settings: Settings) -> None:
-    from app.db.migrate import upgrade
-
-    upgrade(settings.database_url)
-
-
 def _ensure_schema(settings: Settings) -> None:
-    """A local SQLite file is brought up to date here; any other database must already be
-    (`medview db upgrade`, run once rather than by every process), or we stop with that advice."""
-    from app.db.migrate import is_current
+    from app.db.migrate import ensure_schema
 
-    engine = _engine(settings)
-    try:
-        current = is_current(engine)
-    finally:
-        engine.dispose()
-    if current:
-        return
-    if settings.database_kind != "sqlite":
-        raise InvalidInput(f"database {settings.database_kind} is not at the newest schema; "
-                           "run `medview db upgrade` first")
-    _upgrade(settings)
+    ensure_schema(settings.database_url, settings.database_kind)
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
-    from app.db.migrate import downgrade
+    from app.db.migrate import downgrade, upgrade
 
     if args.action == "upgrade":
-        _upgrade(settings)
+        upgrade(settings.database_url)
         err.print(f"database at the newest schema: {safe_url(settings.database_url)}", markup=False)
     elif args.action == "downgrade":
         downgrade(settings.database_url, args.revision or "-1")
@@ -137,7 +63,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     _ensure_schema(settings)
     engine = _engine(settings)
-    with _progress(args.quiet) as bar:
+    with progress_bar(args.quiet) as bar:
         tasks: dict[str, TaskID] = {}
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -242,7 +168,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
             params = parse_predict_params({"model_id": model.id, "dataset_id": dataset.id, "filters": filters})
             job = queue_predict_job(session, plan_predict(model, dataset, params))  # model and dataset checked once
             job_id, model_name, dataset_name = job.id, model.name, dataset.name
-        with _progress(args.quiet) as bar:
+        with progress_bar(args.quiet) as bar:
             task = bar.add_task(f"predict {model_name}", total=None)
             first: list[int] = []
 
@@ -301,7 +227,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
             params = parse_export_params({"dataset_id": dataset.id, "format": args.format, "filters": filters,
                                           "annotations": args.annotations})
             plan = plan_export(session, params, dataset)
-            with _progress(args.quiet) as bar:
+            with progress_bar(args.quiet) as bar:
                 task = bar.add_task(f"export {args.format}", total=plan.total)
                 files = write_export(session, settings, plan, Path(out_dir),
                                      advance=lambda n: bar.advance(task, n))

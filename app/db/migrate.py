@@ -82,3 +82,21 @@ def is_current(engine: Engine) -> bool:
         if not inspect(conn).has_table("alembic_version"):
             return False
         return set(MigrationContext.configure(conn).get_current_heads()) == heads
+
+
+def ensure_schema(database_url: str, database_kind: str) -> None:
+    """A local SQLite file is brought up to date here; any other database must already be (`medview db upgrade`,
+    run once rather than by every process), or InvalidInput with that advice."""
+    from app.db.session import make_engine
+    from app.errors import InvalidInput
+
+    engine = make_engine(database_url)
+    try:
+        current = is_current(engine)
+    finally:
+        engine.dispose()
+    if current:
+        return
+    if database_kind != "sqlite":
+        raise InvalidInput(f"database {database_kind} is not at the newest schema; run `medview db upgrade` first")
+    upgrade(database_url)

@@ -11,6 +11,7 @@ APP = Path(__file__).resolve().parents[2] / "app"
 # Package → the app packages it may import (top-level modules count as packages of their own name).
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
+    "console": set(),
     "lru": set(),
     "config": set(),
     "imaging": set(),
@@ -32,7 +33,8 @@ ALLOWED: dict[str, set[str]] = {
     "demo_models": {"inference", "db", "config", "errors"},
     "demo": {"datasets", "db", "config", "demo_models", "errors", "inference"},
     "demo_accounts": {"accounts", "config", "db"},
-    "cli": {"accounts", "config", "datasets", "db", "demo", "demo_accounts", "errors", "inference", "catalog"},
+    "cli": {"console", "accounts", "config", "datasets", "db", "demo", "demo_accounts", "errors", "inference",
+            "catalog"},
     "main": {"review", "accounts", "api", "web", "catalog", "config", "datasets", "db", "errors", "inference", "pixels",
              "render"},
 }
