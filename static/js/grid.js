@@ -358,9 +358,26 @@ class Selection {
   }
 }
 
+/** The dataset page's "Export…" link carries the selection as well as the filters: `id=` for the items picked,
+ * `exclude_id=` for the ones taken out of "all matching" (the exports page fills its form from the link). */
+function exportLinkFollows(selection) {
+  const link = document.getElementById("export-link");
+  if (!link) return;
+  const base = new URL(link.href);
+  document.addEventListener("selectionchange-grid", () => {
+    const url = new URL(base);
+    if (!selection.all) for (const id of selection.ids) url.searchParams.append("id", String(id));
+    else for (const id of selection.excluded) url.searchParams.append("exclude_id", String(id));
+    link.href = url.toString();
+    link.title = selection.size() && !selection.all ? `export the ${selection.size()} selected items`
+      : "export the items matching these filters (csv, coco, the dataset's own format…)";
+  });
+}
+
 if (grid && template && firstPage) {
   const view = new VirtualGrid();
   window.medviewGrid = view; // for tests and the console
+  exportLinkFollows(view.selection);
   const jump = document.getElementById("jump-input");
   if (jump) {
     jump.closest("label").hidden = false;
