@@ -12,9 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from onnx import TensorProto, helper
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -28,47 +26,12 @@ from app.inference.queue import RedisQueue
 from tests.helpers import pcam
 from tests.helpers.api import register
 from tests.helpers.wait import wait_until
-from tests.onnx_models import const, save
 
 REDIS_URL = os.environ.get("MEDVIEW_TEST_REDIS_URL", "")
 REPO = Path(__file__).resolve().parents[2]
 ITEMS = 12
 
 pytestmark = pytest.mark.skipif(not REDIS_URL, reason="MEDVIEW_TEST_REDIS_URL not set")
-
-
-def slow_classifier(path: Path) -> Path:
-    """pcam's centre-mean classifier plus 0 × a few GFLOP of matrix products on the input per item (each batch
-    of one item takes a noticeable time; the logits are exactly the plain classifier's)."""
-    rng = np.random.default_rng(0)
-    w1 = rng.standard_normal((96, 1024)).astype(np.float32) / 10
-    w2 = rng.standard_normal((1024, 1024)).astype(np.float32) / 32
-    heavy = [helper.make_node("Reshape", ["image", "rows"], ["r"]), helper.make_node("MatMul", ["r", "w1"], ["h0"])]
-    for i in range(3):
-        heavy.append(helper.make_node("MatMul", [f"h{i}", "w2"], [f"h{i + 1}"]))
-    heavy += [helper.make_node("ReduceMean", ["h3"], ["hm"], keepdims=1),
-              helper.make_node("Reshape", ["hm", "one"], ["hs"]), helper.make_node("Mul", ["hs", "zero"], ["z"])]
-    w = pcam.W.astype(np.float32)
-    nodes = [
-        helper.make_node("Slice", ["image", "starts", "ends", "axes"], ["centre"]),
-        helper.make_node("ReduceMean", ["centre"], ["m4"], axes=[1, 2, 3], keepdims=1),
-        helper.make_node("Reshape", ["m4", "col"], ["m"]),
-        helper.make_node("MatMul", ["m", "w"], ["wm"]),
-        helper.make_node("Add", ["wm", "b"], ["plain"]),
-        *heavy,
-        helper.make_node("Add", ["plain", "z"], ["logits"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "slow-pcam-classifier",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 96, 96])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2])],
-        initializer=[const("starts", np.array([32, 32], np.int64)), const("ends", np.array([64, 64], np.int64)),
-                     const("axes", np.array([2, 3], np.int64)), const("col", np.array([-1, 1], np.int64)),
-                     const("w", w), const("b", pcam.B.astype(np.float32)),
-                     const("rows", np.array([-1, 96], np.int64)), const("one", np.array([1, 1], np.int64)),
-                     const("w1", w1), const("w2", w2), const("zero", np.zeros(1, np.float32))],
-    )
-    return save(graph, path)
 
 
 def _job(engine, job_id: int) -> Job:
@@ -88,7 +51,7 @@ def test_sigterm_mid_job_hands_the_job_back_and_the_next_worker_finishes_it(clie
     root = generate_pcam(tmp_path / "pcam", n_per_split=(ITEMS - 4, 2, 2), seed=3).root
     pixels.close_all()
     dataset_id = ingest_path(engine, settings, root, kind="pcam", name="pcam").dataset_id
-    r = register(client, slow_classifier(tmp_path / "slow.onnx"), pcam.card_yaml(name="slow"))
+    r = register(client, pcam.slow_classifier_onnx(tmp_path / "slow.onnx"), pcam.card_yaml(name="slow"))
     assert r.status_code == 201, r.text
     with make_session_factory(engine)() as session:
         job_id = create_predict_job(session, r.json()["id"], dataset_id, {}).id
