@@ -31,7 +31,9 @@ class LazyConsole:
     def print(self, *objects: Any, **options: Any) -> None:
         if self._console is None and options == {"markup": False} and len(objects) == 1 \
                 and isinstance(objects[0], str):
-            print(objects[0], file=sys.stderr if self.stderr else sys.stdout, flush=True)
+            stream = sys.stderr if self.stderr else sys.stdout
+            stream.write(objects[0] + "\n")
+            stream.flush()
             return
         self.real.print(*objects, **options)
 
