@@ -175,7 +175,19 @@ def item_detail(session: Session, item_id: int) -> dict[str, Any]:
         "patient": patient.external_id if patient else None, "study": study.external_id if study else None,
         "annotations": [annotation_dict(a) for a in item_annotations(session, item.id)],
         "comments": session.scalar(select(func.count()).select_from(Comment).where(Comment.item_id == item.id)) or 0,
+        "recent_comments": recent_comments(session, item.id),
     }
+
+
+RECENT_COMMENTS = 20
+
+
+def recent_comments(session: Session, item_id: int) -> list[dict[str, Any]]:
+    """The item's newest RECENT_COMMENTS comments, oldest first (all of them: GET /api/items/{id}/comments)."""
+    rows = session.scalars(select(Comment).where(Comment.item_id == item_id).order_by(Comment.id.desc())
+                           .limit(RECENT_COMMENTS)).all()
+    return [{"id": c.id, "annotation_id": c.annotation_id, "author": c.author, "text": c.text,
+             "created_at": c.created_at.isoformat()} for c in reversed(rows)]
 
 
 def all_ids(session: Session, catalog: Catalog, dataset_id: int, filters: Mapping[str, Sequence[str]], *,

@@ -36,7 +36,11 @@ def test_comments(client, settings, ingested):
     listed = client.get(url).json()
     assert [c["text"] for c in listed] == ["margin looks off", "on the lesion"]
     assert listed[1]["annotation_id"] == annotation
-    assert client.get(f"/api/items/{first['id']}").json()["comments"] == 2
+    detail = client.get(f"/api/items/{first['id']}").json()
+    assert detail["comments"] == 2
+    assert [(c["author"], c["text"], c["annotation_id"]) for c in detail["recent_comments"]] == [
+        ("cora", "margin looks off", None), ("cora", "on the lesion", annotation)]  # in the item JSON too
+    assert client.get(f"/api/items/{second['id']}").json()["recent_comments"] == []
     assert client.get("/api/items/999999/comments").status_code == 404
     events = client.get("/api/audit", params={"action": "comment.add"}).json()["events"]
     assert len(events) == 2 and events[0]["actor"] == "cora" and events[0]["target_id"] == str(first["id"])

@@ -64,6 +64,14 @@ class ItemNeighbours(BaseModel):
     next: int | None = Field(description="The id after it (null at the end).")
 
 
+class ItemComment(BaseModel):
+    id: int
+    annotation_id: int | None = Field(description="The annotation it is about, if any.")
+    author: str
+    text: str
+    created_at: str = Field(description="ISO 8601, UTC.")
+
+
 class ItemDetail(BaseModel):
     id: int
     dataset_id: int
@@ -86,6 +94,9 @@ class ItemDetail(BaseModel):
     study: str | None = Field(description="The dataset's study id.")
     annotations: list[AnnotationOut] = Field(description="The current versions (neither superseded nor retired).")
     comments: int = Field(description="How many comments the item has (`GET /api/items/{item_id}/comments`).")
+    recent_comments: list[ItemComment] = Field(
+        default_factory=list,
+        description="The newest 20 comments, oldest first (all of them: `GET /api/items/{item_id}/comments`).")
     predictions: list[ItemPrediction]
     neighbours: ItemNeighbours | None = Field(None, description="With `neighbours=1` only: the item's place in "
                                               "the grid's list (its filters and `sort` as query parameters).")
