@@ -29,7 +29,7 @@ from tests.helpers.wait import wait_until
 
 REDIS_URL = os.environ.get("MEDVIEW_TEST_REDIS_URL", "")
 REPO = Path(__file__).resolve().parents[2]
-ITEMS = 12
+ITEMS = 30  # enough work (≈ 40 ms an item) that SIGTERM lands mid-job even when the first poll is late
 
 pytestmark = pytest.mark.skipif(not REDIS_URL, reason="MEDVIEW_TEST_REDIS_URL not set")
 
