@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -111,6 +112,7 @@ def test_redis_worker_recovers_jobs_of_a_dead_worker_and_of_a_restarted_redis(se
                   started_at=long_ago)
     forgotten = _job(engine, pcam_model_id, pcam_dataset_id, created_at=long_ago)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDVIEW_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])  # this checkout's app, wherever it is installed
     env.update(MEDVIEW_QUEUE_URL=REDIS_URL, MEDVIEW_DATABASE_URL=database_url, MEDVIEW_DATA_DIR=str(settings.data_dir),
                MEDVIEW_DATA_ROOTS=settings.data_roots, MEDVIEW_INFERENCE_BATCH=str(BATCH),
                MEDVIEW_JOB_STALE_SECONDS="2")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -266,6 +267,7 @@ def test_redis_worker(make_settings, settings, database_url, engine, pcam_datase
     server.flushdb()
     server.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDVIEW_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])  # this checkout's app, wherever it is installed
     env.update(MEDVIEW_QUEUE_URL=REDIS_URL, MEDVIEW_DATABASE_URL=database_url, MEDVIEW_DATA_DIR=str(settings.data_dir),
                MEDVIEW_DATA_ROOTS=settings.data_roots, MEDVIEW_INFERENCE_BATCH=str(BATCH))
     worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, cwd=tmp_path,
