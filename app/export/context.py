@@ -3,19 +3,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.datasets.base import DatasetAdapter
-from app.db.models import Dataset
+from app.db.models import Dataset, Item
 from app.export.params import ExportParams
+from app.export.selection import annotations_of, item_chunks
 
 if TYPE_CHECKING:
     from app.pixels import PixelStore
@@ -55,3 +56,21 @@ class ExportContext:
     def wrote(self, path: Path) -> Path:
         self.files.append(path)
         return path
+
+    def images(self, size: int, meta: bool = False) -> Iterator[tuple[Any, list[Any]]]:
+        """Each selected item's pixel reference with its annotations (`annotations_of`), `size` items per query,
+        progress advanced after each chunk (where a cancel is raised)."""
+        for rows in item_chunks(self.session, self.selection, (Item.id,), size=size):
+            ids = [r[0] for r in rows]
+            anns = annotations_of(self.session, ids, self.mode, meta=meta)
+            for target in self.pixels.targets(self.session, ids, False):
+                yield target.ref, anns.get(target.ref.id, [])
+            self.advance(len(rows))
+
+
+def inside_out(rel: str) -> PurePosixPath:
+    """A dataset-relative path that stays inside the output folder (no absolute part, no `..`)."""
+    path = PurePosixPath(rel)
+    if path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"{rel!r} is not a relative path inside the dataset")
+    return path

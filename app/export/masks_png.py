@@ -4,46 +4,32 @@ byte for byte while it is unedited). An item without a mask gets its image only,
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
-from app.db.models import Item
-from app.export.context import ExportContext
+from app.export.context import ExportContext, inside_out
 from app.export.masks import MaskUnavailable, mask_array, mask_path
-from app.export.selection import SOURCE_DATASET, annotations_of, item_chunks
+from app.export.selection import SOURCE_DATASET
 from app.export.writer import atomic_bytes
 
 MASKS_DIR = "masks"
 
 
-def _safe(rel: str) -> PurePosixPath:
-    """A dataset-relative path that stays inside the output folder (no absolute part, no `..`)."""
-    path = PurePosixPath(rel)
-    if path.is_absolute() or ".." in path.parts:
-        raise ValueError(f"{rel!r} is not a relative path inside the dataset")
-    return path
-
-
 def write(ctx: ExportContext) -> list[Path]:
     written: list[Path] = []
-    for rows in item_chunks(ctx.session, ctx.selection, (Item.id,), size=200):
-        ids = [r[0] for r in rows]
-        anns = annotations_of(ctx.session, ids, ctx.mode)
-        for target in ctx.pixels.targets(ctx.session, ids, False):
-            ref = target.ref
-            image_rel = _safe(ref.location)
-            image_out = ctx.out / image_rel
-            atomic_bytes(image_out, ref.file(ref.location).read_bytes())
-            written.append(ctx.wrote(image_out))
-            masks = [a for a in anns.get(ref.id, []) if a.kind == "mask"]
-            if not masks:
-                continue
-            mask_out = ctx.out / image_rel.parent.parent / MASKS_DIR / f"{image_rel.stem}.png"
-            written.append(ctx.wrote(_write_mask(ref, masks, mask_out)))
-        ctx.advance(len(rows))
+    for ref, anns in ctx.images(size=200):
+        image_rel = inside_out(ref.location)
+        image_out = ctx.out / image_rel
+        atomic_bytes(image_out, ref.file(ref.location).read_bytes())
+        written.append(ctx.wrote(image_out))
+        masks = [a for a in anns if a.kind == "mask"]
+        if not masks:
+            continue
+        mask_out = ctx.out / image_rel.parent.parent / MASKS_DIR / f"{image_rel.stem}.png"
+        written.append(ctx.wrote(_write_mask(ref, masks, mask_out)))
     return written
 
 

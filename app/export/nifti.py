@@ -33,9 +33,9 @@ from app.datasets.verse.centroids import frame_to_canonical
 from app.datasets.verse.layout import nifti_stem
 from app.datasets.verse.nifti import RAS, read_header
 from app.db.models import Item
-from app.export.context import ExportContext
+from app.export.context import ExportContext, inside_out
 from app.export.masks import MaskUnavailable, is_volume_mask, mask_array
-from app.export.selection import annotations_of, item_chunks
+from app.export.selection import item_chunks
 from app.export.writer import atomic_save, atomic_text
 
 log = logging.getLogger(__name__)
@@ -45,13 +45,6 @@ MASK_NAME = "{base}_seg-vert_msk.nii.gz"
 CTD_NAME = "{base}_seg-subreg_ctd.json"
 SUBVOLUME_NAME = "{series}_{first:03d}-{last:03d}.nii.gz"
 LESIONS_CSV = "lesions.csv"
-
-
-def _safe(rel: str) -> PurePosixPath:
-    path = PurePosixPath(rel)
-    if path.is_absolute() or ".." in path.parts:
-        raise ValueError(f"{rel!r} is not a relative path inside the dataset")
-    return path
 
 
 def _copy(source: Path, out: Path) -> None:
@@ -79,31 +72,25 @@ def to_file_order(canonical: np.ndarray, affine: np.ndarray) -> np.ndarray:
 def write_verse(ctx: ExportContext) -> list[Path]:
     written: list[Path] = []
     limits = ctx.pixels.limits
-    for rows in item_chunks(ctx.session, ctx.selection, (Item.id,), size=10):
-        ids = [r[0] for r in rows]
-        anns = annotations_of(ctx.session, ids, ctx.mode)
-        for target in ctx.pixels.targets(ctx.session, ids, False):
-            ref = target.ref
-            ct_rel = _safe(ref.location)
-            ct_path = ref.file(ref.location)
-            header = read_header(ct_path, limits)
-            base = (nifti_stem(ct_rel.name) or ct_rel.name).removesuffix(CT_SUFFIX)
-            folder = ctx.out / _derived_folder(ct_rel)
-            _copy(ct_path, ctx.out / ct_rel)
-            written.append(ctx.wrote(ctx.out / ct_rel))
-            mine = anns.get(ref.id, [])
-            masks = [a for a in mine if a.kind == "mask" and is_volume_mask(a)]
-            mask_out = _write_labels(ref, masks, header, folder / MASK_NAME.format(base=base)) if masks else None
-            if mask_out is not None:
-                written.append(ctx.wrote(mask_out))
-            centroids = [a for a in mine if a.kind == "centroid" and (a.geometry or {}).get("point")]
-            if centroids:
-                path = folder / CTD_NAME.format(base=base)
-                direction = tuple(ref.meta.get("ctd_direction") or header.axcodes)
-                with atomic_text(path) as fh:
-                    json.dump(centroid_entries(centroids, direction, header), fh, indent=1)
-                written.append(ctx.wrote(path))
-        ctx.advance(len(rows))
+    for ref, mine in ctx.images(size=10):
+        ct_rel = inside_out(ref.location)
+        ct_path = ref.file(ref.location)
+        header = read_header(ct_path, limits)
+        base = (nifti_stem(ct_rel.name) or ct_rel.name).removesuffix(CT_SUFFIX)
+        folder = ctx.out / _derived_folder(ct_rel)
+        _copy(ct_path, ctx.out / ct_rel)
+        written.append(ctx.wrote(ctx.out / ct_rel))
+        masks = [a for a in mine if a.kind == "mask" and is_volume_mask(a)]
+        mask_out = _write_labels(ref, masks, header, folder / MASK_NAME.format(base=base)) if masks else None
+        if mask_out is not None:
+            written.append(ctx.wrote(mask_out))
+        centroids = [a for a in mine if a.kind == "centroid" and (a.geometry or {}).get("point")]
+        if centroids:
+            path = folder / CTD_NAME.format(base=base)
+            direction = tuple(ref.meta.get("ctd_direction") or header.axcodes)
+            with atomic_text(path) as fh:
+                json.dump(centroid_entries(centroids, direction, header), fh, indent=1)
+            written.append(ctx.wrote(path))
     return written
 
 
@@ -172,33 +159,28 @@ def write_lesion_subvolumes(ctx: ExportContext) -> list[Path]:
     written: list[Path] = []
     lesion_rows: list[list[Any]] = []
     done: set[str] = set()
-    for rows in item_chunks(ctx.session, ctx.selection, (Item.id,), size=50):
-        ids = [r[0] for r in rows]
-        anns = annotations_of(ctx.session, ids, ctx.mode, meta=True)
-        for target in ctx.pixels.targets(ctx.session, ids, False):
-            ref = target.ref
-            key = ref.location_index
-            series = str(ref.meta.get("series_dir") or "")
-            available = [int(n) for n in ref.meta.get("slices") or []]
-            for a in anns.get(ref.id, []):
-                if a.kind != "recist" or key is None:
-                    continue
-                low, high = ((a.meta or {}).get("slice_range") or ref.meta.get("slice_range") or [key, key])[:2]
-                run = contiguous_run([n for n in available if low <= n <= high], key)
-                name = SUBVOLUME_NAME.format(series=series, first=run[0], last=run[-1])
-                if name not in done:
-                    images = [ctx.adapter.read_image(ref, View("axial", n), ctx.pixels.volumes).pixels
-                              for n in run]
-                    volume = np.stack(images, axis=-1).astype(np.int16, copy=False)
-                    img = nib.Nifti1Image(volume, dl_affine(ref.spacing or (1.0, 1.0, 1.0)))
-                    _save_nifti(img, ctx.out / name)
-                    written.append(ctx.wrote(ctx.out / name))
-                    done.add(name)
-                g = a.geometry or {}
-                points = [v for p in (*g.get("long", []), *g.get("short", [])) for v in p]
-                lesion_rows.append([name, ref.meta.get("series_dir", ""), key, run.index(key), a.id, a.label,
-                                    ", ".join(f"{v:g}" for v in points)])
-        ctx.advance(len(rows))
+    for ref, anns in ctx.images(size=50, meta=True):
+        key = ref.location_index
+        series = str(ref.meta.get("series_dir") or "")
+        available = [int(n) for n in ref.meta.get("slices") or []]
+        for a in anns:
+            if a.kind != "recist" or key is None:
+                continue
+            low, high = ((a.meta or {}).get("slice_range") or ref.meta.get("slice_range") or [key, key])[:2]
+            run = contiguous_run([n for n in available if low <= n <= high], key)
+            name = SUBVOLUME_NAME.format(series=series, first=run[0], last=run[-1])
+            if name not in done:
+                images = [ctx.adapter.read_image(ref, View("axial", n), ctx.pixels.volumes).pixels
+                          for n in run]
+                volume = np.stack(images, axis=-1).astype(np.int16, copy=False)
+                img = nib.Nifti1Image(volume, dl_affine(ref.spacing or (1.0, 1.0, 1.0)))
+                _save_nifti(img, ctx.out / name)
+                written.append(ctx.wrote(ctx.out / name))
+                done.add(name)
+            g = a.geometry or {}
+            points = [v for p in (*g.get("long", []), *g.get("short", [])) for v in p]
+            lesion_rows.append([name, ref.meta.get("series_dir", ""), key, run.index(key), a.id, a.label,
+                                ", ".join(f"{v:g}" for v in points)])
     path = ctx.out / LESIONS_CSV
     with atomic_text(path, newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")

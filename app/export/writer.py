@@ -9,7 +9,7 @@ import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import IO, BinaryIO, TextIO, cast
 
 PART_SUFFIX = ".part"
 
@@ -39,32 +39,28 @@ def _commit(tmp: Path, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_text(path: Path, newline: str | None = None) -> Iterator[TextIO]:
+def _atomic_open(path: Path, mode: str, **open_args: object) -> Iterator[IO]:
+    """The file object behind `atomic_text` / `atomic_binary`: written under a temporary name, synced, renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(path)
+    try:
+        with tmp.open(mode, **open_args) as fh:  # type: ignore[call-overload]
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        _commit(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_text(path: Path, newline: str | None = None) -> contextlib.AbstractContextManager[TextIO]:
     """`with atomic_text(path) as fh:` — `path` appears, complete, when the block ends without an error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(path)
-    try:
-        with tmp.open("w", encoding="utf-8", newline=newline) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        _commit(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    return cast("contextlib.AbstractContextManager[TextIO]",
+                _atomic_open(path, "w", encoding="utf-8", newline=newline))
 
 
-@contextlib.contextmanager
-def atomic_binary(path: Path) -> Iterator[BinaryIO]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(path)
-    try:
-        with tmp.open("wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        _commit(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def atomic_binary(path: Path) -> contextlib.AbstractContextManager[BinaryIO]:
+    return cast("contextlib.AbstractContextManager[BinaryIO]", _atomic_open(path, "wb"))
 
 
 def atomic_bytes(path: Path, data: bytes) -> None:
