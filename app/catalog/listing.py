@@ -92,6 +92,16 @@ def count(session: Session, ds: Dataset, filters: Mapping[str, Sequence[str]], k
     return sorting.sql_count(session, base.with_only_columns(Item.id))
 
 
+def _segments(session: Session, ds: Dataset, filters: Mapping[str, Sequence[str]], key: str | None,
+              sort: sorting.Sort, indexes: FacetIndexes, base: Any) -> list[Any]:
+    """The list's segments in order: from the facet index's id arrays when it covers the filters and the sort
+    is a column, else the SQL segments of the sort."""
+    index = usable_index(session, ds, filters, key, indexes)
+    if index is not None and (sort.name == "id" or sort.is_column):
+        return _index_segments(index, filters, sort)
+    return [(name, value, stmt, None) for name, value, stmt in sorting.sql_segments(session, base, sort, ds.kind)]
+
+
 def keyset_page(session: Session, ds: Dataset, filters: Mapping[str, Sequence[str]], *, key: str | None,
                 sort: sorting.Sort, limit: int, indexes: FacetIndexes, cursor: str | None = None,
                 offset: int | None = None) -> Page:
@@ -101,12 +111,7 @@ def keyset_page(session: Session, ds: Dataset, filters: Mapping[str, Sequence[st
         raise InvalidInput("give either cursor or offset, not both")
     if offset is not None and not 0 <= offset <= MAX_OFFSET:
         raise InvalidInput(f"offset must be between 0 and {MAX_OFFSET}, got {offset}")
-    index = usable_index(session, ds, filters, key, indexes)
-    if index is not None and (sort.name == "id" or sort.is_column):
-        segments = _index_segments(index, filters, sort)
-    else:
-        segments = [(name, value, stmt, None) for name, value, stmt in
-                    sorting.sql_segments(session, base, sort, ds.kind)]
+    segments = _segments(session, ds, filters, key, sort, indexes, base)
     start, after = 0, None
     if cursor:
         segment, value, last = sorting.decode_cursor(cursor, sort)
@@ -229,12 +234,7 @@ def neighbours(session: Session, ds: Dataset, filters: Mapping[str, Sequence[str
     SQL path (expression and metric sorts, filters the index does not cover) a few indexed LIMIT 1 queries and
     one COUNT for the position."""
     base = filtered(ds, filters, key)
-    index = usable_index(session, ds, filters, key, indexes)
-    if index is not None and (sort.name == "id" or sort.is_column):
-        segments = _index_segments(index, filters, sort)
-    else:
-        segments = [(name, value, stmt, None) for name, value, stmt in
-                    sorting.sql_segments(session, base, sort, ds.kind)]
+    segments = _segments(session, ds, filters, key, sort, indexes, base)
     before = 0
     for k, segment in enumerate(segments):
         found = _locate(session, segment, sort, ds.kind, item_id)
