@@ -80,11 +80,11 @@ def browser() -> Iterator:
         b.close()
 
 
-@pytest.fixture
-def page(browser, settings) -> Iterator:
-    """A page signed in as an admin: the session cookie the app would set (same database, same secret)."""
+def signed_in_page(browser, settings, *user: str) -> Iterator:
+    """A page with the session cookie the app would set for `user` (name, role; default an admin), failing the
+    test on any JavaScript error."""
     context = browser.new_context(viewport=VIEWPORT)
-    context.add_cookies([{"name": SESSION_COOKIE, "value": session_cookie(settings), "domain": "127.0.0.1",
+    context.add_cookies([{"name": SESSION_COOKIE, "value": session_cookie(settings, *user), "domain": "127.0.0.1",
                           "path": "/", "httpOnly": True, "sameSite": "Lax"}])
     pg = context.new_page()
     errors: list[str] = []
@@ -92,6 +92,12 @@ def page(browser, settings) -> Iterator:
     yield pg
     context.close()
     assert not errors, f"JavaScript errors: {errors}"
+
+
+@pytest.fixture
+def page(browser, settings) -> Iterator:
+    """A page signed in as an admin (same database, same secret as the live server)."""
+    yield from signed_in_page(browser, settings)
 
 
 # -- PCam with the centre-mean ONNX classifier (test_predictions, test_predict_wait) --------------------------

@@ -16,13 +16,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.api.security import SESSION_COOKIE
 from app.datasets.bis5k.synth import generate_bis5k
 from app.datasets.ingest import ingest_path
 from app.datasets.verse.synth import generate_verse
 from app.imaging.labels import decode_label_png
-from tests.e2e.conftest import VIEWPORT
-from tests.helpers.auth import api_token, session_cookie
+from tests.e2e.conftest import signed_in_page
+from tests.helpers.auth import api_token
 from tests.helpers.live import live_get
 
 pytestmark = pytest.mark.browser
@@ -45,15 +44,7 @@ def ingested(engine, settings, bis5k_tree):
 
 @pytest.fixture
 def annotator_page(browser, settings, live_server):
-    context = browser.new_context(viewport=VIEWPORT)
-    context.add_cookies([{"name": SESSION_COOKIE, "value": session_cookie(settings, "ann", "annotator"),
-                          "domain": "127.0.0.1", "path": "/", "httpOnly": True, "sameSite": "Lax"}])
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert not errors, f"JavaScript errors: {errors}"
+    yield from signed_in_page(browser, settings, "ann", "annotator")
 
 
 def b64png(labels: np.ndarray) -> str:

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from app.api.security import SESSION_COOKIE
 from app.datasets.bis5k.synth import generate_bis5k
 from app.datasets.ingest import ingest_path
-from tests.e2e.conftest import VIEWPORT
-from tests.helpers.auth import api_token, session_cookie
+from tests.e2e.conftest import signed_in_page
+from tests.helpers.auth import api_token
 from tests.helpers.live import live_client
 
 SHOTS = os.environ.get("MEDVIEW_SHOTS")
@@ -31,15 +30,7 @@ def _shot(page, name: str, full: bool = False) -> None:
 
 @pytest.fixture
 def reader(browser, settings):
-    context = browser.new_context(viewport=VIEWPORT)
-    context.add_cookies([{"name": SESSION_COOKIE, "value": session_cookie(settings, "rita", "reviewer"),
-                          "domain": "127.0.0.1", "path": "/", "httpOnly": True, "sameSite": "Lax"}])
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors: {errors}"
+    yield from signed_in_page(browser, settings, "rita", "reviewer")
 
 
 def _on(page, item_id: int) -> None:
