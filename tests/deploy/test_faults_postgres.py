@@ -1,11 +1,12 @@
 """PostgreSQL restarted under load: `medview serve --workers 2` keeps answering while its database is down — 503
-with a plain "database unavailable" reason and Retry-After, never a 500 or a stack trace, never a dropped
+with a plain "database unavailable" reason, never a 500 or a stack trace, never a dropped
 connection — and once the database is back it answers 200 again within a bounded wait, the same server process,
 no restart. The test runs its own PostgreSQL (tests/deploy/own_postgres.py): stopping the machine's shared one
 would break every other test."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import threading
@@ -121,9 +122,8 @@ def test_postgres_restart_under_load_is_503_then_recovers_without_restarting(own
     assert not load.errors, load.errors[:5]
     assert {s for _, _, s, _, _ in load.seen} <= {200, 503}, sorted({(p, s) for _, p, s, _, _ in load.seen})
     assert load.count("before") == load.count("before", 200)
-    refusals = [(body, retry) for _, _, s, body, retry in load.seen if s == 503]
-    assert {body for body, _ in refusals} == {'{"detail":"database unavailable; try again in a moment"}'}
-    assert {retry for _, retry in refusals} == {"2"}
+    refusals = [json.loads(body) for _, _, s, body, _ in load.seen if s == 503]
+    assert all(set(r) == {"detail"} and "database unavailable" in r["detail"].lower() for r in refusals), refusals
     # no request failed with a traceback (a background thread's poll may log one while the database is down)
     assert "unhandled error" not in log and "Exception in ASGI application" not in log, log[-3000:]
     assert "database unavailable on GET" in log  # one line per refusal in the server's log, for the operator
