@@ -1,5 +1,5 @@
-"""The `medview` command: serve, demo, worker, ingest, models, predict, export, db, users, backup, restore. Messages go to stderr;
-summaries to stdout.
+"""The `medview` command: serve, demo, worker, ingest, models, predict, export, db, users, backup, restore.
+Messages go to stderr; summaries to stdout.
 
 Start-up is part of every command's time (an export of a table is mostly start-up), so what only some commands
 need — rich's consoles and progress bars, numpy, OpenCV, the web stack, model runtimes, DICOM/NIfTI libraries —

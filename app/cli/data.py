@@ -6,8 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from app.cli.common import (MAX_LISTED_PROBLEMS, by_name, database_file_errors, engine_for, ensure_schema,
-                             field_filters)
+from app.cli.common import MAX_LISTED_PROBLEMS, by_name, database_file_errors, engine_for, ensure_schema, field_filters
 from app.config import Settings
 from app.console import err, out, progress_bar
 from app.db.session import safe_url

@@ -204,41 +204,55 @@ def restore(backup_file: Path, database_url: str, data_dir: Path, *, force: bool
     data_dir = Path(data_dir).resolve()
     report = RestoreReport()
     try:
-        tar = tarfile.open(backup_file, "r:")
+        tar = _open_tar(backup_file)
     except (tarfile.TarError, OSError) as exc:
         raise InvalidInput(f"{backup_file} is not a MedView backup (not a tar file: {exc})") from None
     with tar:
-        members = {m.name: m for m in tar.getmembers()}
-        manifest = _manifest(tar, members, backup_file)
-        target = sqlite_path(database_url) if DB_MEMBER in members else None
-        if target is not None and _database_present(target) and not force:
-            raise Conflict(f"a database exists at {target}; stop the server and pass --force to replace it, "
-                           "or restore to a new MEDVIEW_DATABASE_URL")
-        for name, member in members.items():
-            if name in (DB_MEMBER, MANIFEST):
-                continue
-            relative = _data_member(name, member, backup_file)
-            _extract_atomically(tar, member, data_dir / relative, SECRET_MODE if relative == "secret_key" else 0o644)
-            report.files += 1
-        if target is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, staged_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".restore", dir=target.parent)
-            os.close(fd)
-            staged = Path(staged_name)
-            try:
-                _extract_to(tar, members[DB_MEMBER], staged)
-                check_integrity(staged)
-                _repoint_models(staged, str(manifest.get("data_dir") or ""), data_dir)
-                report.revision, report.counts = describe(staged)
-                _fsync(staged)
-                for suffix in ("-wal", "-shm", "-journal"):  # another database's log must not be replayed onto it
-                    Path(f"{target}{suffix}").unlink(missing_ok=True)
-                os.replace(staged, target)
-                _fsync_dir(target.parent)
-            finally:
-                staged.unlink(missing_ok=True)
-            report.database = target
+        _restore_from(tar, backup_file, database_url, data_dir, force, report)
     return report
+
+
+def _open_tar(path: Path) -> tarfile.TarFile:
+    return tarfile.open(path, "r:")
+
+
+def _restore_from(tar: tarfile.TarFile, backup_file: Path, database_url: str, data_dir: Path, force: bool,
+                  report: RestoreReport) -> None:
+    members = {m.name: m for m in tar.getmembers()}
+    manifest = _manifest(tar, members, backup_file)
+    target = sqlite_path(database_url) if DB_MEMBER in members else None
+    if target is not None and _database_present(target) and not force:
+        raise Conflict(f"a database exists at {target}; stop the server and pass --force to replace it, "
+                       "or restore to a new MEDVIEW_DATABASE_URL")
+    for name, member in members.items():
+        if name in (DB_MEMBER, MANIFEST):
+            continue
+        _data_member(name, member, backup_file)  # every member checked before anything is written
+    for name, member in members.items():
+        if name in (DB_MEMBER, MANIFEST):
+            continue
+        relative = _data_member(name, member, backup_file)
+        _extract_atomically(tar, member, data_dir / relative, SECRET_MODE if relative == "secret_key" else 0o644)
+        report.files += 1
+    if target is None:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, staged_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".restore", dir=target.parent)
+    os.close(fd)
+    staged = Path(staged_name)
+    try:
+        _extract_to(tar, members[DB_MEMBER], staged)
+        check_integrity(staged)
+        _repoint_models(staged, str(manifest.get("data_dir") or ""), data_dir)
+        report.revision, report.counts = describe(staged)
+        _fsync(staged)
+        for suffix in ("-wal", "-shm", "-journal"):  # another database's log must not be replayed onto it
+            Path(f"{target}{suffix}").unlink(missing_ok=True)
+        os.replace(staged, target)
+        _fsync_dir(target.parent)
+    finally:
+        staged.unlink(missing_ok=True)
+    report.database = target
 
 
 def _manifest(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], source: Path) -> dict[str, object]:

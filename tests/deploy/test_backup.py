@@ -3,32 +3,43 @@
 write acknowledged before the backup began is there, the writes it holds are exactly a prefix of the writer's
 (commit order: no torn state), each with its audit event, and every stored mask it names is restored and served.
 Plus the bad inputs: an existing OUT, an existing database, a tar that is not a backup, a member outside the
-backed-up places, PostgreSQL. Real processes, real files; SQLite only (PostgreSQL's database is pg_dump's)."""
+backed-up places, a PostgreSQL URL. And the PostgreSQL recipe of docs/deployment.md run as written (pg_dump,
+`--files-only`, pg_restore, `medview restore`). Real processes, real files, real databases."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
 import tarfile
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
+from app.config import Settings
 from app.datasets.bis5k.synth import generate_bis5k
 from app.datasets.ingest import ingest_path
 from app.db.migrate import is_current
-from tests.conftest import fresh_database
+from app.db.session import make_engine
+from app.main import create_app
+from tests.conftest import PG_URL, fresh_database
 from tests.deploy.processes import medview_env, run, serve, stop
 from tests.helpers.auth import api_token
 from tests.helpers.wait import wait_until
+
 
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
@@ -101,7 +112,8 @@ def test_backup_of_a_live_server_with_writes_restores_into_a_fresh_server(settin
     server, base = serve(env, tmp_path)
     try:
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
-            items = [i["id"] for i in api.get(f"/api/datasets/{dataset_id}/items", params={"limit": 50}).json()["items"]]
+            listing = api.get(f"/api/datasets/{dataset_id}/items", params={"limit": 50}).json()
+            items = [i["id"] for i in listing["items"]]
             detail = next(d for d in (api.get(f"/api/items/{i}").json() for i in items)
                           if any(a["kind"] == "mask" for a in d["annotations"]))
         ann = next(a for a in detail["annotations"] if a["kind"] == "mask")
@@ -208,3 +220,85 @@ def test_backup_and_restore_refuse_bad_input(settings, engine, tmp_path):
     assert r.returncode == 0, r.stderr
     with tarfile.open(tmp_path / "pg.tar") as tar:
         assert "medview.db" not in tar.getnames()
+
+
+@pytest.fixture
+def pg_urls(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[tuple[str, str]]:
+    """(a migrated PostgreSQL database, an empty one to restore into); both dropped afterwards."""
+    if not PG_URL:
+        pytest.skip("MEDVIEW_TEST_POSTGRES_URL not set")
+    if not (shutil.which("pg_dump") and shutil.which("pg_restore")):
+        pytest.skip("pg_dump / pg_restore not on PATH (postgresql-client)")
+    name = f"medview_restored_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        for source in fresh_database(request, "postgresql", tmp_path, sqlite_template):
+            yield source, make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _libpq(url: str) -> tuple[str, dict[str, str]]:
+    """The documented recipe's connection: a libpq URL without the password, which goes in PGPASSWORD."""
+    parsed = make_url(url)
+    env = {**os.environ, **({"PGPASSWORD": parsed.password} if parsed.password else {})}
+    return parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False), env
+
+
+def test_postgresql_recipe_pg_dump_and_files_only_backup_restore_into_a_fresh_server(pg_urls, tmp_path):
+    """docs/deployment.md's PostgreSQL recipe as written: pg_dump, `medview backup --files-only`, pg_restore into
+    an empty database, `medview restore`; then a server on the restored database shows the same data."""
+    source, target = pg_urls
+    data = tmp_path / "data"
+    settings = Settings(_env_file=None, database_url=source, data_dir=data, data_roots=str(tmp_path),
+                        allowed_hosts="testserver")
+    engine = make_engine(source)
+    bis = generate_bis5k(tmp_path / "bis5k", n_train=3, n_test=1, seed=5).root
+    dataset_id = ingest_path(engine, settings, bis, kind="bis5k", name="bis").dataset_id
+    engine.dispose()
+    token = api_token(settings)
+    with TestClient(create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        item = next(d for d in (client.get(f"/api/items/{i['id']}").json() for i in
+                                client.get(f"/api/datasets/{dataset_id}/items").json()["items"])
+                    if any(a["kind"] == "mask" for a in d["annotations"]))
+        ann = next(a for a in item["annotations"] if a["kind"] == "mask")
+        painted = np.zeros((item["height"], item["width"]), np.uint8)
+        painted[5:25, 5:45] = 255
+        edited = client.put(f"/api/annotations/{ann['id']}", json={"version": 1, "geometry": {"png": b64png(painted)}})
+        assert edited.status_code == 200, edited.text
+        assert client.post(f"/api/items/{item['id']}/comments", json={"text": "kept"}).status_code == 201
+    stored = edited.json()["geometry"]["stored"]
+
+    dump_url, dump_env = _libpq(source)
+    dumped = subprocess.run(["pg_dump", "--format=custom", "--file", str(tmp_path / "medview.pgdump"), dump_url],
+                            env=dump_env, capture_output=True, text=True, timeout=120)
+    assert dumped.returncode == 0, dumped.stderr
+    env = medview_env(MEDVIEW_DATABASE_URL=source, MEDVIEW_DATA_DIR=str(data), MEDVIEW_DATA_ROOTS=str(tmp_path))
+    files = run(["backup", "--files-only", str(tmp_path / "files.tar")], env, tmp_path)
+    assert files.returncode == 0, files.stderr
+
+    restore_url, restore_env = _libpq(target)
+    restored = subprocess.run(["pg_restore", "--no-owner", "--exit-on-error", "--single-transaction", "--dbname",
+                               restore_url, str(tmp_path / "medview.pgdump")],
+                              env=restore_env, capture_output=True, text=True, timeout=120)
+    assert restored.returncode == 0, restored.stderr
+    env2 = medview_env(MEDVIEW_DATABASE_URL=target, MEDVIEW_DATA_DIR=str(tmp_path / "restored"),
+                       MEDVIEW_DATA_ROOTS=str(tmp_path))
+    put_back = run(["restore", str(tmp_path / "files.tar")], env2, tmp_path)
+    assert put_back.returncode == 0 and "no database in this backup" in put_back.stdout, put_back.stderr
+    assert (tmp_path / "restored" / "masks" / stored).read_bytes() == (data / "masks" / stored).read_bytes()
+
+    server, base = serve(env2, tmp_path)
+    try:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
+            assert api.get(f"/api/datasets/{dataset_id}").json()["item_count"] == 4
+            mask = api.get(f"/api/annotations/{edited.json()['id']}/mask")
+            assert mask.status_code == 200 and mask.headers["content-type"] == "image/png"
+            assert [c["text"] for c in api.get(f"/api/items/{item['id']}/comments").json()] == ["kept"]
+    finally:
+        stop(server)
