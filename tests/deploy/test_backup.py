@@ -13,6 +13,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import tarfile
@@ -36,7 +37,7 @@ from app.db.migrate import is_current
 from app.db.session import make_engine
 from app.main import create_app
 from tests.conftest import PG_URL, fresh_database
-from tests.deploy.processes import medview_env, run, serve, stop
+from tests.deploy.processes import log_of, medview_env, run, serve, start, stop
 from tests.helpers.auth import api_token
 from tests.helpers.wait import wait_until
 
@@ -302,3 +303,38 @@ def test_postgresql_recipe_pg_dump_and_files_only_backup_restore_into_a_fresh_se
             assert [c["text"] for c in api.get(f"/api/items/{item['id']}/comments").json()] == ["kept"]
     finally:
         stop(server)
+
+
+def test_backup_killed_mid_way_leaves_no_file_at_out(settings, tmp_path):
+    """SIGKILL while the tar is being written (a 2 GB sparse model file makes that take a while): nothing at OUT,
+    only the `.partial` folder the docs mention; the next backup to the same OUT succeeds."""
+    big = settings.data_dir / "models" / "1" / "big.onnx"
+    big.parent.mkdir(parents=True)
+    with big.open("wb") as fh:
+        fh.truncate(2 << 30)  # sparse: no disk used until the tar copies it
+    env = medview_env(MEDVIEW_DATABASE_URL=settings.database_url, MEDVIEW_DATA_DIR=str(settings.data_dir))
+    out = tmp_path / "killed.tar"
+    proc = start(["backup", str(out)], env, tmp_path)
+
+    def copying_the_model() -> bool:
+        assert proc.poll() is None, f"the backup ended before it could be killed: {log_of(proc)[-1000:]}"
+        return any(p.stat().st_size > 64 << 20 for p in tmp_path.glob(".killed.tar.*.partial/backup.tar"))
+
+    try:
+        wait_until(copying_the_model, 120, "the backup to be copying the model file")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        big.unlink()
+    assert proc.returncode == -signal.SIGKILL
+    assert not out.exists()
+    partial = list(tmp_path.glob(".killed.tar.*.partial"))
+    assert len(partial) == 1
+    shutil.rmtree(partial[0])
+    again = run(["backup", str(out)], env, tmp_path)
+    assert again.returncode == 0, again.stderr
+    with tarfile.open(out) as tar:
+        assert "data/models/1/big.onnx" not in tar.getnames() and "medview.db" in tar.getnames()
