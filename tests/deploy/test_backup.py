@@ -3,39 +3,37 @@
 write acknowledged before the backup began is there, the writes it holds are exactly a prefix of the writer's
 (commit order: no torn state), each with its audit event, and every stored mask it names is restored and served.
 Plus the bad inputs: an existing OUT, an existing database, a tar that is not a backup, a member outside the
-backed-up places, a PostgreSQL URL. And the PostgreSQL recipe of docs/deployment.md run as written (pg_dump,
-`--files-only`, pg_restore, `medview restore`). Real processes, real files, real databases."""
+backed-up places, a PostgreSQL URL; a backup killed mid-way. And the PostgreSQL recipe of docs/deployment.md run
+as written (pg_dump, `--files-only`, pg_restore, `medview restore`) under the same writes and checks. Real
+processes, real files, real databases."""
 
 from __future__ import annotations
 
 import base64
 import io
-import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import tarfile
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.datasets.bis5k.synth import generate_bis5k
 from app.datasets.ingest import ingest_path
 from app.db.migrate import is_current
+from app.db.models import Annotation
 from app.db.session import make_engine
-from app.main import create_app
 from tests.conftest import PG_URL, fresh_database
 from tests.deploy.processes import log_of, medview_env, run, serve, start, stop
 from tests.helpers.auth import api_token
@@ -94,91 +92,114 @@ class Writer(threading.Thread):
             n += 1
 
 
-def _rows(db: Path) -> dict[str, set[int]]:
-    conn = sqlite3.connect(db)
+def _snapshot(url: str) -> tuple[dict[str, set[int]], dict[str, int], list[tuple[int, str]]]:
+    """(ids of the written tables, audit events per action, (annotation id, stored mask file) pairs) of a database."""
+    engine = create_engine(url)
     try:
-        return {t: {r[0] for r in conn.execute(f"SELECT id FROM {t}")} for t in ("comments", "reviews", "annotations")}
+        with engine.connect() as conn:
+            rows = {t: set(conn.scalars(text(f"SELECT id FROM {t}"))) for t in ("comments", "reviews", "annotations")}
+            audit = {a: n for a, n in conn.execute(text("SELECT action, count(*) FROM audit_events GROUP BY action"))}
+            stored = [(i, g["stored"]) for i, g in conn.execute(select(Annotation.id, Annotation.geometry))
+                      if "stored" in g]
     finally:
-        conn.close()
+        engine.dispose()
+    return rows, audit, stored
+
+
+def _writer(base: str, token: str, dataset_id: int) -> Writer:
+    """A Writer over the dataset's items, editing the first item that has a mask annotation."""
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
+        listing = api.get(f"/api/datasets/{dataset_id}/items", params={"limit": 50}).json()
+        items = [i["id"] for i in listing["items"]]
+        detail = next(d for d in (api.get(f"/api/items/{i}").json() for i in items)
+                      if any(a["kind"] == "mask" for a in d["annotations"]))
+    ann = next(a for a in detail["annotations"] if a["kind"] == "mask")
+    return Writer(base, token, items, {"id": ann["id"], "version": ann["version"], "width": detail["width"],
+                                       "height": detail["height"]})
+
+
+def _back_up_while_writing(writer: Writer, back_up: Callable[[], None]) -> list[tuple[str, int]]:
+    """Start the writer, run `back_up` once a dozen writes are in, keep writing a little after; the writes
+    acknowledged before the backup started."""
+    writer.start()
+    try:
+        wait_until(lambda: len(writer.done) >= 12 or writer.failures, 60, "a dozen writes before the backup")
+        acknowledged = list(writer.done)  # every write here committed before the backup started
+        back_up()
+        during = len(writer.done) - len(acknowledged)
+        wait_until(lambda: len(writer.done) >= len(acknowledged) + during + 6 or writer.failures, 60,
+                   "writes after the backup")
+    finally:
+        writer.stop.set()
+        writer.join(timeout=30)
+    assert not writer.failures, writer.failures
+    assert during > 0, "no write ran while the backup did: the test did not test a live backup"
+    return acknowledged
+
+
+def _check_restored(live_url: str, restored_url: str, restored_data: Path, writer: Writer,
+                    acknowledged: list[tuple[str, int]]) -> tuple[dict[str, set[int]], list[tuple[int, str]]]:
+    """Every acknowledged write there, the writes held exactly a prefix of the writer's (no torn state), each
+    with its audit event, every stored mask named present, the schema at the newest revision."""
+    rows, audit, stored = _snapshot(restored_url)
+    held = [w for w in writer.done if w[1] in rows[w[0]]]
+    assert set(acknowledged) <= set(held)
+    assert held == writer.done[:len(held)], "the backup holds a write without one committed before it"
+    live = _snapshot(live_url)[0]
+    assert all(ids <= live[t] for t, ids in rows.items())
+    assert audit.get("comment.add") == len(rows["comments"]) and audit.get("review.add") == len(rows["reviews"])
+    assert audit.get("annotation.edit") == len(stored) and len(stored) >= 4
+    assert all((restored_data / "masks" / name).is_file() for _, name in stored)
+    restored_engine = create_engine(restored_url)
+    assert is_current(restored_engine)
+    restored_engine.dispose()
+    return rows, stored
+
+
+def _check_served(env: dict[str, str], cwd: Path, token: str, dataset_id: int, items: list[int],
+                  rows: dict[str, set[int]], stored: list[tuple[int, str]]) -> None:
+    """A fresh server on the restored state: the dataset, every stored mask version, every comment."""
+    server, base = serve(env, cwd)
+    try:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
+            assert api.get("/api/health").json()["status"] == "ok"
+            assert api.get(f"/api/datasets/{dataset_id}").json()["item_count"] == len(items)
+            for annotation_id, _ in stored:  # every stored mask version reads back from the restored data dir
+                r = api.get(f"/api/annotations/{annotation_id}/mask")
+                assert r.status_code == 200 and r.headers["content-type"] == "image/png", (annotation_id, r.text[:200])
+            assert sum(len(api.get(f"/api/items/{i}/comments").json()) for i in items) == len(rows["comments"])
+    finally:
+        stop(server)
 
 
 def test_backup_of_a_live_server_with_writes_restores_into_a_fresh_server(settings, engine, tmp_path):
     bis = generate_bis5k(tmp_path / "bis5k", n_train=4, n_test=2, seed=4).root
     dataset_id = ingest_path(engine, settings, bis, kind="bis5k", name="bis").dataset_id
     token = api_token(settings)
-    db = Path(settings.database_url.removeprefix("sqlite:///"))
-    roots = f"{tmp_path}"
     env = medview_env(MEDVIEW_DATABASE_URL=settings.database_url, MEDVIEW_DATA_DIR=str(settings.data_dir),
-                      MEDVIEW_DATA_ROOTS=roots)
+                      MEDVIEW_DATA_ROOTS=str(tmp_path))
+    backups: list[subprocess.CompletedProcess[str]] = []
     server, base = serve(env, tmp_path)
     try:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
-            listing = api.get(f"/api/datasets/{dataset_id}/items", params={"limit": 50}).json()
-            items = [i["id"] for i in listing["items"]]
-            detail = next(d for d in (api.get(f"/api/items/{i}").json() for i in items)
-                          if any(a["kind"] == "mask" for a in d["annotations"]))
-        ann = next(a for a in detail["annotations"] if a["kind"] == "mask")
-        writer = Writer(base, token, items, {"id": ann["id"], "version": ann["version"],
-                                             "width": detail["width"], "height": detail["height"]})
-        writer.start()
-        wait_until(lambda: len(writer.done) >= 12 or writer.failures, 60, "a dozen writes before the backup")
-        acknowledged = list(writer.done)  # every write here committed before the backup started
-        backup = run(["backup", str(tmp_path / "medview.tar")], env, tmp_path)
-        during = len(writer.done) - len(acknowledged)
-        wait_until(lambda: len(writer.done) >= len(acknowledged) + during + 6 or writer.failures, 60,
-                   "writes after the backup")
-        writer.stop.set()
-        writer.join(timeout=30)
+        writer = _writer(base, token, dataset_id)
+        acknowledged = _back_up_while_writing(
+            writer, lambda: backups.append(run(["backup", str(tmp_path / "medview.tar")], env, tmp_path)))
     finally:
         log = stop(server)
-    assert not writer.failures, writer.failures
-    assert backup.returncode == 0, backup.stderr
-    assert "integrity ok" in backup.stdout and "Traceback" not in log, (backup.stdout, log[-2000:])
-    assert during > 0, "no write ran while the backup did: the test did not test a live backup"
+    assert backups[0].returncode == 0, backups[0].stderr
+    assert "integrity ok" in backups[0].stdout and "Traceback" not in log, (backups[0].stdout, log[-2000:])
 
-    restored_db = tmp_path / "restored" / "medview.db"
+    restored_url = f"sqlite:///{tmp_path / 'restored' / 'medview.db'}"
     restored_data = tmp_path / "restored" / "data"
-    env2 = medview_env(MEDVIEW_DATABASE_URL=f"sqlite:///{restored_db}", MEDVIEW_DATA_DIR=str(restored_data),
-                       MEDVIEW_DATA_ROOTS=roots)
+    env2 = medview_env(MEDVIEW_DATABASE_URL=restored_url, MEDVIEW_DATA_DIR=str(restored_data),
+                       MEDVIEW_DATA_ROOTS=str(tmp_path))
     result = run(["restore", str(tmp_path / "medview.tar")], env2, tmp_path)
     assert result.returncode == 0, result.stderr
     again = run(["restore", str(tmp_path / "medview.tar")], env2, tmp_path)
     assert again.returncode == 2 and "a database exists" in again.stderr and "--force" in again.stderr
 
-    # the writes it holds: every one acknowledged before the backup, and exactly a prefix of the writer's order
-    rows = _rows(restored_db)
-    held = [w for w in writer.done if w[1] in rows[w[0]]]
-    assert set(acknowledged) <= set(held)
-    assert held == writer.done[:len(held)], "the backup holds a write without one committed before it"
-    live = _rows(db)
-    assert {t: ids - live[t] for t, ids in rows.items()} == {"comments": set(), "reviews": set(), "annotations": set()}
-    conn = sqlite3.connect(restored_db)
-    try:
-        audit = dict(conn.execute("SELECT action, count(*) FROM audit_events GROUP BY action").fetchall())
-        stored = [(i, json.loads(g)["stored"]) for i, g in
-                  conn.execute("SELECT id, geometry FROM annotations WHERE geometry LIKE '%stored%'")]
-    finally:
-        conn.close()
-    assert audit.get("comment.add") == len(rows["comments"]) and audit.get("review.add") == len(rows["reviews"])
-    assert audit.get("annotation.edit") == len(stored) and len(stored) >= 4
-    assert all((restored_data / "masks" / name).is_file() for _, name in stored)
-    restored_engine = create_engine(f"sqlite:///{restored_db}")
-    assert is_current(restored_engine)
-    restored_engine.dispose()
-
-    fresh, base2 = serve(env2, tmp_path)
-    try:
-        with httpx.Client(base_url=base2, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api2:
-            assert api2.get("/api/health").json()["status"] == "ok"
-            listed = api2.get(f"/api/datasets/{dataset_id}").json()
-            assert listed["item_count"] == len(items)
-            for annotation_id, _ in stored:  # every stored mask version reads back from the restored data dir
-                r = api2.get(f"/api/annotations/{annotation_id}/mask")
-                assert r.status_code == 200 and r.headers["content-type"] == "image/png", (annotation_id, r.text[:200])
-            comments = sum(len(api2.get(f"/api/items/{i}/comments").json()) for i in items)
-            assert comments == len(rows["comments"])
-    finally:
-        stop(fresh)
+    rows, stored = _check_restored(settings.database_url, restored_url, restored_data, writer, acknowledged)
+    _check_served(env2, tmp_path, token, dataset_id, writer.items, rows, stored)
 
 
 def test_backup_and_restore_refuse_bad_input(settings, engine, tmp_path):
@@ -250,59 +271,48 @@ def _libpq(url: str) -> tuple[str, dict[str, str]]:
     return parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False), env
 
 
-def test_postgresql_recipe_pg_dump_and_files_only_backup_restore_into_a_fresh_server(pg_urls, tmp_path):
-    """docs/deployment.md's PostgreSQL recipe as written: pg_dump, `medview backup --files-only`, pg_restore into
-    an empty database, `medview restore`; then a server on the restored database shows the same data."""
+def test_postgresql_recipe_while_writing_restores_into_a_fresh_server(pg_urls, tmp_path):
+    """docs/deployment.md's PostgreSQL recipe as written, on a live server while a client writes: pg_dump, then
+    `medview backup --files-only`; pg_restore into an empty database and `medview restore`; the same checks
+    as for SQLite, and a fresh server on the restored database."""
     source, target = pg_urls
     data = tmp_path / "data"
-    settings = Settings(_env_file=None, database_url=source, data_dir=data, data_roots=str(tmp_path),
-                        allowed_hosts="testserver")
+    settings = Settings(_env_file=None, database_url=source, data_dir=data, data_roots=str(tmp_path))
     engine = make_engine(source)
-    bis = generate_bis5k(tmp_path / "bis5k", n_train=3, n_test=1, seed=5).root
+    bis = generate_bis5k(tmp_path / "bis5k", n_train=4, n_test=2, seed=5).root
     dataset_id = ingest_path(engine, settings, bis, kind="bis5k", name="bis").dataset_id
     engine.dispose()
     token = api_token(settings)
-    with TestClient(create_app(settings)) as client:
-        client.headers["Authorization"] = f"Bearer {token}"
-        item = next(d for d in (client.get(f"/api/items/{i['id']}").json() for i in
-                                client.get(f"/api/datasets/{dataset_id}/items").json()["items"])
-                    if any(a["kind"] == "mask" for a in d["annotations"]))
-        ann = next(a for a in item["annotations"] if a["kind"] == "mask")
-        painted = np.zeros((item["height"], item["width"]), np.uint8)
-        painted[5:25, 5:45] = 255
-        edited = client.put(f"/api/annotations/{ann['id']}", json={"version": 1, "geometry": {"png": b64png(painted)}})
-        assert edited.status_code == 200, edited.text
-        assert client.post(f"/api/items/{item['id']}/comments", json={"text": "kept"}).status_code == 201
-    stored = edited.json()["geometry"]["stored"]
-
-    dump_url, dump_env = _libpq(source)
-    dumped = subprocess.run(["pg_dump", "--format=custom", "--file", str(tmp_path / "medview.pgdump"), dump_url],
-                            env=dump_env, capture_output=True, text=True, timeout=120)
-    assert dumped.returncode == 0, dumped.stderr
     env = medview_env(MEDVIEW_DATABASE_URL=source, MEDVIEW_DATA_DIR=str(data), MEDVIEW_DATA_ROOTS=str(tmp_path))
-    files = run(["backup", "--files-only", str(tmp_path / "files.tar")], env, tmp_path)
-    assert files.returncode == 0, files.stderr
+    dump_url, dump_env = _libpq(source)
+    steps: list[subprocess.CompletedProcess[str]] = []
+
+    def back_up() -> None:  # the database first, then the files (docs/deployment.md)
+        steps.append(subprocess.run(["pg_dump", "--format=custom", "--file", str(tmp_path / "medview.pgdump"),
+                                     dump_url], env=dump_env, capture_output=True, text=True, timeout=120))
+        steps.append(run(["backup", "--files-only", str(tmp_path / "files.tar")], env, tmp_path))
+
+    server, base = serve(env, tmp_path)
+    try:
+        writer = _writer(base, token, dataset_id)
+        acknowledged = _back_up_while_writing(writer, back_up)
+    finally:
+        stop(server)
+    assert [step.returncode for step in steps] == [0, 0], [step.stderr for step in steps]
 
     restore_url, restore_env = _libpq(target)
     restored = subprocess.run(["pg_restore", "--no-owner", "--exit-on-error", "--single-transaction", "--dbname",
                                restore_url, str(tmp_path / "medview.pgdump")],
                               env=restore_env, capture_output=True, text=True, timeout=120)
     assert restored.returncode == 0, restored.stderr
-    env2 = medview_env(MEDVIEW_DATABASE_URL=target, MEDVIEW_DATA_DIR=str(tmp_path / "restored"),
+    restored_data = tmp_path / "restored"
+    env2 = medview_env(MEDVIEW_DATABASE_URL=target, MEDVIEW_DATA_DIR=str(restored_data),
                        MEDVIEW_DATA_ROOTS=str(tmp_path))
     put_back = run(["restore", str(tmp_path / "files.tar")], env2, tmp_path)
     assert put_back.returncode == 0 and "no database in this backup" in put_back.stdout, put_back.stderr
-    assert (tmp_path / "restored" / "masks" / stored).read_bytes() == (data / "masks" / stored).read_bytes()
 
-    server, base = serve(env2, tmp_path)
-    try:
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
-            assert api.get(f"/api/datasets/{dataset_id}").json()["item_count"] == 4
-            mask = api.get(f"/api/annotations/{edited.json()['id']}/mask")
-            assert mask.status_code == 200 and mask.headers["content-type"] == "image/png"
-            assert [c["text"] for c in api.get(f"/api/items/{item['id']}/comments").json()] == ["kept"]
-    finally:
-        stop(server)
+    rows, stored = _check_restored(source, target, restored_data, writer, acknowledged)
+    _check_served(env2, tmp_path, token, dataset_id, writer.items, rows, stored)
 
 
 def test_backup_killed_mid_way_leaves_no_file_at_out(settings, tmp_path):
