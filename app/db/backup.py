@@ -114,7 +114,7 @@ def backup(database_url: str, data_dir: Path, out: Path, *, force: bool = False,
             body = json.dumps(manifest, indent=1).encode()
             info = tarfile.TarInfo(MANIFEST)
             info.size, info.mtime, info.mode = len(body), int(time.time()), 0o644
-            tar.addfile(info, _bytes_reader(body))
+            tar.addfile(info, io.BytesIO(body))
         tar_path.chmod(SECRET_MODE)  # it holds password hashes and the session key
         _fsync(tar_path)
         os.replace(tar_path, out)
@@ -208,7 +208,10 @@ def restore(backup_file: Path, database_url: str, data_dir: Path, *, force: bool
     except (tarfile.TarError, OSError) as exc:
         raise InvalidInput(f"{backup_file} is not a MedView backup (not a tar file: {exc})") from None
     with tar:
-        _restore_from(tar, backup_file, database_url, data_dir, force, report)
+        try:
+            _restore_from(tar, backup_file, database_url, data_dir, force, report)
+        except (tarfile.TarError, EOFError) as exc:  # cut short or damaged: found before the database is touched
+            raise InvalidInput(f"{backup_file} is damaged ({exc}); the database was not restored") from None
     return report
 
 
@@ -324,10 +327,6 @@ def _repoint_models(db: Path, old_data_dir: str, new_data_dir: Path) -> None:
 
 def _database_present(path: Path) -> bool:
     return path.exists() and path.stat().st_size > 0
-
-
-def _bytes_reader(body: bytes) -> io.BytesIO:
-    return io.BytesIO(body)
 
 
 def _fsync(path: Path) -> None:

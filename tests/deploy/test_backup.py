@@ -231,6 +231,11 @@ def test_backup_and_restore_refuse_bad_input(settings, engine, tmp_path):
     r = run(["restore", str(evil)], target, tmp_path)
     assert r.returncode == 2 and "'data/../../escaped.txt' is not a file a MedView backup holds" in r.stderr
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "new" / "m.db").exists()
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(out.read_bytes()[:40_000])  # a copy cut short inside the database
+    r = run(["restore", str(cut)], target, tmp_path)
+    assert r.returncode == 2 and "cut.tar is damaged" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "new" / "m.db").exists()
     r = run(["restore", str(tmp_path / "missing.tar")], target, tmp_path)
     assert r.returncode == 2 and "does not exist" in r.stderr
 
