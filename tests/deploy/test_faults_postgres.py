@@ -45,8 +45,8 @@ def own_postgres() -> Iterator[OwnPostgres]:
 
 
 class Load(threading.Thread):
-    """GETs the grid, an item and the facets in turn, as fast as answers come; records (phase, path, status,
-    body, Retry-After) — or the transport error, which should never happen."""
+    """GETs the grid, an item, the facets and the dataset page in turn, as fast as answers come; records (phase,
+    path, status, body, Retry-After) — or the transport error, which should never happen."""
 
     def __init__(self, base: str, token: str, paths: list[str]):
         super().__init__(name="pg-load", daemon=True)
@@ -68,7 +68,8 @@ class Load(threading.Thread):
                 except httpx.HTTPError as exc:
                     self.errors.append(f"{phase} {path}: {type(exc).__name__}: {exc}")
                     continue
-                self.seen.append((phase, path, r.status_code, r.text[:500], r.headers.get("retry-after")))
+                body = r.text if r.status_code != 200 else r.text[:200]
+                self.seen.append((phase, path, r.status_code, body, r.headers.get("retry-after")))
 
     def count(self, phase: str, status: int | None = None) -> int:
         return sum(1 for p, _, s, _, _ in self.seen if p == phase and (status is None or s == status))
@@ -102,7 +103,7 @@ def test_postgres_restart_under_load_is_503_then_recovers_without_restarting(own
 
     server, base = serve(env, tmp_path, workers=2)
     load = Load(base, token, [f"/api/datasets/{dataset_id}/items?limit=20", f"/api/items/{item_id}",
-                              f"/api/datasets/{dataset_id}/facets"])
+                              f"/api/datasets/{dataset_id}/facets", f"/datasets/{dataset_id}"])
     load.start()
     try:
         wait_until(lambda: load.count("before", 200) >= 15 or load.errors, 60, "answers before the restart")
@@ -122,8 +123,11 @@ def test_postgres_restart_under_load_is_503_then_recovers_without_restarting(own
     assert not load.errors, load.errors[:5]
     assert {s for _, _, s, _, _ in load.seen} <= {200, 503}, sorted({(p, s) for _, p, s, _, _ in load.seen})
     assert load.count("before") == load.count("before", 200)
-    refusals = [json.loads(body) for _, _, s, body, _ in load.seen if s == 503]
-    assert all(set(r) == {"detail"} and "database unavailable" in r["detail"].lower() for r in refusals), refusals
+    refusals = [json.loads(body) for _, path, s, body, _ in load.seen if s == 503 and path.startswith("/api/")]
+    assert refusals and all(set(r) == {"detail"} and "database unavailable" in r["detail"].lower()
+                            for r in refusals), refusals
+    pages = [body for _, path, s, body, _ in load.seen if s == 503 and not path.startswith("/api/")]
+    assert pages and all("database unavailable" in body.lower() and "Traceback" not in body for body in pages)
     # no request failed with a traceback (a background thread's poll may log one while the database is down)
     assert "unhandled error" not in log and "Exception in ASGI application" not in log, log[-3000:]
     assert "database unavailable on GET" in log  # one line per refusal in the server's log, for the operator
