@@ -16,12 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.datasets.ingest import ingest_path
 from app.datasets.pcam import pixels
 from app.datasets.pcam.synth import generate_pcam
 from app.db.session import make_engine
+from tests.conftest import PG_URL
 from tests.deploy.own_postgres import OwnPostgres
 from tests.deploy.processes import medview_env, run, serve, stop
 from tests.helpers.auth import api_token
@@ -131,3 +133,30 @@ def test_postgres_restart_under_load_is_503_then_recovers_without_restarting(own
     # no request failed with a traceback (a background thread's poll may log one while the database is down)
     assert "unhandled error" not in log and "Exception in ASGI application" not in log, log[-3000:]
     assert "database unavailable on GET" in log  # one line per refusal in the server's log, for the operator
+
+
+@pytest.mark.skipif(not PG_URL, reason="MEDVIEW_TEST_POSTGRES_URL not set")
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_database_refusing_connections_is_503_then_200_in_process(client, settings, database_url, ingested):
+    """The same on the shared PostgreSQL without stopping it: only this test's database refuses new connections
+    and has its open ones terminated, then accepts them again."""
+    name = make_url(database_url).database
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    grid = f"/api/datasets/{ingested.dataset_id}/items?limit=5"
+    assert client.get(grid).status_code == 200
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                         {"name": name})
+        for path in (grid, f"/api/datasets/{ingested.dataset_id}"):
+            r = client.get(path)
+            assert r.status_code == 503 and r.json() == {"detail": "database unavailable; try again in a moment"}
+            assert r.headers["retry-after"] == "2"
+        page = client.get(f"/datasets/{ingested.dataset_id}", headers={"Accept": "text/html"})
+        assert page.status_code == 503 and "database unavailable" in page.text and "Traceback" not in page.text
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+    wait_until(lambda: client.get(grid).status_code == 200, 30, "the app to reconnect")
