@@ -25,6 +25,7 @@ from app.accounts.throttle import LoginThrottle
 from app.api import admin as api_admin
 from app.api import auth as api_auth
 from app.api import datasets as api_datasets
+from app.api import db_errors
 from app.api import exports as api_exports
 from app.api import health as api_health
 from app.api import items as api_items
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)
     app.add_middleware(TrustedHosts, allowed=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()])
     _install_error_handlers(app)
+    db_errors.install(app)  # the database gone for a moment: 503, not 500
     return app
 
 

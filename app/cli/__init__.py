@@ -1,5 +1,5 @@
-"""The `medview` command: serve, demo, worker, ingest, models, predict, export, db, users. Messages go to stderr;
-summaries to stdout.
+"""The `medview` command: serve, demo, worker, ingest, models, predict, export, db, users, backup, restore.
+Messages go to stderr; summaries to stdout.
 
 Start-up is part of every command's time (an export of a table is mostly start-up), so what only some commands
 need — rich's consoles and progress bars, numpy, OpenCV, the web stack, model runtimes, DICOM/NIfTI libraries —
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import OperationalError as DBAPIOperationalError
 
 from app.accounts.cli import add_users_command
+from app.cli.backup import add_backup_commands
 from app.cli.data import cmd_db, cmd_export, cmd_ingest, cmd_models, cmd_predict
 from app.cli.server import cmd_demo, cmd_serve, cmd_worker
 from app.config import Settings
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("revision", nargs="?")
     p.set_defaults(func=cmd_db)
     add_users_command(sub)
+    add_backup_commands(sub)
     return parser
 
 

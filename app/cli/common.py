@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 from app.config import Settings
@@ -24,10 +25,26 @@ def engine_for(settings: Settings) -> Engine:
     return make_engine(settings.database_url)
 
 
+@contextmanager
+def database_file_errors(settings: Settings) -> Iterator[None]:
+    """A SQLite path that cannot be a file — a file where its folder should be, a read-only disk — is one line
+    naming the path (InvalidInput), not a traceback."""
+    from app.db.session import safe_url
+
+    try:
+        yield
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise InvalidInput(f"database {safe_url(settings.database_url)} unavailable: "
+                           f"{exc.strerror or type(exc).__name__}{where}") from None
+
+
 def ensure_schema(settings: Settings) -> None:
+    """The database at the newest schema (a local SQLite file is migrated here)."""
     from app.db.migrate import ensure_schema as migrate_to_head
 
-    migrate_to_head(settings.database_url, settings.database_kind)
+    with database_file_errors(settings):
+        migrate_to_head(settings.database_url, settings.database_kind)
 
 
 def field_filters(extra: Sequence[str]) -> dict[str, list[str]]:

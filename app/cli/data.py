@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from app.cli.common import MAX_LISTED_PROBLEMS, by_name, engine_for, ensure_schema, field_filters
+from app.cli.common import MAX_LISTED_PROBLEMS, by_name, database_file_errors, engine_for, ensure_schema, field_filters
 from app.config import Settings
 from app.console import err, out, progress_bar
 from app.db.session import safe_url
@@ -17,7 +17,8 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     from app.db.migrate import downgrade, upgrade
 
     if args.action == "upgrade":
-        upgrade(settings.database_url)
+        with database_file_errors(settings):
+            upgrade(settings.database_url)
         err.print(f"database at the newest schema: {safe_url(settings.database_url)}", markup=False)
     elif args.action == "downgrade":
         downgrade(settings.database_url, args.revision or "-1")

@@ -64,3 +64,16 @@ def test_worker_with_redis_down_is_one_line(tmp_path):
     line = one_line(result)
     assert line.startswith(f"medview worker: job queue redis://:***@127.0.0.1:{port}/0 unreachable:")
     assert "refused" in line.lower() and "queue-pw" not in line
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["db", "upgrade"], ["ingest", "."]])
+@pytest.mark.parametrize("blocker", ["a file where its folder should be", "a folder where the file should be"])
+def test_unusable_sqlite_path_is_one_line(tmp_path, command, blocker):
+    if blocker.startswith("a file"):
+        (tmp_path / "blocked").write_text("not a folder")
+        path, expected = tmp_path / "blocked" / "medview.db", f"File exists: {tmp_path / 'blocked'}"
+    else:
+        (tmp_path / "medview.db").mkdir()
+        path, expected = tmp_path / "medview.db", "unable to open database file"
+    line = one_line(medview(command, tmp_path, MEDVIEW_DATABASE_URL=f"sqlite:///{path}"))
+    assert line.startswith(f"medview {command[0]}: database sqlite:///{path} unavailable: ") and expected in line
