@@ -20,6 +20,12 @@ function say(text) {
   message.textContent = text || "";
 }
 
+/** The job's phase; a job just claimed by a worker (running, its runner not yet started) is "starting". */
+function phaseOf(job) {
+  const phase = job.params?.phase || "queued";
+  return job.status === "running" && phase === "queued" ? "starting" : phase;
+}
+
 function describe(job) {
   const p = job.params || {};
   if (job.status === "done" && p.result) {
@@ -31,7 +37,7 @@ function describe(job) {
   if (job.status === "failed") return `failed — ${job.error || "unknown error"}`;
   if (job.status === "cancelled") return "cancelled";
   const counts = job.total ? ` ${job.done.toLocaleString()} / ${job.total.toLocaleString()}` : "";
-  return `${job.status} · ${p.phase || "waiting"}${counts}`;
+  return `${job.status} · ${phaseOf(job)}${counts}`;
 }
 
 function render(job) {
@@ -47,7 +53,7 @@ function render(job) {
   }
   const p = job.params || {};
   li.dataset.status = job.status;
-  li.dataset.phase = p.phase || "";
+  li.dataset.phase = phaseOf(job);
   li.querySelector(".job-name").textContent = `#${job.id} ${p.name || ""} (${p.kind || "auto"})`;
   li.querySelector(".job-name").title = p.path || "";
   const bar = li.querySelector("progress");

@@ -276,3 +276,13 @@ def test_progress_is_written_per_phase_and_throttled_not_per_item(engine, settin
         now[0] += 1
         with pytest.raises(ingest_jobs.Cancelled):  # the update matches no active job: cancelled meanwhile
             writer("writing items", 12, 20)
+
+
+def test_the_datasets_page_offers_add_dataset_to_admins_only(client, anon_client, settings):
+    page = client.get("/", headers={"accept": "text/html"}).text
+    assert 'id="ingest-form"' in page and "js/ingest.js" in page and '<option value="" selected>auto-detect' in page
+    assert all(f'<option value="{k}">' in page for k in ("deeplesion", "pcam", "imagefolder", "dicom"))
+    assert '"datasets": "/api/datasets"' in page and "<script>" not in page  # data for the script, no inline code
+    for role in ("viewer", "reviewer"):
+        other = anon_client.get("/", headers={"accept": "text/html", **_as(settings, role)}).text
+        assert "Datasets" in other and "ingest-form" not in other and "ingest.js" not in other
