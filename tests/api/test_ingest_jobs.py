@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +26,9 @@ from app.errors import Conflict
 from app.inference.jobs import cancel_job, run_job
 from app.inference.registry import RuntimeCache
 from tests.helpers.api import wait_finished
-from tests.helpers.auth import api_token
+from tests.helpers.auth import api_token, signed_in
+
+REDIS_URL = os.environ.get("MEDVIEW_TEST_REDIS_URL", "")
 
 
 def _as(settings, role: str) -> dict[str, str]:
@@ -286,3 +290,33 @@ def test_the_datasets_page_offers_add_dataset_to_admins_only(client, anon_client
     for role in ("viewer", "reviewer"):
         other = anon_client.get("/", headers={"accept": "text/html", **_as(settings, role)}).text
         assert "Datasets" in other and "ingest-form" not in other and "ingest.js" not in other
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="MEDVIEW_TEST_REDIS_URL not set")
+def test_an_ingest_runs_on_a_redis_worker(make_settings, settings, database_url, cells, tmp_path):
+    """`medview worker` (a process of this checkout) runs ingest jobs the app queued on Redis."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the worker process shares this test's SQLite file")
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    url = REDIS_URL
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEDVIEW_")}
+    env.update(MEDVIEW_QUEUE_URL=url, MEDVIEW_DATABASE_URL=database_url, MEDVIEW_DATA_DIR=str(settings.data_dir),
+               MEDVIEW_DATA_ROOTS=settings.data_roots,
+               PYTHONPATH=str(Path(__file__).resolve().parents[2]))  # this checkout's app, not an installed one
+    worker = subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        queued = make_settings(queue_url=url)
+        with signed_in(TestClient(create_app(queued)), queued) as client:
+            r = client.post("/api/datasets", json={"path": str(cells)})
+            assert r.status_code == 202, r.text
+            job = wait_finished(client, r.json()["id"])
+            assert job["status"] == "done", job
+            assert client.get(f"/api/datasets/{job['params']['result']['dataset_id']}").json()["item_count"] == 12
+    finally:
+        worker.terminate()
+        _, stderr = worker.communicate(timeout=30)
+    assert f"job {job['id']}: done" in stderr
