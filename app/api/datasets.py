@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -47,6 +47,20 @@ def shown_root(root: str, request: Request, settings: Settings) -> str:
         if folder == data_root or folder.is_relative_to(data_root):
             return f"{data_root.name}/{folder.relative_to(data_root)}".rstrip("/.")
     return folder.name
+
+
+def shown_job(summary: dict[str, Any], request: Request, settings: Settings) -> dict[str, Any]:
+    """A job's JSON as this user may see it: an ingest job's folder (its `params.path`, and in its error text)
+    is shown as `shown_root` shows a dataset's — as it is to admins, relative to its data root to others."""
+    path = (summary.get("params") or {}).get("path") if summary.get("kind") == ingest_jobs.KIND else None
+    if not path:
+        return summary
+    shown = shown_root(path, request, settings)
+    if shown == path:
+        return summary
+    error = summary.get("error")
+    return {**summary, "params": {**summary["params"], "path": shown},
+            "error": error.replace(path, shown) if error else error}
 
 
 @router.get("", response_model=list[DatasetSummary])

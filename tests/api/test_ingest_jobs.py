@@ -185,7 +185,8 @@ def test_only_admins_ingest(anon_client, settings, cells, engine):
     assert job_count(engine) == 0
 
 
-def test_a_folder_that_cannot_be_indexed_fails_the_job_and_writes_nothing(client, engine, broken_deeplesion):
+def test_a_folder_that_cannot_be_indexed_fails_the_job_and_writes_nothing(client, engine, settings,
+                                                                          broken_deeplesion, tmp_path):
     r = client.post("/api/datasets", json={"path": str(broken_deeplesion), "kind": "deeplesion"})
     assert r.status_code == 202, r.text
     job = wait_finished(client, r.json()["id"])
@@ -193,6 +194,13 @@ def test_a_folder_that_cannot_be_indexed_fails_the_job_and_writes_nothing(client
     assert job["params"]["phase"] == "failed" and job["params"]["problem_count"] == len(job["params"]["problems"])
     assert str(broken_deeplesion.parent.parent) not in str(job["params"]["problems"])  # relative to the root
     assert datasets(engine) == [] and items_of(engine) == 0
+    # others than admins see the folder as datasets show theirs: relative to its data root
+    viewer = _as(settings, "viewer")
+    for seen in (client.get(f"/api/jobs/{job['id']}", headers=viewer).json(),
+                 client.get("/api/jobs", headers=viewer).json()[0]):
+        assert seen["params"]["path"] == f"{tmp_path.name}/broken/DeepLesion", seen
+        assert str(tmp_path) not in str(seen), seen
+    assert client.get(f"/api/jobs/{job['id']}").json()["params"]["path"] == str(broken_deeplesion.resolve())
 
 
 def _queued(engine, settings, folder: Path) -> int:
