@@ -81,3 +81,22 @@ def test_progress_shows_the_phase_and_counts_while_the_ingest_runs(page, live_se
     assert 0 < int(writing.eval_on_selector("progress", "p => p.value")) <= 1260
     page.wait_for_selector("#dataset-table a:text-is('big')", timeout=60000)
     assert "done · " in page.text_content("#ingest-jobs li.ingest-job[data-status=done]")
+
+
+def test_a_failed_ingest_shows_the_reason_and_its_problems(page, live_server, tmp_path):
+    broken = tmp_path / "incoming" / "broken" / "EOS"
+    broken.mkdir(parents=True)
+    for n in range(3):
+        (broken / f"cell{n}.jpg").write_bytes(b"not a jpeg")
+    page.goto(f"{live_server}/")
+    page.click("#add-dataset > summary")
+    page.fill("#ingest-path", str(broken.parent))
+    page.select_option("#ingest-kind", "imagefolder")
+    page.click("#ingest-form button[type=submit]")
+    failed = page.wait_for_selector("#ingest-jobs li.ingest-job[data-status=failed]", timeout=30000)
+    assert "failed — " in failed.text_content() and "could be read" in failed.text_content()
+    problems = page.eval_on_selector_all("#ingest-jobs li.ingest-job .job-problems li",
+                                         "ls => ls.map(l => l.textContent)")
+    assert len(problems) == 3 and all(p.startswith("EOS/cell") for p in problems), problems
+    assert page.locator("#dataset-table a:text-is('broken')").count() == 0
+    _shot(page, "ingest-failed.png")
