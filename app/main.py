@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import __version__
+from app import __version__, ingest_jobs
 from app.accounts.login import NotAuthenticated
 from app.accounts.secret import load_or_create_secret
 from app.accounts.throttle import LoginThrottle
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # On-demand predictions run here, so a request can stop waiting while the prediction goes on.
         app.state.predict_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="predict")
         export_jobs.register()  # export jobs run on the same workers as predict jobs
+        ingest_jobs.register()  # and ingest jobs (POST /api/datasets)
         app.state.queue = make_queue(settings, app.state.session_factory, app.state.runtimes, app.state.pixels)
         app.state.catalog = Catalog()
         app.state.auth = Authenticator(

@@ -1,17 +1,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from app.api.deps import CatalogDep, RendererDep, SessionDep, SettingsDep, json_response
+from app import ingest_jobs
+from app.api.deps import CatalogDep, QueueDep, RendererDep, SessionDep, SettingsDep, json_response
 from app.api.schemas.charts import DatasetCharts
 from app.api.schemas.datasets import DatasetDetail, DatasetSummary, LiveFacets
+from app.api.schemas.ingest import IngestCreated, IngestRequest
 from app.api.schemas.items import ItemPage
 from app.api.schemas.patients import PatientTimeline
 from app.api.schemas.responses import errors, media
-from app.catalog import queries
+from app.api.security import Principal, RequireRole, client_address
+from app.catalog import queries, urls
 from app.config import Settings
 from app.errors import InvalidInput
 from app.render.service import OVERLAY_CHOICES
@@ -45,11 +49,38 @@ def shown_root(root: str, request: Request, settings: Settings) -> str:
     return folder.name
 
 
+def shown_job(summary: dict[str, Any], request: Request, settings: Settings) -> dict[str, Any]:
+    """A job's JSON as this user may see it: an ingest job's folder (its `params.path`, and in its error text)
+    is shown as `shown_root` shows a dataset's — as it is to admins, relative to its data root to others."""
+    path = (summary.get("params") or {}).get("path") if summary.get("kind") == ingest_jobs.KIND else None
+    if not path:
+        return summary
+    shown = shown_root(path, request, settings)
+    if shown == path:
+        return summary
+    error = summary.get("error")
+    return {**summary, "params": {**summary["params"], "path": shown},
+            "error": error.replace(path, shown) if error else error}
+
+
 @router.get("", response_model=list[DatasetSummary])
 def list_datasets(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """`root`: the folder it was indexed from (relative to its data root, unless you are an admin)."""
     return json_response([{**d, "root": shown_root(d["root"], request, settings)}
                           for d in queries.list_datasets(session)])
+
+
+@router.post("", status_code=202, response_model=IngestCreated, responses=errors(400, 401, 403, 409, 422))
+def ingest_dataset(body: IngestRequest, request: Request, session: SessionDep, settings: SettingsDep,
+                   queue: QueueDep, admin: Annotated[Principal, Depends(RequireRole("admin"))]) -> Response:
+    """Index a folder under MEDVIEW_DATA_ROOTS as a job (kind `ingest`). Checked here, before any job is made:
+    400 for a path that is not absolute, lies outside the data roots or is not a folder, an unknown kind or a
+    folder of no kind MedView recognises; 409 when the name is another folder's dataset's, the folder is indexed
+    as another kind, or an ingest of it is already queued or running."""
+    job = ingest_jobs.create_ingest_job(session, settings, body, admin, client_address(request))
+    queue.submit(job.id)
+    return json_response({"id": job.id, "kind": job.kind, "status": job.status, "params": job.params,
+                          "links": {"job": urls.job_url(job.id), "cancel": urls.job_cancel_url(job.id)}}, 202)
 
 
 @router.get("/{dataset_id}", response_model=DatasetDetail, responses=errors(404, 422))

@@ -11,7 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from app.api.deps import QueueDep, SessionDep, json_response
+from app.api.datasets import shown_job
+from app.api.deps import QueueDep, SessionDep, SettingsDep, json_response
 from app.api.schemas.jobs import JobCreated, JobListEntry, JobRequest, JobSummary
 from app.api.schemas.responses import errors
 from app.api.security import Principal, RequireRole, client_address
@@ -34,14 +35,16 @@ def create_job(body: JobRequest, request: Request, session: SessionDep, queue: Q
 
 
 @router.get("", response_model=list[JobListEntry], responses=errors(400, 422))
-def list_jobs(session: SessionDep, dataset_id: int | None = None, limit: int = 20) -> Response:
+def list_jobs(request: Request, session: SessionDep, settings: SettingsDep, dataset_id: int | None = None,
+              limit: int = 20) -> Response:
     """The newest jobs, optionally of one dataset (the dataset page's live job list)."""
-    return json_response(jobs.list_jobs(session, dataset_id, limit))
+    return json_response([shown_job(j, request, settings) for j in jobs.list_jobs(session, dataset_id, limit)])
 
 
 @router.get("/{job_id}", response_model=JobSummary, responses=errors(404, 422))
-def get_job(job_id: int, session: SessionDep) -> Response:
-    return json_response(jobs.job_summary(jobs.get_job(session, job_id)))
+def get_job(job_id: int, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """An ingest job's folder is shown to non-admins as datasets show theirs (relative to its data root)."""
+    return json_response(shown_job(jobs.job_summary(jobs.get_job(session, job_id)), request, settings))
 
 
 @router.post("/{job_id}/cancel", response_model=JobSummary, responses=errors(401, 403, 404, 409, 422))

@@ -19,12 +19,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from redis.exceptions import RedisError
 
+    from app import ingest_jobs
     from app.db.session import make_session_factory
     from app.export import jobs as export_jobs
     from app.inference.queue import RedisQueue
     from app.inference.registry import RuntimeCache
 
     export_jobs.register()  # export jobs run on the same workers
+    ingest_jobs.register()  # and ingest jobs (POST /api/datasets)
     if not settings.queue_url:
         raise InvalidInput("MEDVIEW_QUEUE_URL is empty: jobs run in the app's own worker thread; "
                            "set it to redis://… to run separate workers")

@@ -14,15 +14,16 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from app import ingest_jobs
 from app.api.datasets import filters_from
 from app.api.deps import CatalogDep, SessionDep
 from app.catalog import queries, sorting, urls
 from app.catalog.followup import TRACK_DISTANCE
 from app.catalog.urls import query_url
 from app.datasets.base import REVIEW_FACETS
-from app.datasets.registry import get_adapter
+from app.datasets.registry import available_kinds, get_adapter
 from app.errors import InvalidInput
-from app.inference.jobs import list_jobs
+from app.inference.jobs import job_summary, list_jobs
 from app.inference.registry import applicable_models
 from app.render.sheet import MAX_TILES
 
@@ -43,7 +44,16 @@ def _render(request: Request, template: str, context: dict[str, Any]) -> Respons
 
 @router.get("/", name="index_page")
 def index_page(request: Request, session: SessionDep) -> Response:
-    return _render(request, "index.html", {"datasets": queries.list_datasets(session)})
+    """The datasets; for admins also "Add dataset…" (an ingest job, static/js/ingest.js) and the newest ingests."""
+    context: dict[str, Any] = {"datasets": queries.list_datasets(session)}
+    principal = getattr(request.state, "principal", None)
+    if principal is not None and principal.role == "admin":
+        roots = [str(p) for p in request.app.state.settings.allowed_roots]
+        context["ingest"] = {"kinds": available_kinds(), "roots": roots,
+                             "jobs": [job_summary(j) for j in ingest_jobs.list_ingest_jobs(session)]}
+        context["url_templates"] = {**urls.url_templates(), "datasets": "/api/datasets",
+                                    "dataset_page": urls.dataset_page_url("{id}")}
+    return _render(request, "index.html", context)
 
 
 @router.get("/datasets/{dataset_id}", name="dataset_page")

@@ -102,6 +102,7 @@ WRITES = [  # (method, path, body, least role)
     ("POST", "/api/review/queues/999/adjudication", {}, "reviewer"),
     ("POST", "/api/exports", {"dataset_id": 999, "format": "csv"}, "reviewer"),
     ("GET", "/api/exports/999/download", None, "reviewer"),
+    ("POST", "/api/datasets", {"path": "/no/such/folder"}, "admin"),
 ]
 ROLES = ["viewer", "annotator", "reviewer", "admin"]
 

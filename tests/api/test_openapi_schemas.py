@@ -252,6 +252,17 @@ def test_every_json_endpoint_matches_its_documented_schema(demo: tuple[TestClien
     get("/api/exports", 400, limit=0)
     get("/api/exports/9999", 404)
 
+    # ingest as a job (admin): the demo's PCam folder again (a re-ingest: nothing changes), followed as a job;
+    # refusals before any job
+    pcam_root = ids["base"] / "data" / "demo" / "pcam"
+    ingest = check(doc, seen, client.post("/api/datasets", json={"path": str(pcam_root)}), 202)
+    wait_done(client, ingest["id"])
+    ingested = get(f"/api/jobs/{ingest['id']}")
+    assert ingested["params"]["result"]["dataset_id"] == pcam and ingested["params"]["phase"] == "done"
+    check(doc, seen, client.post("/api/datasets", json={"path": "/etc"}), 400)
+    check(doc, seen, client.post("/api/datasets", json={"path": str(pcam_root), "kind": "bis5k"}), 409)
+    check(doc, seen, client.post("/api/datasets", json={"path": 5}), 422)
+
     # errors: each declared 4xx renders as the documented {"detail": str}
     get("/api/datasets/9999", 404)
     get(f"/api/datasets/{pcam}/items", 400, limit=0)

@@ -43,6 +43,10 @@ ALLOWED: dict[str, set[str]] = {
 ALLOWED["export"] = {"audit", "pixels", "catalog", "inference", "datasets", "db", "imaging", "errors", "config"}
 for _user in ("api", "web", "cli", "main"):
     ALLOWED[_user] = ALLOWED[_user] | {"export"}
+# app.ingest_jobs (issue 13): ingest as a job — the ingest driver run by inference's job machinery.
+ALLOWED["ingest_jobs"] = {"audit", "pixels", "inference", "datasets", "db", "errors", "config"}
+for _user in ("api", "web", "cli", "main"):
+    ALLOWED[_user] = ALLOWED[_user] | {"ingest_jobs"}
 
 
 def package_of(module: str) -> str:

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from app.api.schemas.exports import StoredExportParams
+from app.api.schemas.ingest import StoredIngestParams
 from app.inference.job_params import PredictJobParams
 
 
@@ -28,8 +29,9 @@ class JobSummary(BaseModel):
     done: int = Field(description="Items processed.")
     total: int = Field(description="Items the job covers.")
     error: str | None = Field(description="Why the job failed.")
-    params: PredictJobParams | StoredExportParams = Field(
-        description="The parameters as stored (filter values as strings): a predict job's, or an export's.")
+    params: PredictJobParams | StoredExportParams | StoredIngestParams = Field(
+        description="The parameters as stored (filter values as strings): a predict job's, an export's, or an "
+                    "ingest's (with its `phase`).")
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
