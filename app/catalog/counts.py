@@ -248,7 +248,7 @@ class FacetIndexes:
     def warm(self, session_factory: Callable[[], Session], min_items: int = WARM_MIN_ITEMS,
              stop: threading.Event | None = None) -> None:
         """Build the indexes of large ready datasets ahead of their first page (run on a background thread at
-        start: a 1M-item dataset takes a few seconds, which the first visitor would otherwise wait). `stop` set: no further
+        start: a 1M-item dataset takes seconds, which the first visitor would otherwise wait). `stop` set: no further
         dataset is started (the app is shutting down and joins this thread before it closes the engine, so no
         connection is left checked out of a disposed pool)."""
         try:

@@ -181,3 +181,20 @@ def test_the_memory_probe_sees_a_peak(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     m = json.loads(out.stdout)
     assert m["peak"] - m["base"] >= 60 and m["settled"] - m["base"] < 16, m
+
+
+def test_pooled_sqlite_connections_keep_a_small_page_cache_after_an_ingest(engine, ingested):
+    """SQLite's page cache lives as long as the pooled connection: served connections keep CACHE_KIB, and the
+    ingest's connection, raised to BULK_CACHE_KIB while it writes, goes back to the pool with the small one."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite pragma")
+    from app.db.session import BULK_CACHE_KIB, CACHE_KIB
+
+    assert CACHE_KIB < BULK_CACHE_KIB
+    conns = [engine.connect() for _ in range(3)]  # the ingest's connection among them (the pool hands it out)
+    try:
+        sizes = {c.exec_driver_sql("PRAGMA cache_size").scalar() for c in conns}
+    finally:
+        for c in conns:
+            c.close()
+    assert sizes == {-CACHE_KIB}
