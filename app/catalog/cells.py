@@ -45,6 +45,7 @@ def scan_cells(session: Session, ds: Dataset, fields: tuple[str, ...]
     conn = session.connection()
     derived = derived_values(conn, ds.id) if any(f in DERIVED_FACETS for f in fields) else {}
     link_names = {f: _external_ids(conn, ds.id, links[f]) for f in fields if f in links}
+    derived_ids = set().union(*(derived[f].keys() for f in extra_fields if f in DERIVED_FACETS))
     n, low, top = conn.execute(select(func.count(), func.min(Item.id), func.max(Item.id))
                                .where(Item.dataset_id == ds.id)).one()
     ids = np.empty(int(n or 0), np.int32 if int(top or 0) < 2**31 else np.int64)
@@ -79,8 +80,8 @@ def scan_cells(session: Session, ds: Dataset, fields: tuple[str, ...]
         tags = _tagged_values(conn, ds.id, tagged, rows[0][0], rows[-1][0]) if tagged else {}
         extras = [(derived[f] if f in DERIVED_FACETS else tags[f], ("no",) if f == EDITED_FACET else ())
                   for f in extra_fields]
-        # most items have no derived value (never reviewed): their key is the columns plus the defaults
-        special = set().union(*(m.keys() for m, _ in extras))
+        # most items have no derived or tagged value: their key is the columns plus the defaults
+        special = derived_ids.union(*(tags[f].keys() for f in tagged)) if tagged else derived_ids
         defaults = tuple(d for _, d in extras)
         get = raw.get
         chunk: list[int] = []
