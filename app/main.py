@@ -43,6 +43,7 @@ from app.db.migrate import is_current
 from app.db.session import make_engine, make_session_factory, safe_url
 from app.errors import AppError
 from app.export import jobs as export_jobs
+from app.heap import return_large_blocks
 from app.inference.queue import make_queue
 from app.inference.registry import RuntimeCache
 from app.pixels import PixelStore
@@ -61,6 +62,7 @@ class DatabaseNotReady(RuntimeError):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    return_large_blocks()  # per worker process: freed large buffers go back to the OS (app.heap)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

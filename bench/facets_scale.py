@@ -14,6 +14,12 @@ requests are sequential on one keep-alive connection. Mix, per round:
 Baselines in the same run: GET /api/health over the same connection (the HTTP framework floor), and the
 plain SQL a naive implementation would run per facet request (GROUP BY label/split under a filter, raw sqlite3).
 Prints p50/p95 per kind, and p95 against the health floor.
+
+Memory (issue 13): the facet index is first built in a fresh child process that has imported what a worker
+imports; its RSS before the build, its peak during it (VmHWM, reset just before) and its settled RSS after are
+printed, per million items and as the ratio peak/settled (target <= 1.5, whole process as a worker sees it; the
+build's own increase is printed beside). The served worker's RSS is printed after start-up (the index built)
+and after the rounds, so growth under load shows.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
+import re
 import socket
 import sqlite3
 import statistics
@@ -38,6 +46,38 @@ from bench_auth import auth_headers, bench_token  # noqa: E402
 from make_pcam_1m import DEFAULT_ROOT, ensure  # noqa: E402
 
 TARGET_MS = 50.0
+TARGET_PEAK_RATIO = 1.5
+BUILD_CHILD = r"""
+import gc, json, os, re, sys, time
+
+def rss_mib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+def peak_mib():
+    with open("/proc/self/status") as f:
+        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 1024
+
+import app.main  # everything a worker has loaded before its first build
+from app.catalog.counts import build_index
+from app.db.models import Dataset
+from app.db.session import make_engine, make_session_factory
+
+engine = make_engine(sys.argv[1])
+with make_session_factory(engine)() as session:
+    ds = session.get(Dataset, int(sys.argv[2]))
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # the peak from here on: the imports' own peak does not count
+    base = rss_mib()
+    start = time.perf_counter()
+    index = build_index(session, ds)
+    seconds = time.perf_counter() - start
+    peak = peak_mib()
+gc.collect()
+print(json.dumps({"items": index.total, "cells": len(index.cells), "seconds": seconds, "base": base, "peak": peak,
+                  "settled": rss_mib()}))
+"""
 
 
 def free_port() -> int:
@@ -48,8 +88,9 @@ def free_port() -> int:
 
 def start_server(env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "medview"), "serve", "--port", str(port)], env=env,
-                            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+                            env={**env, "PYTHONPATH": str(REPO)}, cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -78,6 +119,37 @@ class Client:
         if r.status not in (200, 201):
             raise SystemExit(f"{path}: HTTP {r.status} {body[:300]!r}")
         return ms, body
+
+
+def build_memory(db: Path) -> dict:
+    """The facet index of dataset 1 built in a fresh process of this checkout: items, seconds, RSS in MiB."""
+    out = subprocess.run([sys.executable, "-c", BUILD_CHILD, f"sqlite:///{db}", "1"], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    if out.returncode:
+        raise SystemExit("facet index build failed:\n" + out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def print_build_memory(m: dict) -> None:
+    per_m = 1e6 / max(m["items"], 1)
+    ratio = m["peak"] / m["settled"]
+    grew, kept = m["peak"] - m["base"], m["settled"] - m["base"]
+    print(f"facet index build in a fresh process: {m['items']:,} items in {m['cells']:,} cells, {m['seconds']:.1f} s")
+    print(f"  RSS before {m['base']:.0f} MiB, peak {m['peak']:.0f} MiB, settled {m['settled']:.0f} MiB; "
+          f"per million items: peak +{grew * per_m:.0f} MiB, settled +{kept * per_m:.0f} MiB")
+    print(f"  peak/settled {ratio:.2f} ({'meets' if ratio <= TARGET_PEAK_RATIO else 'MISSES'} the "
+          f"{TARGET_PEAK_RATIO} target); the build's own increase, peak/settled: {grew / max(kept, 1e-9):.2f}")
+
+
+def process_memory(pid: int) -> tuple[float, float]:
+    """(current RSS, peak RSS) of a process in MiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+
+    def kib(key: str) -> float:
+        found = re.search(rf"{key}:\s+(\d+)", status)
+        return int(found.group(1)) / 1024 if found else float("nan")
+
+    return kib("VmRSS"), kib("VmHWM")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -122,11 +194,14 @@ def run(root: Path, rounds: int, seed: int) -> dict[str, list[float]]:
     db, env = ensure(root)
     rng = random.Random(seed)
     sets = filter_sets(db, rng)
+    print_build_memory(build_memory(db))
     proc, port = start_server(env, root)
     try:
         c = Client(port, auth_headers(bench_token(env)))  # signed in, as every user is
         cold, _ = c.get("/api/datasets/1/facets")  # builds the facet index (once per dataset version)
         print(f"first /facets after start (builds the facet index): {cold:.0f} ms")
+        rss, hwm = process_memory(proc.pid)
+        print(f"served worker after start-up: RSS {rss:.0f} MiB, peak so far {hwm:.0f} MiB")
         times: dict[str, list[float]] = {k: [] for k in ("health", "facets", "first page", "deep page", "sorted page",
                                                          "jump (offset)", "verdict (POST)",
                                                          "facets after a verdict")}
@@ -160,6 +235,9 @@ def run(root: Path, rounds: int, seed: int) -> dict[str, list[float]]:
                 if cursor:
                     times["sorted page"].append(c.get(url("/api/datasets/1/items", f, limit=64, sort=sort,
                                                           cursor=cursor))[0])
+        rss_after, hwm_after = process_memory(proc.pid)
+        print(f"served worker after {rounds} rounds: RSS {rss_after:.0f} MiB (+{rss_after - rss:.0f}), "
+              f"peak {hwm_after:.0f} MiB")
         times["bare SQL GROUP BY (no HTTP)"] = bare_sql(db, sets, max(2, rounds // 4))
         return times
     finally:

@@ -10,6 +10,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+# SQLite's page cache is per connection and stays allocated while the pool keeps the connection: at 64 MB each, a
+# served worker grew by ~110 MB within three rounds of bench/facets_scale.py and by the pool's size times 64 MB
+# under concurrent load (issue 13). Reads are served from the facet index and the OS page cache, so 8 MB is kept;
+# the bulk ingest raises its own connection to BULK_CACHE_KIB while it writes (app.datasets.ingest).
+CACHE_KIB = 8192
+BULK_CACHE_KIB = 65536
+
 
 def json_dumps(value: object) -> str:
     return orjson.dumps(value).decode()
@@ -39,7 +46,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     # 64 MB page cache at most (default 2 MB): bulk ingest keeps every index's hot B-tree pages in memory
-    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute("PRAGMA cache_size=-8192")
     cur.close()
 
 

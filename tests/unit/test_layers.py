@@ -13,6 +13,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "console": set(),
     "lru": set(),
+    "heap": set(),
     "config": set(),
     "imaging": set(),
     "metrics": set(),
@@ -36,7 +37,7 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {"console", "accounts", "config", "datasets", "db", "demo", "demo_accounts", "errors", "inference",
             "catalog"},
     "main": {"review", "accounts", "api", "web", "catalog", "config", "datasets", "db", "errors", "inference", "pixels",
-             "render"},
+             "render", "heap"},
 }
 # app.export (issue 12): reads through the catalog, pixels and inference's job machinery; used by the routes,
 # pages, CLI and main.
