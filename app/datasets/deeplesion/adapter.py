@@ -149,7 +149,7 @@ class DeepLesionAdapter(DatasetAdapter):
                 result.problems.append(Problem(table, f"key slice {wanted} not found (looked in {where})",
                                                row=row.line, field="File_name", item=file_name))
             return None
-        width, height, bad = pixels.check_slice_file(access, location)
+        width, height, bad = pixels.check_slice_file(access, location, files.real)
         if bad:
             for row in lesions:
                 result.problems.append(Problem(table, f"{location}: {bad}", row=row.line, item=file_name))
