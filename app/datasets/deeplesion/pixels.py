@@ -79,16 +79,17 @@ def list_slices(root: Path, files: DatasetFiles | None = None) -> SliceIndex:
         index.problems.append(Problem(f"{exc.rel}/", f"{exc.reason}; its slices are skipped"))
         images = None
     if images is not None and images.is_dir():
+        real_images = str(images)  # resolved and checked: a folder in it that is no link lies inside too
         with os.scandir(images) as series_dirs:
             for entry in series_dirs:
                 if entry.is_dir():
                     rel = f"{IMAGES_DIR}/{entry.name}"
-                    try:
-                        folder = files.path(rel)
+                    try:  # a link is resolved and checked; a plain folder needs no resolving (11k of them)
+                        folder = str(files.path(rel)) if entry.is_symlink() else f"{real_images}/{entry.name}"
                     except FileRefused as exc:
                         index.problems.append(Problem(f"{exc.rel}/", f"{exc.reason}; its slices are skipped"))
                         continue
-                    index.series[entry.name] = SeriesFiles(rel, set(os.listdir(folder)), str(folder))
+                    index.series[entry.name] = SeriesFiles(rel, set(os.listdir(folder)), folder)
     for zpath in sorted(root.glob("Images_png*.zip")):
         _list_zip(files, zpath.relative_to(root).as_posix(), index)
     return index
@@ -156,7 +157,7 @@ def _open_in(folder: str | None, location: str) -> int | None:
     if folder is None or not hasattr(os, "O_NOFOLLOW"):
         return None
     try:
-        return os.open(os.path.join(folder, location.rpartition("/")[2]), _NOFOLLOW)
+        return os.open(f"{folder}/{location.rpartition('/')[2]}", _NOFOLLOW)
     except OSError:
         return None
 
