@@ -161,9 +161,13 @@ class DeepLesionAdapter(DatasetAdapter):
         low, high = first.slice_range
         numbers = files.numbers_between(low, high)
         annotations = [self._lesion(row, i) for i, row in enumerate(lesions, 1)]
-        types = sorted({str(r.lesion_type) for r in lesions}, key=int)
+        if len(lesions) == 1:  # 98% of key slices: skip the set, sort and generator machinery
+            types, noisy, max_long = [str(first.lesion_type)], first.noisy, round(first.long_mm, 2)
+        else:
+            types = sorted({str(r.lesion_type) for r in lesions}, key=int)
+            noisy, max_long = any(r.noisy for r in lesions), max(round(r.long_mm, 2) for r in lesions)
         fingerprint = hashlib.blake2b(  # META_VERSION: a re-ingest refreshes items indexed with older meta
-            "\n".join([META_VERSION, location, *(r.raw for r in lesions), ",".join(map(str, numbers))]).encode(),
+            "\n".join([META_VERSION, location, *(r.raw for r in lesions), pixels.numbers_text(numbers)]).encode(),
             digest_size=16).hexdigest()
         return ItemRecord(
             key=file_name, kind="key_slice", location=location, fingerprint=fingerprint,
@@ -173,21 +177,22 @@ class DeepLesionAdapter(DatasetAdapter):
             meta={
                 "series_dir": first.series_dir, "slice_range": list(first.slice_range), "slices": numbers,
                 "train_val_test": first.split, "lesion_types": [LESION_TYPES[int(t)] for t in types],
-                "possibly_noisy": any(r.noisy for r in lesions), "csv_lines": [r.line for r in lesions],
-                "max_long_mm": max(round(r.long_mm, 2) for r in lesions),  # the `lesion_size` sort key
+                "possibly_noisy": noisy, "csv_lines": [r.line for r in lesions],
+                "max_long_mm": max_long,  # the `lesion_size` sort key
             },
             patient=f"{first.patient:06d}", study=f"{first.patient:06d}_{first.study:02d}",
             series=first.series_dir, annotations=annotations,
             facets={
                 "split": [SPLITS[first.split]], "lesion_type": types, "sex": [first.sex] if first.sex else [],
                 "age": [b] if (b := age_band(first.age)) else [],
-                "noisy": ["1" if any(r.noisy for r in lesions) else "0"],
+                "noisy": ["1" if noisy else "0"],
             },
         )
 
     @staticmethod
     def _lesion(row: LesionRow, number: int) -> AnnotationRecord:
         c = row.coords
+        mm = row.spacing[0]
         return AnnotationRecord(
             kind="recist", label=str(row.lesion_type), slice_index=row.key_slice,
             geometry={"long": [[c[0], c[1]], [c[2], c[3]]], "short": [[c[4], c[5]], [c[6], c[7]]],
@@ -195,7 +200,7 @@ class DeepLesionAdapter(DatasetAdapter):
             meta={
                 "lesion_number": number, "lesion_type_name": LESION_TYPES[row.lesion_type],
                 "long_px": row.diameters_px[0], "short_px": row.diameters_px[1],
-                "long_mm": round(row.long_mm, 2), "short_mm": round(row.short_mm, 2),
+                "long_mm": round(row.diameters_px[0] * mm, 2), "short_mm": round(row.diameters_px[1] * mm, 2),
                 "possibly_noisy": row.noisy, "normalized_location": list(row.location),
                 "slice_range": list(row.slice_range), "csv_line": row.line,
             },
