@@ -123,13 +123,17 @@ class DeepLesionAdapter(DatasetAdapter):
             if item is None:
                 continue
             first = lesions[0]
-            pid, sid = f"{first.patient:06d}", f"{first.patient:06d}_{first.study:02d}"
-            patients.setdefault(pid, PatientRecord(pid, first.sex))
-            studies.setdefault(sid, StudyRecord(sid, pid, first.study, first.age))
-            series.setdefault(first.series_dir, SeriesRecord(first.series_dir, sid, {
-                "slices_listed": len(listed.names) if (listed := slices.series.get(first.series_dir)) else 0,
-                "spacing": list(first.spacing)}))
             found.append(item)
+            if first.series_dir in series:  # most key slices share their series (and so study, patient)
+                continue
+            pid, sid = f"{first.patient:06d}", f"{first.patient:06d}_{first.study:02d}"
+            if pid not in patients:
+                patients[pid] = PatientRecord(pid, first.sex)
+            if sid not in studies:
+                studies[sid] = StudyRecord(sid, pid, first.study, first.age)
+            series[first.series_dir] = SeriesRecord(first.series_dir, sid, {
+                "slices_listed": len(listed.names) if (listed := slices.series.get(first.series_dir)) else 0,
+                "spacing": list(first.spacing)})
         if not result.items:
             raise IngestError(f"{table.name}: none of the {len(rows)} lesion rows has a readable key slice",
                               result.problems)
