@@ -123,13 +123,17 @@ class DeepLesionAdapter(DatasetAdapter):
             if item is None:
                 continue
             first = lesions[0]
-            pid, sid = f"{first.patient:06d}", f"{first.patient:06d}_{first.study:02d}"
-            patients.setdefault(pid, PatientRecord(pid, first.sex))
-            studies.setdefault(sid, StudyRecord(sid, pid, first.study, first.age))
-            series.setdefault(first.series_dir, SeriesRecord(first.series_dir, sid, {
-                "slices_listed": len(listed.names) if (listed := slices.series.get(first.series_dir)) else 0,
-                "spacing": list(first.spacing)}))
             found.append(item)
+            if first.series_dir in series:  # most key slices share their series (and so study, patient)
+                continue
+            pid, sid = f"{first.patient:06d}", f"{first.patient:06d}_{first.study:02d}"
+            if pid not in patients:
+                patients[pid] = PatientRecord(pid, first.sex)
+            if sid not in studies:
+                studies[sid] = StudyRecord(sid, pid, first.study, first.age)
+            series[first.series_dir] = SeriesRecord(first.series_dir, sid, {
+                "slices_listed": len(listed.names) if (listed := slices.series.get(first.series_dir)) else 0,
+                "spacing": list(first.spacing)})
         if not result.items:
             raise IngestError(f"{table.name}: none of the {len(rows)} lesion rows has a readable key slice",
                               result.problems)
@@ -149,7 +153,7 @@ class DeepLesionAdapter(DatasetAdapter):
                 result.problems.append(Problem(table, f"key slice {wanted} not found (looked in {where})",
                                                row=row.line, field="File_name", item=file_name))
             return None
-        width, height, bad = pixels.check_slice_file(access, location)
+        width, height, bad = pixels.check_slice_file(access, location, files.real)
         if bad:
             for row in lesions:
                 result.problems.append(Problem(table, f"{location}: {bad}", row=row.line, item=file_name))
@@ -161,9 +165,13 @@ class DeepLesionAdapter(DatasetAdapter):
         low, high = first.slice_range
         numbers = files.numbers_between(low, high)
         annotations = [self._lesion(row, i) for i, row in enumerate(lesions, 1)]
-        types = sorted({str(r.lesion_type) for r in lesions}, key=int)
+        if len(lesions) == 1:  # 98% of key slices: skip the set, sort and generator machinery
+            types, noisy, max_long = [str(first.lesion_type)], first.noisy, round(first.long_mm, 2)
+        else:
+            types = sorted({str(r.lesion_type) for r in lesions}, key=int)
+            noisy, max_long = any(r.noisy for r in lesions), max(round(r.long_mm, 2) for r in lesions)
         fingerprint = hashlib.blake2b(  # META_VERSION: a re-ingest refreshes items indexed with older meta
-            "\n".join([META_VERSION, location, *(r.raw for r in lesions), ",".join(map(str, numbers))]).encode(),
+            "\n".join([META_VERSION, location, *(r.raw for r in lesions), pixels.numbers_text(numbers)]).encode(),
             digest_size=16).hexdigest()
         return ItemRecord(
             key=file_name, kind="key_slice", location=location, fingerprint=fingerprint,
@@ -173,21 +181,22 @@ class DeepLesionAdapter(DatasetAdapter):
             meta={
                 "series_dir": first.series_dir, "slice_range": list(first.slice_range), "slices": numbers,
                 "train_val_test": first.split, "lesion_types": [LESION_TYPES[int(t)] for t in types],
-                "possibly_noisy": any(r.noisy for r in lesions), "csv_lines": [r.line for r in lesions],
-                "max_long_mm": max(round(r.long_mm, 2) for r in lesions),  # the `lesion_size` sort key
+                "possibly_noisy": noisy, "csv_lines": [r.line for r in lesions],
+                "max_long_mm": max_long,  # the `lesion_size` sort key
             },
             patient=f"{first.patient:06d}", study=f"{first.patient:06d}_{first.study:02d}",
             series=first.series_dir, annotations=annotations,
             facets={
                 "split": [SPLITS[first.split]], "lesion_type": types, "sex": [first.sex] if first.sex else [],
                 "age": [b] if (b := age_band(first.age)) else [],
-                "noisy": ["1" if any(r.noisy for r in lesions) else "0"],
+                "noisy": ["1" if noisy else "0"],
             },
         )
 
     @staticmethod
     def _lesion(row: LesionRow, number: int) -> AnnotationRecord:
         c = row.coords
+        mm = row.spacing[0]
         return AnnotationRecord(
             kind="recist", label=str(row.lesion_type), slice_index=row.key_slice,
             geometry={"long": [[c[0], c[1]], [c[2], c[3]]], "short": [[c[4], c[5]], [c[6], c[7]]],
@@ -195,7 +204,7 @@ class DeepLesionAdapter(DatasetAdapter):
             meta={
                 "lesion_number": number, "lesion_type_name": LESION_TYPES[row.lesion_type],
                 "long_px": row.diameters_px[0], "short_px": row.diameters_px[1],
-                "long_mm": round(row.long_mm, 2), "short_mm": round(row.short_mm, 2),
+                "long_mm": round(row.diameters_px[0] * mm, 2), "short_mm": round(row.diameters_px[1] * mm, 2),
                 "possibly_noisy": row.noisy, "normalized_location": list(row.location),
                 "slice_range": list(row.slice_range), "csv_line": row.line,
             },

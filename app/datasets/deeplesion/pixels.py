@@ -18,6 +18,7 @@ import struct
 import threading
 import zipfile
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,19 @@ IMAGES_DIR = "Images_png"
 _SLICE_NAMES = [f"{n:03d}.png" for n in range(1000)]  # formatting ~1M names per full scan was measurable
 
 
+_NUMBERS_TEXT = ",".join(map(str, range(1000)))
+_NUMBER_AT = list(accumulate((len(str(n)) + 1 for n in range(999)), initial=0))  # where number n starts
+
+
+def numbers_text(numbers: list[int]) -> str:
+    """",".join(map(str, numbers)) for ascending distinct numbers, cut out of one precomputed string when they
+    run consecutively below 1000 (almost every key slice: formatting ~928k numbers for the fingerprints was
+    measurable)."""
+    if numbers and numbers[0] >= 0 and numbers[-1] < 999 and numbers[-1] - numbers[0] == len(numbers) - 1:
+        return _NUMBERS_TEXT[_NUMBER_AT[numbers[0]]:_NUMBER_AT[numbers[-1] + 1] - 1]
+    return ",".join(map(str, numbers))
+
+
 def slice_file_name(number: int) -> str:
     return _SLICE_NAMES[number] if 0 <= number < 1000 else f"{number:03d}.png"
 
@@ -44,15 +58,19 @@ class SeriesFiles:
 
     base: str  # "Images_png/<series>" or "Images_png_01.zip::Images_png/<series>"
     names: set[str]
+    real: str | None = None  # a loose folder's resolved path, checked inside the data roots when listed
 
     def location(self, number: int) -> str | None:
         name = slice_file_name(number)
         return f"{self.base}/{name}" if name in self.names else None
 
     def numbers_between(self, low: int, high: int) -> list[int]:
-        """Slice numbers present in [low, high] (a Slice_range is short, so test each number)."""
-        names = self.names
-        return [n for n in range(max(low, 0), high + 1) if slice_file_name(n) in names]
+        """Slice numbers present in [low, high] (a Slice_range is short, so test each number; usually all are
+        there, which one set operation in C confirms)."""
+        names, low = self.names, max(low, 0)
+        if high < len(_SLICE_NAMES) and names.issuperset(_SLICE_NAMES[low:high + 1]):
+            return list(range(low, high + 1))
+        return [n for n in range(low, high + 1) if slice_file_name(n) in names]
 
 
 @dataclass
@@ -75,16 +93,17 @@ def list_slices(root: Path, files: DatasetFiles | None = None) -> SliceIndex:
         index.problems.append(Problem(f"{exc.rel}/", f"{exc.reason}; its slices are skipped"))
         images = None
     if images is not None and images.is_dir():
+        real_images = str(images)  # resolved and checked: a folder in it that is no link lies inside too
         with os.scandir(images) as series_dirs:
             for entry in series_dirs:
                 if entry.is_dir():
                     rel = f"{IMAGES_DIR}/{entry.name}"
-                    try:
-                        folder = files.path(rel)
+                    try:  # a link is resolved and checked; a plain folder needs no resolving (11k of them)
+                        folder = str(files.path(rel)) if entry.is_symlink() else f"{real_images}/{entry.name}"
                     except FileRefused as exc:
                         index.problems.append(Problem(f"{exc.rel}/", f"{exc.reason}; its slices are skipped"))
                         continue
-                    index.series[entry.name] = SeriesFiles(rel, set(os.listdir(folder)))
+                    index.series[entry.name] = SeriesFiles(rel, set(os.listdir(folder)), folder)
     for zpath in sorted(root.glob("Images_png*.zip")):
         _list_zip(files, zpath.relative_to(root).as_posix(), index)
     return index
@@ -144,9 +163,27 @@ def size_problem(width: int, height: int, nbytes: int, limits: Limits) -> str | 
     return None
 
 
-def check_slice_file(root: Path | DatasetFiles, location: str) -> tuple[int, int, str | None]:
+def _open_in(folder: str | None, location: str) -> int | None:
+    """A descriptor for a loose slice in a folder already resolved and checked (list_slices), when the file itself
+    is no symbolic link (O_NOFOLLOW): no per-file path resolution, and no link swapped in before the open.
+    None when there is no such folder, the file is a link (ELOOP) or cannot be opened: the caller then resolves
+    and checks it, and reports what opening it says."""
+    if folder is None or not hasattr(os, "O_NOFOLLOW"):
+        return None
+    try:
+        return os.open(f"{folder}/{location.rpartition('/')[2]}", _NOFOLLOW)
+    except OSError:
+        return None
+
+
+_NOFOLLOW = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def check_slice_file(root: Path | DatasetFiles, location: str,
+                     folder: str | None = None) -> tuple[int, int, str | None]:
     """Header (and for loose files the trailing IEND) check of one slice: no decoding. Its file (or zip) is opened
-    through `files`: a link outside the data roots, or a header over the limits, is the problem returned."""
+    through `files`: a link outside the data roots, or a header over the limits, is the problem returned.
+    `folder`: the loose file's folder as `SeriesFiles.real` gives it (resolved and checked), to skip resolving."""
     files = root if isinstance(root, DatasetFiles) else DatasetFiles.confined_to(root)
     try:
         if ZIP_SEPARATOR in location:
@@ -156,7 +193,9 @@ def check_slice_file(root: Path | DatasetFiles, location: str) -> tuple[int, int
                 width, height, problem = check_png_header(fh.read(33))
             return width, height, problem or size_problem(width, height, zf.getinfo(member).file_size,
                                                           files.limits)
-        fd = os.open(files.path(location), os.O_RDONLY)
+        fd = _open_in(folder, location)
+        if fd is None:
+            fd = os.open(files.path(location), os.O_RDONLY)
         try:
             width, height, problem = check_png_header(os.pread(fd, 33, 0))
             if problem:

@@ -1,196 +1,176 @@
-"""Parse and validate DL_info.csv: one `LesionRow` per lesion, one `Problem` per bad row.
+"""Read DL_info.csv: one `LesionRow` per lesion, one `Problem` per bad row, never the whole file refused for one row.
 
-The real file quotes multi-value fields as "a, b, c", writes some ages as `54.0`, has fractional
-DICOM windows, and lists several lesions on the same key slice (same File_name).
+What a row must hold is `rows.py`; converting the 32,735 rows a column at a time is `columns.py`. Here is what
+concerns the file and rows together:
+- a byte that is not UTF-8 makes its row a problem (line, column and the byte), the other rows are read
+  (a bad byte in the header is fatal: the columns cannot be known);
+- the same lesion listed twice (same File_name and Measurement_coordinates) is indexed once: the repeat is a
+  problem naming both lines and, when the copies differ, the fields that differ;
+- a patient given different Patient_gender values on different rows is reported (each row is still indexed).
 """
 
 from __future__ import annotations
 
 import csv
-import math
+import io
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from app.datasets.base import IngestError, Problem
+from app.datasets.deeplesion.columns import parse_columns
+from app.datasets.deeplesion.rows import COLUMNS, LESION_TYPES, SPLITS, LesionRow, RowInvalid, parse_row
 
-COLUMNS = (
-    "File_name", "Patient_index", "Study_index", "Series_ID", "Key_slice_index",
-    "Measurement_coordinates", "Bounding_boxes", "Lesion_diameters_Pixel_", "Normalized_lesion_location",
-    "Coarse_lesion_type", "Possibly_noisy", "Slice_range", "Spacing_mm_px_", "Image_size",
-    "DICOM_windows", "Patient_gender", "Patient_age", "Train_Val_Test",
-)
-LESION_TYPES = {
-    1: "bone", 2: "abdomen", 3: "mediastinum", 4: "liver", 5: "lung",
-    6: "kidney", 7: "soft tissue", 8: "pelvis", -1: "untyped (train)",
-}
-SPLITS = {1: "train", 2: "val", 3: "test"}
-_FILE_NAME = re.compile(r"^(\d{6})_(\d{2})_(\d{2})_(\d{3,4})\.png$")
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # how surrogateescape decoding keeps an undecodable byte
 
 
-@dataclass(frozen=True)
-class LesionRow:
-    line: int
-    raw: str  # the row's fields joined, for fingerprints
-    file_name: str
-    patient: int
-    study: int
-    series: int
-    key_slice: int
-    coords: tuple[float, ...]  # 8: long axis (x, y, x, y) then short axis
-    bbox: tuple[float, ...]  # 4
-    diameters_px: tuple[float, float]
-    location: tuple[float, float, float]
-    lesion_type: int
-    noisy: bool
-    slice_range: tuple[int, int]
-    spacing: tuple[float, float, float]
-    image_size: tuple[int, int]
-    window: tuple[float, float]
-    sex: str | None
-    age: float | None
-    split: int
-    series_dir: str  # "PPPPPP_SS_SS", the folder under Images_png/
-
-    @property
-    def slice_file(self) -> str:
-        return f"{self.key_slice:03d}.png"
-
-    @property
-    def long_mm(self) -> float:
-        return self.diameters_px[0] * self.spacing[0]
-
-    @property
-    def short_mm(self) -> float:
-        return self.diameters_px[1] * self.spacing[0]
+def _not_utf8(cells: list[str], header: list[str]) -> tuple[str, str] | None:
+    """(column, what is wrong) for the first cell holding a byte that is not UTF-8, else None."""
+    for i, cell in enumerate(cells):
+        found = _NOT_UTF8.search(cell)
+        if found:
+            column = header[i] if i < len(header) else f"column {i + 1} (past the header)"
+            byte = ord(found.group()) - 0xDC00
+            shown = cell.encode("utf-8", "surrogateescape")
+            return column, f"byte 0x{byte:02x} is not UTF-8 text ({shown!r}); the row is skipped"
+    return None
 
 
-class _RowInvalid(Exception):
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
-def _numbers(row: dict[str, str], name: str, count: int) -> tuple[float, ...]:
-    text = row.get(name) or ""
+def _decode(data: bytes) -> tuple[str, bool]:
+    """The file's text (a UTF-8 BOM dropped) and whether some bytes were not UTF-8 (kept as surrogates)."""
     try:
-        values = tuple(map(float, text.split(",")))  # float() ignores surrounding spaces
-    except ValueError:
-        if not text.strip():
-            raise _RowInvalid(name, f"expected {count} comma-separated numbers, got 0 ({text!r})") from None
-        raise _RowInvalid(name, f"not a number in {text!r}") from None
-    if len(values) != count:
-        raise _RowInvalid(name, f"expected {count} comma-separated numbers, got {len(values)} ({text!r})")
-    if not math.isfinite(sum(values)):
-        raise _RowInvalid(name, f"non-finite number in {text!r}")
-    return values
+        text, bad = data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, bad = data.decode("utf-8", "surrogateescape"), True
+    return (text[1:] if text.startswith("\ufeff") else text), bad
 
 
-def _integer(row: dict[str, str], name: str) -> int:
-    text = row.get(name) or ""
+def _records(name: str, text: str) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, data rows (blank lines skipped, as csv.DictReader does) and each row's line number."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    cells: list[list[str]] = []
+    lines: list[int] = []
     try:
-        return int(text)  # the common case; "54.0" or " 3" fall through to the careful path
-    except ValueError:
-        pass
-    text = text.strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise _RowInvalid(name, f"expected an integer, got {text!r}") from None
-    if not value.is_integer():
-        raise _RowInvalid(name, f"expected an integer, got {text!r}")
-    return int(value)
-
-
-def _ints(values: tuple[float, ...], name: str) -> tuple[int, ...]:
-    if not all(float(v).is_integer() for v in values):
-        raise _RowInvalid(name, f"expected whole numbers, got {values}")
-    return tuple(int(v) for v in values)
-
-
-def parse_row(row: dict[str, str], line: int) -> LesionRow:
-    """One CSV row → LesionRow, or `_RowInvalid` naming the first bad field."""
-    file_name = (row.get("File_name") or "").strip()
-    m = _FILE_NAME.match(file_name)
-    if not m:
-        raise _RowInvalid("File_name", f"expected PPPPPP_SS_SS_NNN.png, got {file_name!r}")
-    patient, study, series = _integer(row, "Patient_index"), _integer(row, "Study_index"), _integer(row, "Series_ID")
-    key_slice = _integer(row, "Key_slice_index")
-    if (patient, study, series, key_slice) != tuple(int(g) for g in m.groups()):
-        raise _RowInvalid("File_name", f"{file_name!r} disagrees with Patient_index/Study_index/"
-                          f"Series_ID/Key_slice_index ({patient}, {study}, {series}, {key_slice})")
-    coords = _numbers(row, "Measurement_coordinates", 8)
-    bbox = _numbers(row, "Bounding_boxes", 4)
-    if bbox[2] < bbox[0] or bbox[3] < bbox[1]:
-        raise _RowInvalid("Bounding_boxes", f"x2 < x1 or y2 < y1 in {bbox}")
-    diameters = _numbers(row, "Lesion_diameters_Pixel_", 2)
-    if min(diameters) < 0:
-        raise _RowInvalid("Lesion_diameters_Pixel_", f"negative diameter {diameters}")
-    location = _numbers(row, "Normalized_lesion_location", 3)
-    lesion_type = _integer(row, "Coarse_lesion_type")
-    if lesion_type not in LESION_TYPES:
-        raise _RowInvalid("Coarse_lesion_type", f"unknown lesion type {lesion_type} (expected 1–8 or -1)")
-    noisy = _integer(row, "Possibly_noisy")
-    if noisy not in (0, 1):
-        raise _RowInvalid("Possibly_noisy", f"expected 0 or 1, got {noisy}")
-    slice_range = _ints(_numbers(row, "Slice_range", 2), "Slice_range")
-    if not slice_range[0] <= key_slice <= slice_range[1]:
-        raise _RowInvalid("Slice_range", f"key slice {key_slice} is outside {slice_range}")
-    spacing = _numbers(row, "Spacing_mm_px_", 3)
-    if min(spacing) <= 0:
-        raise _RowInvalid("Spacing_mm_px_", f"spacing must be positive, got {spacing}")
-    image_size = _ints(_numbers(row, "Image_size", 2), "Image_size")
-    if min(image_size) <= 0:
-        raise _RowInvalid("Image_size", f"image size must be positive, got {image_size}")
-    window = _numbers(row, "DICOM_windows", 2)
-    if window[1] <= window[0]:
-        raise _RowInvalid("DICOM_windows", f"window high must exceed low, got {window}")
-    sex = (row.get("Patient_gender") or "").strip().upper() or None
-    if sex not in (None, "M", "F"):
-        raise _RowInvalid("Patient_gender", f"expected M or F, got {sex!r}")
-    age_text = (row.get("Patient_age") or "").strip()
-    try:
-        age = float(age_text) if age_text and age_text.lower() != "nan" else None
-    except ValueError:
-        raise _RowInvalid("Patient_age", f"expected a number, got {age_text!r}") from None
-    split = _integer(row, "Train_Val_Test")
-    if split not in SPLITS:
-        raise _RowInvalid("Train_Val_Test", f"expected 1, 2 or 3, got {split}")
-    return LesionRow(
-        line=line, raw="|".join(map(str, row.values())), file_name=file_name,
-        patient=patient, study=study, series=series, key_slice=key_slice, coords=coords, bbox=bbox,
-        diameters_px=(diameters[0], diameters[1]), location=(location[0], location[1], location[2]),
-        lesion_type=lesion_type, noisy=bool(noisy), slice_range=(slice_range[0], slice_range[1]),
-        spacing=(spacing[0], spacing[1], spacing[2]), image_size=(image_size[0], image_size[1]),
-        window=(window[0], window[1]), sex=sex, age=age, split=split, series_dir=file_name[:12],
-    )
+        header = next(reader, [])
+        if "\r" not in text:  # one row per line (checked below): list() in C, lines counted afterwards
+            cells = list(reader)
+            if len(cells) + 1 == text.count("\n") + (not text.endswith("\n")) and all(cells):
+                return header, cells, list(range(2, len(cells) + 2))
+            reader = csv.reader(io.StringIO(text, newline=""))
+            header, cells = next(reader, []), []
+        for row in reader:
+            if row:
+                cells.append(row)
+                lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise IngestError(f"{name}: not a readable CSV file (line {reader.line_num}: {exc})") from None
+    return header, cells, lines
 
 
 def read_dl_info(path: Path) -> tuple[list[LesionRow], list[Problem]]:
     """All valid rows and one Problem per invalid row. Raises IngestError if the file is unusable."""
     name = path.name
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise IngestError(f"{name}: cannot open ({exc.strerror})") from None
-    rows: list[LesionRow] = []
+    text, has_bad_bytes = _decode(data)
+    header, cells, lines = _records(name, text)
+    if any(_NOT_UTF8.search(h) for h in header):
+        raise IngestError(f"{name}: not a readable CSV file (line 1, the header, is not UTF-8 text)",
+                          [Problem(name, "the header is not UTF-8 text", row=1)])
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise IngestError(f"{name}: missing column(s) {', '.join(missing)}",
+                          [Problem(name, f"missing column(s) {', '.join(missing)}", row=1)])
     problems: list[Problem] = []
-    with handle:
-        try:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            missing = [c for c in COLUMNS if c not in header]
-            if missing:
-                raise IngestError(f"{name}: missing column(s) {', '.join(missing)}",
-                                  [Problem(name, f"missing column(s) {', '.join(missing)}", row=1)])
-            for raw in reader:
-                line = reader.line_num
-                try:
-                    rows.append(parse_row(raw, line))
-                except _RowInvalid as bad:
-                    item = (raw.get("File_name") or "").strip() or None
-                    problems.append(Problem(name, bad.message, row=line, field=bad.field, item=item))
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise IngestError(f"{name}: not a readable CSV file ({exc})") from None
+    if has_bad_bytes:
+        kept = []
+        for row, line in zip(cells, lines, strict=True):
+            bad = _not_utf8(row, header)
+            if bad is None:
+                kept.append((row, line))
+                continue
+            file_name = row[header.index("File_name")].strip() if len(row) > header.index("File_name") else ""
+            problems.append(Problem(name, bad[1], row=line, field=bad[0],
+                                    item=file_name if file_name and not _NOT_UTF8.search(file_name) else None))
+        cells, lines = [r for r, _ in kept], [n for _, n in kept]
+
+    width, unique = len(header), len(set(header)) == len(header)
+
+    def row_dict(i: int) -> dict:
+        """Row i as csv.DictReader gave it: None for a missing cell, extra cells as a list under None."""
+        row = cells[i]
+        out: dict = dict(zip(header, row[:width], strict=False))
+        for h in header[len(row):]:
+            out[h] = None
+        if len(row) > width:
+            out[None] = row[width:]
+        return out
+
+    if unique and all(len(r) == width for r in cells):
+        raws = ["|".join(r) for r in cells]
+        rows, invalid = parse_columns(cells, lines, raws, header, row_dict)
+    else:  # ragged rows or a repeated column name: row by row, exactly as csv.DictReader reads them
+        rows, invalid = _row_by_row(cells, lines, header, row_dict)
+    for i, reason in invalid:
+        item = (row_dict(i).get("File_name") or "").strip() or None
+        problems.append(Problem(name, reason.message, row=lines[i], field=reason.field, item=item))
+    rows = _without_repeats(name, rows, problems)
+    problems.sort(key=lambda p: p.row or 0)
     return rows, problems
+
+
+def _row_by_row(cells, lines, header, row_dict) -> tuple[list[LesionRow], list[tuple[int, RowInvalid]]]:
+    rows: list[LesionRow] = []
+    invalid: list[tuple[int, RowInvalid]] = []
+    for i in range(len(cells)):
+        try:
+            rows.append(parse_row(row_dict(i), lines[i]))
+        except RowInvalid as exc:
+            invalid.append((i, exc))
+    return rows, invalid
+
+
+_FIELDS = dict(zip(COLUMNS, (  # each column's value in a LesionRow
+    "file_name", "patient", "study", "series", "key_slice", "coords", "bbox", "diameters_px", "location",
+    "lesion_type", "noisy", "slice_range", "spacing", "image_size", "window", "sex", "age", "split"), strict=True))
+
+
+def _differing(first: LesionRow, again: LesionRow) -> list[tuple[str, object, object]]:
+    """(column, first value, repeated value) for each column whose values differ between two rows."""
+    return [(c, a, b) for c, f in _FIELDS.items() if (a := getattr(first, f)) != (b := getattr(again, f))]
+
+
+def _without_repeats(name: str, rows: list[LesionRow], problems: list[Problem]) -> list[LesionRow]:
+    """Rows with each lesion once (the first listing kept); a problem per repeat and per conflicting sex."""
+    seen: dict[tuple, LesionRow] = {}
+    sexes: dict[int, LesionRow] = {}
+    kept: list[LesionRow] = []
+    for row in rows:
+        lesion = (row.file_name, row.coords)
+        first = seen.get(lesion)
+        if first is not None:
+            differ = _differing(first, row)
+            field = differ[0][0] if differ else None
+            if not differ:
+                how = "exactly" if first.raw == row.raw else "with the same values"
+                message = f"repeats line {first.line} {how}; the lesion is indexed once (line {first.line})"
+            else:
+                shown = "; ".join(f"{c}: {a!r} on line {first.line}, {b!r} here" for c, a, b in differ)
+                message = (f"the same lesion as line {first.line} (same File_name and Measurement_coordinates) "
+                           f"but {'a different value' if len(differ) == 1 else 'different values'} ({shown}); "
+                           f"only line {first.line} is indexed")
+            problems.append(Problem(name, message, row=row.line, field=field, item=row.file_name))
+            continue
+        seen[lesion] = row
+        kept.append(row)
+        if row.sex is not None:
+            other = sexes.setdefault(row.patient, row)
+            if other.sex != row.sex:
+                problems.append(Problem(
+                    name, f"patient {row.patient:06d} is {other.sex!r} on line {other.line} but {row.sex!r} here",
+                    row=row.line, field="Patient_gender", item=row.file_name))
+    return kept
+
+
+__all__ = ["COLUMNS", "LESION_TYPES", "SPLITS", "LesionRow", "read_dl_info"]
