@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
+from scipy import ndimage
 from pydicom.encaps import encapsulate
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import generate_uid
@@ -192,7 +193,7 @@ def test_sagittal_mr_reformatted_to_axial_and_coronal(client, ingested, dicom_sa
         assert np.abs(png(client, item, plane="coronal", slice=c).astype(int) - grey(expected, 0, 1400)).max() <= 1
 
 
-def test_multiframe_and_tilted_series_keep_their_acquired_slices(client, ingested, dicom_sample):
+def test_multiframe_keeps_its_frames_and_a_tilted_series_is_straightened(client, ingested, dicom_sample):
     series = read_series(dicom_sample.root)
     [mf] = [f[0] for f in series.values() if len(f) == 1]
     z = frame_z(mf)
@@ -203,8 +204,18 @@ def test_multiframe_and_tilted_series_keep_their_acquired_slices(client, ingeste
     [tilted] = [f for f in series.values() if f[0].get("GantryDetectorTilt")]
     tilted.sort(key=lambda f: float(f.ImagePositionPatient[2]))
     item = item_id(client, ingested.dataset_id, tilted[0].SeriesInstanceUID)
-    for k in (0, 9):  # not straightened: each axial slice is the acquired (tilted) image as stored
-        assert np.array_equal(raw(client, item, slice=k), hu(tilted[k]).astype(np.int16))
+    # straightened: slice k stepped 4 mm up the table, i.e. 4·sin 15° mm along the image columns (2 mm pixels)
+    # past slice 0, so its acquired image sits that many rows lower in the straight grid (8 rows added to fit all)
+    fill = min(float(hu(ds).min()) for ds in tilted)
+    for k in (0, 9, 15):
+        shown = raw(client, item, slice=k)
+        assert shown.shape == (160 + 8, 160)
+        rows = k * 4 * math.sin(math.radians(15)) / 2.0
+        padded = np.full((168, 160), fill)
+        padded[:160] = hu(tilted[k])
+        expected = ndimage.shift(padded, (rows, 0), order=1, mode="constant", cval=fill)
+        inside = slice(math.ceil(rows) + 1, 159)
+        assert np.abs(shown[inside].astype(float) - expected[inside]).max() <= 1  # int16 rounding
 
 
 def test_item_page_shows_the_series(client, ingested, dicom_sample):

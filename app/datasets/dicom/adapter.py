@@ -32,7 +32,7 @@ from app.datasets.base import (
     View,
     no_progress,
 )
-from app.datasets.dicom import pixels
+from app.datasets.dicom import pixels, regrid
 from app.datasets.dicom.headers import Header, NonImage, looks_like_dicom, read_header, walk_files
 from app.datasets.dicom.records import build_records
 from app.datasets.dicom.series import Stack, build_stacks
@@ -135,7 +135,7 @@ class DicomAdapter(DatasetAdapter):
         kept = []
         for stack in stacks:
             h = stack.headers[0]
-            too_large = files.limits.volume_problem((h.cols, h.rows, stack.depth))
+            too_large = files.limits.volume_problem(stack.shape)  # as shown: a straightened grid may be larger
             if too_large:
                 problems.append(Problem(h.rel, f"series {stack.key} is {too_large}; not indexed", item=stack.key))
             else:
@@ -169,9 +169,10 @@ class DicomAdapter(DatasetAdapter):
         shape = (item.height, item.width)
         variant = f"{item.meta.get('series_uid')}/{item.meta.get('source')}"
         first = item.file(files[0])  # OutsideRoots before the cache even stats it
+        spec = item.meta.get("regrid")  # tilted / unevenly spaced: resampled into its straight grid
         try:
-            return volumes.get(str(first), lambda: pixels.load_volume(item.access, files, frames, shape, affine),
-                               variant)
+            return volumes.get(str(first), lambda: regrid.load_straight(item.access, files, frames, shape, spec)
+                               if spec else pixels.load_volume(item.access, files, frames, shape, affine), variant)
         except FileNotFoundError:
             raise PixelError(f"{files[0]}: file is missing (moved or deleted since ingest)") from None
         except OSError as exc:
@@ -193,7 +194,7 @@ class DicomAdapter(DatasetAdapter):
         """A view in the plane the slices were acquired in needs one file, not the whole series: decode just
         that file and orient it like the volume would be (same affine, so the same reorientation). This keeps
         thumbnails and slice scrolling cheap however long (or compressed) the series is."""
-        if item.meta.get("frames") is not None or "affine" not in item.meta:
+        if item.meta.get("frames") is not None or "affine" not in item.meta or item.meta.get("regrid"):
             return None
         affine = np.asarray(item.meta["affine"], dtype=float)
         target, flip = io_orientation(affine)[2]

@@ -57,6 +57,17 @@ def own_window(stack: Stack) -> tuple[list[float], str]:
     return ends, "default (the stored value range; the files have no window)"
 
 
+def geometry_label(stack: Stack) -> str:
+    """Which geometry the viewer shows, in words (the item page prints it beside the image)."""
+    if stack.grid is not None:
+        return stack.grid.label
+    if stack.orientation == "unknown":
+        return "As stored (no patient position)"
+    if stack.depth < 2:
+        return "Single slice"
+    return f"As acquired, even {stack.spacing[2]:.3g} mm spacing"
+
+
 def fingerprint(stack: Stack) -> str:
     parts = [stack.key, repr(stack.frames), np.round(stack.affine, 5).tobytes().hex()]
     parts += [f"{h.rel}|{h.size}|{h.mtime_ns}" for h in stack.headers]
@@ -68,7 +79,7 @@ def item_record(stack: Stack, patient: str, age: float | None, undecodable: str 
     rels = [x.rel for x in stack.headers]
     folder = posixpath.commonpath([posixpath.dirname(r) for r in rels])
     names = [posixpath.relpath(r, folder) if folder else r for r in rels]
-    shape = canonical_shape((h.cols, h.rows, stack.depth), stack.affine)
+    shape = canonical_shape(stack.shape, stack.affine)
     window, window_source = own_window(stack)
     notes = list(stack.notes)
     if (info.get("slope") or 1.0) % 1 or (info.get("intercept") or 0.0) % 1:
@@ -95,6 +106,10 @@ def item_record(stack: Stack, patient: str, age: float | None, undecodable: str 
         "default_plane": acquired if (acquired := stack.orientation.removeprefix("oblique (").rstrip(")"))
         in ("axial", "coronal", "sagittal") else "axial",
     }
+    meta["geometry"] = geometry_label(stack)
+    if stack.grid is not None:  # what the volume loader resamples with (app.datasets.dicom.regrid)
+        meta["regrid"] = {"ipp": [list(p) for p in stack.ipps], "iop": list(stack.iop),
+                          "pixel": [stack.spacing[1], stack.spacing[0]]}
     if stack.frames is not None:
         meta["frames"] = stack.frames
     facets = {"modality": [h.modality], "plane": [orientation],

@@ -3,16 +3,15 @@
 A stack is what one item shows: the slices of one series that share a size and orientation, sorted
 by position along their normal (normal = row cosine × column cosine of ImageOrientationPatient,
 turned so that its main component points to R, A or S in RAS; for an axial series that is
-inferior first). Acquired slices are kept: no resampling along the normal, a gantry tilt is not
-straightened (it is noted). Enhanced multi-frame files are stacks of their own, frames sorted the
-same way. A series whose files differ in size/orientation is split into stacks; one whose slices
-repeat a position is split by echo / temporal position / acquisition number when that separates
-them, otherwise skipped.
+inferior first). Slices that already lie along the normal at an even gap are shown as stored; a gantry tilt
+or uneven gaps get a straight, evenly spaced grid (regrid.py) that the volume is resampled into when viewed.
+Enhanced multi-frame files are stacks of their own, frames sorted the same way. A series whose files differ
+in size/orientation is split into stacks; one whose slices repeat a position is split by echo / temporal
+position / acquisition number when that separates them, otherwise skipped.
 """
 
 from __future__ import annotations
 
-import math
 import posixpath
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,8 +20,8 @@ import numpy as np
 
 from app.datasets.base import Problem
 from app.datasets.dicom.headers import Header
+from app.datasets.dicom.regrid import LPS_TO_RAS, Grid, oriented_normal, plan
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 DUPLICATE_MM = 0.01  # positions closer than this along the normal are the same slice position
 IDENTITY_IOP = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
@@ -38,6 +37,15 @@ class Stack:
     orientation: str  # axial | coronal | sagittal | oblique | unknown
     notes: list[str] = field(default_factory=list)
     key: str = ""
+    grid: Grid | None = None  # the straightened, even grid when the slices are tilted or unevenly spaced
+    ipps: list[tuple[float, ...]] = field(default_factory=list)  # ImagePositionPatient of each slice, stack order
+    iop: tuple[float, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(columns, rows, slices) of the volume as shown: the grid's when there is one, else as acquired."""
+        h = self.headers[0]
+        return self.grid.shape if self.grid is not None else (h.cols, h.rows, self.depth)
 
     @property
     def depth(self) -> int:
@@ -47,15 +55,6 @@ class Stack:
         h = self.headers[0]
         what = f"{h.frames}-frame file" if self.frames is not None else f"{self.depth} slice(s)"
         return f"{self.key}: {what}, {h.cols}×{h.rows} px, {self.orientation}"
-
-
-def oriented_normal(iop: tuple[float, ...]) -> np.ndarray:
-    """Slice normal (LPS) turned so that its largest RAS component is positive."""
-    normal = np.cross(np.asarray(iop[:3]), np.asarray(iop[3:]))
-    norm = float(np.linalg.norm(normal))
-    normal = normal / norm if norm > 1e-6 else np.array([0.0, 0.0, 1.0])
-    ras = normal * [-1.0, -1.0, 1.0]
-    return -normal if ras[int(np.argmax(np.abs(ras)))] < 0 else normal
 
 
 def orientation_name(normal: np.ndarray) -> str:
@@ -211,31 +210,31 @@ def _multiframe(uid: str, h: Header, problems: list[Problem]) -> Stack | None:
 
 def _make(headers: list[Header], frames: list[int] | None, ipps: list, iop: tuple[float, ...], ref: Header) -> Stack:
     """Geometry of slices already in order: affine columns = row cosine × column spacing, column cosine ×
-    row spacing, normal × slice spacing (median step along the normal), origin = the first slice."""
+    row spacing, normal × slice spacing (the step along the normal), origin = the first slice. Tilted or
+    unevenly spaced slices get the straightened grid's affine instead (regrid.plan)."""
     normal = oriented_normal(iop)
     points = np.asarray(ipps, dtype=float)
     proj = points @ normal
     notes: list[str] = []
-    if len(points) > 1:
-        diffs = np.diff(proj)
-        step = float(np.median(diffs))
-        if len(points) > 2 and float(diffs.max() - diffs.min()) > max(0.01, 0.05 * step):
-            notes.append(f"slice spacing varies from {diffs.min():.3g} to {diffs.max():.3g} mm (missing slices?); "
-                         f"shown at the median {step:.3g} mm")
-        travel = points[-1] - points[0]
-        along = float(travel @ normal)
-        across = float(np.linalg.norm(travel - along * normal))
-        tilt = math.degrees(math.atan2(across, abs(along)))
-        if across > 0.05 and tilt > 0.1:
-            notes.append(f"slice positions are not along the slice normal (gantry tilt of about {tilt:.1f}°): "
-                         "slices are shown as acquired, not straightened")
-    else:
-        step = abs(ref.spacing_between or ref.slice_thickness or 1.0)
     if ref.pixel_spacing:
         row_mm, col_mm = ref.pixel_spacing
     else:
         row_mm = col_mm = 1.0
         notes.append("no PixelSpacing: 1 mm pixels assumed")
+    grid = plan(points, iop, normal, (row_mm, col_mm), (ref.cols, ref.rows)) if len(points) > 1 else None
+    if grid is not None:
+        if grid.tilt > 0.1:
+            notes.append(f"slice positions are not along the slice normal (gantry tilt of about {grid.tilt:.1f}°): "
+                         "straightened (tilt-corrected)")
+        if grid.uneven:
+            notes.append(f"slice spacing varies from {grid.gaps[0]:.3g} to {grid.gaps[1]:.3g} mm (missing slices?): "
+                         "slices are placed at their true positions")
+        notes.append(f"{grid.label}: coronal and sagittal planes and measurements are in true mm; "
+                     f"{grid.shape[2]} slices of {grid.shape[0]}×{grid.shape[1]} px")
+        return Stack(headers, frames, grid.affine, grid.spacing, orientation_name(normal), notes, grid=grid,
+                     ipps=[tuple(map(float, p)) for p in points], iop=tuple(iop))
+    step = float(np.median(np.diff(proj))) if len(points) > 1 else abs(ref.spacing_between or ref.slice_thickness
+                                                                         or 1.0)
     lps = np.eye(4)
     lps[:3, 0] = np.asarray(iop[:3]) * col_mm
     lps[:3, 1] = np.asarray(iop[3:]) * row_mm
