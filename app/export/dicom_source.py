@@ -132,6 +132,9 @@ def read_source(ref: ItemRef) -> SourceSeries:
     """The item's source instances (headers only, read through `ref.file`: confined to the data roots)."""
     if "affine" not in ref.meta:
         raise NotASeries(f"item {ref.id} has no patient geometry")
+    if ref.meta.get("regrid"):  # app.datasets.dicom.regrid: its voxels are not any instance's pixels
+        raise NotASeries(f"item {ref.id} is shown resampled into a straight grid ({ref.meta.get('geometry')}); "
+                         "its annotations cannot be placed on the acquired instances (export it as nifti)")
     folder = ref.meta.get("folder") or ""
     names = ref.meta.get("files") or [ref.location]
     datasets = []

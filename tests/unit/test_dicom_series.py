@@ -79,13 +79,22 @@ def test_duplicate_copy_of_one_file_is_dropped():
     assert stack.depth == 2 and problems[0].file == "copy" and "duplicate copy" in problems[0].message
 
 
-def test_gantry_tilt_is_noted_not_straightened():
+def test_gantry_tilt_is_noted_and_straightened():
     t = math.radians(20)
     iop = (1.0, 0.0, 0.0, 0.0, math.cos(t), math.sin(t))
     files = [header(f"t{n}", 0, iop=iop, ipp=(0.0, 0.0, 3.0 * n)) for n in range(5)]
     [stack], _ = build_stacks(files)
-    assert any("gantry tilt of about 20.0°" in note for note in stack.notes)
+    assert any("gantry tilt of about 20.0°" in note and "straightened" in note for note in stack.notes)
     assert stack.spacing[2] == pytest.approx(3.0 * math.cos(t))  # distance between slice planes
+    # each slice is 3·sin 20° = 1.03 mm further along the columns (0.5 mm rows): 4 × 2.05 rows → 9 more rows
+    assert stack.grid is not None and stack.shape == (5, 4 + 9, 5)
+    axes = stack.affine[:3, :3] / np.asarray(stack.spacing)
+    assert np.allclose(axes.T @ axes, np.eye(3))  # the grid is orthogonal (straight), unlike the acquired stack
+
+
+def test_straight_even_slices_get_no_grid():
+    [stack], _ = build_stacks([header(f"e{n}", 2.5 * n) for n in range(6)])
+    assert stack.grid is None and stack.shape == (5, 4, 6) and stack.notes == []
 
 
 def test_missing_uids_get_readable_stand_ins():
@@ -101,6 +110,7 @@ def test_uneven_spacing_is_noted():
     files = [header(f"g{n}", z) for n, z in enumerate([0.0, 5.0, 10.0, 20.0, 25.0])]
     [stack], _ = build_stacks(files)
     assert stack.spacing[2] == 5.0 and any("varies from 5 to 10 mm" in n for n in stack.notes)
+    assert stack.grid is not None and stack.shape[2] == 6  # 0–25 mm at the smallest gap: the missing slice too
 
 
 @pytest.mark.parametrize("text, years", [("054Y", 54.0), ("006M", 0.5), ("003D", 0.01), ("", None), ("54", None)])

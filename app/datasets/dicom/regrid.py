@@ -36,7 +36,8 @@ from app.imaging.volume import to_canonical, voxel_spacing
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 TILT_MIN_MM, TILT_MIN_DEG = 0.05, 0.1  # sideways travel below both is not a tilt (rounding of positions)
 UNEVEN_MIN_MM, UNEVEN_FRACTION = 0.01, 0.01  # gap spread above both (mm, fraction of the median gap) is uneven
-MAX_UPSAMPLE = 4  # an even grid holds at most this many times the acquired slices (one tiny gap ≠ 50× memory)
+MAX_UPSAMPLE = 2  # an even grid holds at most this many times the acquired slices, as dcm2niix's (one tiny gap
+# would otherwise mean 50× the memory)
 EDGE = 1e-3  # px: offsets this close to a whole pixel count as whole (positions are stored rounded)
 
 
@@ -98,7 +99,7 @@ def plan(ipps: np.ndarray | Sequence[Sequence[float]], iop: Sequence[float], nor
         return None
     steps = len(points) - 1
     if uneven:
-        steps = min(math.ceil(along / float(gaps.min()) - EDGE), MAX_UPSAMPLE * len(points))
+        steps = min(math.ceil(along / float(gaps.min()) - EDGE), MAX_UPSAMPLE * len(points) - 1)
     step = along / steps
     low = (math.floor(float(offsets[:, 0].min()) + EDGE), math.floor(float(offsets[:, 1].min()) + EDGE))
     high = (math.ceil(float(offsets[:, 0].max()) - EDGE), math.ceil(float(offsets[:, 1].max()) - EDGE))
