@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
-from scipy import ndimage
 from pydicom.encaps import encapsulate
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import generate_uid
+from scipy import ndimage
 
 from app.datasets.dicom.adapter import DicomAdapter
 from app.datasets.dicom.synth import generate_dicom
