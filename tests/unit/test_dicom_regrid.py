@@ -3,9 +3,6 @@ known values in patient mm and against dcm2niix's `_Tilt` / `_Tilt_Eq` outputs (
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -18,21 +15,7 @@ from app.datasets.dicom import pixels, regrid
 from app.datasets.dicom.adapter import DicomAdapter
 from app.datasets.volumes import Volume, VolumeCache, volume_view
 from app.imaging.volume import to_canonical, voxel_spacing
-from tests.helpers.tilted_dicom import diameter_mm, sphere_hu, write_sphere_series
-
-GAPS = [4.0, 1.08, 7.0] * 6  # the GE head series of issue 14: gaps of 4, 1.08 and 7 mm along the normal
-
-
-def dcm2niix(source: Path, out: Path) -> dict[str, Path]:
-    """dcm2niix (PyPI `dcm2niix`, installed beside this Python) run on a folder: its NIfTI files by suffix."""
-    exe = shutil.which("dcm2niix", path=str(Path(sys.executable).parent)) or shutil.which("dcm2niix")
-    assert exe, "dcm2niix is not installed (pip install dcm2niix: the [test] extra)"
-    out.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([exe, "-z", "y", "-f", "%s", "-o", str(out), str(source)], capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
-    files = {p.name.split(".")[0].partition("_")[2] or "plain": p for p in out.glob("*.nii.gz")}
-    return {name.removesuffix("_1"): path for name, path in files.items()}
+from tests.helpers.tilted_dicom import GAPS, assert_matches, dcm2niix, diameter_mm, sphere_hu, write_sphere_series
 
 
 def scanned(root: Path):
@@ -131,21 +114,6 @@ def test_matches_dcm2niix_tilt_on_the_real_philips_phantom(tmp_path, realdata):
     assert item.meta["geometry"] == "Tilt-corrected 18.5°, resampled to even 2.37 mm spacing"
     vol = regrid.load_straight(root, files, None, (item.height, item.width), item.meta["regrid"])
     assert_matches(vol, nib.as_closest_canonical(nib.load(reference["Tilt"])))
-
-
-def assert_matches(vol: Volume, ref) -> None:
-    """Same grid (origin within 0.1 mm, axes within 0.1°, same spacing) and the same values."""
-    assert vol.data.shape == ref.shape
-    assert np.abs(vol.affine[:3, 3] - ref.affine[:3, 3]).max() < 0.1
-    for axis in range(3):
-        a, b = vol.affine[:3, axis], ref.affine[:3, axis]
-        assert np.linalg.norm(a) == pytest.approx(np.linalg.norm(b), abs=1e-3)
-        cos = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
-        assert np.degrees(np.arccos(min(1.0, cos))) < 0.1
-    theirs = np.asarray(ref.dataobj, dtype=float)
-    mine = vol.data.astype(float)
-    assert np.corrcoef(mine.ravel(), theirs.ravel())[0, 1] > 0.999
-    assert np.abs(mine - theirs).mean() < 1.0
 
 
 def _view(vol: Volume, plane: str, k: int) -> tuple[np.ndarray, float]:
