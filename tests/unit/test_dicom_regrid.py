@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from app.datasets.base import ItemRef, View
+from app.datasets.base import IngestError, ItemRef, PixelError, TooLarge, View
 from app.datasets.dicom import pixels, regrid
 from app.datasets.dicom.adapter import DicomAdapter
+from app.datasets.roots import DatasetFiles, Limits
 from app.datasets.volumes import Volume, VolumeCache, volume_view
 from app.imaging.volume import to_canonical, voxel_spacing
 from tests.helpers.tilted_dicom import GAPS, assert_matches, dcm2niix, diameter_mm, sphere_hu, write_sphere_series
@@ -119,3 +120,28 @@ def test_matches_dcm2niix_tilt_on_the_real_philips_phantom(tmp_path, realdata):
 def _view(vol: Volume, plane: str, k: int) -> tuple[np.ndarray, float]:
     image = volume_view(vol, View(plane, k))
     return image.pixels, image.pixel_mm
+
+
+# -- bad input ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec", [{}, {"ipp": [[0, 0, 0]], "iop": [1, 0, 0, 0, 1, 0], "pixel": [1, 1]},
+                                  {"ipp": "x", "iop": [1, 0], "pixel": [1, 1]},
+                                  {"ipp": [[0, 0, 0], [0, 0, 2], [0, 0, 4]], "iop": [1, 0, 0, 0, 1, 0],
+                                   "pixel": [1, 1]}])
+def test_unusable_stored_geometry_is_a_pixel_error_naming_the_file(tmp_path, spec):
+    """meta.regrid edited, truncated, or describing slices that need no straightening: a clear error, no 500."""
+    write_sphere_series(tmp_path / "s", [2.0, 3.0], tilt_deg=10)
+    item, files = scanned(tmp_path / "s")
+    with pytest.raises(PixelError, match=f"{files[0]}: the series' stored slice geometry cannot be used"):
+        regrid.load_straight(tmp_path / "s", files, None, (item.height, item.width), spec)
+
+
+def test_straightened_grid_over_the_voxel_limit_is_refused_before_decoding(tmp_path):
+    write_sphere_series(tmp_path / "s", GAPS, tilt_deg=18.5)
+    item, files = scanned(tmp_path / "s")
+    access = DatasetFiles.confined_to(tmp_path / "s", Limits(volume_voxels=128 * 128 * 19 * 2))  # acquired fits
+    with pytest.raises(TooLarge, match="straightened series is 128×153×38 voxels exceeds"):
+        regrid.load_straight(access, files, None, (item.height, item.width), item.meta["regrid"])
+    with pytest.raises(IngestError) as refused:  # at ingest: reported, not indexed (here: nothing left)
+        DicomAdapter().scan(tmp_path / "s", files=access)
+    assert any("is 128×153×38 voxels exceeds MEDVIEW_MAX_VOLUME_VOXELS" in p.message for p in refused.value.problems)

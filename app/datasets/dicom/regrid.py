@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.datasets.base import TooLarge
+from app.datasets.base import PixelError, TooLarge
 from app.datasets.roots import DatasetFiles
 from app.datasets.volumes import Volume
 from app.imaging.volume import to_canonical, voxel_spacing
@@ -183,7 +183,11 @@ def load_straight(files: Path | DatasetFiles, rels: Sequence[str], frames: Seque
     the grid's size is checked against MEDVIEW_MAX_VOLUME_VOXELS before anything is decoded."""
     from app.datasets.dicom import pixels  # pixels pulls in pydicom: only when a volume is loaded
 
-    grid = grid_of(spec, (shape[1], shape[0]))
+    try:
+        grid = grid_of(spec, (shape[1], shape[0]))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:  # meta edited or from another version
+        raise PixelError(f"{rels[0]}: the series' stored slice geometry cannot be used ({exc}); re-ingest the "
+                         "dataset") from None
     access = files if isinstance(files, DatasetFiles) else DatasetFiles.confined_to(files)
     problem = access.limits.volume_problem(grid.shape)
     if problem:
