@@ -55,6 +55,8 @@ def test_real_tilted_phantom_page(page, live_server, engine, settings, realdata)
     _open(page, live_server, ds.dataset_id, "?plane=sagittal")
     assert page.locator("#geometry-label").inner_text() == "Tilt-corrected 18.5°, resampled to even 2.37 mm spacing"
     page.screenshot(path=str(SHOTS / "phantom-sagittal.png"))
-    page.goto(page.url.split("?")[0] + "?plane=axial")
-    page.wait_for_function(VIEWER_READY)
-    page.screenshot(path=str(SHOTS / "phantom-axial.png"))
+    for plane in ("axial", "coronal"):
+        page.goto(page.url.split("?")[0] + f"?plane={plane}")
+        page.wait_for_function(VIEWER_READY)
+        assert page.evaluate("() => window.medviewViewer.panes()")[0]["plane"] == plane
+        page.screenshot(path=str(SHOTS / f"phantom-{plane}.png"))
