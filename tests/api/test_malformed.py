@@ -138,3 +138,44 @@ def test_bad_dicom_file_is_named_and_its_series_indexed(engine, settings, client
     for item in client.get(f"/api/datasets/{report.dataset_id}/items").json()["items"]:
         r = client.get(f"/api/items/{item['id']}/render", params={"format": "jpeg"})
         assert r.status_code in (200, 404), r.text[:300]  # a file that cannot be shown: 404 naming it, no 500
+
+
+# ---- PCam -------------------------------------------------------------------------------------------------
+
+def _flip_middle(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    start = len(data) // 3
+    data[start:start + 64] = bytes(b ^ 0xFF for b in data[start:start + 64])
+    path.write_bytes(bytes(data))
+
+
+def test_pcam_labels_file_with_a_corrupt_structure_skips_only_its_split(engine, settings, client, tmp_path):
+    """h5py raises RuntimeError (not OSError) for a damaged local heap: it was a traceback out of ingest."""
+    from app.datasets.pcam import pixels
+    from app.datasets.pcam.synth import file_name, generate_pcam
+
+    pixels.close_all()
+    root = generate_pcam(tmp_path / "pcam", n_per_split=(8, 4, 4), seed=0).root
+    _flip_middle(root / file_name("valid", "y"))
+    report = ingest_path(engine, settings, root, kind="pcam")
+    texts = [t for t in _problem_texts(report) if file_name("valid", "y") in t]
+    assert texts and "not a readable HDF5 file" in texts[0] and "the valid split is skipped" in texts[0], texts
+    assert report.items == 8 + 4  # train and test
+    _sheet(client, report.dataset_id)
+
+
+def test_cli_names_the_corrupt_file_without_a_traceback(settings, tmp_path, monkeypatch, capsys):
+    from app.cli import main
+    from app.datasets.pcam import pixels
+    from app.datasets.pcam.synth import file_name, generate_pcam
+
+    pixels.close_all()
+    root = generate_pcam(tmp_path / "pcam", n_per_split=(8, 4, 4), seed=0).root
+    _flip_middle(root / file_name("valid", "y"))
+    for name, value in (("DATABASE_URL", settings.database_url), ("DATA_DIR", str(settings.data_dir)),
+                        ("DATA_ROOTS", str(tmp_path))):
+        monkeypatch.setenv(f"MEDVIEW_{name}", value)
+    assert main(["ingest", str(root), "--kind", "pcam", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert f"problem: {file_name('valid', 'y')}: not a readable HDF5 file" in err and "Traceback" not in out + err
+    assert "12 items" in out

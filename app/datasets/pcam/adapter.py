@@ -155,13 +155,13 @@ class PCamAdapter(DatasetAdapter):
             if labels is None:
                 problems.append(Problem(y_rel, f"{reason}; {skipped}", field="y"))
                 return False
-        except OSError as exc:
+        except pixels.H5_ERRORS as exc:
             problems.append(Problem(y_rel, f"not a readable HDF5 file ({exc}); {skipped}"))
             return False
         try:
             with h5py.File(paths["x"], "r") as fx:
                 info = files.check_x(fx, sizes["x"], limits.volume_voxels)
-        except OSError as exc:
+        except pixels.H5_ERRORS as exc:
             problems.append(Problem(x_rel, f"not a readable HDF5 file ({exc}); {skipped}"))
             return False
         if isinstance(info, str):

@@ -128,7 +128,7 @@ def read_meta(path: Path, rel: str, split: str, count: int, text: str | None = N
         return None, [Problem(rel, f"cannot read the meta file ({exc}); patches indexed without meta")]
     lower = [h.lower() for h in header]
     if "wsi" not in lower:
-        return None, [Problem(rel, f"missing column wsi (columns: {', '.join(header) or 'none'}); "
+        return None, [Problem(rel, f"missing column wsi (columns: {_shown(', '.join(header)) or 'none'}); "
                               "patches indexed without meta", row=1, field="wsi")]
     has_index = bool(header) and lower[0] in INDEX_NAMES
     while rows and not any(c.strip() for c in rows[-1]):
@@ -211,6 +211,12 @@ def _published_rows(rows: list[list[str]], lower: list[str], width: int,
     if any(not r[iw] or r[iw] != r[iw].strip() for r in rows):  # an empty or padded slide name: the loop reports it
         return None
     return out
+
+
+def _shown(text: str, limit: int = 200) -> str:
+    """Text from the file fit for a message: control and undecodable characters as ?, at most `limit` long."""
+    clean = "".join(c if c.isprintable() else "?" for c in text[:limit])
+    return clean + ("…" if len(text) > limit else "")
 
 
 class _RowError(Exception):
