@@ -61,8 +61,11 @@ print(len(rows))
 
 
 def tool(name: str) -> str:
-    local = VENV_BIN / name
-    return str(local) if local.exists() else (shutil.which(name) or name)
+    """The checkout's venv tool, else the one next to this interpreter (a worktree shares the main venv)."""
+    for folder in (VENV_BIN, Path(sys.executable).parent):
+        if (folder / name).exists():
+            return str(folder / name)
+    return shutil.which(name) or name
 
 
 def timed(cmd: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
@@ -99,7 +102,8 @@ def bench_ingest(tree: Path, work: Path, repeat: int) -> tuple[Path, dict[str, s
         floor_s = min(floor_s, seconds)
         print(f"  floor run {i + 1}: {seconds:6.2f} s ({int(done.stdout):,} rows)")
     db = work / "medview.db"
-    env = {**os.environ, "MEDVIEW_PUBLIC_READ": "true",  # reads only; facets_scale.py measures the sign-in check
+    env = {**os.environ, "PYTHONPATH": str(REPO),  # this checkout's app, even through another checkout's venv
+           "MEDVIEW_PUBLIC_READ": "true",  # reads only; facets_scale.py measures the sign-in check
            "MEDVIEW_DATABASE_URL": f"sqlite:///{db}", "MEDVIEW_DATA_DIR": str(work / "data"),
            "MEDVIEW_DATA_ROOTS": str(tree.parent)}
     cmd = [tool("medview"), "ingest", str(tree), "--kind", "pcam", "--name", "bench", "--quiet"]
