@@ -7,7 +7,7 @@
    - FLOOR: a fresh Python process reads the three y arrays with h5py and inserts 327,680 rows
      (index, split, label) with ONE SQLAlchemy Core executemany into a fresh SQLite file;
    - OURS: `medview ingest TREE --kind pcam` (fresh database), then again (re-ingest, all unchanged).
-   Prints floor/ours (target ≥ 0.3).
+   Prints floor/ours (target ≥ 0.4, issue 13).
 2. Patch renders: `medview serve` (uvicorn, 1 worker) on 127.0.0.1, sequential keep-alive requests
    `/api/items/{id}/render?format=jpeg` over random valid/test patches, each asked once (no response-cache
    hit), against the bare loop in this process: h5py `ds[i]` from an open file + simplejpeg q90.
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DEFAULT_TREE = Path("/tmp/medview-bench/pcam-full")
 VENV_BIN = REPO / ".venv" / "bin"
-INGEST_TARGET, RENDER_TARGET = 0.3, 0.6
+INGEST_TARGET, RENDER_TARGET = 0.4, 0.6  # issue 13 asks ingest ≥ 0.4
 SPLITS = ("train", "valid", "test")
 
 FLOOR = r'''
