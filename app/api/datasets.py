@@ -115,7 +115,8 @@ def charts(dataset_id: int, session: SessionDep, catalog: CatalogDep) -> Respons
 
 @router.get("/{dataset_id}/sheet", response_class=Response, responses={
     **media("The page's items as one JPEG contact sheet, left to right then down; `X-Item-Ids` lists their ids in "
-            "that order and `X-Next-Cursor` continues the paging", "image/jpeg", etag=False),
+            "that order, `X-Next-Cursor` continues the paging, `X-Unreadable-Ids` lists the items drawn as a grey ✕ "
+            "tile because their pixels cannot be read", "image/jpeg", etag=False),
     **errors(400, 404, 422)})
 def sheet(dataset_id: int, request: Request, session: SessionDep, renderer: RendererDep,
           catalog: CatalogDep, limit: int = 64, cursor: str | None = None, key: str | None = None, cols: int = 8,
@@ -128,10 +129,11 @@ def sheet(dataset_id: int, request: Request, session: SessionDep, renderer: Rend
                                         limit=limit, cursor=cursor, sort=sort, offset=offset)
     targets = renderer.pixels.targets(session, ids, overlays != "none")
     session.close()
-    body = contact_sheet(renderer, targets, cols=cols, tile=tile, overlays=overlays)
+    unreadable: list[int] = []
+    body = contact_sheet(renderer, targets, cols=cols, tile=tile, overlays=overlays, unreadable=unreadable)
     return Response(body, media_type="image/jpeg", headers={
         "X-Item-Ids": ",".join(map(str, ids)), "X-Next-Cursor": next_cursor or "",
-        "Cache-Control": "no-cache"})
+        "X-Unreadable-Ids": ",".join(map(str, unreadable)), "Cache-Control": "no-cache"})
 
 
 @router.get("/{dataset_id}/patients/{patient}", response_model=PatientTimeline, responses=errors(404, 422))

@@ -9,8 +9,7 @@ database writing, so adapters stay easy to test on files alone.
 abstract methods every format must implement, and *declarations* with defaults — facets, sorts, charts, viewer
 capabilities, wording, which model inputs apply — so the rest of the app asks the adapter instead of comparing
 kind names, and never probes for an optional attribute. Declarations are plain data (no SQL, no HTTP): the
-catalog turns a `NumericSort` into a SQL expression and a `ChartSpec` into a chart; the item page turns a
-`ViewerSpec` into the viewer's state.
+catalog turns a `NumericSort` into SQL, a `ChartSpec` into a chart; the item page a `ViewerSpec` into state.
 """
 
 from __future__ import annotations
@@ -140,16 +139,23 @@ class SeriesRecord:
 
 
 class LazyItems(Sequence):
-    """Item records made on demand, part by part, with a known count: an adapter whose input is already
-    validated (PCam: shapes, labels, meta) hands the ingest driver this instead of a list, and the records are
-    built while earlier batches are being written instead of all before the first write."""
+    """Item records made on demand, part by part, with a known count (PCam, input already validated): built while
+    earlier batches are written, not all before the first write; a part may be columns (`add_columns`)."""
 
     def __init__(self) -> None:
         self._parts: list[tuple[int, Callable[[], Iterator[ItemRecord]]]] = []
+        self._columns: dict[int, Callable[[], Any]] = {}
 
     def add(self, count: int, make: Callable[[], Iterator[ItemRecord]]) -> None:
         """A part of `count` records; `make()` yields them (called once per iteration)."""
         self._parts.append((count, make))
+
+    def add_columns(self, count: int, make: Callable[[], Any]) -> None:  # make() -> columns.ItemColumns
+        self._columns[len(self._parts)] = make
+        self._parts.append((count, lambda: make().records()))
+
+    def parts(self) -> Iterator[Iterator[ItemRecord] | Any]:  # record iterators, or a columns part's ItemColumns
+        return (make() if (n not in self._columns) else self._columns[n]() for n, (_, make) in enumerate(self._parts))
 
     def __len__(self) -> int:
         return sum(count for count, _ in self._parts)

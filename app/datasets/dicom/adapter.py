@@ -43,6 +43,7 @@ from app.imaging.volume import PLANE_AXIS, display_plane, to_canonical, voxel_sp
 log = logging.getLogger(__name__)
 
 DETECT_FILES = 300  # files looked at by detect()
+MAX_FILE_PROBLEMS = 20  # files of one series named one by one in the problems
 MASK_PALETTE = {1: (230, 25, 75), 2: (60, 180, 75)}  # lesion, organ (dicom-seg recommends the same colours)
 
 
@@ -147,13 +148,15 @@ class DicomAdapter(DatasetAdapter):
         """Stacks whose transfer syntax this installation cannot decode: indexed, and reported now."""
         out: dict[str, str] = {}
         for stack in stacks:
-            for h in stack.headers:
-                reason = undecodable_reason(h.transfer_syntax)
-                if reason:
-                    out[stack.key] = reason
-                    problems.append(Problem(h.rel, f"{reason}; the series is indexed but this file cannot be shown",
-                                            item=stack.key))
-                    break
+            bad = [(h, reason) for h in stack.headers if (reason := undecodable_reason(h.transfer_syntax))]
+            if bad:
+                out[stack.key] = bad[0][1]
+            for h, reason in bad[:MAX_FILE_PROBLEMS]:  # every such file named (a whole series: the first ones)
+                problems.append(Problem(h.rel, f"{reason}; the series is indexed but this file cannot be shown",
+                                        item=stack.key))
+            if len(bad) > MAX_FILE_PROBLEMS:
+                problems.append(Problem(bad[0][0].rel, f"{len(bad) - MAX_FILE_PROBLEMS} more files of this series "
+                                                       "have an undecodable transfer syntax", item=stack.key))
         return out
 
     # -- pixels -----------------------------------------------------------------------------

@@ -209,8 +209,12 @@ def read_header(root: Path | DatasetFiles, rel: str, entry: os.DirEntry | None =
             modality = _text(ds, "Modality").upper()
             sop_class = _text(ds, "SOPClassUID")
             has_pixels = PIXEL_DATA in ds
+            name = pydicom.uid.UID(sop_class).name if sop_class else "no SOP class"
+            if not has_pixels and modality not in NON_IMAGE_MODALITIES and ("Rows" in ds or
+                                                                            name.endswith("Image Storage")):
+                return Unreadable(rel, f"DICOM without pixel data: a {name} (modality {modality or 'none'}) with no "
+                                       "PixelData element; skipped")
             if modality in NON_IMAGE_MODALITIES or not has_pixels or "Rows" not in ds:
-                name = pydicom.uid.UID(sop_class).name if sop_class else "no SOP class"
                 return NonImage(rel, modality or name, name)
             bad = _pixel_data_problem(fh, ds, st.st_size)
         if bad:
