@@ -34,12 +34,13 @@ from app.api import models as api_models
 from app.api import predictions as api_predictions
 from app.api import review as api_review
 from app.api.deps import json_response
-from app.api.middleware import BodyLimit, SecurityHeaders, TrustedHosts
+from app.api.middleware import BodyLimit, NulRefusal, SecurityHeaders, TrustedHosts
+from app.api.schemas.responses import allowed_methods, install_common_errors
 from app.api.security import Authenticator, require_reader
 from app.catalog.state import Catalog
 from app.config import Settings
 from app.db.migrate import is_current
-from app.db.session import make_engine, make_session_factory, safe_url
+from app.db.session import UNAVAILABLE_ERRORS, make_engine, make_session_factory, safe_url
 from app.errors import AppError
 from app.export import jobs as export_jobs
 from app.inference.queue import make_queue
@@ -114,11 +115,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    model_pages.router, admin_pages.router, api_docs.router, review_pages.router,
                    api_masks.router, api_exports.router, export_pages.router):
         app.include_router(router, dependencies=readers)
+    app.add_middleware(NulRefusal)  # before any route or database sees a path or query value
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_kb * 1024,
                        upload_bytes=settings.max_model_upload_mb * MB, upload_paths=("/api/models",))
     app.add_middleware(SecurityHeaders)
     app.add_middleware(TrustedHosts, allowed=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()])
     _install_error_handlers(app)
+    install_common_errors(app)  # 401/403/422/503… in /openapi.json, from what each route depends on
     return app
 
 
@@ -135,11 +138,12 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
 
 
-def _error(request: Request, status: int, detail: str, extra: dict | None = None) -> Response:
+def _error(request: Request, status: int, detail: str, extra: dict | None = None,
+           headers: dict[str, str] | None = None) -> Response:
     if _wants_json(request):
-        return json_response({**(extra or {}), "detail": detail}, status)
+        return json_response({**(extra or {}), "detail": detail}, status, headers=headers)
     return request.app.state.templates.TemplateResponse(
-        request, "error.html", {"status": status, "detail": detail}, status_code=status)
+        request, "error.html", {"status": status, "detail": detail}, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -160,7 +164,22 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return _error(request, exc.status_code, str(exc.detail))
+        headers = exc.headers
+        if exc.status_code == 405 and (allow := allowed_methods(request.app.openapi(), request.url.path)):
+            headers = {**(headers or {}), "Allow": allow}  # every method of the path, not the first route's
+        return _error(request, exc.status_code, str(exc.detail), headers=headers)
+
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
+        """503 while the database cannot be reached (restarting, network); the pool's pre-ping replaces the dead
+        connections, so the next request after it is back succeeds. One line in the log, no stack trace."""
+        route = request.scope.get("route")
+        log.warning("database unavailable on %s %s: %s", request.method, getattr(route, "path", "(no route)"),
+                    type(exc).__name__)
+        return _error(request, 503, "database unavailable (it may be restarting); try again shortly",
+                      headers={"Retry-After": "5"})
+
+    for error_class in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_class, database_unavailable)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from app.api.deps import QueueDep, SessionDep, json_response
+from app.api.schemas.fields import PathId, QueryId, bounds
 from app.api.schemas.jobs import JobCreated, JobListEntry, JobRequest, JobSummary
 from app.api.schemas.responses import errors
 from app.api.security import Principal, RequireRole, client_address
@@ -34,18 +35,19 @@ def create_job(body: JobRequest, request: Request, session: SessionDep, queue: Q
 
 
 @router.get("", response_model=list[JobListEntry], responses=errors(400, 422))
-def list_jobs(session: SessionDep, dataset_id: int | None = None, limit: int = 20) -> Response:
+def list_jobs(session: SessionDep, dataset_id: QueryId | None = None,
+              limit: Annotated[int, Query(json_schema_extra=bounds(1, 200))] = 20) -> Response:
     """The newest jobs, optionally of one dataset (the dataset page's live job list)."""
     return json_response(jobs.list_jobs(session, dataset_id, limit))
 
 
 @router.get("/{job_id}", response_model=JobSummary, responses=errors(404, 422))
-def get_job(job_id: int, session: SessionDep) -> Response:
+def get_job(job_id: PathId, session: SessionDep) -> Response:
     return json_response(jobs.job_summary(jobs.get_job(session, job_id)))
 
 
 @router.post("/{job_id}/cancel", response_model=JobSummary, responses=errors(401, 403, 404, 409, 422))
-def cancel_job(job_id: int, request: Request, session: SessionDep, reviewer: Reviewer) -> Response:
+def cancel_job(job_id: PathId, request: Request, session: SessionDep, reviewer: Reviewer) -> Response:
     jobs.get_job(session, job_id)  # 404 first
     if reviewer.role != "admin" and jobs.job_starter(session, job_id) != reviewer.id:
         raise Forbidden(f"job {job_id} was started by someone else; only they or an admin may cancel it")
@@ -53,7 +55,7 @@ def cancel_job(job_id: int, request: Request, session: SessionDep, reviewer: Rev
 
 
 @router.delete("/{job_id}", status_code=204, responses=errors(401, 403, 404, 409, 422))
-def delete_job(job_id: int, request: Request, session: SessionDep,
+def delete_job(job_id: PathId, request: Request, session: SessionDep,
                admin: Annotated[Principal, Depends(RequireRole("admin"))]) -> Response:
     """Remove a finished or cancelled job's row (admin; its predictions stay); the audit log keeps it."""
     jobs.delete_job(session, job_id, admin, client_address(request))
