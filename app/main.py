@@ -164,7 +164,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        headers = exc.headers
+        headers = dict(exc.headers) if exc.headers else None
         if exc.status_code == 405 and (allow := allowed_methods(request.app.openapi(), request.url.path)):
             headers = {**(headers or {}), "Allow": allow}  # every method of the path, not the first route's
         return _error(request, exc.status_code, str(exc.detail), headers=headers)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from app.api.datasets import filters_from
 from app.api.deps import PixelsDep, PredictExecutorDep, RuntimesDep, SessionDep, SettingsDep, json_response
@@ -31,12 +31,14 @@ router = APIRouter(prefix="/api")
 MAX_CARD_BYTES = 256 * 1024
 Admin = Annotated[Principal, Depends(RequireRole("admin"))]
 Reviewer = Annotated[Principal, Depends(RequireRole("reviewer"))]
-CardText = Annotated[str, Field(min_length=1)]  # an empty form field is "missing" to FastAPI: say so in the spec
+# An empty card field is "missing" to FastAPI (422): the spec says so (a pydantic min_length would also try to
+# measure an uploaded file, and fail).
+CARD = File(json_schema_extra={"minLength": 1})
 
 
 @router.post("/models", status_code=201, response_model=ModelSummary, responses=errors(400, 401, 403, 409, 413, 422))
 def add_model(request: Request, session: SessionDep, settings: SettingsDep, admin: Admin,
-              file: Annotated[UploadFile, File()], card: Annotated[UploadFile | CardText, File()]) -> Response:
+              file: Annotated[UploadFile, File()], card: Annotated[UploadFile | str, CARD]) -> Response:
     """`file`: the ONNX / TorchScript model; `card`: the model card as an uploaded file or a text field (admin).
     The body is bounded by MEDVIEW_MAX_MODEL_UPLOAD_MB; TorchScript only when MEDVIEW_ALLOW_TORCHSCRIPT is on."""
     card_text = card if isinstance(card, str) else card.file.read(MAX_CARD_BYTES + 1)
