@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -64,9 +64,11 @@ def get_model(model_id: PathId, session: SessionDep, settings: SettingsDep, runt
 
 @router.get("/models/{model_id}/evaluation", response_model=Evaluation, responses=errors(400, 404, 422))
 def evaluation(model_id: PathId, dataset_id: QueryId, request: Request, session: SessionDep,
-               annotations: Literal["current", "dataset"] = "current") -> Response:
+               annotations: Annotated[str, Query(json_schema_extra={"enum": ["current", "dataset"]})] = "current",
+               ) -> Response:
     """Metrics over the dataset's items (filtered by any facet field) with ground truth and a prediction;
-    `annotations=current|dataset`: against the current (corrected) annotations or the dataset's own."""
+    `annotations=current|dataset`: against the current (corrected) annotations or the dataset's own (the enum is
+    documented; another value is the service's 400 naming it, as before)."""
     filters = {k: v for k, v in filters_from(request).items() if k != "dataset_id"}
     return json_response(evaluate(session, model_id, dataset_id, filters, annotations))
 
