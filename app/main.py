@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
@@ -180,6 +181,24 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     for error_class in UNAVAILABLE_ERRORS:
         app.add_exception_handler(error_class, database_unavailable)
+
+    @app.exception_handler(DataError)
+    async def database_refused_value(request: Request, exc: DataError) -> Response:
+        """The database refused a value (PostgreSQL: an integer out of range, text it cannot store): bad input
+        that got past the edge's checks, a 400 rather than a 500. The driver's one-line reason, no SQL."""
+        reason = str(getattr(exc, "orig", "") or "").splitlines()[0][:120] if getattr(exc, "orig", None) else ""
+        log.warning("database refused a value on %s %s: %s", request.method,
+                    getattr(request.scope.get("route"), "path", "(no route)"), reason)
+        return _error(request, 400, f"a value in the request is out of range for the database ({reason or 'refused'})")
+
+    @app.exception_handler(OverflowError)
+    async def sqlite_integer_overflow(request: Request, exc: OverflowError) -> Response:
+        """SQLite's driver refuses to bind an integer beyond 64 bits (before the database sees it): as above."""
+        if "SQLite INTEGER" not in str(exc):
+            return await unexpected(request, exc)
+        log.warning("database refused a value on %s %s: %s", request.method,
+                    getattr(request.scope.get("route"), "path", "(no route)"), exc)
+        return _error(request, 400, "a value in the request is out of range for the database (integer too large)")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

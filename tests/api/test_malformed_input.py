@@ -89,3 +89,21 @@ def test_date_time_parameters_take_iso_8601_only(client):
         assert r.status_code == 422, value
         assert r.json()["detail"].startswith("until: Value error, expected an ISO 8601 date")
     assert client.get("/api/audit", params={"until": "2030-01-01T00:00:00"}).status_code == 200
+
+
+def test_huge_integers_inside_opaque_values_are_400_not_500(client, ingested):
+    """Integers the edge cannot see (inside a cursor, a sort, a filter value) that the database refuses: 2^40 is
+    beyond PostgreSQL's integer, 2^70 beyond what SQLite's driver binds. Never a 500: a 400 (or the service's own
+    4xx) where the database cannot hold it, and nothing written."""
+    ds = ingested.dataset_id
+    for big in (2**40, 2**70):
+        for method, url, kwargs in [
+            ("GET", f"/api/audit?cursor={big}", {}),
+            ("GET", f"/api/datasets/{ds}/items?sort=metric:{big}:nll", {}),
+            ("POST", "/api/exports", {"json": {"format": "csv", "dataset_id": ds, "filters": {"id": [str(big)]}}}),
+        ]:
+            r = client.request(method, url, **kwargs)
+            assert r.status_code < 500, (url, big, r.text)
+            if big == 2**70:
+                assert 400 <= r.status_code < 500 and isinstance(r.json()["detail"], str), (url, r.text)
+    assert client.get("/api/exports").json() == []
