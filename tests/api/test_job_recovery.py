@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from app.db.base import utcnow
 from app.db.models import Job
 from app.db.session import make_session_factory
-from app.inference import queue as job_queue
+from app.inference import recovery
 from app.inference.jobs import create_predict_job
 from app.inference.recovery import Heartbeat, claim, release, requeue_stale
 from app.main import create_app
@@ -84,7 +84,7 @@ def test_in_process_worker_takes_over_a_dead_workers_job(make_settings, engine, 
         sweeps.append(taken)
         return taken
 
-    monkeypatch.setattr(job_queue, "requeue_stale", counted)
+    monkeypatch.setattr(recovery, "requeue_stale", counted)
     fast = make_settings(inference_batch=BATCH, job_stale_seconds=2, job_heartbeat_seconds=0.2)
     with signed_in(TestClient(create_app(fast)), fast) as client:
         job = wait_finished(client, dead)
