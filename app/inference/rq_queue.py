@@ -32,6 +32,7 @@ PREFIX = "medview:"
 TASK = "app.inference.rq_worker.run"
 RESULT_TTL = 600  # seconds RQ keeps a finished execution's record (the job itself is in the database)
 FAILURE_TTL = 7 * 24 * 3600
+HEALTH_TIMEOUT = 1.0
 _RQ_ID = re.compile(r"medview-(\d+)-[0-9a-f]+")
 
 
@@ -81,6 +82,8 @@ class RQJobQueue:
     def __init__(self, url: str, connection: redis.Redis | None = None):
         self.url = url
         self._redis = connection if connection is not None else connect(url)
+        # health answers within the Docker health check's 2 s even when Redis' host is gone
+        self._probe = connect(url, HEALTH_TIMEOUT)
         self.queues = {name: make_rq_queue(name, self._redis) for name in QUEUES}
 
     def submit(self, job_id: int, kind: str) -> None:
@@ -110,7 +113,7 @@ class RQJobQueue:
         """Reachable or not, and per named queue the jobs waiting and the workers serving it. The reason of a
         failure is reduced to its type: health is public, and Redis' message names internal hosts."""
         try:
-            with self._redis.pipeline(transaction=False) as pipe:
+            with self._probe.pipeline(transaction=False) as pipe:
                 for rq_queue in self.queues.values():
                     pipe.llen(rq_queue.key)
                     pipe.scard(WORKERS_BY_QUEUE_KEY % rq_queue.name)
@@ -123,3 +126,4 @@ class RQJobQueue:
 
     def close(self) -> None:
         self._redis.close()
+        self._probe.close()
