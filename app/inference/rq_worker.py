@@ -195,7 +195,7 @@ def serve(url: str, queue_names: list[str], factory: sessionmaker[Session], sett
                 worker.work(logging_level="WARNING")
             except RedisError as exc:
                 if not stopping.is_set():
-                    say(f"medview worker: job queue {describe_url} unreachable: {exc}; retrying in {backoff:.0f} s")
+                    say(f"medview worker: job queue {describe_url} unreachable: {exc} (retrying in {backoff:.0f} s)")
             finally:
                 install_stop_handlers(stopping)  # RQ's handlers point at the worker that just ended
                 connection.close()
