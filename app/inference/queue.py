@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
@@ -48,15 +49,18 @@ class QueueUnavailable(AppError):
 def claim_when_visible(factory: sessionmaker[Session], settings: Settings, job_id: int,
                        wait: float = VISIBLE_WAIT) -> bool:
     """Claim the job; when its row is not there yet (enqueued before its commit) try again until it appears or
-    `wait` runs out (its commit failed: there is nothing to run)."""
+    `wait` runs out (its commit failed: there is nothing to run). A row that turns up `queued` between the claim
+    and the look is claimed again at once."""
     deadline = time.monotonic() + wait
     while True:
         with factory() as session:
             if claim(session, job_id, settings.job_stale_seconds):
                 return True
-            if session.get(Job, job_id) is not None or time.monotonic() >= deadline:
-                return False  # another worker has it, or it is no longer active, or it never came
-        time.sleep(0.05)
+            status = session.scalar(select(Job.status).where(Job.id == job_id))
+        if status not in (None, "queued") or time.monotonic() >= deadline:
+            return False  # another worker has it, or it is no longer active, or it never came
+        if status is None:
+            time.sleep(0.05)
 
 
 def run_claimed(factory: sessionmaker[Session], settings: Settings, runtimes: RuntimeCache, job_id: int,
@@ -130,9 +134,14 @@ class InProcessQueue:
 
     def _sweep(self) -> None:
         try:
-            recover_jobs(self._factory, self._settings.job_stale_seconds, self.submit)
+            recover_jobs(self._factory, self._settings.job_stale_seconds, self.submit,
+                         self._held)  # and queued jobs it does not hold (none should be)
         except Exception:
             log.exception("in-process worker: looking for stale jobs")
+
+    def _held(self) -> list[int]:
+        with self._queue.mutex:
+            return list(self._queue.queue)
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop after the current batch; an unfinished job is handed back (`queued`) and resumes at the next

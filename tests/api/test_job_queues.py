@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from app.db.models import AuditEvent, Job, Prediction
 from app.db.session import make_session_factory
 from app.errors import InvalidInput
 from app.inference import jobs as inference_jobs
+from app.inference.queue import claim_when_visible
 from app.inference.rq_queue import TASK, MedViewJob, RQJobQueue, make_rq_queue, parse_queues
 from app.main import create_app
 from tests.helpers import pcam
@@ -141,6 +143,26 @@ def test_a_worker_runs_no_other_function_than_a_medview_job(redis_url):
     job = MedViewJob.fetch(rq_id, connection=connection, serializer=queue.serializer)
     assert (job.func_name, job.args, job.timeout) == (TASK, [7], -1) and ours.enqueued_ids() == {7}
     connection.close()
+
+
+def test_a_worker_waits_for_the_row_of_a_job_enqueued_before_its_commit(engine, settings, pcam_dataset_id,
+                                                                         pcam_model_id):
+    """Routes enqueue before they commit, so a worker can get the id first: it claims the job once the commit
+    lands, and gives up on an id whose row never comes (its commit failed)."""
+    factory = make_session_factory(engine)
+    claimed: list[bool] = []
+    with factory() as session:
+        job = Job(kind="predict", status="queued", done=0, total=0,
+                  params={"model_id": pcam_model_id, "dataset_id": pcam_dataset_id})
+        session.add(job)
+        session.flush()  # the id exists, the row is not committed
+        waiting = threading.Thread(target=lambda: claimed.append(claim_when_visible(factory, settings, job.id)))
+        waiting.start()
+        wait_until(lambda: waiting.is_alive(), 5, "the worker to be waiting")
+        session.commit()
+    waiting.join(30)
+    assert claimed == [True] and job_of(engine, job.id).status == "running"
+    assert claim_when_visible(factory, settings, 999_999, wait=0.2) is False
 
 
 # ---- the app side: routing, 503 with nothing stored, health ----
