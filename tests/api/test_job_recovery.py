@@ -100,8 +100,8 @@ def test_in_process_worker_takes_over_a_dead_workers_job(make_settings, engine, 
 def test_redis_worker_recovers_jobs_of_a_dead_worker_and_of_a_restarted_redis(settings, database_url, engine,
                                                                               pcam_dataset_id, pcam_model_id,
                                                                               tmp_path):
-    """The state a kill -9 leaves (job running, heartbeat old, id no longer on the list) and the state a Redis
-    restart leaves (job queued, list empty): a fresh real worker process finds both and finishes them."""
+    """The state a kill -9 leaves (job running, heartbeat old, id on no RQ queue) and the state a Redis
+    restart leaves (job queued, queues empty): a fresh real worker process finds both and finishes them."""
     import redis
 
     server = redis.Redis.from_url(REDIS_URL)
