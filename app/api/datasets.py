@@ -78,8 +78,7 @@ def ingest_dataset(body: IngestRequest, request: Request, session: SessionDep, s
     400 for a path that is not absolute, lies outside the data roots or is not a folder, an unknown kind or a
     folder of no kind MedView recognises; 409 when the name is another folder's dataset's, the folder is indexed
     as another kind, or an ingest of it is already queued or running."""
-    job = ingest_jobs.create_ingest_job(session, settings, body, admin, client_address(request))
-    queue.submit(job.id)
+    job = ingest_jobs.create_ingest_job(session, settings, body, admin, client_address(request), submit=queue.submit)
     return json_response({"id": job.id, "kind": job.kind, "status": job.status, "params": job.params,
                           "links": {"job": urls.job_url(job.id), "cancel": urls.job_cancel_url(job.id)}}, 202)
 

@@ -19,13 +19,13 @@ router = APIRouter(prefix="/api/exports")
 Reviewer = Annotated[Principal, Depends(RequireRole("reviewer"))]
 
 
-@router.post("", status_code=202, response_model=ExportCreated, responses=errors(400, 401, 403, 404, 422))
+@router.post("", status_code=202, response_model=ExportCreated, responses=errors(400, 401, 403, 404, 422, 503))
 def create_export(body: ExportRequest, request: Request, session: SessionDep, queue: QueueDep,
                   reviewer: Reviewer) -> Response:
     """Checked once here: 404 for a missing dataset; 400 for an unknown format, one that does not fit the
-    dataset's kind (or is not built yet), an unknown filter field, or a selection with no item."""
-    job = export_jobs.create_export_job(session, body, reviewer, client_address(request))
-    queue.submit(job.id)
+    dataset's kind (or is not built yet), an unknown filter field, or a selection with no item. 503 when the
+    job queue cannot be reached (nothing stored)."""
+    job = export_jobs.create_export_job(session, body, reviewer, client_address(request), submit=queue.submit)
     return json_response(ExportCreated(id=job.id).model_dump(), 202)
 
 

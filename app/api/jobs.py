@@ -24,14 +24,14 @@ router = APIRouter(prefix="/api/jobs")
 Reviewer = Annotated[Principal, Depends(RequireRole("reviewer"))]
 
 
-@router.post("", status_code=202, response_model=JobCreated, responses=errors(400, 401, 403, 404, 422))
+@router.post("", status_code=202, response_model=JobCreated, responses=errors(400, 401, 403, 404, 422, 503))
 def create_job(body: JobRequest, request: Request, session: SessionDep, queue: QueueDep,
                reviewer: Reviewer) -> Response:
     """The body is validated and bounded here (422 naming the field); the model and dataset are then resolved
     once (404 naming the missing one, 400 when the model does not apply to the dataset or a filter field is
-    unknown) and the worker runs the stored parameters as they are."""
-    job = jobs.create_job(session, body.kind, body, reviewer, client_address(request))
-    queue.submit(job.id)
+    unknown) and the worker runs the stored parameters as they are. The job is enqueued before it is
+    committed: 503 when the queue cannot be reached, and then nothing was stored."""
+    job = jobs.create_job(session, body.kind, body, reviewer, client_address(request), submit=queue.submit)
     return json_response(JobCreated(id=job.id).model_dump(), 202)
 
 

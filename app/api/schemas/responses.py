@@ -19,12 +19,13 @@ ERROR_DESCRIPTIONS = {
     415: "Unsupported media or file type",
     429: "Too many failed sign-ins: wait `Retry-After` seconds",
     422: "A parameter or the body does not have the expected type or bounds (the detail names the field)",
-    503: "The database is unreachable for now (nothing was changed; try again)",
+    503: "A service the request needs (the database, the job queue) cannot be reached: nothing was stored; retry "
+         "later",
 }
 
 
 class ErrorDetail(BaseModel):
-    """Every API error: a 4xx status and one readable sentence (validation errors included, as a string). Some
+    """Every API error: a 4xx (or 503) status and one readable sentence (validation errors included, as a string). Some
     carry more keys: a stale annotation edit's 409 has `current` (the current version), `changed_by`, `changed_at`."""
 
     model_config = ConfigDict(extra="allow")
