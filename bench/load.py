@@ -62,6 +62,16 @@ class Http:
         self.writer: asyncio.StreamWriter | None = None
 
     async def request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        reused = self.writer is not None
+        try:
+            return await self._request(method, path, body)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            if not reused:
+                raise
+            self.writer = None  # the server closed an idle keep-alive connection: a browser retries at once
+            return await self._request(method, path, body)
+
+    async def _request(self, method: str, path: str, body: Any) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         data = b"" if body is None else orjson.dumps(body)
@@ -96,8 +106,6 @@ class Stats:
     recording: bool = True
 
     def add(self, kind: str, ms: float, status: int, path: str, body: bytes) -> None:
-        if not self.recording:
-            return
         self.times[kind].append(ms)
         if not 200 <= status < 400:
             self.errors[kind] += 1
@@ -121,13 +129,15 @@ class Client:
     seen: set[str] = field(default_factory=set)  # the browser cache: version-pinned URLs already fetched
 
     async def call(self, kind: str, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        recording = self.stats.recording
         start = time.perf_counter()
         try:
             status, payload = await self.http.request(method, path, body)
         except (OSError, asyncio.IncompleteReadError) as exc:  # a dropped connection: an error, then reconnect
             status, payload = 0, repr(exc).encode()
             self.http.writer = None
-        self.stats.add(kind, (time.perf_counter() - start) * 1000, status, path, payload)
+        if recording:
+            self.stats.add(kind, (time.perf_counter() - start) * 1000, status, path, payload)
         return status, payload
 
     def random_query(self) -> str:
@@ -238,6 +248,9 @@ async def health_loop(http: Http, stats: Stats, deadline: float) -> None:
 
 async def drive(port: int, server_pid: int, world: dict[str, Any], clients: int, seconds: float, warmup: float,
                 baseline_seconds: float, on_measure: Any = None) -> tuple[Stats, Stats, float, dict[str, float]]:
+    """The baseline, then the mix: one run of warm-up + measured seconds (no client waits for the others in
+    between: an idle keep-alive connection would be closed by the server after 5 s); requests that start in the
+    measured window are recorded."""
     base = Stats()
     deadline = time.monotonic() + baseline_seconds
     await asyncio.gather(*(health_loop(Http(port, None), base, deadline) for _ in range(clients)))
@@ -245,21 +258,24 @@ async def drive(port: int, server_pid: int, world: dict[str, Any], clients: int,
     users = world["clients"]
     crowd = [Client(Http(port, u["token"]), u["role"], random.Random(i), stats, world, queue_id=u.get("queue"),
                     owned=[list(a) for a in u.get("owned", ())]) for i, u in enumerate(users[:clients])]
-    if warmup > 0:
-        deadline = time.monotonic() + warmup
-        await asyncio.gather(*(c.run(deadline) for c in crowd))
-    stats.recording = True
-    if on_measure is not None:
-        on_measure()
-    pids = descendants(server_pid)
-    server_cpu, client_cpu, machine = cpu_seconds(pids), time.process_time(), machine_busy()
-    start = time.monotonic()
-    await asyncio.gather(*(c.run(start + seconds) for c in crowd))
-    elapsed = time.monotonic() - start
-    busy, total = (b - a for a, b in zip(machine, machine_busy(), strict=True))
-    usage = {"server": cpu_seconds(pids) - server_cpu, "client": time.process_time() - client_cpu,
-             "machine": busy, "capacity": total}
-    return base, stats, elapsed, usage
+    start = time.monotonic() + warmup
+    usage: dict[str, float] = {}
+
+    async def measure() -> None:
+        await asyncio.sleep(max(0.0, start - time.monotonic()))
+        stats.recording = True
+        if on_measure is not None:
+            on_measure()
+        pids = descendants(server_pid)
+        server_cpu, client_cpu, machine = cpu_seconds(pids), time.process_time(), machine_busy()
+        await asyncio.sleep(max(0.0, start + seconds - time.monotonic()))
+        stats.recording = False
+        busy, total = (b - a for a, b in zip(machine, machine_busy(), strict=True))
+        usage.update(server=cpu_seconds(pids) - server_cpu, client=time.process_time() - client_cpu,
+                     machine=busy, capacity=total)
+
+    await asyncio.gather(measure(), *(c.run(start + seconds) for c in crowd))
+    return base, stats, seconds, usage
 
 
 # ---------------------------------------------------------------- data, users, server
