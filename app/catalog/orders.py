@@ -91,7 +91,9 @@ class NumericOrders:
         order = self._orders.get(key)
         if key in self._orders and (order is None or order.version == version):
             return order
-        with self._lock:
+        with self._lock:  # one build per version: requests arriving meanwhile wait for it, then use it
+            if key in self._orders and ((order := self._orders[key]) is None or order.version == version):
+                return order
             order = build_order(session, ds, sort, version)
             self._orders[key] = order
         return order
