@@ -557,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--clients", type=int, default=50)
-    ap.add_argument("--warmup", type=float, default=3.0, help="seconds of the mix before measuring")
+    ap.add_argument("--warmup", type=float, default=10.0, help="seconds of the mix before measuring")
     ap.add_argument("--baseline-seconds", type=float, default=5.0)
     ap.add_argument("--sqlite-workers", type=int, default=1)
     ap.add_argument("--pg-workers", type=int, default=2)
