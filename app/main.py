@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
@@ -57,6 +59,12 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
 
 
+# MedView exports no OpenTelemetry data: FastAPI's built-in telemetry (newer releases) otherwise asks for the
+# tracer, meter and logger providers on every request (~4% of the server's CPU under bench/load.py)
+_NO_TELEMETRY: dict[str, Any] = ({"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+                                 if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
+
+
 class DatabaseNotReady(RuntimeError):
     """The database is missing migrations; the message says which command fixes it."""
 
@@ -74,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                    "run `medview db upgrade`")
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        app.state.session_closers = anyio.CapacityLimiter(8)  # threads that only close sessions (app.api.deps)
         app.state.pixels = PixelStore.from_settings(settings)
         if app.state.pixels.masks is not None:  # mask uploads and reads in app.review.masks reach pixels this way
             app.state.session_factory.configure(info={"masks": MaskPixels(app.state.pixels, app.state.pixels.masks)})
@@ -103,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine.dispose()
 
     app = FastAPI(title="MedView", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+                  openapi_url=None, **_NO_TELEMETRY)
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(PROJECT_DIR / "templates"),
                                           context_processors=[_signed_in_context])

@@ -100,7 +100,7 @@ def list_items(session: Session, catalog: Catalog, dataset_id: int, filters: Map
     ds = get_dataset(session, dataset_id)
     order = sorting.parse_sort(session, ds, sort)
     page = listing.keyset_page(session, ds, filters, key=key, sort=order, limit=limit, indexes=catalog.indexes,
-                               cursor=cursor, offset=offset)
+                               cursor=cursor, offset=offset, orders=catalog.orders)
     total = listing.count(session, ds, filters, key, catalog.indexes)
     ids = [i for i, _ in page.rows]
     by_id = {i.id: i for i in session.scalars(select(Item).where(Item.id.in_(ids)))} if ids else {}
@@ -121,7 +121,8 @@ def page_ids(session: Session, catalog: Catalog, dataset_id: int, filters: Mappi
     _check_limit(limit)
     ds = get_dataset(session, dataset_id)
     page = listing.keyset_page(session, ds, filters, key=key, sort=sorting.parse_sort(session, ds, sort),
-                               limit=limit, indexes=catalog.indexes, cursor=cursor, offset=offset)
+                               limit=limit, indexes=catalog.indexes, cursor=cursor, offset=offset,
+                               orders=catalog.orders)
     return [i for i, _ in page.rows], page.next_cursor
 
 

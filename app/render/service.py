@@ -8,11 +8,11 @@ item is never served stale and nothing here knows HTTP.
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Hashable
 from dataclasses import dataclass
 
 import numpy as np
+from isal import igzip
 
 from app.datasets.base import Image2D, OverlayLayer, View
 from app.errors import InvalidInput, NotFound
@@ -117,7 +117,9 @@ class Renderer:
         image = self.pixels.image(target, view)
         values = np.ascontiguousarray(image.pixels)
         le = values.astype(values.dtype.newbyteorder("<"), copy=False)
-        body = gzip.compress(le.tobytes(), compresslevel=1)
+        # ISA-L's gzip (same format, any client decodes it): ~5x faster than zlib level 1 on a 512x512 int16 CT
+        # slice at 2% more bytes; zlib's compression was the largest part of a raw request under bench/load.py
+        body = igzip.compress(le.tobytes(), compresslevel=2)
         info = ViewInfo(view.plane, image.slice, pixel_mm=image.pixel_mm, shape=values.shape,
                         dtype=str(values.dtype))
         return Rendered(body, "application/octet-stream", ("raw", target.ref.id, target.version, view), info,
