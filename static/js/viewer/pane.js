@@ -27,8 +27,7 @@ export function scaleBar(mmPerPx, zoom, maxPx) {
     }
   }
   if (best === null) return null;
-  const text = best >= 10 && best % 10 === 0 ? `${best / 10} cm` : `${Number(best.toPrecision(3))} mm`;
-  return { mm: best, px: best * pxPerMm, text };
+  return { mm: best, px: best * pxPerMm, text: `${Number(best.toPrecision(3))} mm` };
 }
 
 function svgEl(tag, attrs, parent) {
@@ -212,7 +211,7 @@ export class Pane {
     if (marks) {
       // top: below the two-line corner readouts (and a pane title); bottom: above the hovered value's line
       const at = { left: [MARK_INSET, H / 2 + 5, "start"], right: [W - MARK_INSET, H / 2 + 5, "end"],
-                   top: [W / 2, 48, "middle"], bottom: [W / 2, H - 36, "middle"] };
+                   top: [W / 2, 58, "middle"], bottom: [W / 2, H - 36, "middle"] };
       for (const [edge, [x, y, anchor]] of Object.entries(at)) {
         const t = svgEl("text", { "data-layer": "frame", "data-kind": "marker", "data-edge": edge, x, y,
                                   "text-anchor": anchor, class: "pane-marker" }, svg);
