@@ -196,8 +196,9 @@ def window_choices(item: Mapping[str, Any], window: str | None, preset: str | No
     name = "default" if preset in OWN_WINDOW_NAMES and "default" in presets else (preset or default)
     if name not in presets:
         what = f"this {policy.modality} item" if policy.modality else "this item"
-        raise InvalidInput(f"preset {preset!r} is not available for {what}: its values are not Hounsfield units "
-                           f"(CT presets apply to CT only); choose one of {', '.join(presets)}")
+        why = ("it is a CT window in HU, and this item's values are not Hounsfield units" if preset in PRESETS
+               else "its files have no window of their own" if preset in OWN_WINDOW_NAMES else "no such preset")
+        raise InvalidInput(f"preset {preset!r} is not available for {what}: {why}; choose one of {', '.join(presets)}")
     return {**out, "preset": name, "window": presets[name]}
 
 

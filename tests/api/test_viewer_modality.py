@@ -97,7 +97,8 @@ def test_a_ct_preset_on_an_mr_series_is_a_400_naming_what_it_offers(client, seri
     r = client.get(f"/items/{mr['id']}", params={"preset": "lung"})
     assert r.status_code == 400
     text = visible_text(r.text)
-    assert "preset 'lung' is not available for this MR item" in text and "choose one of default, auto" in text
+    assert ("preset 'lung' is not available for this MR item: it is a CT window in HU, and this item's values are "
+            "not Hounsfield units; choose one of default, auto") in text
     assert "Traceback" not in text
 
 
@@ -153,3 +154,39 @@ def test_the_real_verse_sample_stored_pir_shows_the_textbook_letters(engine, set
     assert detail["meta"]["axcodes"] == ["P", "I", "R"]
     for plane, letters in TEXTBOOK.items():
         assert client.get(f"/api/items/{item['id']}/raw", params={"plane": plane}).headers["x-orientation"] == letters
+
+
+def test_an_mr_series_without_a_window_opens_with_the_auto_window(engine, settings, client, dicom_tree, tmp_path):
+    """The MR files without WindowCenter/WindowWidth: the stored value range is no default, the auto-window is;
+    `preset=default` then names why it is not offered, an unknown name says so."""
+    root = tmp_path / "mr-no-voi"
+    for path in dicom_tree.root.rglob("*"):
+        if not path.is_file():
+            continue
+        try:
+            ds = pydicom.dcmread(path)
+        except pydicom.errors.InvalidDicomError:
+            continue
+        if getattr(ds, "Modality", None) != "MR":
+            continue
+        del ds.WindowCenter, ds.WindowWidth
+        target = root / path.relative_to(dicom_tree.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(target)
+    report = ingest_path(engine, settings, root, kind="dicom", name="mr-no-voi")
+    [item] = client.get(f"/api/datasets/{report.dataset_id}/items").json()["items"]
+    mr = client.get(f"/api/items/{item['id']}").json()
+    assert mr["meta"]["window_source"].startswith("default (the stored value range")
+    r = client.get(f"/items/{mr['id']}")
+    state = viewer_state(r.text)
+    values = mr_values(root / mr["meta"]["folder"], mr["meta"]["files"])
+    auto = [math.floor(np.percentile(values, 0.5)), math.ceil(np.percentile(values, 99.5))]
+    assert (state["preset_order"], state["default_preset"], state["preset"], state["window"]) == (
+        ["auto"], "auto", "auto", auto)
+    assert re.findall(r'data-preset="([^"]+)"', r.text) == ["auto"] and "file's window" not in visible_text(r.text)
+    first_paint = html.unescape(re.search(r'id="slice-image" src="([^"]+)"', r.text).group(1))
+    assert client.get(first_paint).headers["x-window"] == f"{auto[0]},{auto[1]}"
+    for preset, why in (("default", "its files have no window of their own"), ("wide", "no such preset")):
+        r = client.get(f"/items/{mr['id']}", params={"preset": preset})
+        assert r.status_code == 400
+        assert f"preset '{preset}' is not available for this MR item: {why}; choose one of auto" in visible_text(r.text)
