@@ -51,10 +51,19 @@ def test_each_kind_patient_page(page, live_server, engine, settings, ingested, r
         page.locator(".entry").first.click()
     assert re.search(r"/items/\d+", page.url)
 
+    single = ingest_path(engine, settings, realdata("verse"), kind="verse", name="verse").dataset_id
+    text = _open(page, f"{live_server}/datasets/{single}/patients/sub-ct")
+    assert "CT volumes" in text and "CT L2–L4" in text and not DEEPLESION_WORDS.search(text)
+    _shot(page, tmp_path, "verse-real")
+
+    anonymous = next(p for p in (live_get(f"{live_server}/api/items/{i['id']}").json()["patient"]
+                                 for i in live_get(f"{live_server}/api/datasets/{real_dicom}/items").json()["items"])
+                     if p.startswith("anonymous-"))
     for ds, patient, name, heading in (
             (dicom, sample.patients[0], "dicom", "2019-09-12 · CT CHEST FOLLOW-UP"),
             (dicom, sample.patients[1], "dicom-2", "2020-05-05 · CT ABDOMEN + MR"),
-            (real_dicom, "PHANTOM_EXAMPLE", "dicom-real", "2020-11-12 · no study description")):
+            (real_dicom, "PHANTOM_EXAMPLE", "dicom-real", "2020-11-12 · no study description"),
+            (real_dicom, anonymous, "dicom-real-anonymous", "2022-12-08 · no study description")):
         text = _open(page, f"{live_server}/datasets/{ds}/patients/{patient}")
         assert heading in text and not DEEPLESION_WORDS.search(text), name
         for h2 in page.locator("section h2").all_inner_texts():
