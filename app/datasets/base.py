@@ -35,6 +35,7 @@ from app.datasets.declarations import (  # noqa: F401 - re-exported: adapters de
     ViewerSpec,
     Wording,
 )
+from app.datasets.patients import PatientPage
 
 if TYPE_CHECKING:  # volumes.py and roots.py build on the types of this module
     from app.datasets.roots import DatasetFiles
@@ -271,8 +272,6 @@ class TooLarge(FileRefused):
     """The file's header declares more pixels, voxels or bytes than MEDVIEW_MAX_* allow: not decoded."""
 
 
-
-
 def mask_geometry_problems(geometry: Mapping[str, Any]) -> list[str]:
     """A mask annotation's geometry names its label image: `stored` (the app's stored mask, made from an upload by
     app.review.masks) or `mask` (a file of the dataset, relative to its root, as the dataset's own annotation)."""
@@ -303,6 +302,7 @@ class DatasetAdapter(ABC):
     charts: ClassVar[tuple[ChartSpec, ...]] = (LABEL_BALANCE,)  # charts built only when their facets exist
     sheet_page_size: ClassVar[int | None] = None  # grid pages fetched as one contact sheet of this many tiles
     wording: ClassVar[Wording] = Wording()
+    patient_page: ClassVar[PatientPage] = PatientPage()  # how the patient page groups and names items (patients.py)
     # -- viewer and models --
     viewer: ClassVar[ViewerSpec] = ViewerSpec()
     values_are_hu: ClassVar[bool] = False  # pixels can be Hounsfield units (a model's CT window applies)

@@ -189,14 +189,25 @@ def _upsert_ids(conn, model, dataset_id: int, rows: list[dict[str, Any]]) -> dic
     return known
 
 
+def _refresh_studies(conn, dataset_id: int, rows: list[dict[str, Any]]) -> None:
+    """A re-ingest corrects the order and age of studies already indexed (e.g. a DICOM "000Y" age once read as 0)."""
+    known = {e: (o, a) for e, o, a in conn.execute(select(Study.external_id, Study.study_order, Study.age)
+                                                   .where(Study.dataset_id == dataset_id))}
+    for r in rows:
+        if known.get(r["external_id"], (r["study_order"], r["age"])) != (r["study_order"], r["age"]):
+            conn.execute(update(Study).where(Study.dataset_id == dataset_id, Study.external_id == r["external_id"])
+                         .values(study_order=r["study_order"], age=r["age"]))
+
+
 def _write(engine: Engine, dataset_id: int, scan: ScanResult, report: IngestReport, batch: int,
            progress: ProgressFn) -> None:
     with engine.begin() as conn:
         patients = _upsert_ids(conn, Patient, dataset_id,
                                [{"external_id": p.external_id, "sex": p.sex} for p in scan.patients])
-        studies = _upsert_ids(conn, Study, dataset_id, [
-            {"external_id": s.external_id, "patient_id": patients[s.patient], "study_order": s.order,
-             "age": s.age} for s in scan.studies])
+        study_rows = [{"external_id": s.external_id, "patient_id": patients[s.patient], "study_order": s.order,
+                       "age": s.age} for s in scan.studies]
+        studies = _upsert_ids(conn, Study, dataset_id, study_rows)
+        _refresh_studies(conn, dataset_id, study_rows)
         series = _upsert_ids(conn, Series, dataset_id, [
             {"external_id": s.external_id, "study_id": studies[s.study] if s.study else None, "meta": s.meta}
             for s in scan.series])

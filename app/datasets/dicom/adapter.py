@@ -34,6 +34,7 @@ from app.datasets.base import (
 )
 from app.datasets.dicom import pixels
 from app.datasets.dicom.headers import Header, NonImage, looks_like_dicom, read_header, walk_files
+from app.datasets.dicom.patient import MODALITIES, PATIENT_PAGE
 from app.datasets.dicom.records import build_records
 from app.datasets.dicom.series import Stack, build_stacks
 from app.datasets.roots import DatasetFiles
@@ -64,6 +65,7 @@ class DicomAdapter(DatasetAdapter):
     export_formats = {"csv": "table", "nifti": "volume-nifti", "dicom-seg": "dicom-seg",  # docs/export.md
                       "dicom-sr": "dicom-sr"}
     facet_fields = ("modality", "body_part", "plane", "sex", "age")
+    patient_page = PATIENT_PAGE  # studies by date and description, with their series (patient.py)
     editable_annotations = ("recist", "bbox", "line", "mask")
     mask_labels = {1: "lesion", 2: "organ"}  # what a user's mask may hold; `dicom-seg` names its segments so
     numeric_sorts = {"age": NumericSort(column="age")}
@@ -74,9 +76,7 @@ class DicomAdapter(DatasetAdapter):
     filter_fields = ("patient", "study", "manufacturer")
     facet_labels = {
         "sex": {"M": "male", "F": "female", "O": "other"},
-        "modality": {"CT": "CT", "MR": "MRI", "PT": "PET", "NM": "nuclear medicine", "CR": "radiograph",
-                     "DX": "radiograph", "MG": "mammogram", "US": "ultrasound", "XA": "angiography",
-                     "OT": "other"},
+        "modality": MODALITIES,
         "plane": {"axial": "axial", "coronal": "coronal", "sagittal": "sagittal", "oblique": "oblique",
                   "unknown": "no patient orientation"},
     }
