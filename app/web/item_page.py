@@ -68,6 +68,7 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
     return _render(request, "item.html", {"item": item, "dataset": dataset, "viewer": viewer,
                                           "image_url": render_url(viewer), "run_models": run_models,
                                           "wording": adapter.wording, "review": review,
+                                          "follows_lesions": adapter.patient_page.followup,
                                           "review_urls": review_urls(request) if review else None})
 
 

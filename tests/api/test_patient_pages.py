@@ -169,3 +169,15 @@ def test_deeplesion_page_keeps_its_lesion_follow_up(client, ingested):
     assert "Patient <span class=\"mono\">" in body and "all key slices of this patient in" in body
     for s in data["studies"]:
         assert f'id="study-{s["study"]}"' in body
+
+
+
+@pytest.mark.realdata
+def test_item_page_says_follow_up_only_for_a_kind_that_follows_lesions(engine, settings, client, realdata, ingested):
+    """The item page's patient link: "follow-up" only where the patient page tracks lesions (DeepLesion)."""
+    ds = ingest_path(engine, settings, realdata("verse"), kind="verse", name="verse").dataset_id
+    verse_item = client.get(f"/api/datasets/{ds}/items", params={"limit": 1}).json()["items"][0]["id"]
+    dl_item = client.get(f"/api/datasets/{ingested.dataset_id}/items", params={"limit": 1}).json()["items"][0]["id"]
+    verse_page, dl_page = client.get(f"/items/{verse_item}").text, client.get(f"/items/{dl_item}").text
+    assert "subject sub-ct</a>" in verse_page and "follow-up" not in verse_page
+    assert "follow-up</a>" in dl_page
