@@ -44,7 +44,7 @@ from app.datasets.roots import DataRoots
 from app.db.base import utcnow
 from app.db.models import Dataset, Job
 from app.errors import AppError, Conflict, InvalidInput
-from app.inference.jobs import ACTIVE, ProgressFn, register_job_kind
+from app.inference.jobs import ACTIVE, ProgressFn, Submit, commit_submitted, register_job_kind
 from app.pixels import PixelStore
 
 log = logging.getLogger(__name__)
@@ -149,16 +149,17 @@ def plan_ingest(session: Session, settings: Settings, params: IngestParams) -> I
 
 
 def create_ingest_job(session: Session, settings: Settings, params: IngestParams,
-                      actor: Identified | str | None = None, address: str | None = None) -> Job:
-    """A queued ingest job with its `job.start` audit event (400 / 409 from `plan_ingest` when it could not run)."""
+                      actor: Identified | str | None = None, address: str | None = None,
+                      submit: Submit | None = None) -> Job:
+    """A queued ingest job with its `job.start` audit event (400 / 409 from `plan_ingest` when it could not run),
+    committed once `submit` (the queue) took it — else nothing stored and the queue's error raised (503)."""
     plan = plan_ingest(session, settings, params)
     job = Job(kind=KIND, params={**plan.to_row(), "phase": "queued"}, status="queued", done=0, total=0)
     session.add(job)
     session.flush()
     audit.record(session, actor, "job.start", "job", job.id, after={
         "kind": KIND, "path": plan.path, "dataset_kind": plan.kind, "name": plan.name}, address=address)
-    session.commit()
-    return job
+    return commit_submitted(session, job, submit)
 
 
 # -- running one -------------------------------------------------------------------------------------------------
@@ -294,7 +295,7 @@ def run_ingest_job(session: Session, settings: Settings, pixels: PixelStore, job
 
 def register() -> None:
     """Let this process's workers run ingest jobs (create_app, `medview worker`)."""
-    register_job_kind(KIND, run_ingest_job)
+    register_job_kind(KIND, run_ingest_job, queue="cpu")
 
 
 def list_ingest_jobs(session: Session, limit: int = 5) -> list[Job]:

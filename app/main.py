@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -11,11 +12,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__, ingest_jobs
@@ -25,7 +28,6 @@ from app.accounts.throttle import LoginThrottle
 from app.api import admin as api_admin
 from app.api import auth as api_auth
 from app.api import datasets as api_datasets
-from app.api import db_errors
 from app.api import exports as api_exports
 from app.api import health as api_health
 from app.api import items as api_items
@@ -35,12 +37,13 @@ from app.api import models as api_models
 from app.api import predictions as api_predictions
 from app.api import review as api_review
 from app.api.deps import json_response
-from app.api.middleware import BodyLimit, SecurityHeaders, TrustedHosts
+from app.api.middleware import BodyLimit, NulRefusal, SecurityHeaders, TrustedHosts
+from app.api.schemas.responses import allowed_methods, install_common_errors
 from app.api.security import Authenticator, require_reader
 from app.catalog.state import Catalog
 from app.config import Settings
 from app.db.migrate import is_current
-from app.db.session import make_engine, make_session_factory, safe_url
+from app.db.session import UNAVAILABLE_ERRORS, make_engine, make_session_factory, safe_url
 from app.errors import AppError
 from app.export import jobs as export_jobs
 from app.heap import return_large_blocks
@@ -54,6 +57,12 @@ from app.web import admin_pages, api_docs, auth_pages, export_pages, item_page, 
 log = logging.getLogger("medview")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 MB = 1024 * 1024
+
+
+# MedView exports no OpenTelemetry data: FastAPI's built-in telemetry (newer releases) otherwise asks for the
+# tracer, meter and logger providers on every request (~4% of the server's CPU under bench/load.py)
+_NO_TELEMETRY: dict[str, Any] = ({"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+                                 if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {})
 
 
 class DatabaseNotReady(RuntimeError):
@@ -73,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                    "run `medview db upgrade`")
         app.state.engine = engine
         app.state.session_factory = make_session_factory(engine)
+        app.state.session_closers = anyio.CapacityLimiter(8)  # threads that only close sessions (app.api.deps)
         app.state.pixels = PixelStore.from_settings(settings)
         if app.state.pixels.masks is not None:  # mask uploads and reads in app.review.masks reach pixels this way
             app.state.session_factory.configure(info={"masks": MaskPixels(app.state.pixels, app.state.pixels.masks)})
@@ -102,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine.dispose()
 
     app = FastAPI(title="MedView", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+                  openapi_url=None, **_NO_TELEMETRY)
     app.state.settings = settings
     app.state.templates = Jinja2Templates(directory=str(PROJECT_DIR / "templates"),
                                           context_processors=[_signed_in_context])
@@ -118,12 +128,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    model_pages.router, admin_pages.router, api_docs.router, review_pages.router,
                    api_masks.router, api_exports.router, export_pages.router):
         app.include_router(router, dependencies=readers)
+    app.add_middleware(NulRefusal)  # before any route or database sees a path or query value
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_kb * 1024,
                        upload_bytes=settings.max_model_upload_mb * MB, upload_paths=("/api/models",))
     app.add_middleware(SecurityHeaders)
     app.add_middleware(TrustedHosts, allowed=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()])
     _install_error_handlers(app)
-    db_errors.install(app)  # the database gone for a moment: 503, not 500
+    install_common_errors(app)  # 401/403/422/503… in /openapi.json, from what each route depends on
     return app
 
 
@@ -140,11 +151,12 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
 
 
-def _error(request: Request, status: int, detail: str, extra: dict | None = None) -> Response:
+def _error(request: Request, status: int, detail: str, extra: dict | None = None,
+           headers: dict[str, str] | None = None) -> Response:
     if _wants_json(request):
-        return json_response({**(extra or {}), "detail": detail}, status)
+        return json_response({**(extra or {}), "detail": detail}, status, headers=headers)
     return request.app.state.templates.TemplateResponse(
-        request, "error.html", {"status": status, "detail": detail}, status_code=status)
+        request, "error.html", {"status": status, "detail": detail}, status_code=status, headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -165,7 +177,40 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        return _error(request, exc.status_code, str(exc.detail))
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405 and (allow := allowed_methods(request.app.openapi(), request.url.path)):
+            headers = {**(headers or {}), "Allow": allow}  # every method of the path, not the first route's
+        return _error(request, exc.status_code, str(exc.detail), headers=headers)
+
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
+        """503 while the database cannot be reached (restarting, network); the pool's pre-ping replaces the dead
+        connections, so the next request after it is back succeeds. One line in the log, no stack trace."""
+        route = request.scope.get("route")
+        log.warning("database unavailable on %s %s: %s", request.method, getattr(route, "path", "(no route)"),
+                    type(exc).__name__)
+        return _error(request, 503, "database unavailable (it may be restarting); try again shortly",
+                      headers={"Retry-After": "5"})
+
+    for error_class in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_class, database_unavailable)
+
+    @app.exception_handler(DataError)
+    async def database_refused_value(request: Request, exc: DataError) -> Response:
+        """The database refused a value (PostgreSQL: an integer out of range, text it cannot store): bad input
+        that got past the edge's checks, a 400 rather than a 500. The driver's one-line reason, no SQL."""
+        reason = str(getattr(exc, "orig", "") or "").splitlines()[0][:120] if getattr(exc, "orig", None) else ""
+        log.warning("database refused a value on %s %s: %s", request.method,
+                    getattr(request.scope.get("route"), "path", "(no route)"), reason)
+        return _error(request, 400, f"a value in the request is out of range for the database ({reason or 'refused'})")
+
+    @app.exception_handler(OverflowError)
+    async def sqlite_integer_overflow(request: Request, exc: OverflowError) -> Response:
+        """SQLite's driver refuses to bind an integer beyond 64 bits (before the database sees it): as above."""
+        if "SQLite INTEGER" not in str(exc):
+            return await unexpected(request, exc)
+        log.warning("database refused a value on %s %s: %s", request.method,
+                    getattr(request.scope.get("route"), "path", "(no route)"), exc)
+        return _error(request, 400, "a value in the request is out of range for the database (integer too large)")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

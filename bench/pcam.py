@@ -7,7 +7,7 @@
    - FLOOR: a fresh Python process reads the three y arrays with h5py and inserts 327,680 rows
      (index, split, label) with ONE SQLAlchemy Core executemany into a fresh SQLite file;
    - OURS: `medview ingest TREE --kind pcam` (fresh database), then again (re-ingest, all unchanged).
-   Prints floor/ours (target ≥ 0.3).
+   Prints floor/ours (target ≥ 0.4, issue 13).
 2. Patch renders: `medview serve` (uvicorn, 1 worker) on 127.0.0.1, sequential keep-alive requests
    `/api/items/{id}/render?format=jpeg` over random valid/test patches, each asked once (no response-cache
    hit), against the bare loop in this process: h5py `ds[i]` from an open file + simplejpeg q90.
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DEFAULT_TREE = Path("/tmp/medview-bench/pcam-full")
 VENV_BIN = REPO / ".venv" / "bin"
-INGEST_TARGET, RENDER_TARGET = 0.3, 0.6
+INGEST_TARGET, RENDER_TARGET = 0.4, 0.6  # issue 13 asks ingest ≥ 0.4
 SPLITS = ("train", "valid", "test")
 
 FLOOR = r'''
@@ -61,8 +61,11 @@ print(len(rows))
 
 
 def tool(name: str) -> str:
-    local = VENV_BIN / name
-    return str(local) if local.exists() else (shutil.which(name) or name)
+    """The checkout's venv tool, else the one next to this interpreter (a worktree shares the main venv)."""
+    for folder in (VENV_BIN, Path(sys.executable).parent):
+        if (folder / name).exists():
+            return str(folder / name)
+    return shutil.which(name) or name
 
 
 def timed(cmd: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
@@ -99,7 +102,8 @@ def bench_ingest(tree: Path, work: Path, repeat: int) -> tuple[Path, dict[str, s
         floor_s = min(floor_s, seconds)
         print(f"  floor run {i + 1}: {seconds:6.2f} s ({int(done.stdout):,} rows)")
     db = work / "medview.db"
-    env = {**os.environ, "MEDVIEW_PUBLIC_READ": "true",  # reads only; facets_scale.py measures the sign-in check
+    env = {**os.environ, "PYTHONPATH": str(REPO),  # this checkout's app, even through another checkout's venv
+           "MEDVIEW_PUBLIC_READ": "true",  # reads only; facets_scale.py measures the sign-in check
            "MEDVIEW_DATABASE_URL": f"sqlite:///{db}", "MEDVIEW_DATA_DIR": str(work / "data"),
            "MEDVIEW_DATA_ROOTS": str(tree.parent)}
     cmd = [tool("medview"), "ingest", str(tree), "--kind", "pcam", "--name", "bench", "--quiet"]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from app import audit
 from app.accounts import tokens, users
 from app.api.deps import SessionDep, json_response
+from app.api.schemas.fields import IsoDateTime, PathId, RequestBody
 from app.api.schemas.responses import errors
 from app.api.security import Principal, RequireRole, client_address
 from app.db.models import ApiToken, User
@@ -25,18 +26,18 @@ Admin = Annotated[Principal, Depends(RequireRole("admin"))]
 RoleName = Literal["viewer", "annotator", "reviewer", "admin"]
 
 
-class UserIn(BaseModel):
+class UserIn(RequestBody):
     username: str = Field(min_length=1, max_length=64)
     role: RoleName = "viewer"
     password: str = Field(min_length=1, max_length=1024)
 
 
-class UserChange(BaseModel):
+class UserChange(RequestBody):
     role: RoleName | None = None
     disabled: bool | None = None
 
 
-class TokenIn(BaseModel):
+class TokenIn(RequestBody):
     name: str = Field("", max_length=100)
 
 
@@ -121,7 +122,7 @@ def create_token(username: str, body: TokenIn, request: Request, session: Sessio
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut, responses=errors(401, 403, 404, 422))
-def revoke_token(token_id: int, request: Request, session: SessionDep, admin: Admin) -> Response:
+def revoke_token(token_id: PathId, request: Request, session: SessionDep, admin: Admin) -> Response:
     row = tokens.revoke_token(session, token_id, actor=admin, address=client_address(request))
     _changed(request)
     owner = session.get(User, row.user_id)
@@ -130,8 +131,8 @@ def revoke_token(token_id: int, request: Request, session: SessionDep, admin: Ad
 
 @router.get("/audit", response_model=audit.AuditPage, responses=errors(400, 401, 403, 422))
 def audit_log(session: SessionDep, _: Admin, actor: str | None = None, action: str | None = None,
-              target_type: str | None = None, target_id: str | None = None, since: datetime | None = None,
-              until: datetime | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+              target_type: str | None = None, target_id: str | None = None, since: IsoDateTime | None = None,
+              until: IsoDateTime | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 100,
               cursor: str | None = None) -> Response:
     """Every security event and write, newest first; `action=user.*` matches a prefix."""
     return json_response(audit.query(session, actor=actor, action=action, target_type=target_type,

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from app.accounts import login
 from app.accounts.login import NotAuthenticated, TooManyAttempts
 from app.api.deps import SessionDep, json_response
+from app.api.schemas.fields import RequestBody
 from app.api.schemas.responses import errors
 from app.api.security import (
     SESSION_COOKIE,
@@ -32,7 +33,7 @@ from app.errors import Forbidden
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(RequestBody):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from app import ingest_jobs
 from app.api.deps import CatalogDep, QueueDep, RendererDep, SessionDep, SettingsDep, json_response
 from app.api.schemas.charts import DatasetCharts
 from app.api.schemas.datasets import DatasetDetail, DatasetSummary, LiveFacets
+from app.api.schemas.fields import DocOffset, PathId, bounds
 from app.api.schemas.ingest import IngestCreated, IngestRequest
 from app.api.schemas.items import ItemPage
 from app.api.schemas.patients import PatientTimeline
@@ -19,7 +20,7 @@ from app.catalog import queries, urls
 from app.config import Settings
 from app.errors import InvalidInput
 from app.render.service import OVERLAY_CHOICES
-from app.render.sheet import check_sheet_params, contact_sheet
+from app.render.sheet import MAX_TILES, check_sheet_params, contact_sheet
 
 router = APIRouter(prefix="/api/datasets")
 
@@ -77,23 +78,22 @@ def ingest_dataset(body: IngestRequest, request: Request, session: SessionDep, s
     400 for a path that is not absolute, lies outside the data roots or is not a folder, an unknown kind or a
     folder of no kind MedView recognises; 409 when the name is another folder's dataset's, the folder is indexed
     as another kind, or an ingest of it is already queued or running."""
-    job = ingest_jobs.create_ingest_job(session, settings, body, admin, client_address(request))
-    queue.submit(job.id)
+    job = ingest_jobs.create_ingest_job(session, settings, body, admin, client_address(request), submit=queue.submit)
     return json_response({"id": job.id, "kind": job.kind, "status": job.status, "params": job.params,
                           "links": {"job": urls.job_url(job.id), "cancel": urls.job_cancel_url(job.id)}}, 202)
 
 
 @router.get("/{dataset_id}", response_model=DatasetDetail, responses=errors(404, 422))
-def get_dataset(dataset_id: int, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+def get_dataset(dataset_id: PathId, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     detail = queries.dataset_detail(session, dataset_id)
     return json_response({**detail, "root": shown_root(detail["root"], request, settings)})
 
 
 @router.get("/{dataset_id}/items", response_model=ItemPage, responses=errors(400, 404, 422))
-def list_items(dataset_id: int, request: Request, session: SessionDep, catalog: CatalogDep,
-               limit: int = queries.DEFAULT_LIMIT,
+def list_items(dataset_id: PathId, request: Request, session: SessionDep, catalog: CatalogDep,
+               limit: Annotated[int, Query(json_schema_extra=bounds(1, queries.MAX_LIMIT))] = queries.DEFAULT_LIMIT,
                cursor: str | None = None, key: str | None = None, sort: str | None = None,
-               offset: int | None = None) -> Response:
+               offset: DocOffset | None = None) -> Response:
     """A keyset page; `sort=FIELD|-FIELD`, `offset=N` starts at position N (a jump; then follow cursors)."""
     page = queries.list_items(session, catalog, dataset_id, filters_from(request), key=key, limit=limit,
                               cursor=cursor, sort=sort, offset=offset)
@@ -101,7 +101,7 @@ def list_items(dataset_id: int, request: Request, session: SessionDep, catalog: 
 
 
 @router.get("/{dataset_id}/facets", response_model=LiveFacets, responses=errors(400, 404, 422))
-def facets(dataset_id: int, request: Request, session: SessionDep, catalog: CatalogDep,
+def facets(dataset_id: PathId, request: Request, session: SessionDep, catalog: CatalogDep,
            key: str | None = None) -> Response:
     """Live facet counts under the filters (disjunctive per field) and the total."""
     return json_response(queries.live_facet_counts(session, catalog, dataset_id, filters_from(request),
@@ -109,17 +109,21 @@ def facets(dataset_id: int, request: Request, session: SessionDep, catalog: Cata
 
 
 @router.get("/{dataset_id}/charts", response_model=DatasetCharts, responses=errors(404, 422))
-def charts(dataset_id: int, session: SessionDep, catalog: CatalogDep) -> Response:
+def charts(dataset_id: PathId, session: SessionDep, catalog: CatalogDep) -> Response:
     return json_response(queries.dataset_charts(session, catalog, dataset_id))
 
 
 @router.get("/{dataset_id}/sheet", response_class=Response, responses={
     **media("The page's items as one JPEG contact sheet, left to right then down; `X-Item-Ids` lists their ids in "
-            "that order and `X-Next-Cursor` continues the paging", "image/jpeg", etag=False),
-    **errors(400, 404, 422)})
-def sheet(dataset_id: int, request: Request, session: SessionDep, renderer: RendererDep,
-          catalog: CatalogDep, limit: int = 64, cursor: str | None = None, key: str | None = None, cols: int = 8,
-          tile: int = 96, overlays: str = "none", sort: str | None = None, offset: int | None = None) -> Response:
+            "that order, `X-Next-Cursor` continues the paging, `X-Unreadable-Ids` lists the items drawn as a grey ✕ "
+            "tile because their pixels cannot be read", "image/jpeg", etag=False),
+    **errors(400, 403, 404, 422)})
+def sheet(dataset_id: PathId, request: Request, session: SessionDep, renderer: RendererDep,
+          catalog: CatalogDep, limit: Annotated[int, Query(json_schema_extra=bounds(1, MAX_TILES))] = 64,
+          cursor: str | None = None, key: str | None = None,
+          cols: Annotated[int, Query(json_schema_extra=bounds(1, 32))] = 8,
+          tile: Annotated[int, Query(json_schema_extra=bounds(16, 512))] = 96, overlays: str = "none",
+          sort: str | None = None, offset: DocOffset | None = None) -> Response:
     """One page of items (same filters and keyset paging as /items) as a single JPEG contact sheet."""
     check_sheet_params(cols, tile, limit)
     if overlays not in OVERLAY_CHOICES:
@@ -128,12 +132,13 @@ def sheet(dataset_id: int, request: Request, session: SessionDep, renderer: Rend
                                         limit=limit, cursor=cursor, sort=sort, offset=offset)
     targets = renderer.pixels.targets(session, ids, overlays != "none")
     session.close()
-    body = contact_sheet(renderer, targets, cols=cols, tile=tile, overlays=overlays)
+    unreadable: list[int] = []
+    body = contact_sheet(renderer, targets, cols=cols, tile=tile, overlays=overlays, unreadable=unreadable)
     return Response(body, media_type="image/jpeg", headers={
         "X-Item-Ids": ",".join(map(str, ids)), "X-Next-Cursor": next_cursor or "",
-        "Cache-Control": "no-cache"})
+        "X-Unreadable-Ids": ",".join(map(str, unreadable)), "Cache-Control": "no-cache"})
 
 
 @router.get("/{dataset_id}/patients/{patient}", response_model=PatientTimeline, responses=errors(404, 422))
-def patient(dataset_id: int, patient: str, session: SessionDep) -> Response:
+def patient(dataset_id: PathId, patient: str, session: SessionDep) -> Response:
     return json_response(queries.patient_timeline(session, dataset_id, patient))

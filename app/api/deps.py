@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 
+import anyio.to_thread
 import orjson
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
@@ -24,13 +24,18 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     """A Session per request, made without a thread hop (creating one opens no connection: that happens in
     the route, on its worker thread). A session still holding a connection at the end is closed on a worker
     thread too (returning it to the pool may talk to the database server); routes that close it early, before
-    their CPU work (render, raw, sheet), skip that hop."""
+    their CPU work (render, raw, sheet), skip that hop.
+
+    That close takes its thread from its own limiter (`app.state.session_closers`, made in the lifespan), never
+    from the routes' threadpool: under load every route thread could be waiting for a pooled connection while
+    the connections sat in finished requests queued behind them for a thread to close them — multi-second stalls
+    under bench/load.py, and a deadlock until the pool's timeout with a smaller threadpool."""
     session = request.app.state.session_factory()
     try:
         yield session
     finally:
         if session.in_transaction():
-            await run_in_threadpool(session.close)
+            await anyio.to_thread.run_sync(session.close, limiter=request.app.state.session_closers)
         else:
             session.close()
 

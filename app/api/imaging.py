@@ -1,8 +1,9 @@
 """HTTP for images: the ETag, cache and `X-` headers of a rendered view, and conditional requests.
 
 Headers a viewer relies on (docs/api.md): `X-Plane`, `X-Slice` (the slice shown, the default resolved),
-`X-Window` (`LOW,HIGH` in HU, CT renders), `X-Pixel-Spacing` (mm per output pixel), `X-Shape` / `X-Dtype`
-(raw values), `X-Palette` (`label:r,g,b;…`, label images).
+`X-Window` (`LOW,HIGH` in the values' units — HU for CT — grey-value renders), `X-Pixel-Spacing` (mm per output
+pixel), `X-Shape` / `X-Dtype` (raw values), `X-Orientation` (raw values of a volume: the patient-direction letters
+at the image's left, right, top and bottom edges, `R,L,A,P`), `X-Palette` (`label:r,g,b;…`, label images).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def view_headers(info: ViewInfo) -> dict[str, str]:
         headers["X-Shape"] = ",".join(map(str, info.shape))
     if info.dtype is not None:
         headers["X-Dtype"] = info.dtype
+    if info.orientation is not None:
+        headers["X-Orientation"] = ",".join(info.orientation)
     if info.palette is not None:
         headers["X-Palette"] = ";".join(f"{label}:{r},{g},{b}" for label, (r, g, b) in info.palette)
     return headers

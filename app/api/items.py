@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from app.api.datasets import filters_from
 from app.api.deps import CatalogDep, PixelsDep, RendererDep, SessionDep, json_response
 from app.api.imaging import image_response
+from app.api.schemas.fields import PathId, QueryId
 from app.api.schemas.items import ItemDetail
 from app.api.schemas.responses import errors, media
 from app.api.security import Principal, current_principal
@@ -20,8 +21,8 @@ router = APIRouter(prefix="/api/items")
 
 
 @router.get("/{item_id}", response_model=ItemDetail, responses=errors(400, 404, 422))
-def get_item(item_id: int, request: Request, session: SessionDep, catalog: CatalogDep,
-             principal: Annotated[Principal | None, Depends(current_principal)], queue: int | None = None,
+def get_item(item_id: PathId, request: Request, session: SessionDep, catalog: CatalogDep,
+             principal: Annotated[Principal | None, Depends(current_principal)], queue: QueryId | None = None,
              neighbours: bool = False, sort: str | None = None, key: str | None = None) -> Response:
     """The item. With `queue=Q`, as a reader of queue Q sees it (blinded: in a 2-reader queue the other reader's
     queue readings are left out until both have read the item). With `neighbours=1`, every other query parameter
@@ -38,8 +39,8 @@ def get_item(item_id: int, request: Request, session: SessionDep, catalog: Catal
 
 @router.get("/{item_id}/render", response_class=Response, responses={
     **media("The rendered image in the requested `format`", "image/png", "image/webp", "image/jpeg"),
-    **errors(400, 404, 422)})
-def render(item_id: int, request: Request, session: SessionDep, renderer: RendererDep, pixels: PixelsDep,
+    **errors(400, 403, 404, 422)})
+def render(item_id: PathId, request: Request, session: SessionDep, renderer: RendererDep, pixels: PixelsDep,
            format: str = "png", window: str | None = None, preset: str | None = None,
            overlays: str = "none", size: int | None = None, slice: int | None = None,
            plane: Literal["axial", "sagittal", "coronal"] | None = None, opacity: float = 0.4,
@@ -53,8 +54,8 @@ def render(item_id: int, request: Request, session: SessionDep, renderer: Render
 @router.get("/{item_id}/raw", response_class=Response, responses={
     **media("The stored values of one 2-D image, C order; `X-Shape` and `X-Dtype` say how to read them (CT as "
             "int16 HU, RGB as uint8)", "application/octet-stream"),
-    **errors(400, 404, 422)})
-def raw(item_id: int, request: Request, session: SessionDep, renderer: RendererDep, pixels: PixelsDep,
+    **errors(400, 403, 404, 422)})
+def raw(item_id: PathId, request: Request, session: SessionDep, renderer: RendererDep, pixels: PixelsDep,
         slice: int | None = None, plane: Literal["axial", "sagittal", "coronal"] | None = None) -> Response:
     target = pixels.target(session, item_id, False)
     session.close()
@@ -63,8 +64,8 @@ def raw(item_id: int, request: Request, session: SessionDep, renderer: RendererD
 
 @router.get("/{item_id}/mask", response_class=Response, responses={
     **media("The ground-truth label PNG of one view (pixel value = label; palette in `X-Palette`)", "image/png"),
-    **errors(400, 404, 422)})
-def mask(item_id: int, request: Request, session: SessionDep, renderer: RendererDep, pixels: PixelsDep,
+    **errors(400, 403, 404, 422)})
+def mask(item_id: PathId, request: Request, session: SessionDep, renderer: RendererDep, pixels: PixelsDep,
          slice: int | None = None, plane: Literal["axial", "sagittal", "coronal"] | None = None) -> Response:
     """The ground-truth label PNG of one view (same size as `/raw` of that view); 404 naming why without one."""
     target = pixels.target(session, item_id, True)

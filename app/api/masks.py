@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from app.accounts.roles import at_least
 from app.api.deps import SessionDep
 from app.api.imaging import REVALIDATE, etag
+from app.api.schemas.fields import PathId
 from app.api.schemas.responses import errors, media
 from app.catalog.urls import mask_url
 from app.datasets.registry import get_adapter
@@ -31,8 +32,8 @@ router = APIRouter(prefix="/api", tags=["review"])
 @router.get("/annotations/{annotation_id}/mask", response_class=Response, responses={
     **media("The label PNG of this mask annotation version (pixel value = label), one plane of a volume",
             "image/png"),
-    **errors(400, 404, 422)})
-def annotation_mask(annotation_id: int, request: Request, session: SessionDep,
+    **errors(400, 403, 404, 422)})
+def annotation_mask(annotation_id: PathId, request: Request, session: SessionDep,
                           plane: Literal["axial", "sagittal", "coronal"] | None = None,
                           slice: int | None = None) -> Response:
     """The label PNG of one version of a mask annotation (404 when it is not stored or cannot be read; 400 for

@@ -5,7 +5,10 @@
   `X-Frame-Options: DENY` + `frame-ancestors 'none'`, `Referrer-Policy: same-origin`.
 - `BodyLimit`: request bodies larger than the setting are refused with 413 before they are read — by
   `Content-Length` when sent, else while streaming — with a larger allowance for model uploads.
-Host checking (DNS rebinding onto a loopback install) is Starlette's `TrustedHostMiddleware`, wired in app.main.
+- `NulRefusal`: 400 for a NUL character in the path or the query string (raw or `%00`): PostgreSQL stores no NUL in
+  text, so such a value would otherwise fail deep in a query; refused once here for every route. (JSON bodies
+  are checked by their schemas, `app.api.schemas.fields.RequestBody`.)
+Host checking (DNS rebinding onto a loopback install) is `TrustedHosts` below, wired in app.main.
 """
 
 from __future__ import annotations
@@ -41,6 +44,30 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+async def _send_json(send: Send, status: int, detail: str) -> None:
+    body = orjson.dumps({"detail": detail})
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class NulRefusal:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query: bytes = scope.get("query_string", b"")
+            if "\x00" in scope["path"]:
+                await _send_json(send, 400, "the path contains a NUL character (%00), which no name or id has")
+                return
+            if b"\x00" in query or b"%00" in query:
+                await _send_json(send, 400, "the query string contains a NUL character (%00), which no "
+                                            "parameter value may hold")
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyTooLarge(Exception):

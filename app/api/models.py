@@ -5,13 +5,14 @@ from __future__ import annotations
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from app.api.datasets import filters_from
 from app.api.deps import PixelsDep, PredictExecutorDep, RuntimesDep, SessionDep, SettingsDep, json_response
 from app.api.schemas.evaluation import Evaluation
+from app.api.schemas.fields import PathId, QueryId
 from app.api.schemas.models import (
     ModelDetail,
     ModelSummary,
@@ -30,11 +31,14 @@ router = APIRouter(prefix="/api")
 MAX_CARD_BYTES = 256 * 1024
 Admin = Annotated[Principal, Depends(RequireRole("admin"))]
 Reviewer = Annotated[Principal, Depends(RequireRole("reviewer"))]
+# An empty card field is "missing" to FastAPI (422): the spec says so (a pydantic min_length would also try to
+# measure an uploaded file, and fail).
+CARD = File(json_schema_extra={"minLength": 1})
 
 
 @router.post("/models", status_code=201, response_model=ModelSummary, responses=errors(400, 401, 403, 409, 413, 422))
 def add_model(request: Request, session: SessionDep, settings: SettingsDep, admin: Admin,
-              file: Annotated[UploadFile, File()], card: Annotated[UploadFile | str, File()]) -> Response:
+              file: Annotated[UploadFile, File()], card: Annotated[UploadFile | str, CARD]) -> Response:
     """`file`: the ONNX / TorchScript model; `card`: the model card as an uploaded file or a text field (admin).
     The body is bounded by MEDVIEW_MAX_MODEL_UPLOAD_MB; TorchScript only when MEDVIEW_ALLOW_TORCHSCRIPT is on."""
     card_text = card if isinstance(card, str) else card.file.read(MAX_CARD_BYTES + 1)
@@ -52,17 +56,19 @@ def list_models(session: SessionDep) -> Response:
 
 
 @router.get("/models/{model_id}", response_model=ModelDetail, responses=errors(400, 404, 422))
-def get_model(model_id: int, session: SessionDep, settings: SettingsDep, runtimes: RuntimesDep) -> Response:
+def get_model(model_id: PathId, session: SessionDep, settings: SettingsDep, runtimes: RuntimesDep) -> Response:
     model = registry.get_model(session, model_id)
     device = runtimes.get(model, settings.device).device
     return json_response({**registry.model_summary(model), "device": device})
 
 
 @router.get("/models/{model_id}/evaluation", response_model=Evaluation, responses=errors(400, 404, 422))
-def evaluation(model_id: int, dataset_id: int, request: Request, session: SessionDep,
-               annotations: str = "current") -> Response:
+def evaluation(model_id: PathId, dataset_id: QueryId, request: Request, session: SessionDep,
+               annotations: Annotated[str, Query(json_schema_extra={"enum": ["current", "dataset"]})] = "current",
+               ) -> Response:
     """Metrics over the dataset's items (filtered by any facet field) with ground truth and a prediction;
-    `annotations=current|dataset`: against the current (corrected) annotations or the dataset's own."""
+    `annotations=current|dataset`: against the current (corrected) annotations or the dataset's own (the enum is
+    documented; another value is the service's 400 naming it, as before)."""
     filters = {k: v for k, v in filters_from(request).items() if k != "dataset_id"}
     return json_response(evaluate(session, model_id, dataset_id, filters, annotations))
 
@@ -71,7 +77,7 @@ def evaluation(model_id: int, dataset_id: int, request: Request, session: Sessio
     202: {"model": PredictionPending,
           "description": "Still running after MEDVIEW_PREDICT_WAIT_SECONDS; stored when done"},
     **errors(400, 401, 403, 404, 422)})
-def predict(item_id: int, body: PredictRequest, request: Request, session: SessionDep, settings: SettingsDep,
+def predict(item_id: PathId, body: PredictRequest, request: Request, session: SessionDep, settings: SettingsDep,
             pixels: PixelsDep, runtimes: RuntimesDep, executor: PredictExecutorDep, _: Reviewer) -> Response:
     """The prediction, synchronously — up to MEDVIEW_PREDICT_WAIT_SECONDS; a longer one (a large volume on CPU)
     answers 202 and is stored when it finishes (GET /api/items/{id} then lists it). Unknown or unfit item/model
@@ -104,7 +110,7 @@ class ModelDeleted(BaseModel):
 
 
 @router.delete("/models/{model_id}", response_model=ModelDeleted, responses=errors(401, 403, 404, 409, 422))
-def delete_model(model_id: int, request: Request, session: SessionDep, settings: SettingsDep, admin: Admin,
+def delete_model(model_id: PathId, request: Request, session: SessionDep, settings: SettingsDep, admin: Admin,
                  runtimes: RuntimesDep) -> Response:
     """Remove a model with its predictions, metrics and files (admin); the audit log keeps what it was."""
     removed = registry.delete_model(session, settings, model_id, admin, client_address(request))

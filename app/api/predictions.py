@@ -8,6 +8,7 @@ from fastapi.responses import Response
 
 from app.api.deps import PixelsDep, SessionDep, SettingsDep
 from app.api.imaging import etag
+from app.api.schemas.fields import PathId
 from app.api.schemas.responses import errors, media
 from app.imaging.labels import encode_label_png
 from app.inference.mask_views import find_predicted_mask
@@ -18,8 +19,8 @@ router = APIRouter(prefix="/api")
 @router.get("/items/{item_id}/predictions/{model_id}/mask", response_class=Response, responses={
     **media("The predicted label PNG of one view (pixel value = label), the size of `/raw` for that view",
             "image/png"),
-    **errors(400, 404, 422)})
-def prediction_mask(item_id: int, model_id: int, request: Request, session: SessionDep, settings: SettingsDep,
+    **errors(400, 403, 404, 422)})
+def prediction_mask(item_id: PathId, model_id: PathId, request: Request, session: SessionDep, settings: SettingsDep,
                     pixels: PixelsDep, plane: str | None = None,
                     slice: int | None = None) -> Response:  # noqa: A002 - API name
     found = find_predicted_mask(session, settings, item_id, model_id, plane, slice)

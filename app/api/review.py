@@ -11,6 +11,7 @@ from fastapi.responses import Response
 
 from app.accounts.roles import at_least
 from app.api.deps import CatalogDep, SessionDep, json_response
+from app.api.schemas.fields import MAX_ID, PathId, QueryId
 from app.api.schemas.responses import errors
 from app.api.schemas.review import (
     AdjudicationIn,
@@ -45,7 +46,7 @@ Someone = Annotated[Principal | None, Depends(current_principal)]
 
 @router.post("/items/{item_id}/annotations", status_code=201, response_model=AnnotationVersion,
              responses=errors(400, 401, 403, 404, 422))
-def create_annotation(item_id: int, body: AnnotationIn, request: Request, session: SessionDep,
+def create_annotation(item_id: PathId, body: AnnotationIn, request: Request, session: SessionDep,
                       annotator: Annotator) -> Response:
     """A new annotation, version 1, `source` `user:<name>`; 400 naming the field when its geometry or label does
     not fit the item (the dataset kind's rules). With `queue_id` it is the reader's queue reading (reviewer role;
@@ -61,7 +62,7 @@ def create_annotation(item_id: int, body: AnnotationIn, request: Request, sessio
 
 @router.put("/annotations/{annotation_id}", response_model=AnnotationVersion,
             responses=errors(400, 401, 403, 404, 409, 422))
-def edit_annotation(annotation_id: int, body: AnnotationEdit, request: Request, session: SessionDep,
+def edit_annotation(annotation_id: PathId, body: AnnotationEdit, request: Request, session: SessionDep,
                     annotator: Annotator) -> Response:
     """The new version (the edited one is kept, `superseded_by` it). 409 when `version` is not the current one:
     the body names who changed it and when, and carries it as `current`."""
@@ -72,8 +73,8 @@ def edit_annotation(annotation_id: int, body: AnnotationEdit, request: Request, 
 
 @router.delete("/annotations/{annotation_id}", response_model=AnnotationVersion,
                responses=errors(400, 401, 403, 404, 409, 422))
-def retire_annotation(annotation_id: int, request: Request, session: SessionDep, annotator: Annotator,
-                      version: Annotated[int, Query(ge=1)]) -> Response:
+def retire_annotation(annotation_id: PathId, request: Request, session: SessionDep, annotator: Annotator,
+                      version: Annotated[int, Query(ge=1, le=MAX_ID)]) -> Response:
     """Retire the current version `version`: kept in the history, no longer current (409 when stale)."""
     row = versions.retire(session, annotation_id, version, annotator, client_address(request))
     return json_response(versions.annotation_out(row))
@@ -81,26 +82,26 @@ def retire_annotation(annotation_id: int, request: Request, session: SessionDep,
 
 @router.get("/annotations/{annotation_id}/history", response_model=list[AnnotationVersion],
             responses=errors(404, 422))
-def annotation_history(annotation_id: int, session: SessionDep) -> Response:
+def annotation_history(annotation_id: PathId, session: SessionDep) -> Response:
     return json_response([versions.annotation_out(a) for a in versions.history(session, annotation_id)])
 
 
 @router.post("/items/{item_id}/comments", status_code=201, response_model=CommentOut,
              responses=errors(400, 401, 403, 404, 422))
-def add_comment(item_id: int, body: CommentIn, request: Request, session: SessionDep,
+def add_comment(item_id: PathId, body: CommentIn, request: Request, session: SessionDep,
                 annotator: Annotator) -> Response:
     row = comments.add_comment(session, item_id, body.text, body.annotation_id, annotator, client_address(request))
     return json_response(comments.comment_out(row), 201)
 
 
 @router.get("/items/{item_id}/comments", response_model=list[CommentOut], responses=errors(404, 422))
-def list_comments(item_id: int, session: SessionDep) -> Response:
+def list_comments(item_id: PathId, session: SessionDep) -> Response:
     return json_response([comments.comment_out(c) for c in comments.item_comments(session, item_id)])
 
 
 @router.post("/items/{item_id}/reviews", status_code=201, response_model=ReviewCreated,
              responses=errors(400, 401, 403, 404, 422))
-def add_review(item_id: int, body: ReviewIn, request: Request, session: SessionDep, reviewer: Reviewer) -> Response:
+def add_review(item_id: PathId, body: ReviewIn, request: Request, session: SessionDep, reviewer: Reviewer) -> Response:
     """A verdict; the item's `review_status` follows (docs/review.md) and so do the dataset's live facet counts."""
     result = verdicts.add_review(session, item_id, body.verdict, reviewer, annotation_id=body.annotation_id,
                                  comment=body.comment, queue_id=body.queue_id, address=client_address(request))
@@ -146,7 +147,7 @@ def list_queues(session: SessionDep, principal: Someone) -> Response:
 
 
 @router.get("/review/queues/{queue_id}", response_model=QueueDetail, responses=errors(404, 422))
-def get_queue(queue_id: int, session: SessionDep, principal: Someone) -> Response:
+def get_queue(queue_id: PathId, session: SessionDep, principal: Someone) -> Response:
     """Progress per reader and `agreement` over the items both readers have read: Cohen's kappa on the verdicts,
     the long-axis difference of their RECIST readings (Bland–Altman), Dice of their masks (`mask_dice`)."""
     return json_response(queues.detail(session, queue_id, principal.username if principal else None))
@@ -155,21 +156,21 @@ def get_queue(queue_id: int, session: SessionDep, principal: Someone) -> Respons
 @router.get("/review/queues/{queue_id}/next", response_model=NextItem,
             responses={204: {"description": "Nothing left for this reader in the queue"},
                        **errors(401, 403, 404, 422)})
-def next_item(queue_id: int, session: SessionDep, reviewer: Reviewer) -> Response:
+def next_item(queue_id: PathId, session: SessionDep, reviewer: Reviewer) -> Response:
     """The signed-in reader's next item (204 when done). Blinded: never another reader's verdict."""
     found = queues.next_item(session, queue_id, reviewer)
     return Response(status_code=204) if found is None else json_response(found)
 
 
 @router.get("/review/queues/{queue_id}/reader", response_model=ReaderState, responses=errors(401, 403, 404, 422))
-def reader_state(queue_id: int, session: SessionDep, reviewer: Reviewer) -> Response:
+def reader_state(queue_id: PathId, session: SessionDep, reviewer: Reviewer) -> Response:
     """Review mode's state for the signed-in reader: the queue, my reads in order with my verdicts (blinded: never
     another reader's), my counts, my next item, and whether I may sign the queue off."""
     return json_response(queues.reader_state(session, queue_id, reviewer, at_least(reviewer.role, "admin")))
 
 
 @router.post("/review/queues/{queue_id}/undo", response_model=UndoOut, responses=errors(400, 401, 403, 404, 409, 422))
-def undo_verdict(queue_id: int, request: Request, session: SessionDep, reviewer: Reviewer) -> Response:
+def undo_verdict(queue_id: PathId, request: Request, session: SessionDep, reviewer: Reviewer) -> Response:
     """Undo my newest verdict in the queue. Append-only: records my verdict before it on that item again, else
     `uncertain` (commented "undo of …")."""
     out = queues.undo_last(session, queue_id, reviewer, client_address(request))  # facet counts follow (touch)
@@ -180,7 +181,7 @@ def undo_verdict(queue_id: int, request: Request, session: SessionDep, reviewer:
 
 @router.post("/review/queues/{queue_id}/sign-off", response_model=QueueSummary,
              responses=errors(401, 403, 404, 409, 422))
-def sign_off(queue_id: int, request: Request, session: SessionDep, reviewer: Reviewer) -> Response:
+def sign_off(queue_id: PathId, request: Request, session: SessionDep, reviewer: Reviewer) -> Response:
     """The lead (an admin or the queue's creator) signs a complete queue off: 409 while items still need a
     reader or when already signed; afterwards the queue takes no verdicts (409)."""
     queue = queues.sign_off(session, queue_id, reviewer, at_least(reviewer.role, "admin"), client_address(request))
@@ -189,7 +190,7 @@ def sign_off(queue_id: int, request: Request, session: SessionDep, reviewer: Rev
 
 @router.post("/review/queues/{queue_id}/adjudication", status_code=201, response_model=QueueSummary,
              responses=errors(400, 401, 403, 404, 422))
-def adjudication(queue_id: int, body: AdjudicationIn, request: Request, session: SessionDep,
+def adjudication(queue_id: PathId, body: AdjudicationIn, request: Request, session: SessionDep,
                  reviewer: Reviewer) -> Response:
     """A new 1-reader queue of this queue's disputed items (400 when there is none)."""
     queue = queues.adjudication_queue(session, queue_id, reviewer, name=body.name, assignees=body.assignees,
@@ -198,7 +199,7 @@ def adjudication(queue_id: int, body: AdjudicationIn, request: Request, session:
 
 
 @router.get("/review/suggestions", response_model=list[QueueSuggestionOut], responses=errors(404, 422))
-def queue_suggestions(dataset_id: int, session: SessionDep) -> Response:
+def queue_suggestions(dataset_id: QueryId, session: SessionDep) -> Response:
     """The built-in queues that apply to the dataset (its kind's suggestions whose facet values it has, those
     ordered by a model metric once per model with that metric here)."""
     return json_response(suggestions_for(session, queries.get_dataset(session, dataset_id)))

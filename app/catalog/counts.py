@@ -75,50 +75,62 @@ class FacetIndex:
         """True when every filter field is a facet of the index (patient, study, key… are not)."""
         return all(f in self.fields for f in filters)
 
-    def cell_match(self, filters: Mapping[str, Sequence[str]], skip: str | None = None) -> np.ndarray:
+    def snapshot(self) -> tuple[list[Signature], np.ndarray]:
+        """(cells, cell_counts) of the same moment: a verdict in another thread may add a cell (`set_signature`),
+        and a reader that saw the longer cell list with the shorter counts array failed (found by bench/load.py)."""
+        with self._lock:
+            return self.cells[:], self.cell_counts
+
+    def cell_match(self, filters: Mapping[str, Sequence[str]], skip: str | None = None,
+                   cells: Sequence[Signature] | None = None) -> np.ndarray:
         """Boolean per cell: does it satisfy every filter (values of one field OR-ed), ignoring `skip`?"""
-        keep = np.ones(len(self.cells), bool)
+        cells = self.cells[:] if cells is None else cells
+        keep = np.ones(len(cells), bool)
         for name, values in filters.items():
             if name == skip:
                 continue
             k, wanted = self.fields.index(name), set(values)
-            keep &= np.fromiter((not wanted.isdisjoint(sig[k]) for sig in self.cells), bool, len(self.cells))
+            keep &= np.fromiter((not wanted.isdisjoint(sig[k]) for sig in cells), bool, len(cells))
         return keep
 
     def counts(self, filters: Mapping[str, Sequence[str]]) -> tuple[dict[str, dict[str, int]], int]:
         """({field: {value: count}}, total) under the filters, with disjunctive facet semantics: a field's
         counts apply every *other* field's filters, so its own values stay selectable (OR within a field)."""
         out: dict[str, dict[str, int]] = {}
+        cells, cell_counts = self.snapshot()
         for k, name in enumerate(self.fields):
-            match = self.cell_match(filters, skip=name)
+            match = self.cell_match(filters, skip=name, cells=cells)
             tally: dict[str, int] = {}
-            for cell in np.flatnonzero(match & (self.cell_counts > 0)).tolist():
-                n = int(self.cell_counts[cell])
-                for value in self.cells[cell][k]:
+            for cell in np.flatnonzero(match & (cell_counts > 0)).tolist():
+                n = int(cell_counts[cell])
+                for value in cells[cell][k]:
                     tally[value] = tally.get(value, 0) + n
             out[name] = tally
-        total = int(self.cell_counts[self.cell_match(filters)].sum())
+        total = int(cell_counts[self.cell_match(filters, cells=cells)].sum())
         return out, total
 
     def total_for(self, filters: Mapping[str, Sequence[str]]) -> int:
-        return int(self.cell_counts[self.cell_match(filters)].sum())
+        cells, cell_counts = self.snapshot()
+        return int(cell_counts[self.cell_match(filters, cells=cells)].sum())
 
     def value_counts(self, filters: Mapping[str, Sequence[str]], name: str) -> dict[str | None, int]:
         """Items per value of single-valued `name` (None: no value) under all the filters (for sort groups)."""
         k = self.fields.index(name)
         tally: dict[str | None, int] = {}
-        match = self.cell_match(filters)
-        for cell in np.flatnonzero(match & (self.cell_counts > 0)).tolist():
-            values = self.cells[cell][k]
+        cells, cell_counts = self.snapshot()
+        match = self.cell_match(filters, cells=cells)
+        for cell in np.flatnonzero(match & (cell_counts > 0)).tolist():
+            values = cells[cell][k]
             value = values[0] if values else None
-            tally[value] = tally.get(value, 0) + int(self.cell_counts[cell])
+            tally[value] = tally.get(value, 0) + int(cell_counts[cell])
         return tally
 
     def crosstab(self, a: str, b: str) -> dict[str, dict[str, int]]:
         """{value of a: {value of b: items}} over the whole dataset (multi-valued fields count every value)."""
         ka, kb = self.fields.index(a), self.fields.index(b)
         out: dict[str, dict[str, int]] = {}
-        for cell, n in zip(self.cells, self.cell_counts.tolist(), strict=True):
+        cells, cell_counts = self.snapshot()
+        for cell, n in zip(cells, cell_counts.tolist(), strict=True):
             for va in cell[ka] or ("",):
                 row = out.setdefault(va, {})
                 for vb in cell[kb] or ("",):
@@ -181,12 +193,14 @@ class FacetIndex:
             if hit is not None:
                 self._filtered.move_to_end(cache_key)
                 return hit
-        match = self.cell_match(filters)
+        with self._lock:  # cells and cell_of of one moment (a concurrent move may add a cell)
+            cells, cell_of = self.cells[:], self.cell_of.copy()
+        match = self.cell_match(filters, cells=cells)
         if group is not None:
             k, value = self.fields.index(group[0]), group[1]
             match &= np.fromiter(((sig[k][:1] == (value,)) if value is not None else not sig[k]
-                                  for sig in self.cells), bool, len(self.cells))
-        ids = self.ids if match.all() else self.ids[match[self.cell_of]]
+                                  for sig in cells), bool, len(cells))
+        ids = self.ids if match.all() else self.ids[match[cell_of]]
         with self._lock:
             self._filtered[cache_key] = ids
             while len(self._filtered) > FILTER_CACHE:

@@ -3,6 +3,8 @@
 Two paths give the same pages (tests compare them):
 - the facet index (app.catalog.counts) when the dataset is ready, every filter is a facet field, there is no
   key search and the sort is by id or by a column facet: ids come from in-memory arrays, rows by primary key;
+  a numeric sort (age, lesion size, mask area) under such filters comes from its in-memory order
+  (app.catalog.orders) the same way;
 - SQL otherwise (filters by patient/study, expression and metric sorts, datasets still indexing).
 """
 
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.catalog import sorting
 from app.catalog.counts import FacetIndex, FacetIndexes, page_after
+from app.catalog.orders import NumericOrders, order_segments
 from app.datasets.facets import COLUMN_FACETS, DERIVED_FACETS, LINKS, derived_counts, derived_filter
 from app.datasets.registry import get_adapter
 from app.db.models import Dataset, Item, ItemFacet, Prediction
@@ -104,14 +107,24 @@ def _segments(session: Session, ds: Dataset, filters: Mapping[str, Sequence[str]
 
 def keyset_page(session: Session, ds: Dataset, filters: Mapping[str, Sequence[str]], *, key: str | None,
                 sort: sorting.Sort, limit: int, indexes: FacetIndexes, cursor: str | None = None,
-                offset: int | None = None) -> Page:
+                offset: int | None = None, orders: NumericOrders | None = None) -> Page:
     """Up to `limit` (id, sort value) rows after the cursor (or from position `offset`), and the next cursor."""
     base = filtered(ds, filters, key)
     if cursor and offset is not None:
         raise InvalidInput("give either cursor or offset, not both")
     if offset is not None and not 0 <= offset <= MAX_OFFSET:
         raise InvalidInput(f"offset must be between 0 and {MAX_OFFSET}, got {offset}")
-    segments = _segments(session, ds, filters, key, sort, indexes, base)
+    index = usable_index(session, ds, filters, key, indexes)
+    order = orders.get(session, ds, sort) if orders is not None and (index is not None or not filters) and not key \
+        else None
+    if index is not None and (sort.name == "id" or sort.is_column):
+        segments = _index_segments(index, filters, sort)
+    elif order is not None:  # a numeric sort from memory (app.catalog.orders)
+        matching = index.matching_ids if index is not None and filters else None
+        segments = order_segments(order, lambda: matching(filters) if matching is not None else None)
+    else:
+        segments = [(name, value, stmt, None) for name, value, stmt in
+                    sorting.sql_segments(session, base, sort, ds.kind)]
     start, after = 0, None
     if cursor:
         segment, value, last = sorting.decode_cursor(cursor, sort)
@@ -149,6 +162,9 @@ def _index_segments(index: FacetIndex, filters, sort: sorting.Sort) -> list[tupl
 
 def _segment_rows(session: Session, segment, sort: sorting.Sort, kind: str, after, limit: int) -> list[tuple]:
     name, group, stmt, ids = segment
+    if isinstance(ids, tuple):  # a numeric order's valued segment: (NumericOrder, filtered ids)
+        order, keep = ids
+        return order.page(keep(), after, limit, sort.descending)
     if stmt is None:  # index path
         value = group if name == "g" else None
         return [(i, value) for i in page_after(ids(), after[1] if after else None, limit, sort.descending)]
@@ -166,6 +182,16 @@ def _segment_of(segments, name: str, value: Any, cursor: str) -> int:
 def _position(session: Session, segments, sort: sorting.Sort, kind: str, n: int):
     """(segment number, (value, id)) of the item at position n (0-based), or (None, None) past the end."""
     for k, (name, group, stmt, ids) in enumerate(segments):
+        if isinstance(ids, tuple):  # a numeric order's valued segment
+            order, keep = ids
+            wanted = keep()
+            size = order.size(wanted)
+            if n < size:
+                found = order.row_at(wanted, n, sort.descending)
+                assert found is not None
+                return k, (found[1], found[0])
+            n -= size
+            continue
         if stmt is None:
             ids = ids()
             size = int(ids.size)

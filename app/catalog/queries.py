@@ -100,7 +100,7 @@ def list_items(session: Session, catalog: Catalog, dataset_id: int, filters: Map
     ds = get_dataset(session, dataset_id)
     order = sorting.parse_sort(session, ds, sort)
     page = listing.keyset_page(session, ds, filters, key=key, sort=order, limit=limit, indexes=catalog.indexes,
-                               cursor=cursor, offset=offset)
+                               cursor=cursor, offset=offset, orders=catalog.orders)
     total = listing.count(session, ds, filters, key, catalog.indexes)
     ids = [i for i, _ in page.rows]
     by_id = {i.id: i for i in session.scalars(select(Item).where(Item.id.in_(ids)))} if ids else {}
@@ -121,7 +121,8 @@ def page_ids(session: Session, catalog: Catalog, dataset_id: int, filters: Mappi
     _check_limit(limit)
     ds = get_dataset(session, dataset_id)
     page = listing.keyset_page(session, ds, filters, key=key, sort=sorting.parse_sort(session, ds, sort),
-                               limit=limit, indexes=catalog.indexes, cursor=cursor, offset=offset)
+                               limit=limit, indexes=catalog.indexes, cursor=cursor, offset=offset,
+                               orders=catalog.orders)
     return [i for i, _ in page.rows], page.next_cursor
 
 
@@ -206,11 +207,14 @@ def all_ids(session: Session, catalog: Catalog, dataset_id: int, filters: Mappin
 
 
 def patient_timeline(session: Session, dataset_id: int, patient: str) -> dict[str, Any]:
-    """Every study of a patient in order, each with its key slices and lesions (for follow-up)."""
+    """Every study of a patient in order, each with its items and their annotations (for follow-up), and the page's
+    sections as the kind's adapter groups and names them (`patient_page`, app.datasets.patients): items in no
+    study (a VerSe subject without sessions) are in a section too. Lesion tracks only where the kind follows lesions."""
     ds = get_dataset(session, dataset_id)
     p = session.scalar(select(Patient).where(Patient.dataset_id == ds.id, Patient.external_id == patient))
     if p is None:
         raise NotFound(f"patient {patient!r} not found in dataset {ds.name}")
+    page = get_adapter(ds.kind).patient_page
     studies = session.scalars(select(Study).where(Study.patient_id == p.id)
                               .order_by(Study.study_order, Study.external_id)).all()
     items = session.scalars(select(Item).where(Item.patient_id == p.id).order_by(Item.key)).all()
@@ -221,11 +225,20 @@ def patient_timeline(session: Session, dataset_id: int, patient: str) -> dict[st
                                                           Annotation.is_current())
                                  .order_by(Annotation.id)):
             anns.setdefault(a.item_id, []).append(a)
-    out = []
-    for s in studies:
-        s_items = [i for i in items if i.study_id == s.id]
-        out.append({"study": s.external_id, "order": s.study_order, "age": s.age, "items": [
-            {**item_summary(i), "annotations": [annotation_dict(a) for a in anns.get(i.id, [])]}
-            for i in s_items]})
+    summaries = {i.id: item_summary(i) for i in items}
+    out: list[dict[str, Any]] = [
+        {"study": s.external_id, "order": s.study_order, "age": s.age,
+         "items": [{**summaries[i.id], "annotations": [annotation_dict(a) for a in anns.get(i.id, [])]}
+                   for i in items if i.study_id == s.id]} for s in studies]
+    # what the adapter reads to name things: the item's meta and volume shape (not part of the JSON's items)
+    full = {i.id: {**summaries[i.id], "meta": i.meta or {}, "depth": i.depth, "spacing": i.spacing} for i in items}
+    sections = page.sections([{**s, "items": [full[i["id"]] for i in s["items"]]} for s in out],
+                             [full[i.id] for i in items if i.study_id is None])
     return {"dataset_id": ds.id, "patient": p.external_id, "sex": p.sex, "studies": out,
-            "tracks": lesion_tracks(out)}
+            "tracks": lesion_tracks(out) if page.followup else [],
+            "summary": page.summary(p.sex, out, sections),
+            "sections": [{"anchor": sec.anchor, "title": sec.title, "details": list(sec.details), "uid": sec.uid,
+                          "study": sec.study,
+                          "items": [{**summaries[e.item_id], "title": e.title, "details": list(e.details),
+                                     "uid": e.uid} for e in sec.entries]}
+                         for sec in sections]}

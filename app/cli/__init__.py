@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export, filters=[])
 
     p = sub.add_parser("worker", help="run queued jobs from MEDVIEW_QUEUE_URL (Redis) until stopped")
+    p.add_argument("--queues", default="gpu,cpu",
+                   help="named queues to serve, in priority order (default gpu,cpu): gpu = inference, cpu = the rest")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("db", help="database schema (Alembic migrations)")

@@ -14,7 +14,8 @@ from app.errors import InvalidInput
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    import signal
+    """Run jobs from the named RQ queues until SIGTERM / Ctrl-C (app.inference.rq_worker); Redis unreachable at
+    start: one line, exit 2."""
     import threading
 
     from redis.exceptions import RedisError
@@ -22,31 +23,37 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from app import ingest_jobs
     from app.db.session import make_session_factory
     from app.export import jobs as export_jobs
-    from app.inference.queue import RedisQueue
     from app.inference.registry import RuntimeCache
+    from app.inference.rq_queue import RQJobQueue, parse_queues, rq_name
+    from app.inference.rq_worker import install_stop_handlers, serve
 
+    stop = threading.Event()
+    install_stop_handlers(stop)  # a SIGTERM while still starting ends the worker at once, exit 0
     export_jobs.register()  # export jobs run on the same workers
     ingest_jobs.register()  # and ingest jobs (POST /api/datasets)
     if not settings.queue_url:
         raise InvalidInput("MEDVIEW_QUEUE_URL is empty: jobs run in the app's own worker thread; "
                            "set it to redis://… to run separate workers")
+    queues = parse_queues(args.queues)
     ensure_schema(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    engine = engine_for(settings)
-    jobs_queue = RedisQueue(settings.queue_url)
+    where = safe_url(settings.queue_url)
+    probe = RQJobQueue(settings.queue_url)
     try:
-        jobs_queue.ping()
-        err.print(f"medview worker: waiting for jobs on {jobs_queue.key} (Ctrl-C or SIGTERM stops)")
-        jobs_queue.work(make_session_factory(engine), settings, RuntimeCache(), stop.is_set,
-                        on_job=lambda job_id, status: err.print(f"job {job_id}: {status}", markup=False))
-    except KeyboardInterrupt:
-        pass
+        probe.ping()
     except RedisError as exc:  # refused, unknown host, timed out, wrong password: one line, no traceback
-        err.print(f"medview worker: job queue {safe_url(settings.queue_url)} unreachable: {exc}", markup=False)
+        err.print(f"medview worker: job queue {where} unreachable: {exc}", markup=False)
         return 2
     finally:
-        jobs_queue.close()
+        probe.close()
+    if stop.is_set():
+        return 0
+    err.print(f"medview worker: running jobs from {', '.join(map(rq_name, queues))} on {where} "
+              "(Ctrl-C or SIGTERM stops)", markup=False)
+    engine = engine_for(settings)
+    try:
+        serve(settings.queue_url, queues, make_session_factory(engine), settings, RuntimeCache(), stop,
+              lambda line: err.print(line, markup=False), where)
+    finally:
         engine.dispose()
     return 0
 

@@ -9,8 +9,7 @@ database writing, so adapters stay easy to test on files alone.
 abstract methods every format must implement, and *declarations* with defaults — facets, sorts, charts, viewer
 capabilities, wording, which model inputs apply — so the rest of the app asks the adapter instead of comparing
 kind names, and never probes for an optional attribute. Declarations are plain data (no SQL, no HTTP): the
-catalog turns a `NumericSort` into a SQL expression and a `ChartSpec` into a chart; the item page turns a
-`ViewerSpec` into the viewer's state.
+catalog turns a `NumericSort` into SQL, a `ChartSpec` into a chart; the item page a `ViewerSpec` into state.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from app.datasets.declarations import (  # noqa: F401 - re-exported: adapters de
     ViewerSpec,
     Wording,
 )
+from app.datasets.patients import PatientPage
 
 if TYPE_CHECKING:  # volumes.py and roots.py build on the types of this module
     from app.datasets.roots import DatasetFiles
@@ -140,16 +140,23 @@ class SeriesRecord:
 
 
 class LazyItems(Sequence):
-    """Item records made on demand, part by part, with a known count: an adapter whose input is already
-    validated (PCam: shapes, labels, meta) hands the ingest driver this instead of a list, and the records are
-    built while earlier batches are being written instead of all before the first write."""
+    """Item records made on demand, part by part, with a known count (PCam, input already validated): built while
+    earlier batches are written, not all before the first write; a part may be columns (`add_columns`)."""
 
     def __init__(self) -> None:
         self._parts: list[tuple[int, Callable[[], Iterator[ItemRecord]]]] = []
+        self._columns: dict[int, Callable[[], Any]] = {}
 
     def add(self, count: int, make: Callable[[], Iterator[ItemRecord]]) -> None:
         """A part of `count` records; `make()` yields them (called once per iteration)."""
         self._parts.append((count, make))
+
+    def add_columns(self, count: int, make: Callable[[], Any]) -> None:  # make() -> columns.ItemColumns
+        self._columns[len(self._parts)] = make
+        self._parts.append((count, lambda: make().records()))
+
+    def parts(self) -> Iterator[Iterator[ItemRecord] | Any]:  # record iterators, or a columns part's ItemColumns
+        return (make() if (n not in self._columns) else self._columns[n]() for n, (_, make) in enumerate(self._parts))
 
     def __len__(self) -> int:
         return sum(count for count, _ in self._parts)
@@ -265,8 +272,6 @@ class TooLarge(FileRefused):
     """The file's header declares more pixels, voxels or bytes than MEDVIEW_MAX_* allow: not decoded."""
 
 
-
-
 def mask_geometry_problems(geometry: Mapping[str, Any]) -> list[str]:
     """A mask annotation's geometry names its label image: `stored` (the app's stored mask, made from an upload by
     app.review.masks) or `mask` (a file of the dataset, relative to its root, as the dataset's own annotation)."""
@@ -297,6 +302,7 @@ class DatasetAdapter(ABC):
     charts: ClassVar[tuple[ChartSpec, ...]] = (LABEL_BALANCE,)  # charts built only when their facets exist
     sheet_page_size: ClassVar[int | None] = None  # grid pages fetched as one contact sheet of this many tiles
     wording: ClassVar[Wording] = Wording()
+    patient_page: ClassVar[PatientPage] = PatientPage()  # how the patient page groups and names items (patients.py)
     # -- viewer and models --
     viewer: ClassVar[ViewerSpec] = ViewerSpec()
     values_are_hu: ClassVar[bool] = False  # pixels can be Hounsfield units (a model's CT window applies)

@@ -14,12 +14,43 @@ import re
 import struct
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from app.datasets.base import TooLarge
 from app.datasets.roots import Limits
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TAIL_BYTES = 4096  # what the end-of-file check reads: a marker may be followed by a little padding
+JPEG_EOI = b"\xff\xd9"  # cannot occur inside entropy-coded data (0xFF is stuffed as FF 00 there)
+
+
+def truncation(path: Path, fmt: str) -> str | None:
+    """Why a JPEG or PNG ends early (None when it ends with its end marker), from its last bytes only: the
+    header parse at ingest cannot see a cut-off file, and decoding every image to find out would cost ~100×
+    more. JPEG: the end-of-image marker FF D9; PNG: the IEND chunk (trailing zero padding is tolerated)."""
+    if fmt not in ("JPEG", "MPO", "PNG"):
+        return None
+    with open(path, "rb") as fh:
+        size = fh.seek(0, 2)
+        fh.seek(max(0, size - TAIL_BYTES))
+        tail = fh.read().rstrip(b"\x00")
+    if fmt == "PNG":
+        return None if b"IEND" in tail[-64:] else "truncated PNG: ends before its IEND chunk"
+    return None if JPEG_EOI in tail else "truncated JPEG: ends before its end-of-image marker (FF D9)"
+
+
+def nonfinite(values: np.ndarray) -> str | None:
+    """Why a float image cannot be shown (NaN / infinite values), or None: windowing them gives garbage."""
+    if values.dtype.kind != "f":
+        return None
+    nan = int(np.isnan(values).sum())
+    inf = int(np.isinf(values).sum())
+    if not nan and not inf:
+        return None
+    what = " and ".join(f"{name} values ({n} of {values.size} pixels)" for n, name in ((nan, "NaN"), (inf, "infinite"))
+                        if n)
+    return f"float image has {what}"
 
 
 def png_size(head: bytes) -> tuple[int, int] | None:

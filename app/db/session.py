@@ -1,4 +1,6 @@
-"""Engine and session factory. SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+"""Engine and session factory. SQLite gets WAL, a busy timeout and foreign keys on every connection; PostgreSQL
+a pre-ping on checkout, so connections that died with the server (a restart, `pg_terminate_backend`) are
+replaced on the next request instead of failing it."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from pathlib import Path
 import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 # SQLite's page cache is per connection and stays allocated while the pool keeps the connection: at 64 MB each, a
@@ -16,6 +19,21 @@ from sqlalchemy.orm import Session, sessionmaker
 # the bulk ingest raises its own connection to BULK_CACHE_KIB while it writes (app.datasets.ingest).
 CACHE_KIB = 8192
 BULK_CACHE_KIB = 65536
+
+
+def _driver_unavailable_errors() -> tuple[type[Exception], ...]:
+    try:
+        import psycopg
+    except ImportError:  # SQLite-only installs
+        return ()
+    return (psycopg.OperationalError,)
+
+
+# The database cannot be reached or answer now (server down or restarting, connection killed, pool exhausted):
+# app.main answers these with 503, never a 500 with a stack trace. SQLite's OperationalError ("database is
+# locked" past the busy timeout) is transient in the same way.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError, DisconnectionError, PoolTimeout, *_driver_unavailable_errors())
 
 
 def json_dumps(value: object) -> str:

@@ -33,7 +33,7 @@ from app.export.context import Cancelled
 from app.export.params import ExportParams, parse_export_params
 from app.export.service import ExportPlan, plan_export, write_export
 from app.export.writer import atomic_binary
-from app.inference.jobs import ACTIVE, ProgressFn, get_job, job_summary, register_job_kind
+from app.inference.jobs import ACTIVE, ProgressFn, Submit, commit_submitted, get_job, job_summary, register_job_kind
 from app.pixels import PixelStore
 
 log = logging.getLogger(__name__)
@@ -57,21 +57,21 @@ def job_folder(settings: Settings, job_id: int) -> Path:
 
 
 def queue_export_job(session: Session, plan: ExportPlan, actor: Identified | str | None = None,
-                     address: str | None = None) -> Job:
+                     address: str | None = None, submit: Submit | None = None) -> Job:
     job = Job(kind=KIND, params=plan.params.to_row(), status="queued", done=0, total=plan.total)
     session.add(job)
     session.flush()
     audit.record(session, actor, "job.start", "job", job.id, after={
         "kind": KIND, "dataset_id": plan.dataset.id, "format": plan.params.format, "total": plan.total,
         "filters": plan.params.filters, "annotations": plan.params.annotations}, address=address)
-    session.commit()
-    return job
+    return commit_submitted(session, job, submit)  # committed once the queue took it
 
 
 def create_export_job(session: Session, params: ExportParams, actor: Identified | str | None = None,
-                      address: str | None = None) -> Job:
-    """A queued export job (404 / 400 from `plan_export` when it could not run)."""
-    return queue_export_job(session, plan_export(session, params), actor, address)
+                      address: str | None = None, submit: Submit | None = None) -> Job:
+    """A queued export job (404 / 400 from `plan_export` when it could not run; the queue's error when `submit`
+    could not take it, with nothing stored)."""
+    return queue_export_job(session, plan_export(session, params), actor, address, submit)
 
 
 def _safe_name(text: str) -> str:

@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 # (centre, width) conventions from common PACS defaults, written as (low, high).
 PRESETS: dict[str, tuple[float, float]] = {
     "soft_tissue": (-160.0, 240.0),  # W400 L40
@@ -78,3 +80,27 @@ def resolve_window(
 ) -> tuple[float, float]:
     """The window to render with: explicit `window`, else a named `preset`, else the item's own."""
     return choose_window(window, preset, own).window
+
+
+# The percentile auto-window: the range between these percentiles of an image's (or a whole volume's) values,
+# for modalities whose values have no fixed scale (MR, PET, radiographs: no HU presets apply to them).
+AUTO_PRESET = "auto"
+AUTO_PERCENTILES = (0.5, 99.5)
+AUTO_SAMPLES = 2_000_000  # values sampled (evenly strided) from larger arrays: the percentiles barely move
+
+
+def percentile_window(values: np.ndarray, percentiles: tuple[float, float] = AUTO_PERCENTILES,
+                      samples: int = AUTO_SAMPLES) -> tuple[float, float]:
+    """(low, high) between two percentiles of `values` (in the values' own units), whole numbers, at least
+    1 apart (a constant image gets value..value+1); ValueError for an empty or non-finite array."""
+    flat = np.asarray(values).reshape(-1)
+    if flat.size == 0:
+        raise ValueError("no values to take a window from")
+    if flat.size > samples:
+        flat = flat[:: -(-flat.size // samples)]
+    flat = flat[np.isfinite(flat)] if flat.dtype.kind == "f" else flat
+    if flat.size == 0:
+        raise ValueError("no finite values to take a window from")
+    low, high = np.percentile(flat, percentiles)
+    low, high = math.floor(float(low)), math.ceil(float(high))
+    return float(low), float(max(high, low + 1))

@@ -42,8 +42,13 @@ log = logging.getLogger(__name__)
 
 JOB_KINDS = ("predict",)
 ACTIVE = ("queued", "running")
+# Named queues (MEDVIEW_QUEUE_URL set): `medview worker --queues gpu,cpu` serves them in that order. Inference goes
+# to the GPU machines, the rest (export, ingest) to CPU ones; a kind registered without a queue runs on "cpu".
+QUEUES = ("gpu", "cpu")
+_QUEUE_OF: dict[str, str] = {"predict": "gpu"}
 MB = 1024 * 1024
 ProgressFn = Callable[[int, int], None]
+Submit = Callable[[int, str], None]  # (job id, kind) → the job queue; raises when the queue cannot take it
 
 
 class JobRunner(Protocol):
@@ -58,12 +63,36 @@ class JobRunner(Protocol):
 _RUNNERS: dict[str, JobRunner] = {}
 
 
-def register_job_kind(kind: str, runner: JobRunner) -> None:
+def register_job_kind(kind: str, runner: JobRunner, queue: str = "cpu") -> None:
     """Let the workers run jobs of `kind` (packages above this one register theirs: `create_app`, `medview
-    worker` and the CLI call e.g. `app.export.jobs.register()`); registering the same runner again is a no-op."""
+    worker` and the CLI call e.g. `app.export.jobs.register()`), on the named `queue` (one of QUEUES);
+    registering the same runner again is a no-op."""
     if kind in JOB_KINDS:
         raise ValueError(f"{kind!r} is the built-in job kind")
+    if queue not in QUEUES:
+        raise ValueError(f"unknown job queue {queue!r}; known: {', '.join(QUEUES)}")
     _RUNNERS[kind] = runner
+    _QUEUE_OF[kind] = queue
+
+
+def queue_for(kind: str) -> str:
+    """The named queue a job of `kind` is enqueued on ("gpu" for predict, else "cpu" unless registered so)."""
+    return _QUEUE_OF.get(kind, "cpu")
+
+
+def commit_submitted(session: Session, job: Job, submit: Submit | None) -> Job:
+    """Commit a new job (its row and `job.start` event are flushed) after handing it to the queue: when the queue
+    cannot take it, the transaction is rolled back and the error raised, so no job row nor an event claiming it
+    remains (POST answers 503, nothing to retry twice). A worker may see the id before the commit lands; it
+    waits for the row (app.inference.queue.run_claimed)."""
+    if submit is not None:
+        try:
+            submit(job.id, job.kind)
+        except BaseException:
+            session.rollback()
+            raise
+    session.commit()
+    return job
 
 
 def job_kinds() -> tuple[str, ...]:
@@ -130,9 +159,10 @@ def _predicted(model_id: int) -> Exists:
 
 
 def queue_predict_job(session: Session, plan: PredictPlan, actor: Identified | str | None = None,
-                      address: str | None = None) -> Job:
+                      address: str | None = None, submit: Submit | None = None) -> Job:
     """A queued predict job over the plan's selection (InvalidInput for a filter field the dataset lacks), with
-    its `job.start` audit event (who started it: the one who may cancel it besides an admin)."""
+    its `job.start` audit event (who started it: the one who may cancel it besides an admin), handed to
+    `submit` before it is committed (`commit_submitted`)."""
     total = _count(session, job_selection(plan.dataset, plan.params))
     job = Job(kind="predict", params=plan.params.to_row(), status="queued", done=0, total=total)
     session.add(job)
@@ -140,8 +170,7 @@ def queue_predict_job(session: Session, plan: PredictPlan, actor: Identified | s
     audit.record(session, actor, "job.start", "job", job.id, after={
         "kind": "predict", "model_id": plan.model.id, "dataset_id": plan.dataset.id, "total": total,
         "filters": plan.params.to_row().get("filters") or {}}, address=address)
-    session.commit()
-    return job
+    return commit_submitted(session, job, submit)
 
 
 def create_predict_job(session: Session, model_id: int, dataset_id: int,
@@ -152,11 +181,12 @@ def create_predict_job(session: Session, model_id: int, dataset_id: int,
 
 
 def create_job(session: Session, kind: str, params: PredictJobParams, actor: Identified | str | None = None,
-               address: str | None = None) -> Job:
-    """A job from validated parameters (POST /api/jobs): the kind checked, model and dataset resolved once."""
+               address: str | None = None, submit: Submit | None = None) -> Job:
+    """A job from validated parameters (POST /api/jobs): the kind checked, model and dataset resolved once, the
+    job committed only once `submit` took it."""
     if kind not in JOB_KINDS:
         raise InvalidInput(f"unknown job kind {kind!r}; supported: {', '.join(JOB_KINDS)}")
-    return queue_predict_job(session, resolve_predict(session, params), actor, address)
+    return queue_predict_job(session, resolve_predict(session, params), actor, address, submit)
 
 
 def job_starter(session: Session, job_id: int) -> int | None:

@@ -1,19 +1,21 @@
 """Jobs survive their workers: atomic claims, heartbeats, and taking over jobs whose worker died.
 
-A job id can reach a worker twice (a re-queued stale job, two app processes resuming at start, a Redis
-list re-filled after Redis lost it), so a worker first *claims* the job: one UPDATE that succeeds only
+A job id can reach a worker twice (a re-queued stale job, two app processes resuming at start, an RQ
+queue re-filled after Redis lost it), so a worker first *claims* the job: one UPDATE that succeeds only
 while the job is queued, or running with a heartbeat older than `job_stale_seconds`. While the job runs,
 a `Heartbeat` thread refreshes `heartbeat_at` every `job_heartbeat_seconds`, independent of batch length
 (a 3-D batch can take longer than the stale limit). A worker that stops gracefully releases its job
 (running → queued) so the next one resumes it at once; one that dies (kill -9, OOM, power) leaves a
-running job whose heartbeat ages, and `requeue_stale` hands it back. Resuming skips items already
-predicted (app.inference.jobs), so nothing is done twice.
+running job whose heartbeat ages, and `requeue_stale` hands it back; `recover_jobs` (every worker's periodic
+sweep) enqueues those again, on the queue of their kind. Resuming skips items already predicted
+(app.inference.jobs), so nothing is done twice.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -67,6 +69,23 @@ def queued_before(session: Session, seconds: float) -> list[int]:
     cutoff = utcnow() - timedelta(seconds=seconds)
     return list(session.scalars(select(Job.id).where(Job.status == "queued", Job.created_at < cutoff)
                                 .order_by(Job.id)))
+
+
+def recover_jobs(factory: sessionmaker[Session], stale_seconds: float, submit: Callable[[int, str], None],
+                 enqueued: Callable[[], Collection[int]] | None = None) -> list[int]:
+    """Hand jobs whose worker died back to `submit` (job id, kind); with `enqueued` (the ids a Redis queue holds)
+    also queued jobs older than `stale_seconds` it does not hold (a Redis restarted without its data forgot
+    them). A duplicate is harmless: the claim lets one through."""
+    with factory() as session:
+        ids = requeue_stale(session, stale_seconds)
+        if enqueued is not None:
+            held = set(enqueued())
+            ids += [i for i in queued_before(session, stale_seconds) if i not in ids and i not in held]
+        kinds = {i: kind for i, kind in session.execute(select(Job.id, Job.kind).where(Job.id.in_(ids)))}
+    for job_id in ids:
+        if job_id in kinds:
+            submit(job_id, kinds[job_id])
+    return ids
 
 
 class Heartbeat:

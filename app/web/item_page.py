@@ -8,7 +8,7 @@ no-script first paint, shown until the raw values arrive), the same one the scri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,8 +19,9 @@ from app.api.deps import SessionDep
 from app.catalog import queries, urls
 from app.datasets.base import DatasetAdapter
 from app.datasets.registry import get_adapter
-from app.errors import InvalidInput
-from app.imaging.presets import PRESETS, WindowError, choose_window, own_window
+from app.errors import AppError, InvalidInput
+from app.imaging.modality import item_modality, modality_name, window_policy
+from app.imaging.presets import AUTO_PRESET, OWN_WINDOW_NAMES, PRESETS, WindowError, choose_window, own_window
 from app.inference.outputs import item_with_predictions
 from app.inference.registry import applicable_models
 from app.render.service import MASK_MODES, RenderParams
@@ -54,7 +55,9 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
         review = {"queue_id": queue, "item_id": item_id}
     dataset = queries.dataset_summary(queries.get_dataset(session, item["dataset_id"]))
     adapter = get_adapter(dataset["kind"])
-    viewer = viewer_state(item, preset, window, slice, overlays, plane, mask_mode, opacity)
+    renderer, pixels = request.app.state.renderer, request.app.state.pixels
+    viewer = viewer_state(item, preset, window, slice, overlays, plane, mask_mode, opacity,
+                          auto_window=lambda: renderer.auto_window(pixels.target(session, item_id, False)))
     viewer.update(client_view(item, adapter, viewer, request.query_params))
     viewer["queue"] = queue
 
@@ -65,6 +68,7 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
     return _render(request, "item.html", {"item": item, "dataset": dataset, "viewer": viewer,
                                           "image_url": render_url(viewer), "run_models": run_models,
                                           "wording": adapter.wording, "review": review,
+                                          "follows_lesions": adapter.patient_page.followup,
                                           "review_urls": review_urls(request) if review else None})
 
 
@@ -101,13 +105,15 @@ def parse_opacity(text: str | float | None) -> float:
 
 def viewer_state(item: Mapping[str, Any], preset: str | None, window: str | None, slice_number: int | None,
                  overlays: str, plane: str | None = None, mask_mode: str = DEFAULT_MASK_MODE,
-                 opacity: str | float | None = None) -> dict[str, Any]:
+                 opacity: str | float | None = None,
+                 auto_window: Callable[[], tuple[float, float]] | None = None) -> dict[str, Any]:
     """The viewer's initial state from the page URL (validated, so a shared link never shows a broken image).
 
     Volumes add `planes` ({plane: slice count}) and `plane`; their slices are range(n) of the plane, and the
     middle one plays the part of the key slice (it is what the render endpoint shows without `slice`).
     `has_mask` says whether the item has a `mask` annotation (the page then shows the mask controls:
-    `mask_mode` fill | contour and `opacity`)."""
+    `mask_mode` fill | contour and `opacity`). The windows offered follow the modality (`window_choices`);
+    `auto_window` computes the percentile auto-window when a non-CT item offers it."""
     meta = item.get("meta") or {}
     planes = volume_planes(item)
     key_slice: int | None  # the slice shown without `slice`: a volume plane's middle, a 2-D image's own
@@ -125,12 +131,8 @@ def viewer_state(item: Mapping[str, Any], preset: str | None, window: str | None
         # location_index means something else for a patch or a photo (an HDF5 row, nothing)
         slices = [int(n) for n in meta.get("slices") or []]
         key_slice = item.get("slice") if slices else None
-    own = list(own_window(item.get("window")))
-    try:
-        chosen = choose_window(window, preset, item.get("window"), PRESET_ORDER)
-    except WindowError as exc:
-        raise InvalidInput(str(exc)) from None
-    state: dict[str, Any] = {"preset": chosen.preset, "window": list(chosen.window), "overlays": overlays,
+    windows = window_choices(item, window, preset, auto_window)
+    state: dict[str, Any] = {**windows, "overlays": overlays,
                              "slice": key_slice if slice_number is None else slice_number}
     if overlays not in ("gt", "none"):
         raise InvalidInput(f"overlays must be gt or none, not {overlays!r}")
@@ -142,12 +144,63 @@ def viewer_state(item: Mapping[str, Any], preset: str | None, window: str | None
         span = f"{slices[0]}–{slices[-1]}" if slices else "the key slice only"
         where = f" in the {plane} plane" if planes else ""
         raise InvalidInput(f"slice {slice_number} is not available for this item{where} (available: {span})")
-    return {"id": item["id"], "version": item["version"], "ct": bool(item.get("window")),
+    return {"id": item["id"], "version": item["version"],
             "key_slice": key_slice, "slices": slices, "planes": planes, "plane": plane,
-            "slice_range": meta.get("slice_range"), "own_window": own,
-            "presets": {**{n: list(w) for n, w in PRESETS.items()}, "default": own},
-            "preset_order": list(PRESET_ORDER), "render_url": urls.render_url(item["id"]),
+            "slice_range": meta.get("slice_range"), "render_url": urls.render_url(item["id"]),
             "has_mask": any(a.get("kind") == "mask" for a in item.get("annotations") or ()), **state}
+
+
+def window_choices(item: Mapping[str, Any], window: str | None, preset: str | None,
+                   auto_window: Callable[[], tuple[float, float]] | None) -> dict[str, Any]:
+    """The viewer's windowing state from the item's modality (app.imaging.modality): `windowed` (grey values the
+    W/L tool changes), `ct`, `modality` and its readable `modality_name`, `units` ("HU" only for CT), `presets`
+    {name: [low, high]} and `preset_order` (CT: the named HU presets; MR and others: the file's own VOI window
+    when it has one, and "auto", the percentile auto-window), `default_preset`, `own_window`, and the chosen
+    `preset` (None for an explicit `window=LOW,HIGH`) and `window`. A preset the modality does not offer is a 400
+    naming the ones it does."""
+    meta = item.get("meta") or {}
+    has_window = bool(item.get("window"))
+    modality = item_modality(meta, has_window)
+    own_from_file = meta.get("window_source", "file") == "file"
+    policy = window_policy(modality, has_window, own_from_file, PRESET_ORDER)
+    own = list(own_window(item.get("window")))
+    out: dict[str, Any] = {"windowed": has_window, "ct": policy.hounsfield, "modality": policy.modality,
+                           "modality_name": modality_name(policy.modality), "units": policy.units,
+                           "own_window": own}
+    if policy.hounsfield or not has_window:
+        try:
+            chosen = choose_window(window, preset, item.get("window"), PRESET_ORDER)
+        except WindowError as exc:
+            raise InvalidInput(str(exc)) from None
+        return {**out, "presets": {**{n: list(w) for n, w in PRESETS.items()}, "default": own},
+                "preset_order": list(policy.presets or PRESET_ORDER), "default_preset": "default",
+                "preset": chosen.preset, "window": list(chosen.window)}
+    presets: dict[str, list[float]] = {}
+    for name in policy.presets:
+        if name == AUTO_PRESET:
+            try:
+                if auto_window is not None:
+                    presets[name] = list(auto_window())
+            except AppError:  # pixels unreadable: the page still opens (its image shows why), without "auto"
+                pass
+        else:
+            presets[name] = own
+    if not presets:
+        presets["default"] = own
+    default = policy.default if policy.default in presets else next(iter(presets))
+    out.update({"presets": presets, "preset_order": list(presets), "default_preset": default})
+    if window:
+        try:
+            return {**out, "preset": None, "window": list(choose_window(window, None, None).window)}
+        except WindowError as exc:
+            raise InvalidInput(str(exc).replace(" in HU", "")) from None
+    name = "default" if preset in OWN_WINDOW_NAMES and "default" in presets else (preset or default)
+    if name not in presets:
+        what = f"this {policy.modality} item" if policy.modality else "this item"
+        why = ("it is a CT window in HU, and this item's values are not Hounsfield units" if preset in PRESETS
+               else "its files have no window of their own" if preset in OWN_WINDOW_NAMES else "no such preset")
+        raise InvalidInput(f"preset {preset!r} is not available for {what}: {why}; choose one of {', '.join(presets)}")
+    return {**out, "preset": name, "window": presets[name]}
 
 
 def _num(x: float) -> str:

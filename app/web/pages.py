@@ -106,12 +106,14 @@ def sort_options(session, detail: Mapping[str, Any], current: str | None) -> lis
 
 @router.get("/datasets/{dataset_id}/patients/{patient}", name="patient_page")
 def patient_page(dataset_id: int, patient: str, request: Request, session: SessionDep) -> Response:
+    """A patient's items as the kind's adapter groups them (`patient_page`); DeepLesion's with lesion follow-up."""
     timeline = queries.patient_timeline(session, dataset_id, patient)
     dataset = queries.dataset_detail(session, dataset_id)
+    adapter = get_adapter(dataset["kind"])
     tracks = timeline["tracks"]
     return _render(request, "patient.html", {
-        "timeline": timeline, "dataset": dataset, "label_names": get_adapter(dataset["kind"]).label_names(),
-        "tracks": tracks,
+        "timeline": timeline, "dataset": dataset, "label_names": adapter.label_names(), "page": adapter.patient_page,
+        "wording": adapter.wording, "tracks": tracks,
         "track_of": {a: f"L{t['number']}" for t in tracks for a in t["annotation_ids"]},
         "track_distance": TRACK_DISTANCE})
 

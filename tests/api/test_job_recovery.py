@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from app.db.base import utcnow
 from app.db.models import Job
 from app.db.session import make_session_factory
-from app.inference import queue as job_queue
+from app.inference import recovery
 from app.inference.jobs import create_predict_job
 from app.inference.recovery import Heartbeat, claim, release, requeue_stale
 from app.main import create_app
@@ -84,7 +84,7 @@ def test_in_process_worker_takes_over_a_dead_workers_job(make_settings, engine, 
         sweeps.append(taken)
         return taken
 
-    monkeypatch.setattr(job_queue, "requeue_stale", counted)
+    monkeypatch.setattr(recovery, "requeue_stale", counted)
     fast = make_settings(inference_batch=BATCH, job_stale_seconds=2, job_heartbeat_seconds=0.2)
     with signed_in(TestClient(create_app(fast)), fast) as client:
         job = wait_finished(client, dead)
@@ -100,8 +100,8 @@ def test_in_process_worker_takes_over_a_dead_workers_job(make_settings, engine, 
 def test_redis_worker_recovers_jobs_of_a_dead_worker_and_of_a_restarted_redis(settings, database_url, engine,
                                                                               pcam_dataset_id, pcam_model_id,
                                                                               tmp_path):
-    """The state a kill -9 leaves (job running, heartbeat old, id no longer on the list) and the state a Redis
-    restart leaves (job queued, list empty): a fresh real worker process finds both and finishes them."""
+    """The state a kill -9 leaves (job running, heartbeat old, id on no RQ queue) and the state a Redis
+    restart leaves (job queued, queues empty): a fresh real worker process finds both and finishes them."""
     import redis
 
     server = redis.Redis.from_url(REDIS_URL)

@@ -66,7 +66,7 @@ def test_cancel(client, app, engine, settings, pcam_dataset_id, pcam_model_id):
         job_id = create_predict_job(session, pcam_model_id, pcam_dataset_id, {"split": ["train", "valid"]}).id
     r = client.post(f"/api/jobs/{job_id}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    app.state.queue.submit(job_id)  # the worker finds it cancelled and leaves it
+    app.state.queue.submit(job_id, "predict")  # the worker finds it cancelled and leaves it
     assert run_job(engine, settings, RuntimeCache(), job_id) == "cancelled"
     job = wait_finished(client, job_id)
     assert (job["status"], job["total"]) == ("cancelled", TRAIN + 4)

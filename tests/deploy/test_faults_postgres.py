@@ -151,8 +151,8 @@ def test_database_refusing_connections_is_503_then_200_in_process(client, settin
                          {"name": name})
         for path in (grid, f"/api/datasets/{ingested.dataset_id}"):
             r = client.get(path)
-            assert r.status_code == 503 and r.json() == {"detail": "database unavailable; try again in a moment"}
-            assert r.headers["retry-after"] == "2"
+            assert r.status_code == 503 and r.json()["detail"].startswith("database unavailable")
+            assert r.headers["retry-after"] == "5"
         page = client.get(f"/datasets/{ingested.dataset_id}", headers={"Accept": "text/html"})
         assert page.status_code == 503 and "database unavailable" in page.text and "Traceback" not in page.text
     finally:

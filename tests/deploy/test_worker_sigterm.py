@@ -1,6 +1,6 @@
 """`medview worker` honours SIGTERM (what `docker compose stop/down` sends): mid-job it finishes the batch it is
-running, hands the job back (`queued`, its id back on the Redis list) and exits 0 at once, well inside
-compose's 10 s grace; the next worker resumes the job and finishes it with no duplicate prediction.
+running, hands the job back (`queued`, enqueued again on its RQ queue `medview:gpu`) and exits 0 at once, well
+inside compose's 30 s grace; the next worker resumes the job and finishes it with no duplicate prediction.
 A real worker process on the real Redis (MEDVIEW_TEST_REDIS_URL) with a real, deliberately slow ONNX model."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from app.datasets.pcam.synth import generate_pcam
 from app.db.models import Job, Prediction
 from app.db.session import make_session_factory
 from app.inference.jobs import create_predict_job
-from app.inference.queue import RedisQueue
+from app.inference.rq_queue import RQJobQueue
 from tests.helpers import pcam
 from tests.helpers.api import register
 from tests.helpers.wait import wait_until
@@ -47,7 +47,7 @@ def test_sigterm_mid_job_hands_the_job_back_and_the_next_worker_finishes_it(clie
 
     queue_url = make_url(REDIS_URL).set(database="13").render_as_string(hide_password=False)  # not the others' db
     server = redis.Redis.from_url(queue_url)
-    server.delete("medview:jobs")
+    server.flushdb()  # this test's own database: no queued leftovers
     root = generate_pcam(tmp_path / "pcam", n_per_split=(ITEMS - 4, 2, 2), seed=3).root
     pixels.close_all()
     dataset_id = ingest_path(engine, settings, root, kind="pcam", name="pcam").dataset_id
@@ -55,8 +55,8 @@ def test_sigterm_mid_job_hands_the_job_back_and_the_next_worker_finishes_it(clie
     assert r.status_code == 201, r.text
     with make_session_factory(engine)() as session:
         job_id = create_predict_job(session, r.json()["id"], dataset_id, {}).id
-    jobs_queue = RedisQueue(queue_url)
-    jobs_queue.submit(job_id)
+    jobs_queue = RQJobQueue(queue_url)
+    jobs_queue.submit(job_id, "predict")
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEDVIEW_")}
     env.update(MEDVIEW_QUEUE_URL=queue_url, MEDVIEW_DATABASE_URL=database_url, MEDVIEW_DATA_DIR=str(settings.data_dir),
@@ -82,7 +82,9 @@ def test_sigterm_mid_job_hands_the_job_back_and_the_next_worker_finishes_it(clie
     assert first.returncode == 0 and "Traceback" not in stderr, stderr
     assert stopped_in < 5, f"SIGTERM to exit took {stopped_in:.1f} s"
     assert job.status == "queued" and 0 < job.done < ITEMS, (job.status, job.done)
-    assert server.lrange("medview:jobs", 0, -1) == [str(job_id).encode()]  # handed back for the next worker
+    assert jobs_queue.enqueued_ids() == {job_id}  # handed back for the next worker, on the GPU queue
+    assert jobs_queue.queues["gpu"].count == 1 and jobs_queue.queues["cpu"].count == 0
+    assert f"job {job_id}: handed back (queued)" in stderr
 
     second = worker()
     try:

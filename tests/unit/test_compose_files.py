@@ -37,7 +37,7 @@ def test_full_stack_shares_database_and_queue_between_app_and_worker():
     assert app_env["MEDVIEW_DATABASE_URL"].startswith("postgresql+psycopg://") and "@postgres:5432/" in \
         app_env["MEDVIEW_DATABASE_URL"]
     assert app_env["MEDVIEW_QUEUE_URL"].startswith("redis://redis:6379/")
-    assert services["worker"]["command"] == ["medview", "worker"]
+    assert services["worker"]["command"] == ["medview", "worker", "--queues", "gpu,cpu"]  # named queues, GPU first
     assert services["worker"]["depends_on"]["app"]["condition"] == "service_healthy"  # migrated first
     for dep in ("postgres", "redis"):
         assert "healthcheck" in services[dep]
@@ -50,6 +50,7 @@ def test_gpu_override_reserves_nvidia_devices_for_workers():
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert worker["build"]["args"]["ONNXRUNTIME"] == "onnxruntime-gpu"
+    assert worker["command"] == ["medview", "worker", "--queues", "gpu,cpu"]  # inference first, CPU jobs too
     assert "ARG ONNXRUNTIME=onnxruntime" in (ROOT / "Dockerfile").read_text()
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from app.api.schemas.fields import Timestamp
 
 FacetCounts = dict[str, dict[str, int]]
 
@@ -18,7 +19,7 @@ class DatasetSummary(BaseModel):
     item_count: int
     annotation_count: int
     root: str = Field(description="The indexed folder (read in place).")
-    updated_at: datetime | None = Field(description="Last change (UTC, ISO 8601 without offset).")
+    updated_at: Timestamp | None = Field(description="Last change (UTC, ISO 8601 without offset).")
 
 
 class Problem(BaseModel):

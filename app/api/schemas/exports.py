@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.export.params import ExportParams
+from app.api.schemas.fields import Id, RequestBody, Timestamp
+from app.export.params import MAX_MODELS, ExportParams
 
 
-class ExportRequest(ExportParams):
+class ExportRequest(RequestBody, ExportParams):
     """POST /api/exports: what to export (validated and bounded here; the dataset, format and selection are then
     checked once: 404 / 400 naming what is wrong). The server decides where the file goes."""
+
+    dataset_id: Id = Field(description="Dataset whose items are exported.")
+    models: list[Id] | None = Field(
+        None, max_length=MAX_MODELS,
+        description="`csv`: the models whose predictions and per-item metrics become columns (default: every "
+                    "model with predictions on the exported items).")
 
 
 class ExportResult(BaseModel):
@@ -39,9 +45,9 @@ class ExportSummary(BaseModel):
     total: int = Field(description="Items the export covers.")
     error: str | None = Field(description="Why the export failed.")
     params: StoredExportParams = Field(description="The parameters as stored.")
-    created_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: Timestamp | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
     dataset_id: int | None
     dataset_name: str | None = Field(description="Name of the dataset (null when it is gone).")
     format: str | None

@@ -7,10 +7,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.schemas.datasets import Problem
+from app.api.schemas.fields import RequestBody
 from app.ingest_jobs import IngestParams
 
 
-class IngestRequest(IngestParams):
+class IngestRequest(IngestParams, RequestBody):
     """POST /api/datasets: the folder to index (checked here: 400 / 409 naming what is wrong, before any job)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

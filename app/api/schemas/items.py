@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.api.schemas.fields import Timestamp
 from app.inference.card import Task
 
 
@@ -54,7 +54,7 @@ class ItemPrediction(BaseModel):
                                                 "`{boxes: [[x1, y1, x2, y2, score, label]…], candidates, "
                                                 "score_threshold}`.")
     metrics: dict[str, Any] | None = Field(description="Per-item metrics against the ground truth, when it exists.")
-    created_at: datetime | None
+    created_at: Timestamp | None
 
 
 class ItemNeighbours(BaseModel):

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from app.api.schemas.exports import StoredExportParams
+from app.api.schemas.fields import Id, RequestBody, Timestamp
 from app.api.schemas.ingest import StoredIngestParams
 from app.inference.job_params import PredictJobParams
 
 
-class JobRequest(PredictJobParams):
+class JobRequest(RequestBody, PredictJobParams):
     """POST /api/jobs: the job's kind and its parameters (validated and bounded here, once)."""
 
+    model_id: Id = Field(description="Registered model (GET /api/models).")
+    dataset_id: Id = Field(description="Dataset whose items are predicted.")
     kind: str = Field(description="Job kind; `predict` (an unknown kind is refused with 400).")
 
 
@@ -32,9 +34,9 @@ class JobSummary(BaseModel):
     params: PredictJobParams | StoredExportParams | StoredIngestParams = Field(
         description="The parameters as stored (filter values as strings): a predict job's, an export's, or an "
                     "ingest's (with its `phase`).")
-    created_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: Timestamp | None
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
 
 
 class JobListEntry(JobSummary):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.api.schemas.fields import Id, RequestBody, Timestamp
 from app.inference.card import ModelCard, Task
 
 
@@ -18,15 +18,15 @@ class ModelSummary(BaseModel):
     file: str = Field(description="The model file's name.")
     card: ModelCard = Field(description="The validated model card (API.md, Models).")
     applies_to: list[str] = Field(description="Dataset kinds the card names.")
-    created_at: datetime | None
+    created_at: Timestamp | None
 
 
 class ModelDetail(ModelSummary):
     device: str = Field(description="Where this process runs the model (`cpu`, `cuda:0`).")
 
 
-class PredictRequest(BaseModel):
-    model_id: int
+class PredictRequest(RequestBody):
+    model_id: Id
 
 
 class PredictionResult(BaseModel):

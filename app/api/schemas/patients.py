@@ -1,4 +1,5 @@
-"""GET /api/datasets/{id}/patients/{patient}: a patient's studies in order and lesions tracked across them."""
+"""GET /api/datasets/{id}/patients/{patient}: a patient's studies in order, lesions tracked across them (DeepLesion),
+and the patient page's sections as the dataset kind groups and names the patient's items (app.datasets.patients)."""
 
 from __future__ import annotations
 
@@ -38,9 +39,30 @@ class LesionTrack(BaseModel):
     annotation_ids: list[int]
 
 
+class SectionItem(ItemSummary):
+    title: str = Field(description="What the item is, in the kind's words (DICOM: series number and description).")
+    details: list[str] = Field(description="Short phrases about the item (slices, ground truth, size).")
+    uid: str = Field(description="The item's long identifier (DICOM SeriesInstanceUID, VerSe key), shown as "
+                                 "small print.")
+
+
+class PatientSection(BaseModel):
+    """One group of the patient's items: a DICOM study, a VerSe session, a DeepLesion study."""
+
+    anchor: str = Field(description="Page fragment of the section (`#anchor`).")
+    title: str = Field(description="Heading (DICOM: study date and description).")
+    details: list[str]
+    uid: str = Field(description="The group's long identifier (DICOM StudyInstanceUID), or empty.")
+    study: str | None = Field(description="The dataset's study id when the section is one study.")
+    items: list[SectionItem]
+
+
 class PatientTimeline(BaseModel):
     dataset_id: int
     patient: str
     sex: str | None
-    studies: list[StudyTimeline]
-    tracks: list[LesionTrack]
+    studies: list[StudyTimeline] = Field(description="The patient's studies in order (a VerSe subject without "
+                                                     "sessions has none: its volumes are in `sections`).")
+    tracks: list[LesionTrack] = Field(description="Lesions tracked across studies (DeepLesion; empty otherwise).")
+    summary: list[str] = Field(description="Phrases about the patient (sex, counts, ages) as the page title shows.")
+    sections: list[PatientSection] = Field(description="Every item of the patient, grouped as its kind does.")

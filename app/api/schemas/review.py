@@ -6,29 +6,31 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.api.schemas.fields import MAX_ID, Id, RequestBody
+
 Verdict = Literal["accept", "reject", "uncertain", "corrected"]
 
 
-class AnnotationIn(BaseModel):
+class AnnotationIn(RequestBody):
     kind: str = Field(min_length=1, max_length=16, description="recist, bbox, line, centroid, label, mask (geometry "
                                                                 "{png: base64 label PNG[, plane, slice]}); the "
                                                                 "dataset kind declares which it takes.")
     label: str | None = Field(None, max_length=128)
     geometry: dict[str, Any] = Field(default_factory=dict, description="Per kind (API.md, Annotation geometry).")
     meta: dict[str, Any] = Field(default_factory=dict)
-    slice: int | None = Field(None, ge=0, description="The slice of a volume the annotation lies on.")
+    slice: int | None = Field(None, ge=0, le=MAX_ID, description="The slice of a volume the annotation lies on.")
     plane: Literal["axial", "coronal", "sagittal"] | None = Field(None, description="Accepted; geometry is in the "
                                                                                       "item's canonical voxels.")
-    queue_id: int | None = Field(None, description="A queue reading (blinded double reading): stored as "
+    queue_id: Id | None = Field(None, description="A queue reading (blinded double reading): stored as "
                                                    "meta.queue_id; the reader must be able to read the item there.")
 
 
-class AnnotationEdit(BaseModel):
-    version: int = Field(ge=1, description="The version being edited: a stale one is a 409.")
+class AnnotationEdit(RequestBody):
+    version: int = Field(ge=1, le=MAX_ID, description="The version being edited: a stale one is a 409.")
     label: str | None = Field(None, max_length=128)
     geometry: dict[str, Any] | None = None
     meta: dict[str, Any] | None = None
-    slice: int | None = Field(None, ge=0)
+    slice: int | None = Field(None, ge=0, le=MAX_ID)
 
 
 class AnnotationVersion(BaseModel):
@@ -50,9 +52,9 @@ class AnnotationVersion(BaseModel):
     current: bool = Field(description="Neither superseded nor retired.")
 
 
-class CommentIn(BaseModel):
+class CommentIn(RequestBody):
     text: str = Field(min_length=1, max_length=4000)
-    annotation_id: int | None = None
+    annotation_id: Id | None = None
 
 
 class CommentOut(BaseModel):
@@ -64,11 +66,11 @@ class CommentOut(BaseModel):
     created_at: str
 
 
-class ReviewIn(BaseModel):
+class ReviewIn(RequestBody):
     verdict: Verdict
-    annotation_id: int | None = None
+    annotation_id: Id | None = None
     comment: str | None = Field(None, max_length=4000)
-    queue_id: int | None = None
+    queue_id: Id | None = None
 
 
 class ReviewOut(BaseModel):
@@ -89,9 +91,9 @@ class ReviewCreated(BaseModel):
                                                         "readers have read it; null before (blinded).")
 
 
-class QueueIn(BaseModel):
+class QueueIn(RequestBody):
     name: str = Field(min_length=1, max_length=200)
-    dataset_id: int
+    dataset_id: Id
     filters: dict[str, list[str] | str] = Field(default_factory=dict, description="The grid's filters.")
     sort: str | None = Field(None, max_length=128, description="The grid's `sort=`.")
     readers_per_item: Literal[1, 2] = 1
@@ -99,7 +101,7 @@ class QueueIn(BaseModel):
                                  description="Readers (reviewer role) who work it; empty: any reviewer.")
     limit: int | None = Field(None, ge=1, le=10_000, description="Only the first `limit` items in `sort` order "
                                                                  "(e.g. the 100 lowest Dice).")
-    item_ids: list[int] | None = Field(None, max_length=10_000, description="A selection of the grid: only these "
+    item_ids: list[Id] | None = Field(None, max_length=10_000, description="A selection of the grid: only these "
                                                                             "of the matching items, in sort order.")
 
 
@@ -192,7 +194,7 @@ class NextItem(BaseModel):
     next_item_id: int | None = Field(description="The item after this one for me (to prefetch).")
 
 
-class AdjudicationIn(BaseModel):
+class AdjudicationIn(RequestBody):
     name: str | None = Field(None, min_length=1, max_length=200)
     assignees: list[str] = Field(default_factory=list, max_length=100)
 

@@ -32,6 +32,7 @@ from app.datasets.base import (
 from app.datasets.declarations import DETECTOR_MISSES, POSSIBLY_NOISY
 from app.datasets.deeplesion import pixels
 from app.datasets.deeplesion.table import COLUMNS, LESION_TYPES, SPLITS, LesionRow, read_dl_info
+from app.datasets.patients import LESION_FOLLOWUP
 from app.datasets.roots import DatasetFiles
 from app.datasets.volumes import VolumeCache
 from app.imaging.overlay import recist_shapes
@@ -69,6 +70,7 @@ class DeepLesionAdapter(DatasetAdapter):
     export_formats = {"csv": "table", "coco": "coco", "deeplesion-csv": "deeplesion-csv",  # docs/export.md
                       "nifti": "lesion-subvolumes"}
     facet_fields = ("split", "lesion_type", "sex", "age", "noisy")
+    patient_page = LESION_FOLLOWUP  # key slices per study, lesions tracked across studies
     editable_annotations = ("recist", "bbox", "line")
     queue_suggestions = (POSSIBLY_NOISY, DETECTOR_MISSES)
     filter_fields = ("patient", "study")

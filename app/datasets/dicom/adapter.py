@@ -34,6 +34,7 @@ from app.datasets.base import (
 )
 from app.datasets.dicom import pixels, regrid
 from app.datasets.dicom.headers import Header, NonImage, looks_like_dicom, read_header, walk_files
+from app.datasets.dicom.patient import MODALITIES, PATIENT_PAGE
 from app.datasets.dicom.records import build_records
 from app.datasets.dicom.series import Stack, build_stacks
 from app.datasets.roots import DatasetFiles
@@ -43,6 +44,7 @@ from app.imaging.volume import PLANE_AXIS, display_plane, to_canonical, voxel_sp
 log = logging.getLogger(__name__)
 
 DETECT_FILES = 300  # files looked at by detect()
+MAX_FILE_PROBLEMS = 20  # files of one series named one by one in the problems
 MASK_PALETTE = {1: (230, 25, 75), 2: (60, 180, 75)}  # lesion, organ (dicom-seg recommends the same colours)
 
 
@@ -63,6 +65,7 @@ class DicomAdapter(DatasetAdapter):
     export_formats = {"csv": "table", "nifti": "volume-nifti", "dicom-seg": "dicom-seg",  # docs/export.md
                       "dicom-sr": "dicom-sr"}
     facet_fields = ("modality", "body_part", "plane", "sex", "age")
+    patient_page = PATIENT_PAGE  # studies by date and description, with their series (patient.py)
     editable_annotations = ("recist", "bbox", "line", "mask")
     mask_labels = {1: "lesion", 2: "organ"}  # what a user's mask may hold; `dicom-seg` names its segments so
     numeric_sorts = {"age": NumericSort(column="age")}
@@ -73,9 +76,7 @@ class DicomAdapter(DatasetAdapter):
     filter_fields = ("patient", "study", "manufacturer")
     facet_labels = {
         "sex": {"M": "male", "F": "female", "O": "other"},
-        "modality": {"CT": "CT", "MR": "MRI", "PT": "PET", "NM": "nuclear medicine", "CR": "radiograph",
-                     "DX": "radiograph", "MG": "mammogram", "US": "ultrasound", "XA": "angiography",
-                     "OT": "other"},
+        "modality": MODALITIES,
         "plane": {"axial": "axial", "coronal": "coronal", "sagittal": "sagittal", "oblique": "oblique",
                   "unknown": "no patient orientation"},
     }
@@ -147,13 +148,15 @@ class DicomAdapter(DatasetAdapter):
         """Stacks whose transfer syntax this installation cannot decode: indexed, and reported now."""
         out: dict[str, str] = {}
         for stack in stacks:
-            for h in stack.headers:
-                reason = undecodable_reason(h.transfer_syntax)
-                if reason:
-                    out[stack.key] = reason
-                    problems.append(Problem(h.rel, f"{reason}; the series is indexed but this file cannot be shown",
-                                            item=stack.key))
-                    break
+            bad = [(h, reason) for h in stack.headers if (reason := undecodable_reason(h.transfer_syntax))]
+            if bad:
+                out[stack.key] = bad[0][1]
+            for h, reason in bad[:MAX_FILE_PROBLEMS]:  # every such file named (a whole series: the first ones)
+                problems.append(Problem(h.rel, f"{reason}; the series is indexed but this file cannot be shown",
+                                        item=stack.key))
+            if len(bad) > MAX_FILE_PROBLEMS:
+                problems.append(Problem(bad[0][0].rel, f"{len(bad) - MAX_FILE_PROBLEMS} more files of this series "
+                                                       "have an undecodable transfer syntax", item=stack.key))
         return out
 
     # -- pixels -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -209,8 +210,12 @@ def read_header(root: Path | DatasetFiles, rel: str, entry: os.DirEntry | None =
             modality = _text(ds, "Modality").upper()
             sop_class = _text(ds, "SOPClassUID")
             has_pixels = PIXEL_DATA in ds
+            name = pydicom.uid.UID(sop_class).name if sop_class else "no SOP class"
+            if not has_pixels and modality not in NON_IMAGE_MODALITIES and ("Rows" in ds or
+                                                                            name.endswith("Image Storage")):
+                return Unreadable(rel, f"DICOM without pixel data: a {name} (modality {modality or 'none'}) with no "
+                                       "PixelData element; skipped")
             if modality in NON_IMAGE_MODALITIES or not has_pixels or "Rows" not in ds:
-                name = pydicom.uid.UID(sop_class).name if sop_class else "no SOP class"
                 return NonImage(rel, modality or name, name)
             bad = _pixel_data_problem(fh, ds, st.st_size)
         if bad:
@@ -305,12 +310,30 @@ def _cross(iop: tuple[float, ...]) -> tuple[float, float, float]:
     return (r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0])
 
 
+# PatientAge (VR AS) is "nnnD", "nnnW", "nnnM" or "nnnY"; real files also write fewer digits ("45Y") or put a
+# space before the unit. All-zero values ("000Y", "000D") are the anonymisers' placeholder for "removed".
+AGE_STRING = re.compile(r"(\d{1,3}) ?([DWMY])")
+AGE_UNIT_DAYS = {"D": 1.0, "W": 7.0, "M": 365.25 / 12, "Y": 365.25}
+MAX_AGE_YEARS = 130.0  # older is a typo or a placeholder ("999Y"), not an age
+
+
+def parse_as(age: str) -> float | None:
+    """A DICOM Age String in years (float, 2 decimals: "006M" → 0.5, "010D" → 0.03), or None when it is empty,
+    malformed, the anonymisation placeholder ("000Y", "000D": zero of any unit) or past MAX_AGE_YEARS."""
+    found = AGE_STRING.fullmatch(age.strip().upper())
+    if found is None or int(found[1]) == 0:
+        return None
+    years = int(found[1]) * AGE_UNIT_DAYS[found[2]] / 365.25
+    return round(years, 2) if years <= MAX_AGE_YEARS else None
+
+
 def parse_age(age: str, birth_date: str = "", study_date: str = "") -> float | None:
-    """DICOM Age String ("054Y", "006M", "010W", "003D") in years; else from birth and study dates."""
-    age = age.strip().upper()
-    if len(age) == 4 and age[:3].isdigit() and age[3] in "YMWD":
-        return round(int(age[:3]) / {"Y": 1, "M": 12, "W": 52.1775, "D": 365.25}[age[3]], 2)
+    """The patient's age at the study in years: PatientAge (`parse_as`), else whole years from the birth and study
+    dates (both YYYYMMDD); None when neither gives one (an anonymised "000Y" is unknown, never 0)."""
+    years = parse_as(age)
+    if years is not None:
+        return years
     if len(birth_date) == 8 and len(study_date) == 8 and birth_date.isdigit() and study_date.isdigit():
-        years = int(study_date[:4]) - int(birth_date[:4]) - (study_date[4:] < birth_date[4:])
-        return float(years) if 0 <= years < 150 else None
+        whole = int(study_date[:4]) - int(birth_date[:4]) - (study_date[4:] < birth_date[4:])
+        return float(whole) if 0 <= whole <= MAX_AGE_YEARS else None
     return None

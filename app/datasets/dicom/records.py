@@ -18,6 +18,9 @@ from app.datasets.dicom.series import Stack
 from app.imaging.presets import PRESETS
 
 SEXES = {"M", "F", "O"}
+# Part of every fingerprint: bump when what ingest derives from unchanged files changes, so a re-ingest updates
+# the items (2: PatientAge "000Y" and other placeholders read as unknown, not 0).
+FORMAT_VERSION = "dicom-2"
 
 
 def age_band(age: float | None) -> str | None:
@@ -69,7 +72,7 @@ def geometry_label(stack: Stack) -> str:
 
 
 def fingerprint(stack: Stack) -> str:
-    parts = [stack.key, repr(stack.frames), np.round(stack.affine, 5).tobytes().hex()]
+    parts = [FORMAT_VERSION, stack.key, repr(stack.frames), np.round(stack.affine, 5).tobytes().hex()]
     parts += [f"{h.rel}|{h.size}|{h.mtime_ns}" for h in stack.headers]
     return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
 

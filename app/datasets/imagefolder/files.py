@@ -3,7 +3,9 @@
 Ingest reads headers only: Pillow's `Image.open` parses a JPEG up to its SOF marker (a PNG up to its
 first IDAT) without decoding pixels, ~25 µs per 250×250 JPEG here, so 50,000 images take about a
 second. EXIF orientation is applied to the recorded size (a portrait photo stored sideways is indexed
-with the size it is shown at) and to the decoded pixels.
+with the size it is shown at) and to the decoded pixels. A JPEG / PNG cut short is caught from its last bytes
+(`images.truncation`: no end marker), and a float image (32-bit TIFF) is decoded to refuse NaN / infinite values,
+so neither is indexed to fail (or show garbage) later.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import ImageOps, UnidentifiedImageError
 
-from app.datasets.images import open_image
+from app.datasets.images import nonfinite, open_image, truncation
 from app.datasets.roots import Limits
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
@@ -84,19 +86,27 @@ def image_header(path: Path, rel: str = "", limits: Limits | None = None) -> Ima
             if "exif" in im.info:  # already parsed with the header; PNG's eXIf after IDAT is not looked for
                 orientation = int(im.getexif().get(EXIF_ORIENTATION, 1) or 1)
             fmt, mode = im.format or "?", im.mode
+            # a float image (32-bit TIFF) is decoded here: rare, and NaN / infinite values would show as garbage
+            bad = nonfinite(np.asarray(im)) if mode == "F" else None
+        cut = truncation(path, fmt)
     except FileNotFoundError:
         raise ImageFileError("file not found") from None
     except UnidentifiedImageError:
         raise ImageFileError("not a readable image (format not recognised)") from None
     except (OSError, SyntaxError, ValueError, TypeError) as exc:
         raise ImageFileError(f"unreadable image header ({exc})") from None
+    if cut or bad:
+        raise ImageFileError(str(cut or bad).replace("float image", f"float {fmt}"))
     if orientation in _TRANSPOSED:
         width, height = height, width
     return ImageHeader(width, height, fmt, mode, orientation)
 
 
 def _grey_to_uint8(values: np.ndarray) -> np.ndarray:
-    """16-bit / 32-bit / float grey scaled to its own min–max (a 12-bit image shifted by 8 would be black)."""
+    """16-bit / 32-bit / float grey scaled to its own min–max (a 12-bit image shifted by 8 would be black); a
+    float image with NaN or infinite values is refused (its min–max would make every pixel garbage)."""
+    if bad := nonfinite(values):
+        raise ImageFileError(f"{bad}; not shown")
     values = values.astype(np.float64)
     low, high = float(values.min()), float(values.max())
     scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)

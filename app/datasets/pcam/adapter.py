@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ from app.datasets.base import (
     FileRefused,
     Image2D,
     IngestError,
-    ItemRecord,
     ItemRef,
     LazyItems,
     OverlayLayer,
@@ -42,10 +41,11 @@ from app.datasets.base import (
     Wording,
     no_progress,
 )
+from app.datasets.columns import ItemColumns
 from app.datasets.declarations import MODEL_DISAGREES
 from app.datasets.pcam import files, pixels
 from app.datasets.pcam import files as pcam_files
-from app.datasets.pcam.meta import read_meta
+from app.datasets.pcam.meta import MetaColumns, read_meta_columns
 from app.datasets.roots import DatasetFiles
 from app.datasets.volumes import VolumeCache
 from app.imaging.overlay import Box, Label
@@ -155,13 +155,13 @@ class PCamAdapter(DatasetAdapter):
             if labels is None:
                 problems.append(Problem(y_rel, f"{reason}; {skipped}", field="y"))
                 return False
-        except OSError as exc:
+        except pixels.H5_ERRORS as exc:
             problems.append(Problem(y_rel, f"not a readable HDF5 file ({exc}); {skipped}"))
             return False
         try:
             with h5py.File(paths["x"], "r") as fx:
                 info = files.check_x(fx, sizes["x"], limits.volume_voxels)
-        except OSError as exc:
+        except pixels.H5_ERRORS as exc:
             problems.append(Problem(x_rel, f"not a readable HDF5 file ({exc}); {skipped}"))
             return False
         if isinstance(info, str):
@@ -173,14 +173,14 @@ class PCamAdapter(DatasetAdapter):
                                          f"{skipped}", field="y"))
             return False
         progress(f"reading {s.name} labels", n, n)
-        meta: list[dict[str, Any] | None] | None = None
+        meta: MetaColumns | None = None
         if s.meta:
             try:
                 meta_path = access.path(s.meta)
             except FileRefused as exc:
                 problems.append(Problem(exc.rel, f"{exc.reason}; patches indexed without meta"))
             else:
-                meta, meta_problems = read_meta(meta_path, s.meta, s.name, info.count)
+                meta, meta_problems = read_meta_columns(meta_path, s.meta, s.name, info.count)
                 problems += meta_problems
         self._check_labels(s, labels, meta, problems)
         location = x_rel if not x_rel.endswith(".gz") else str(paths["x"])
@@ -188,16 +188,17 @@ class PCamAdapter(DatasetAdapter):
         self._record_layout(s, info, location, result)
         valid = (labels == 0) | (labels == 1)
         if meta is not None:
-            slides.update(dict.fromkeys(m["wsi"] for m, ok in zip(meta, valid.tolist(), strict=False)
-                                        if ok and m is not None))
+            kept = meta.wsi if valid.all() else [w for w, ok in zip(meta.wsi, valid.tolist(), strict=True) if ok]
+            slides.update(dict.fromkeys(w for w in dict.fromkeys(kept) if w is not None))  # None: a row without meta
         source = f"{location}|{st.st_size}|{st.st_mtime_ns}"
         items = result.items
         assert isinstance(items, LazyItems), "scan() made it"
-        items.add(int(valid.sum()), lambda: self._items(s, labels, meta, location, source))
+        items.add_columns(int(valid.sum()), lambda: self._columns(s, labels, meta, location, source))
         return True
 
     @staticmethod
-    def _check_labels(s: files.SplitFiles, labels: np.ndarray, meta: list | None, problems: list[Problem]) -> None:
+    def _check_labels(s: files.SplitFiles, labels: np.ndarray, meta: MetaColumns | None,
+                      problems: list[Problem]) -> None:
         y_rel, meta_rel = str(s.y), str(s.meta)
         bad = np.flatnonzero((labels != 0) & (labels != 1))
         for i in bad[:MAX_LABEL_PROBLEMS].tolist():
@@ -208,11 +209,10 @@ class PCamAdapter(DatasetAdapter):
                                          f"(first {MAX_LABEL_PROBLEMS} listed); those patches are skipped"))
         if meta is None or s.meta is None:  # meta is read only from s.meta
             return
-        centre = [m.get("center_tumor_patch") if m else None for m in meta[:len(labels)]]
-        disagree = [i for i, (c, y) in enumerate(zip(centre, labels.tolist(), strict=True))
-                    if c is not None and int(c) != y]
-        if disagree:
-            first = ", ".join(f"{s.name}/{i}" for i in disagree[:5])
+        centre = meta.centre[:len(labels)]
+        disagree = np.flatnonzero((centre >= 0) & (centre != labels[:len(centre)]))
+        if len(disagree):
+            first = ", ".join(f"{s.name}/{i}" for i in disagree[:5].tolist())
             problems.append(Problem(meta_rel, f"center_tumor_patch disagrees with the y label for {len(disagree)} "
                                             f"patches (e.g. {first}); the y label is used",
                                     field="center_tumor_patch"))
@@ -228,37 +228,44 @@ class PCamAdapter(DatasetAdapter):
                         s.x, info.compression, info.chunks, info.chunk_bytes / 1e6)
 
     @staticmethod
-    def _items(s: files.SplitFiles, labels: np.ndarray, meta: list | None, location: str,
-               source: str) -> Iterator[ItemRecord]:
-        """One ItemRecord per valid row, made while the ingest writes earlier batches. Hot loop (262,144 rows
-        for train): the per-label facet lists are shared between items (the ingest driver only reads them)."""
+    def _columns(s: files.SplitFiles, labels: np.ndarray, meta: MetaColumns | None, location: str,
+                 source: str) -> ItemColumns:
+        """The split's valid rows as columns (`app.datasets.columns`): no Python object or loop per patch but the
+        strings stored for it, made by C-level `map`s. The fingerprint is the row's own content after an 8-hex
+        digest of the file's identity (no hash per row), hashed only when a long slide name makes it exceed 64."""
         split = s.name
-        split_facet = [split]
-        label_facets = {"0": [split_facet, ["0"]], "1": [split_facet, ["1"]]}
-        blake = hashlib.blake2b
-        # The fingerprint is the row's own content after an 8-hex digest of the file's identity: no hash per
-        # row (a third of this loop's time), hashed only when a long slide name would make it exceed 64 chars.
-        prefix = blake(f"{source}|{split}".encode(), digest_size=4).hexdigest()
-        none_meta = [None] * len(labels) if meta is None else meta
-        for i, (y, m) in enumerate(zip(labels.tolist(), none_meta, strict=False)):
-            if y != 0 and y != 1:
-                continue
-            lab = "1" if y else "0"
-            split_f, label_f = label_facets[lab]
-            facets = {"split": split_f, "label": label_f}
-            if m is not None:
-                wsi = m["wsi"]
-                fp = f"{prefix}|{lab}|{m.get('coord_x')}|{m.get('coord_y')}|{m.get('tumor_patch')!s:.1}" \
-                     f"{m.get('center_tumor_patch')!s:.1}|{wsi}"
-                if len(fp) > 64:
-                    fp = blake(fp.encode(), digest_size=16).hexdigest()
+        valid = (labels == 0) | (labels == 1)
+        rows = np.flatnonzero(valid)
+        every = len(rows) == len(labels)
+        indices = rows.tolist()
+        label_text = list(map(("0", "1").__getitem__, labels[rows].astype(np.int8).tolist()))
+        prefix = hashlib.blake2b(f"{source}|{split}".encode(), digest_size=4).hexdigest()
+        if meta is None:
+            json: list[str] | str = "{}"
+            wsi: list[str | None] | None = None
+            fingerprints = list(map(f"{prefix}|".__add__, label_text))
+        else:
+            pick = (lambda col: col) if every else (lambda col: [col[i] for i in indices])
+            json, wsi, tails = pick(meta.json), list(pick(meta.wsi)), list(pick(meta.fingerprint))
+            if None in tails:
+                fingerprints = [f"{prefix}|{lab}" if t is None else f"{prefix}|{lab}|{t}"
+                                for lab, t in zip(label_text, tails, strict=True)]
             else:
-                m, wsi = {}, None
-                fp = f"{prefix}|{lab}"
-            yield ItemRecord(
-                key=f"{split}/{i}", kind="patch", location=location, fingerprint=fp,
-                split=split, label=lab, width=files.PATCH, height=files.PATCH, depth=1, location_index=i,
-                meta=m, series=wsi, facets=facets)
+                fingerprints = list(map(f"{prefix}|{{}}|{{}}".format, label_text, tails))
+            if max(map(len, fingerprints), default=0) > 64:
+                fingerprints = [fp if len(fp) <= 64 else hashlib.blake2b(fp.encode(), digest_size=16).hexdigest()
+                                for fp in fingerprints]
+        values: dict[str, list[Any]] = {
+            "key": list(map(f"{split}/".__add__, map(str, indices))), "fingerprint": fingerprints,
+            "label": label_text, "location_index": indices}
+        constants: dict[str, Any] = {"kind": "patch", "location": location, "split": split, "width": files.PATCH,
+                                     "height": files.PATCH, "depth": 1}
+        for name, column in (("meta", json), ("series", wsi)):
+            if isinstance(column, list):
+                values[name] = column
+            else:
+                constants[name] = column
+        return ItemColumns(len(indices), values, constants)
 
     # -- pixels -------------------------------------------------------------------------------
     def slices(self, item: ItemRef, plane: str) -> list[int]:

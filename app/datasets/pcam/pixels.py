@@ -27,6 +27,10 @@ PATCH_SHAPE = (96, 96, 3)
 _open: OrderedDict[tuple, _PatchFile] = OrderedDict()
 _lock = threading.Lock()
 
+# what h5py raises on a damaged file: OSError for most, RuntimeError / KeyError / ValueError when an internal
+# structure (a local heap, a B-tree node) is corrupt — each becomes a PixelError naming the file, never a 500
+H5_ERRORS = (OSError, RuntimeError, KeyError, ValueError)
+
 
 class _PatchFile:
     """An open HDF5 file with its `x` dataset and the dataspaces one patch read needs."""
@@ -58,7 +62,7 @@ class _PatchFile:
             out = np.empty(PATCH_SHAPE, np.uint8)
             self.file_space.select_hyperslab((index, 0, 0, 0), (1, *PATCH_SHAPE))
             self.dsid.read(self.memory_space, self.file_space, out)
-        except OSError as exc:
+        except H5_ERRORS as exc:
             raise PixelError(f"cannot read patch {index} of {self.name} ({exc})") from None
         return out
 
@@ -66,7 +70,7 @@ class _PatchFile:
         """`count` consecutive patches in one HDF5 read (PERFORMANCE.md: ds[s:s+64] is the fastest batch)."""
         try:
             return self.dataset[start:start + count]
-        except OSError as exc:
+        except H5_ERRORS as exc:
             raise PixelError(f"cannot read patches {start}–{start + count - 1} of {self.name} ({exc})") from None
 
     def close(self) -> None:
@@ -85,7 +89,7 @@ def _file(path: Path) -> _PatchFile:
         return f
     try:
         f = _PatchFile(path)
-    except OSError as exc:
+    except H5_ERRORS as exc:
         raise PixelError(f"cannot open {path.name} as HDF5 ({exc})") from None
     _open[key] = f
     while len(_open) > MAX_OPEN:

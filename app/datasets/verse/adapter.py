@@ -44,6 +44,7 @@ from app.datasets.verse import labels as vl
 from app.datasets.verse.index import CaseIndexer
 from app.datasets.verse.layout import find_cases, looks_like_verse
 from app.datasets.verse.nifti import NiftiError, load_ct, load_labels
+from app.datasets.verse.patient import PATIENT_PAGE
 from app.datasets.volumes import Volume, VolumeCache, volume_view
 from app.imaging.overlay import Label
 from app.imaging.volume import PLANE_AXIS, display_plane, plane_count, voxel_to_display
@@ -66,7 +67,8 @@ class VerseAdapter(DatasetAdapter):
     facet_order = {"vertebra": [vl.NAMES[label] for label in vl.SPINE_ORDER]}  # anatomical, not alphabetical
     charts = (ChartSpec("crosstab", "Vertebrae with ground truth, per split", rows="vertebra", cols="split",
                         named_series=False),)
-    wording = Wording(patient="subject")
+    wording = Wording(patient="subject", study="session")
+    patient_page = PATIENT_PAGE  # the subject's sessions and CT volumes (patient.py)
     viewer = ViewerSpec(spacing_maps_planes=True, centroid_slab_mm=CENTROID_SLAB_MM, label_gap_mm=LABEL_GAP_MM)
     values_are_hu = True
     has_volumes = True

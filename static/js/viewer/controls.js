@@ -21,7 +21,7 @@ export function bindControls(v) {
   const s = v.state;
   const life = { signal: v.life.signal }; // per item: a swap (main.js) removes these listeners
   const on = (node, event, fn) => node?.addEventListener(event, fn, life);
-  const setPreset = (name) => { if (s.ct && name in s.presets) v.setWindow(...s.presets[name], name); };
+  const setPreset = (name) => { if (s.windowed && name in s.presets) v.setWindow(...s.presets[name], name); };
   const toggleOverlays = () => v.update({ overlays: s.overlays === "gt" ? "none" : "gt" }, { reload: true });
   const toggleLayer = (layer) => {
     const hide = s.hide.includes(layer) ? s.hide.filter((h) => h !== layer) : [...s.hide, layer];
@@ -43,8 +43,8 @@ export function bindControls(v) {
   };
   const fit = () => v.update({ zoom: null, pan: null });
   const native = () => v.update({ zoom: 1 });
-  // W/L needs HU; measuring tools are the ones the kind offers (state.tools, from its adapter)
-  const offers = (tool) => tool === "pan" || (tool === "wl" ? s.ct : s.tools.includes(tool));
+  // W/L needs grey values with a window (CT's HU, MR's own units); measuring tools are the ones the kind offers (state.tools, from its adapter)
+  const offers = (tool) => tool === "pan" || (tool === "wl" ? s.windowed : s.tools.includes(tool));
   const setTool = (tool) => { if (!offers(tool)) return; v.tool = tool; v.pending = null; v.update({}); };
   v.deleteMeasurement = (id) => {
     v.measurements = v.measurements.filter((m) => m.id !== id);
@@ -80,7 +80,7 @@ export function bindControls(v) {
     const low = Number(lowInput.value);
     const high = Number(highInput.value);
     const bad = lowInput.value === "" || highInput.value === "" || !Number.isFinite(low) || !Number.isFinite(high);
-    highInput.setCustomValidity(bad ? "enter two numbers (HU)" : high <= low ? "HIGH must be greater than LOW" : "");
+    highInput.setCustomValidity(bad ? `enter two numbers${s.units ? ` (${s.units})` : ""}` : high <= low ? "HIGH must be greater than LOW" : "");
     if (!highInput.reportValidity()) return;
     lowInput.blur();
     highInput.blur();
@@ -116,7 +116,7 @@ export function bindControls(v) {
     const n = Number(k);
     if (k === "?") toggleHelp();
     else if (k === "Escape") { if (!help.hidden) toggleHelp(false); else { v.pending = null; v.update({}); } }
-    else if (Number.isInteger(n) && n >= 1 && n <= s.preset_order.length && s.ct) setPreset(s.preset_order[n - 1]);
+    else if (Number.isInteger(n) && n >= 1 && n <= s.preset_order.length && s.windowed) setPreset(s.preset_order[n - 1]);
     else if (lower === "o") toggleOverlays();
     else if (lower === "m" && s.has_mask) setMaskMode(s.mask_mode === "contour" ? "fill" : "contour");
     else if (k === "[" || k === "]") { if (s.has_mask || s.predictions.length) setOpacity(s.opacity + (k === "]" ? OPACITY_STEP : -OPACITY_STEP)); }

@@ -95,7 +95,7 @@ export class Editor {
 
   deactivate() {
     if (!this.active) return;
-    this.v.tool = this.v.state.ct ? "wl" : "pan";
+    this.v.tool = this.v.state.windowed ? "wl" : "pan";
     this.selected = null;
     this.v.update({});
   }

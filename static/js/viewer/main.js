@@ -48,7 +48,7 @@ export class Viewer {
     this.measurements = [];
     this.pending = null; // a bidirectional measurement's long axis, waiting for its short axis
     this.nextId = 1;
-    this.tool = state.ct ? "wl" : "pan";
+    this.tool = state.windowed ? "wl" : "pan";
     this.dirty = { window: true, mask: true };
     this.prepareState(state);
     this.buildPanes();

@@ -1,11 +1,34 @@
 // One image pane: a display canvas (the windowed slice and a label layer, drawn with the pane's zoom/pan transform)
 // under an SVG layer of vector shapes recomputed in screen coordinates each frame, so lines and text stay crisp at
 // any zoom. Image coordinates: x right, y down, pixel centres at integers (as the server's overlay code).
+// The SVG layer also carries the view's frame marks: orientation markers at the middle of each edge (volumes: the
+// server's letters from the affine, `/raw`'s X-Orientation) and a scale bar in mm whenever the pixel spacing is
+// known (X-Pixel-Spacing); an image without geometry (a photo, a histology patch) shows neither.
 
 import { toRgba } from "./pixels.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const FIT_MARGIN = 8; // px around a fitted image, as the first-paint <img>
+const SCALE_STEPS = [1, 2, 5]; // scale-bar lengths: 1, 2, 5, 10, 20, 50 … mm
+const SCALE_MAX_PX = 120; // the longest the bar may be on screen (and at most a third of the pane)
+const MARK_INSET = 8; // px from the pane's edge to an orientation marker
+
+/** The scale bar for `mmPerPx` mm per image pixel at `zoom` screen px per image pixel: the longest round length
+ * (1, 2, 5 × 10ⁿ mm) that fits in `maxPx` screen pixels, as {mm, px, text}; null when nothing fits. */
+export function scaleBar(mmPerPx, zoom, maxPx) {
+  if (!(mmPerPx > 0) || !(zoom > 0) || !(maxPx > 0)) return null;
+  const pxPerMm = zoom / mmPerPx;
+  const limit = maxPx / pxPerMm;
+  let best = null;
+  for (let exp = -1; exp <= 4; exp++) {
+    for (const step of SCALE_STEPS) {
+      const mm = step * 10 ** exp;
+      if (mm <= limit + 1e-9) best = mm;
+    }
+  }
+  if (best === null) return null;
+  return { mm: best, px: best * pxPerMm, text: `${Number(best.toPrecision(3))} mm` };
+}
 
 function svgEl(tag, attrs, parent) {
   const node = document.createElementNS(SVG, tag);
@@ -178,5 +201,34 @@ export class Pane {
       }
     }
     svg.dataset.zoom = String(z);
+    this.drawFrameMarks(svg, W, H);
+  }
+
+  /** Orientation letters at each edge's middle and the scale bar (bottom right, above the corner readouts). */
+  drawFrameMarks(svg, W, H) {
+    if (!this.raw) return;
+    const marks = this.raw.orientation;
+    if (marks) {
+      // top: below the two-line corner readouts (and a pane title); bottom: above the hovered value's line
+      const at = { left: [MARK_INSET, H / 2 + 5, "start"], right: [W - MARK_INSET, H / 2 + 5, "end"],
+                   top: [W / 2, 58, "middle"], bottom: [W / 2, H - 36, "middle"] };
+      for (const [edge, [x, y, anchor]] of Object.entries(at)) {
+        const t = svgEl("text", { "data-layer": "frame", "data-kind": "marker", "data-edge": edge, x, y,
+                                  "text-anchor": anchor, class: "pane-marker" }, svg);
+        t.textContent = marks[edge];
+      }
+    }
+    const bar = scaleBar(this.raw.pixelMm, this.view.zoom, Math.min(SCALE_MAX_PX, W / 3));
+    if (!bar) return;
+    const x2 = W - 14;
+    const x1 = x2 - bar.px;
+    const y = H - 52;
+    const g = svgEl("g", { "data-layer": "frame", "data-kind": "scalebar", "data-mm": bar.mm,
+                           "data-px": bar.px.toFixed(2), class: "pane-scalebar" }, svg);
+    const d = `M${x1} ${y - 4}V${y}H${x2}V${y - 4}`;
+    svgEl("path", { d, fill: "none", class: "halo" }, g); // dark edge: visible on bright pixels too
+    svgEl("path", { d, fill: "none" }, g);
+    const label = svgEl("text", { x: (x1 + x2) / 2, y: y - 7, "text-anchor": "middle", class: "pane-marker small" }, g);
+    label.textContent = bar.text;
   }
 }

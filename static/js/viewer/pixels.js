@@ -28,8 +28,12 @@ export async function fetchRaw(url) {
   if (values.length !== height * width * channels) throw new HttpError(`raw slice has ${values.length} values, not ${shape}`);
   const spacing = r.headers.get("x-pixel-spacing");
   const slice = r.headers.get("x-slice");
+  // volumes: the patient-direction letters at the image's left, right, top and bottom edges (from the affine)
+  const letters = (r.headers.get("x-orientation") || "").split(",");
+  const orientation = letters.length === 4 && letters.every(Boolean)
+    ? { left: letters[0], right: letters[1], top: letters[2], bottom: letters[3] } : null;
   return { values, width, height, channels, dtype, pixelMm: spacing ? Number(spacing) : null,
-           slice: slice ? Number(slice) : null, plane: r.headers.get("x-plane") };
+           slice: slice ? Number(slice) : null, plane: r.headers.get("x-plane"), orientation };
 }
 
 /** A label PNG → {labels: Uint8Array, width, height, palette: Map(label → [r, g, b])}. */

@@ -1,4 +1,4 @@
-// What the page says about the view: window (HU), slice, zoom, the hovered value, toolbar button states, each
+// What the page says about the view: window (HU for CT, the values' own units otherwise), slice, zoom, the hovered value, toolbar button states, each
 // pane's legend (prediction, difference colours and counts) and the measurement list.
 
 import { COLOURS } from "./overlays.js";
@@ -7,9 +7,10 @@ import { isVolume, num } from "./url.js";
 
 const $ = (id) => document.getElementById(id);
 
-function presetTitle(name) {
+function presetTitle(name, s) {
   if (name === null) return "custom";
-  return name === "default" ? "own window" : name.replace("_", " ");
+  if (name === "default") return s.ct ? "own window" : "file's window";
+  return name === "auto" ? "auto (0.5–99.5 %)" : name.replace("_", " ");
 }
 
 function press(button, on) {
@@ -22,13 +23,15 @@ export function paintReadouts(v) {
   const s = v.state;
   const readout = $("window-readout");
   readout.replaceChildren();
-  if (s.ct) {
+  if (s.windowed) {
     const [low, high] = s.window;
     const line1 = document.createElement("div");
     line1.textContent = `W ${num(high - low)}  L ${num((low + high) / 2)}`;
     const line2 = document.createElement("div");
     line2.className = "muted";
-    line2.textContent = `${num(low)} to ${num(high)} HU · ${presetTitle(s.preset)}${s.invert ? " · inverted" : ""}`;
+    const units = s.units ? ` ${s.units}` : "";
+    const modality = s.ct ? "" : ` · ${s.modality_name || "values"}`;
+    line2.textContent = `${num(low)} to ${num(high)}${units}${modality} · ${presetTitle(s.preset, s)}${s.invert ? " · inverted" : ""}`;
     readout.append(line1, line2);
     for (const b of document.querySelectorAll("button[data-preset]")) b.classList.toggle("active", b.dataset.preset === s.preset);
     $("apply-window")?.classList.toggle("active", s.preset === null);

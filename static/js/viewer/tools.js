@@ -11,9 +11,9 @@ import { isVolume, num } from "./url.js";
 
 const WHEEL_STEP_PX = 50; // wheel distance per slice step (a mouse notch is ~100 px, trackpads send less)
 const CLICK_PX = 3;
-const MIN_WIDTH = 1;
+const MIN_WIDTH = 2; // an even whole width keeps both window ends whole (dragWindow)
 
-/** HU per dragged pixel: fine for narrow windows, faster for wide ones. */
+/** Value units (HU for CT) per dragged pixel: fine for narrow windows, faster for wide ones. */
 export const wlSensitivity = (width) => Math.max(1, width / 256);
 
 export function bindPointer(v) {
@@ -111,16 +111,25 @@ function zoomAt(v, pane, sx, sy, factor) {
   v.update({ zoom, pan: [cx, cy] });
 }
 
+/**
+ * The window after a W/L drag of (dx, dy) screen pixels from `start` [low, high]: whole numbers throughout, as a
+ * radiologist reads and types them — the level rounded, the width rounded to an even number ≥ 2 so that low =
+ * level − width/2 and high = level + width/2 are whole too (the readout's W and L and the URL's window=LOW,HIGH).
+ */
+export function dragWindow(start, dx, dy) {
+  const k = wlSensitivity(start[1] - start[0]);
+  const width = Math.max(MIN_WIDTH, 2 * Math.round((start[1] - start[0] + dx * k) / 2));
+  const level = Math.round((start[0] + start[1]) / 2 + dy * k);
+  return [level - width / 2, level + width / 2];
+}
+
 function act(v, d, done) {
   const s = v.state;
   const dx = d.x - d.sx;
   const dy = d.y - d.sy;
-  if (d.mode === "wl" && s.ct) {
-    const k = wlSensitivity(d.window[1] - d.window[0]);
-    const width = Math.max(MIN_WIDTH, d.window[1] - d.window[0] + dx * k);
-    const level = (d.window[0] + d.window[1]) / 2 + dy * k;
-    if (d.moved) v.setWindow(level - width / 2, level + width / 2);
-  } else if (d.mode === "pan" || (d.mode === "wl" && !s.ct)) {
+  if (d.mode === "wl" && s.windowed) {
+    if (d.moved) v.setWindow(...dragWindow(d.window, dx, dy));
+  } else if (d.mode === "pan" || (d.mode === "wl" && !s.windowed)) {
     if (!d.moved || s.layout === "three") return;
     v.update({ zoom: d.zoom, pan: [d.centre[0] - dx / d.zoom, d.centre[1] - dy / d.zoom] });
   } else if (d.mode === "zoom") {
@@ -168,7 +177,7 @@ function hover(v, pane, sx, sy) {
   if (x < 0 || y < 0 || x >= raw.width || y >= raw.height) { out.textContent = ""; return; }
   const p = y * raw.width + x;
   let value;
-  if (raw.dtype === "int16") value = `${raw.values[p]} HU`;
+  if (raw.dtype === "int16") value = `${raw.values[p]}${v.state.units ? ` ${v.state.units}` : ""}`; // HU: CT only
   else if (raw.channels === 3) value = `RGB ${raw.values[3 * p]}, ${raw.values[3 * p + 1]}, ${raw.values[3 * p + 2]}`;
   else value = `${raw.values[p]}`;
   const mm = raw.pixelMm ? ` · ${num(x * raw.pixelMm)}, ${num(y * raw.pixelMm)} mm` : "";

@@ -18,7 +18,7 @@ export function viewQuery(s) {
   const p = new URLSearchParams();
   if (s.queue !== null && s.queue !== undefined) p.set("queue", String(s.queue)); // review mode (review.js)
   if (s.preset === null) p.set("window", `${num(s.window[0])},${num(s.window[1])}`);
-  else if (s.preset !== "default") p.set("preset", s.preset);
+  else if (s.preset !== (s.default_preset || "default")) p.set("preset", s.preset); // MR without a VOI: auto
   if (isVolume(s)) p.set("plane", s.plane);
   if (s.slice !== null && s.slice !== s.key_slice) p.set("slice", String(s.slice));
   if (s.overlays !== "gt") p.set("overlays", s.overlays);
