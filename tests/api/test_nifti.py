@@ -294,6 +294,26 @@ def test_verse_derivatives_only(engine, settings, client, tmp_path):
     assert any((shown == TEXT_COLOURS[n][::-1]).all(axis=-1).any() for n in visible)  # the names are drawn
 
 
+def test_verse_derivatives_only_export(engine, settings, tmp_path, monkeypatch):
+    """The `nifti` export of a label-only item writes its mask back under its own name (no CT to copy) with its
+    centroids beside it, and that folder ingests again as the same label-only subject."""
+    for name in ("database_url", "data_dir", "data_roots"):
+        monkeypatch.setenv(f"MEDVIEW_{name.upper()}", str(getattr(settings, name)))
+    sample = generate_verse(tmp_path / "verse", subjects=1, seed=2)
+    shutil.rmtree(sample.root / "rawdata")
+    ingest_path(engine, settings, sample.root, name="labels-export")
+    out = tmp_path / "out"
+    assert cli_main(["export", "--dataset", "labels-export", "--format", "nifti", "--quiet", str(out)]) == 0
+    truth = sample.subjects[0]
+    mask_rel = truth.mask.relative_to(sample.root)
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.suffix != ".csv")
+    assert mask_rel.as_posix() in written and not any("_ct.nii" in p for p in written)
+    original = nib.load(truth.mask)
+    assert (np.asanyarray(nib.load(out / mask_rel).dataobj) == np.asanyarray(original.dataobj)).all()
+    again = ingest_path(engine, settings, out, name="labels-again")
+    assert (again.kind, again.items, again.problems) == ("verse", 1, [])
+
+
 @pytest.mark.realdata
 def test_real_verse_derivatives_only(engine, settings, client, realdata, tmp_path):
     root = tmp_path / "verse-derivatives"

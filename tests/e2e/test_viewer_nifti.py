@@ -17,6 +17,7 @@ from app.datasets.nifti.colours import colour
 from app.datasets.nifti.synth import generate_nifti
 from app.datasets.verse.labels import PALETTE
 from app.datasets.verse.synth import generate_verse
+from tests.helpers.browser import settle_grid
 from tests.helpers.live import live_get
 
 pytestmark = pytest.mark.browser
@@ -77,6 +78,12 @@ def test_nifti_item_with_its_label_map(page, live_server, engine, settings, tmp_
     page.goto(f"{live_server}/items/{item['id']}?layout=three")
     page.wait_for_function(READY)
     _shot(page, "nifti-item-three-planes.png")
+    page.goto(f"{live_server}/datasets/{report.dataset_id}")
+    settle_grid(page)
+    facets = page.locator("body").inner_text()
+    assert "has_labels" in facets.replace(" ", "_").lower() or "has labels" in facets.lower()
+    assert "organ" in facets and "lesion" in facets
+    _shot(page, "nifti-dataset-page.png")
 
 
 def test_verse_derivatives_only_in_the_viewer(page, live_server, engine, settings, tmp_path):
