@@ -107,3 +107,18 @@ def test_verse_derivatives_only_in_the_viewer(page, live_server, engine, setting
     x, y = _interior(labels, 0)
     assert _pixel(page, x, y).max() <= 10  # black where there is no vertebra
     _shot(page, "verse-derivatives-only-sagittal.png")
+
+
+@pytest.mark.realdata
+def test_real_ct_in_the_viewer(page, live_server, engine, settings, realdata):
+    """The real TotalSegmentator CT, ingested without --kind: the abdomen window, the body grey on black."""
+    report = ingest_path(engine, settings, realdata("nifti_ct"), name="real-ct-viewer")
+    item = _item(live_server, report.dataset_id, "example_ct")
+    page.set_viewport_size({"width": 1100, "height": 800})
+    page.goto(f"{live_server}/items/{item['id']}?plane=coronal")
+    page.wait_for_function(READY)
+    state = page.evaluate("() => window.medviewViewer.state")
+    assert state["window"] == [-175, 275] and state["plane"] == "coronal"
+    corner = _pixel(page, 1, 1)
+    assert corner.max() <= 5  # air outside the body: black
+    _shot(page, "nifti-real-ct-coronal.png")
