@@ -330,3 +330,45 @@ def test_real_verse_derivatives_only(engine, settings, client, realdata, tmp_pat
     for n in (21, 22, 23):
         rows, cols = np.nonzero(cut == n)
         assert (shown[rows, cols] == PALETTE[n][::-1]).all(axis=-1).mean() > 0.8, n
+
+
+def test_label_map_plane_edit(engine, settings, client, nifti_samples):
+    """An annotator replaces one axial plane of a label map: the app stores the whole volume with exactly that
+    plane changed, the overlay shows it, the dataset's file is untouched; a bad plane is a 400 naming the field."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from app.datasets.verse.nifti import load_labels
+    from app.imaging.labels import decode_label_png
+    from app.imaging.volume import display_plane
+    from tests.helpers.auth import api_token
+
+    sample = nifti_samples["suffix"]
+    report = ingest_path(engine, settings, sample.root, name="edit")
+    item = items_by_key(client, report.dataset_id)["case_000"]
+    [ann] = item["annotations"]
+    original = load_labels(sample.root / ann["geometry"]["mask"])
+    index = item["meta"]["planes"]["axial"] // 2
+    changed = original.data.copy()
+    changed[:, :, index] = 0
+    changed[5:15, 5:15, index] = 7  # a new label value, painted
+    upload, _ = display_plane(changed, original.spacing, "axial", index, labels=True)
+    buffer = io.BytesIO()
+    Image.fromarray(upload.astype(np.uint8)).save(buffer, "PNG")
+    annotator = {"Authorization": f"Bearer {api_token(settings, 'ann', 'annotator')}"}
+    geometry = {"png": base64.b64encode(buffer.getvalue()).decode(), "plane": "axial", "slice": index}
+    r = client.put(f"/api/annotations/{ann['id']}", headers=annotator, json={"version": 1, "geometry": geometry})
+    assert r.status_code == 200, r.text
+    stored = np.load(settings.data_dir / "masks" / r.json()["geometry"]["stored"])["labels"]
+    assert np.array_equal(stored, changed)
+    shown = client.get(f"/api/items/{item['id']}/mask", params={"plane": "axial", "slice": index})
+    assert np.array_equal(decode_label_png(shown.content), upload) and "7:" in shown.headers["X-Palette"]
+    rendered = render(client, item["id"], plane="axial", slice=index, overlays="gt", opacity=1)
+    rows, cols = np.nonzero(upload == 7)
+    assert (rendered[rows, cols] == colour(7)[::-1]).all(axis=-1).mean() > 0.95
+    assert np.array_equal(load_labels(sample.root / ann["geometry"]["mask"]).data, original.data)
+    r = client.put(f"/api/annotations/{r.json()['id']}", headers=annotator,
+                   json={"version": r.json()["version"], "geometry": {**geometry, "plane": "oblique"}})
+    assert r.status_code == 400 and "geometry.plane" in r.json()["detail"]

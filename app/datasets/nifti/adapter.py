@@ -39,6 +39,7 @@ from app.datasets.volumes import Volume, VolumeCache, volume_view
 from app.imaging.volume import PLANE_AXIS, display_plane, plane_count, to_canonical, voxel_spacing
 
 log = logging.getLogger(__name__)
+PALETTE_LABELS = 14  # labels every overlay palette names (two tiers of colours)
 
 def load_image(path: Path, limits: Limits | None, scale: float = 1.0) -> Volume:
     """The whole image, canonical RAS+, int16 (values × `scale` first); the header's shape is checked against
@@ -77,6 +78,8 @@ class NiftiAdapter(DatasetAdapter):
     has_volumes = True
     volume_only = True
     cache_images = False  # whole volumes are cached (app.datasets.volumes)
+    editable_annotations = ("mask",)  # one plane of the label map at a time; the whole volume stored by the app
+    mask_labels = {n: f"label {n}" for n in range(1, 256)}  # any value a uint8 label map holds (names: dataset.json)
 
     def detect(self, root: Path) -> bool:
         return looks_like_nifti(root)
@@ -168,6 +171,9 @@ class NiftiAdapter(DatasetAdapter):
         labels, _ = display_plane(vol.data, vol.spacing, view.plane, index, labels=True)
         if labels.shape == image.pixels.shape[:2]:
             layer.mask = labels
-            present = np.flatnonzero(np.bincount(labels.ravel(), minlength=256))
-            layer.palette = {int(v): colour(int(v)) for v in present if v}
+            present = {int(v) for v in np.flatnonzero(np.bincount(labels.ravel(), minlength=256)) if v}
+            # the item's labels and the first PALETTE_LABELS too, so a brush stroke of a label absent from this
+            # slice is drawn in its own colour at once
+            known = set(item.meta.get("label_values") or ()) | set(range(1, PALETTE_LABELS + 1))
+            layer.palette = {v: colour(v) for v in sorted(present | known)}
         return layer
