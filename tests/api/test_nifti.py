@@ -222,7 +222,7 @@ def test_float_image_gets_a_display_scale(engine, settings, client, tmp_path):
     nib.save(nib.Nifti1Image(data, np.eye(4)), str(root / "brain.nii.gz"))
     report = ingest_path(engine, settings, root, name="mr")
     [item] = items_by_key(client, report.dataset_id).values()
-    assert item["meta"]["display_scale"] > 100
+    assert item["meta"]["display_scale"] > 100 and item["meta"]["modality"] == "OT"  # not HU
     got = render(client, item["id"], plane="axial", slice=5, overlays="none")
     assert got[10, 10] > 200 and got[1, 1] < 60  # the square bright, the background dark
 
@@ -235,6 +235,7 @@ def test_real_ct(engine, settings, client, realdata):
     assert (report.kind, report.items, report.problems) == ("nifti", 1, [])
     [item] = items_by_key(client, report.dataset_id).values()
     assert item["window"] == [-175.0, 275.0] and "CT" in item["meta"]["window_source"]
+    assert item["meta"]["modality"] == "CT"
     for plane in ("axial", "coronal", "sagittal"):
         index = item["meta"]["planes"][plane] // 2
         got = render(client, item["id"], plane=plane, slice=index, overlays="gt", window="-1000,2000")

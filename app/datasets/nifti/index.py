@@ -101,6 +101,10 @@ class PairIndexer:
         }
         if scale != 1.0:
             meta["display_scale"] = scale
+        # CT when the window came from CT evidence; else what dataset.json calls channel 0, else "OT" (other): the
+        # viewer says HU and offers the CT presets only for CT
+        named = self.described.channels.get(0, "").strip().upper()
+        meta["modality"] = "CT" if window_source.startswith("CT") else (named or "OT")
         return ItemRecord(
             key=pair.key, kind="volume", location=self.rel(pair.image),
             fingerprint=self._fingerprint(pair, self.problems[first_problem:]),
