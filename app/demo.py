@@ -25,6 +25,7 @@ DEMO_SAMPLES = {
     "verse": "app.datasets.verse.synth:demo_sample",
     "imagefolder": "app.datasets.imagefolder.synth:demo_sample",
     "dicom": "app.datasets.dicom.synth:demo_sample",
+    "nifti": "app.datasets.nifti.synth:demo_sample",
 }
 
 

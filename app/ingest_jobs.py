@@ -71,8 +71,8 @@ class IngestParams(BaseModel):
     path: Annotated[Text, StringConstraints(max_length=MAX_PATH_CHARS)] = Field(
         description="The dataset's root folder on the server: an absolute path inside MEDVIEW_DATA_ROOTS.")
     kind: Annotated[Annotated[Text, StringConstraints(max_length=32)] | None, BeforeValidator(_blank_is_none)] = Field(
-        None, description="Dataset kind (`deeplesion`, `pcam`, `bis5k`, `verse`, `imagefolder`, `dicom`); detected "
-                          "from the files when omitted.")
+        None, description="Dataset kind (`deeplesion`, `pcam`, `bis5k`, `verse`, `imagefolder`, `dicom`, "
+                          "`nifti`); detected from the files when omitted.")
     name: Annotated[Annotated[Text, StringConstraints(max_length=200)] | None, BeforeValidator(_blank_is_none)] = Field(
         None, description="The dataset's name; default: the folder's name (a re-ingest keeps the dataset's name).")
 

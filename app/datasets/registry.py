@@ -20,9 +20,11 @@ ADAPTER_PATHS: dict[str, str] = {
     "verse": "app.datasets.verse.adapter:VerseAdapter",
     "imagefolder": "app.datasets.imagefolder.adapter:ImageFolderAdapter",
     "dicom": "app.datasets.dicom.adapter:DicomAdapter",
+    "nifti": "app.datasets.nifti.adapter:NiftiAdapter",
 }
 # Detection order: the most specific layouts first (a DICOM folder may also hold images, etc.).
-DETECTION_ORDER = ("deeplesion", "pcam", "verse", "bis5k", "dicom", "imagefolder")
+# A folder of NIfTI files that is not in VerSe's layout is plain `nifti`.
+DETECTION_ORDER = ("deeplesion", "pcam", "verse", "bis5k", "dicom", "nifti", "imagefolder")
 
 
 def available_kinds() -> list[str]:

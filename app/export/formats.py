@@ -29,6 +29,7 @@ WRITERS: dict[str, str] = {
     "verse-masks": "nifti:write_verse",
     "lesion-subvolumes": "nifti:write_lesion_subvolumes",
     "volume-nifti": "nifti:write_volumes",
+    "nifti-pairs": "nifti:write_pairs",
     "dicom-seg": "dicom_seg:write",
     "dicom-sr": "dicom_sr:write",
 }

@@ -4,7 +4,11 @@
   `…_seg-vert_msk.nii.gz` holding the current vertebra labels on the CT's own voxel grid, in the CT file's own
   axis order, with the CT's affine; and `…_seg-subreg_ctd.json` with the current centroids in the axis
   convention of the item's own centroid file (its `direction`), or of the CT file when it had none, X/Y/Z in
-  voxels of that frame (app.datasets.verse.centroids describes the frame). `medview ingest` reads it back.
+  voxels of that frame (app.datasets.verse.centroids describes the frame). `medview ingest` reads it back. A
+  derivatives-only item (no CT) writes its mask under its own name and its centroids beside it.
+- plain NIfTI pairs (`write_pairs`, the `nifti` kind): nnU-Net's layout, `imagesTr/<key>_0000.nii.gz` (the image
+  file copied as it is; `imagesTs/` for test items) and `labelsTr/<key>.nii.gz` holding the current label map on
+  the image's own grid, axis order and affine. `medview ingest` reads it back as `nifti`.
 - volumes (`write_volumes`, DICOM series): each as `<key>.nii.gz`, canonical RAS+ int16 HU with its affine.
 - DeepLesion lesion sub-volumes (`write_lesion_subvolumes`): for each exported lesion, the slices of its
   `Slice_range` present in `Images_png/` stacked into `<series>_<first>-<last>.nii.gz` (rows × columns × slices),
@@ -78,10 +82,14 @@ def write_verse(ctx: ExportContext) -> list[Path]:
         header = read_header(ct_path, limits)
         base = (nifti_stem(ct_rel.name) or ct_rel.name).removesuffix(CT_SUFFIX)
         folder = ctx.out / _derived_folder(ct_rel)
-        _copy(ct_path, ctx.out / ct_rel)
-        written.append(ctx.wrote(ctx.out / ct_rel))
+        mask_name = MASK_NAME.format(base=base)
+        if ref.meta.get("label_only"):  # derivatives only: the item is its mask, written back under its own name
+            base, mask_name = base.removesuffix("_msk").replace("_seg-vert", ""), ct_rel.name
+        else:
+            _copy(ct_path, ctx.out / ct_rel)
+            written.append(ctx.wrote(ctx.out / ct_rel))
         masks = [a for a in mine if a.kind == "mask" and is_volume_mask(a)]
-        mask_out = _write_labels(ref, masks, header, folder / MASK_NAME.format(base=base)) if masks else None
+        mask_out = _write_labels(ref, masks, header, folder / mask_name) if masks else None
         if mask_out is not None:
             written.append(ctx.wrote(mask_out))
         centroids = [a for a in mine if a.kind == "centroid" and (a.geometry or {}).get("point")]
@@ -213,5 +221,30 @@ def write_volumes(ctx: ExportContext) -> list[Path]:
             img.set_sform(volume.affine, code=1)
             _save_nifti(img, ctx.out / f"{name}.nii.gz")
             written.append(ctx.wrote(ctx.out / f"{name}.nii.gz"))
+        ctx.advance(len(rows))
+    return written
+
+
+def write_pairs(ctx: ExportContext) -> list[Path]:
+    from app.export.selection import annotations_of
+
+    written: list[Path] = []
+    limits = ctx.pixels.limits
+    for rows in item_chunks(ctx.session, ctx.selection, (Item.id, Item.key, Item.split), size=10):
+        named = {item_id: (_file_name(key), "Ts" if split == "test" else "Tr") for item_id, key, split in rows}
+        anns = annotations_of(ctx.session, list(named), ctx.mode)
+        for target in ctx.pixels.targets(ctx.session, list(named), False):
+            ref = target.ref
+            name, tail = named[ref.id]
+            header = read_header(ref.file(ref.location), limits)
+            gz = ".gz" if ref.location.endswith(".gz") else ""
+            image_out = ctx.out / f"images{tail}" / f"{name}_0000.nii{gz}"
+            _copy(ref.file(ref.location), image_out)
+            written.append(ctx.wrote(image_out))
+            masks = [a for a in anns.get(ref.id, []) if a.kind == "mask" and is_volume_mask(a)]
+            label_out = _write_labels(ref, masks, header, ctx.out / f"labels{tail}" / f"{name}.nii.gz") \
+                if masks else None
+            if label_out is not None:
+                written.append(ctx.wrote(label_out))
         ctx.advance(len(rows))
     return written

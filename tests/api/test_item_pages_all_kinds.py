@@ -16,7 +16,7 @@ def samples(demo_samples):
     return {kind: demo_samples / kind for kind in available_kinds()}
 
 
-@pytest.mark.parametrize("kind", ["deeplesion", "pcam", "bis5k", "verse", "imagefolder", "dicom"])
+@pytest.mark.parametrize("kind", ["deeplesion", "pcam", "bis5k", "verse", "imagefolder", "dicom", "nifti"])
 def test_item_page_controls_fit_the_kind(kind, samples, engine, settings, client):
     report = ingest_path(engine, settings, samples[kind], kind=kind, name=kind)
     item = client.get(f"/api/datasets/{report.dataset_id}/items", params={"limit": 1}).json()["items"][0]
@@ -24,7 +24,7 @@ def test_item_page_controls_fit_the_kind(kind, samples, engine, settings, client
     assert page.status_code == 200, page.text[:300]
     html = page.text
     has_planes = 'aria-label="planes"' in html
-    assert has_planes == (kind in ("verse", "dicom"))
+    assert has_planes == (kind in ("verse", "dicom", "nifti"))
     if kind in ("pcam", "bis5k", "imagefolder"):
         state = re.search(r'id="viewer-state">(.*?)</script>', html, re.S).group(1)
         assert 'id="prev-slice"' not in html and "<dt>key slice</dt>" not in html, state[:400]

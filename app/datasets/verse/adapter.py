@@ -2,6 +2,8 @@
 
 Ingest reads NIfTI headers and the centroid JSON (`index.py`); rendering decodes a volume once into
 the per-process volume cache (canonical RAS+, CT int16 HU, mask uint8) and cuts any plane from it.
+A release with derivatives but no CT (masks and centroids only) is indexed as label-only items: the image is the
+mask's silhouette on black, the mask drawn over it in its colours, the centroids named as usual.
 Overlays: the vertebra mask in a fixed per-vertebra palette (`labels.PALETTE`) and each vertebra's
 name at its centroid. A name is drawn when the centroid lies within ±CENTROID_SLAB_MM of the shown
 slice, or when that vertebra's mask is visible in the slice (so a sagittal view of a scoliotic spine
@@ -52,6 +54,7 @@ from app.imaging.volume import PLANE_AXIS, display_plane, plane_count, voxel_to_
 log = logging.getLogger(__name__)
 
 CENTROID_SLAB_MM = 2.0
+LABEL_ONLY_HU = 1050  # a derivatives-only item's vertebrae: white in the bone window, under the mask's colours
 LABEL_GAP_MM = 22.0  # from the centroid to the name: about a vertebral body's half width
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -114,7 +117,8 @@ class VerseAdapter(DatasetAdapter):
         if not found:
             raise IngestError(f"{root}: none of the {len(cases)} CT files is a readable NIfTI volume", problems)
         result.patients, result.studies = list(patients.values()), list(studies.values())
-        result.options = {"layout": "bids" if any("rawdata/" in i.location for i in found) else "flat"}
+        layout = "bids" if any("rawdata/" in i.location for i in found) else "flat"
+        result.options = {"layout": "derivatives only" if cases[0].label_only else layout}
         return result
 
     # -- pixels -----------------------------------------------------------------------------
@@ -144,7 +148,21 @@ class VerseAdapter(DatasetAdapter):
             raise PixelError(f"{relative}: {exc or 'not enough memory to decode the volume'}") from None
 
     def volume(self, item: ItemRef, volumes: VolumeCache) -> Volume:
-        return self._load(item, item.location, False, volumes)
+        """The CT; for a derivatives-only item (no CT, `meta.label_only`) its vertebra mask as a silhouette on a
+        black background (LABEL_ONLY_HU inside a vertebra, −1000 HU elsewhere) that the mask's colours cover."""
+        if not item.meta.get("label_only"):
+            return self._load(item, item.location, False, volumes)
+        path = item.file(item.location)
+
+        def silhouette() -> Volume:
+            labels = self._load(item, item.location, True, volumes)
+            data = np.where(labels.data > 0, np.int16(LABEL_ONLY_HU), np.int16(-1000))
+            return Volume(data, labels.affine, labels.spacing)
+
+        try:
+            return volumes.get(str(path), silhouette, "silhouette")
+        except OSError as exc:
+            raise PixelError(f"{item.location}: cannot be read ({exc.strerror or exc})") from None
 
     def label_volume(self, item: ItemRef, annotations: Sequence[Any], volumes: VolumeCache) -> Volume | None:
         """The subject's vertebra mask (the first mask annotation), or None when it is missing, unreadable or

@@ -85,7 +85,8 @@ class CaseIndexer:
             split=case.split, label=vl.span_text(present), width=ni, height=nj, depth=nk,
             spacing=[round(v, 6) for v in ct.canonical_spacing], window=list(PRESETS["bone"]),
             meta={
-                "subject": case.subject, "session": case.session, "ct": self.rel(case.ct),
+                "subject": case.subject, "session": case.session,
+                "ct": None if case.label_only else self.rel(case.ct), "label_only": case.label_only,
                 "mask": self.rel(case.mask) if case.mask else None, "mask_shown": mask_header is not None,
                 "ctd": self.rel(case.ctd) if case.ctd else None, "ctd_direction": direction,
                 "axcodes": list(ct.axcodes), "shape": list(ct.shape), "dtype": ct.dtype,
@@ -104,7 +105,8 @@ class CaseIndexer:
     def _fingerprint(self, case: Case, problems: list[Problem]) -> str:
         """The files' signatures and what was wrong with them: a mask refused since the last ingest (a link now
         leading outside the data roots, same size and mtime) changes the item."""
-        parts = [FORMAT_VERSION, case.key, *(file_signature(p) for p in (case.ct, case.mask, case.ctd)),
+        parts = [FORMAT_VERSION, case.key, "labels" if case.label_only else "ct",
+                 *(file_signature(p) for p in (case.ct, case.mask, case.ctd)),
                  *(str(p) for p in problems)]
         return hashlib.blake2b("\n".join(parts).encode(), digest_size=16).hexdigest()
 

@@ -7,6 +7,7 @@ Layouts accepted (the published ones, and tolerant of what real downloads contai
 - flat (VerSe'19 as first published): `sub-verse004_ct.nii.gz`, `sub-verse004_seg-vert_msk.nii.gz`,
   `sub-verse004_seg-subreg_ctd.json` side by side, or `verse004.nii.gz`, `verse004_seg.nii.gz`,
   `verse004_ctd.json`.
+- derivatives only (masks and centroid files, no CT): each `…_seg-vert_msk.nii.gz` is a label-only case.
 Names are parsed as BIDS entities (`key-value` parts, then a suffix), so extra entities such as
 `_dir-ax_` or `_label-22_` are kept and matched. A `seg-subreg` mask (vertebra sub-regions, labels
 41–50) is never taken for the vertebra mask.
@@ -70,6 +71,7 @@ class Case:
     ctd: Path | None = None
     other_masks: list[Path] = field(default_factory=list)  # e.g. seg-subreg masks found but not used
     notes: list[str] = field(default_factory=list)
+    label_only: bool = False  # a derivatives-only release: `ct` is the vertebra mask itself (no CT to show)
 
 
 def _split_of(rel_dirs: tuple[str, ...]) -> str | None:
@@ -160,6 +162,8 @@ def find_cases(root: Path) -> tuple[list[Case], list[Problem]]:
         per_subject[group] = per_subject.get(group, 0) + 1
     cases: list[Case] = []
     used: set[Path] = set()
+    if not cts:
+        return _label_only_cases(root, listing)
     for path, name in cts:
         folders = [path.parent]
         if (other := _counterpart(path.parent, root)) is not None and other in listing:
@@ -182,6 +186,30 @@ def find_cases(root: Path) -> tuple[list[Case], list[Problem]]:
         used.update(p for p in (mask, ctd) if p is not None)
     _unique_keys(cases, root)
     return cases, _orphans(root, listing, used)
+
+
+def _is_vertebra_mask(name: Name) -> bool:
+    return name.suffix == "msk" and name.get("seg") == "vert"
+
+
+def _label_only_cases(root: Path, listing: dict[Path, set[str]]) -> tuple[list[Case], list[Problem]]:
+    """A release with derivatives but no CT (masks and centroids only): each vertebra mask is a case of its own,
+    shown as labels, with the centroid file of the same subject (and session) beside it."""
+    cases = []
+    for folder, names in listing.items():
+        jsons = [(folder / f, parse_name(f[:-5])) for f in sorted(names) if f.endswith(".json")]
+        for file_name in sorted(names):
+            stem = nifti_stem(file_name)
+            if stem is None or not _is_vertebra_mask(name := parse_name(stem)):
+                continue
+            as_ct = Name(stem, name.without("seg"), "ct", name.free)
+            ctd, _ = _pick(as_ct, jsons, ("ctd",), ("vert", "subreg", None), True)
+            subject = f"sub-{name.get('sub')}" if name.get("sub") else stem
+            session = name.get("ses")
+            cases.append(Case(folder / file_name, subject + (f"_ses-{session}" if session else ""), subject, session,
+                              _split_of(folder.relative_to(root).parts), folder / file_name, ctd, label_only=True))
+    _unique_keys(cases, root)
+    return cases, []
 
 
 def _unique_keys(cases: list[Case], root: Path) -> None:
@@ -215,11 +243,14 @@ def _orphans(root: Path, listing: dict[Path, set[str]], used: set[Path]) -> list
 
 
 def looks_like_verse(root: Path) -> bool:
-    """Cheap detection: a `*_ct.nii[.gz]` under rawdata/ with a derivatives/ beside it, or a folder holding
-    a CT together with a mask or centroid file (flat layout). Looks at a bounded number of folders."""
+    """Cheap detection: a `*_ct.nii[.gz]` under rawdata/ with a derivatives/ beside it, a folder holding a CT
+    together with a mask or centroid file (flat layout), or a VerSe vertebra mask (`…_seg-vert_msk.nii.gz`, also
+    in a derivatives-only release). Looks at a bounded number of folders."""
     for n, (folder, names) in enumerate(_walk(root)):
         if n > DETECT_MAX_DIRS:
             return False
+        if any(_is_vertebra_mask(parse_name(s)) for f in names if (s := nifti_stem(f)) is not None):
+            return True  # VerSe's own mask naming (…_seg-vert_msk), with or without its CT
         cts = [s for f in names if (s := nifti_stem(f)) is not None and _is_ct(parse_name(s), names)]
         if not cts:
             continue
