@@ -41,8 +41,10 @@ WORKDIR /srv/medview
 COPY --from=build --chown=medview /srv/medview .
 USER medview
 EXPOSE 8000
-HEALTHCHECK --interval=5s --timeout=3s --start-period=30s \
-  CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=2)" || exit 1
+# A long start period costs nothing (the first passing check makes it healthy at once) and lets a busy host run
+# the prestart's migrations and the workers' start-up without the app being marked unhealthy meanwhile.
+HEALTHCHECK --interval=5s --timeout=5s --start-period=120s --retries=5 \
+  CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=4)" || exit 1
 # Datasets are mounted read-only under /data; MedView writes only under /var/lib/medview.
 ENTRYPOINT ["docker/prestart.sh"]
 CMD ["medview", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
