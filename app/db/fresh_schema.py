@@ -76,18 +76,25 @@ def read_snapshot(heads: set[str] | None) -> tuple[str, list[str]] | None:
     return head, [s for s in body.split(";\n") if s.strip()]
 
 
+def _has_schema(dbapi_conn: Any) -> bool:
+    return bool(dbapi_conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+
+
 def create_if_empty(dbapi_conn: Any, heads: set[str] | None) -> bool:
     """Create the newest schema on this raw sqlite3 connection when its file has no schema: one transaction that
     holds SQLite's write lock from the emptiness check to the commit, so a concurrent process waits and then finds
     the tables; a crash leaves the file empty. False (nothing done) when the file has any schema or the snapshot
-    does not match the migrations."""
+    does not match the migrations. A file with a schema is recognised by a plain read first, so a command starting
+    while an ingest holds the write lock does not wait for it."""
+    if _has_schema(dbapi_conn):
+        return False
     snapshot = read_snapshot(heads)
     if snapshot is None:
         return False
     head, statements = snapshot
     dbapi_conn.execute("BEGIN IMMEDIATE")
     try:
-        if dbapi_conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        if _has_schema(dbapi_conn):  # another process made it meanwhile
             dbapi_conn.execute("ROLLBACK")
             return False
         for statement in statements:

@@ -8,6 +8,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
 from app.db import fresh_schema
 from app.db.fresh_schema import SNAPSHOT, create_if_empty, read_snapshot, render_snapshot
 from app.db.migrate import ensure_schema, is_current, plain_heads, upgrade
@@ -156,3 +158,31 @@ def test_two_processes_creating_the_same_fresh_file_make_one_schema(tmp_path: Pa
     conn = sqlite3.connect(tmp_path / "race.db")
     assert conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1
     conn.close()
+
+
+def test_a_failure_part_way_leaves_the_file_empty(tmp_path: Path, monkeypatch) -> None:
+    snapshot = read_snapshot(plain_heads())
+    assert snapshot is not None
+    head, statements = snapshot
+    broken = [*statements[:5], "CREATE TABLE datasets (x INTEGER)", *statements[5:]]  # a clash, part way
+    monkeypatch.setattr(fresh_schema, "read_snapshot", lambda heads: (head, broken))
+    conn = sqlite3.connect(tmp_path / "half.db")
+    with pytest.raises(sqlite3.OperationalError, match="already exists"):
+        create_if_empty(conn, plain_heads())
+    assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    conn.close()
+
+
+def test_a_command_on_a_made_database_does_not_wait_for_an_ingests_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    ensure_schema(f"sqlite:///{path}", "sqlite")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a long ingest transaction holds the write lock
+    try:
+        other = sqlite3.connect(path, timeout=0.2)  # waiting for the lock would raise "database is locked"
+        assert not create_if_empty(other, plain_heads())
+        other.close()
+        ensure_schema(f"sqlite:///{path}", "sqlite")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
