@@ -186,3 +186,15 @@ def test_a_command_on_a_made_database_does_not_wait_for_an_ingests_write_lock(tm
     finally:
         writer.execute("ROLLBACK")
         writer.close()
+
+
+def test_a_driver_error_reaches_the_commands_as_sqlalchemy_reports_it(tmp_path: Path, monkeypatch) -> None:
+    # the commands print SQLAlchemy's OperationalError as one line (app.cli.main); a bare sqlite3 error would be
+    # a traceback
+    from sqlalchemy.exc import OperationalError
+
+    snapshot = read_snapshot(plain_heads())
+    assert snapshot is not None
+    monkeypatch.setattr(fresh_schema, "read_snapshot", lambda heads: (snapshot[0], ["CREATE TABLE (broken"]))
+    with pytest.raises(OperationalError, match="syntax error"):
+        ensure_schema(f"sqlite:///{tmp_path / 'x.db'}", "sqlite")
