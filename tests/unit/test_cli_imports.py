@@ -47,6 +47,13 @@ def test_a_first_command_on_a_new_sqlite_file_imports_no_alembic(tmp_path: Path)
     assert db.stat().st_size > 0
 
 
+def test_a_quiet_ingest_imports_no_progress_bar(tmp_path: Path) -> None:
+    code = (f"import os\nos.environ['MEDVIEW_DATABASE_URL'] = 'sqlite:///{tmp_path / 'q.db'}'\n"
+            f"os.environ['MEDVIEW_DATA_DIR'] = '{tmp_path}'\nimport app.cli\n"
+            f"assert app.cli.main(['ingest', '{tmp_path / 'missing'}', '--quiet']) == 2")
+    assert _loaded(code) == set()
+
+
 def test_plain_heads_are_alembics_heads() -> None:
     assert plain_heads() == set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
 
