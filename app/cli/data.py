@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.cli.common import MAX_LISTED_PROBLEMS, by_name, database_file_errors, engine_for, ensure_schema, field_filters
 from app.config import Settings
 from app.console import err, out, progress_bar
 from app.db.session import safe_url
 from app.errors import AppError, InvalidInput
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
@@ -26,8 +30,6 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from rich.progress import TaskID
-
     from app.datasets.base import IngestError
     from app.datasets.ingest import ingest_path
 

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, BindParameter, Engine, bindparam, delete, func, insert, select, update
 
 from app.config import Settings
 from app.datasets.base import IngestError, ItemRecord, LazyItems, Problem, ProgressFn, ScanResult, no_progress
-from app.datasets.columns import ItemColumns, batches, item_rows, sort_out
+from app.datasets.columns import ITEM_COLUMNS, ItemColumns, batches, item_rows, record_rows, sort_out
 from app.datasets.facets import COLUMN_FACETS, facet_counts
 from app.datasets.registry import detect_kind, get_adapter
 from app.datasets.roots import DataRoots, DatasetFiles
@@ -36,6 +37,7 @@ from app.db.session import json_dumps as dumps
 from app.errors import Conflict, InvalidInput
 
 MAX_STORED_PROBLEMS = 1000
+_dumps = orjson.dumps  # `_dumps(v).decode()` is app.db.session.json_dumps(v), without a call per value
 
 
 @dataclass
@@ -73,27 +75,33 @@ def ingest_path(engine: Engine, settings: Settings, path: str | Path, *, kind: s
     started = time.perf_counter()
     root = resolve_root(path, settings)
     kind = kind or detect_kind(root)
-    adapter = get_adapter(kind)
-    with _cyclic_gc_paused():
-        work_dir = settings.data_dir.resolve() / "work" / kind
-        files = DatasetFiles.for_ingest(root, settings, work_dir)  # every file the adapter opens is checked here
-        try:
-            scan = adapter.scan(root, progress, work_dir=work_dir, files=files)  # IngestError: nothing written
-        except IngestError as exc:
-            exc.problems = relative_problems(exc.problems, root, work_dir)
-            raise
-        scan.problems = relative_problems(scan.problems, root, work_dir)
-        dataset_id, ds_name = _begin(engine, root, kind, name or root.name, scan)
-        report = IngestReport(dataset_id, ds_name, kind, str(root), problems=list(scan.problems))
-        try:
-            _write(engine, dataset_id, scan, report, settings.ingest_batch, progress)
-            _finish(engine, dataset_id, adapter.facet_fields, adapter.link_facets, report)
-        except Exception as exc:
-            with engine.begin() as conn:
-                conn.execute(update(Dataset).where(Dataset.id == dataset_id)
-                             .values(status="failed", error=f"ingest stopped: {exc}"))
-            raise
+    with _cyclic_gc_paused():  # the scan is dropped (on _scan_and_write's return) before the collector resumes
+        report = _scan_and_write(engine, settings, root, kind, name or root.name, progress)
     report.seconds = time.perf_counter() - started
+    return report
+
+
+def _scan_and_write(engine: Engine, settings: Settings, root: Path, kind: str, name: str,
+                    progress: ProgressFn) -> IngestReport:
+    adapter = get_adapter(kind)
+    work_dir = settings.data_dir.resolve() / "work" / kind
+    files = DatasetFiles.for_ingest(root, settings, work_dir)  # every file the adapter opens is checked here
+    try:
+        scan = adapter.scan(root, progress, work_dir=work_dir, files=files)  # IngestError: nothing written
+    except IngestError as exc:
+        exc.problems = relative_problems(exc.problems, root, work_dir)
+        raise
+    scan.problems = relative_problems(scan.problems, root, work_dir)
+    dataset_id, ds_name = _begin(engine, root, kind, name, scan)
+    report = IngestReport(dataset_id, ds_name, kind, str(root), problems=list(scan.problems))
+    try:
+        _write(engine, dataset_id, scan, report, settings.ingest_batch, progress)
+        _finish(engine, dataset_id, adapter.facet_fields, adapter.link_facets, report)
+    except Exception as exc:
+        with engine.begin() as conn:
+            conn.execute(update(Dataset).where(Dataset.id == dataset_id)
+                         .values(status="failed", error=f"ingest stopped: {exc}"))
+        raise
     return report
 
 
@@ -136,7 +144,9 @@ def _checkpoints_deferred(conn) -> Iterator[None]:
 @contextmanager
 def _cyclic_gc_paused() -> Iterator[None]:
     """Scanning builds millions of small, acyclic objects; the cyclic collector's repeated passes
-    over them cost ~40% of a full DeepLesion scan (measured), so it pauses until the ingest ends."""
+    over them cost ~40% of a full DeepLesion scan (measured), so it pauses until the ingest ends. They must be
+    freed before it resumes: its first pass after a pause walks every object made meanwhile that is still alive
+    (0.3 s of a full DeepLesion ingest when the scan was still referenced, issue 13)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -179,8 +189,9 @@ def _upsert_ids(conn, model, dataset_id: int, rows: list[dict[str, Any]]) -> dic
     if fresh:
         columns = list(fresh[0])
         as_json = [isinstance(model.__table__.c[c].type, JSON) for c in columns]
-        values = [(dataset_id, *(dumps(r[c]) if j else r[c] for c, j in zip(columns, as_json, strict=True)))
-                  for r in fresh]
+        lists = [[dataset_id] * len(fresh), *([dumps(r[c]) for r in fresh] if j else [r[c] for r in fresh]
+                                              for c, j in zip(columns, as_json, strict=True))]
+        values = list(zip(*lists, strict=True))  # built a column at a time: no generator per row
         for chunk in _chunks(values, 5000):
             insert_rows(conn, model.__tablename__, ("dataset_id", *columns), list(chunk))
     if fresh:
@@ -230,9 +241,9 @@ def _write(engine: Engine, dataset_id: int, scan: ScanResult, report: IngestRepo
             else:  # a first ingest: every record is new, nothing can vanish
                 todo_new, todo_changed = chunk, []
             if todo_new or todo_changed:
-                rows = Rows.of(ITEM_COLUMNS, [_item_tuple(dataset_id, r, links, now) for r in todo_new], sqlite)
+                rows = record_rows(dataset_id, todo_new, links, now, sqlite)
                 with conn.begin():
-                    _write_batch(conn, dataset_id, todo_new, rows, todo_changed, links, now)
+                    _write_batch(conn, dataset_id, todo_new, rows, todo_changed, links, now, sqlite)
             report.added += len(todo_new)
             report.updated += len(todo_changed)
             progress("writing items", n_done, total)
@@ -261,7 +272,7 @@ def _write_columns(conn, dataset_id: int, block: ItemColumns, existing: dict[str
             columns, rows, constants = item_rows(block, ITEM_COLUMNS, fixed, links[2].get, sqlite)
             insert_rows(conn, Item.__tablename__, columns, rows, constants)  # no annotation or tag rows to link
         if changed:
-            _write_batch(conn, dataset_id, [], Rows(ITEM_COLUMNS, [], {}), changed, links, now)
+            _write_batch(conn, dataset_id, [], Rows(ITEM_COLUMNS, [], {}), changed, links, now, sqlite)
     report.added += block.count
     report.updated += len(changed)
 
@@ -296,23 +307,11 @@ def _item_values(dataset_id: int, rec: ItemRecord, links: tuple[dict[str, int], 
     }
 
 
-ITEM_COLUMNS = ("dataset_id", "key", "kind", "split", "label", "sex", "age", "width", "height", "depth", "spacing",
-                "window", "location", "location_index", "meta", "fingerprint", "patient_id", "study_id", "series_id",
-                "created_at", "content_version", "review_status")
-
-
-def _item_tuple(dataset_id: int, rec: ItemRecord, links: tuple[dict[str, int], ...], now) -> tuple:
-    patients, studies, series = links
-    return (dataset_id, rec.key, rec.kind, rec.split, rec.label, rec.sex, rec.age, rec.width, rec.height, rec.depth,
-            None if rec.spacing is None else dumps(rec.spacing), None if rec.window is None else dumps(rec.window),
-            rec.location, rec.location_index, dumps(rec.meta), rec.fingerprint,
-            patients.get(rec.patient) if rec.patient else None, studies.get(rec.study) if rec.study else None,
-            series.get(rec.series) if rec.series else None, now, 1, "unreviewed")
-
-
 def _write_batch(conn, dataset_id: int, new: list[ItemRecord], new_rows: Rows,
-                 changed: list[tuple[int, ItemRecord]], links: tuple[dict[str, int], ...], now: str) -> None:
-    """One batch: `new_rows` are the `_item_tuple`s of `new`, built by the caller."""
+                 changed: list[tuple[int, ItemRecord]], links: tuple[dict[str, int], ...], now: str,
+                 strings_inline: bool) -> None:
+    """One batch: `new_rows` are the `record_rows` of `new`, built by the caller. Annotation and facet rows bind
+    only what varies; the dataset id, source, version (and on SQLite the timestamp) are SQL literals."""
     ids: list[tuple[int, ItemRecord]] = list(changed)
     if new:
         # Plain executemany, then one SELECT for the new ids: RETURNING through SQLAlchemy cost 3× the insert.
@@ -328,17 +327,24 @@ def _write_batch(conn, dataset_id: int, new: list[ItemRecord], new_rows: Rows,
         stmt = (update(Item).where(Item.id == bindparam("_id"))
                 .values(**values, content_version=Item.content_version + 1))
         conn.execute(stmt, [{**_item_values(dataset_id, r, links), "_id": i} for i, r in changed])
-    annotations = [
-        (item_id, dataset_id, a.kind, a.label, dumps(a.geometry), dumps(a.meta), a.slice_index, "dataset", 1, now)
-        for item_id, rec in ids for a in rec.annotations]
+    fixed: dict[str, Any] = {"dataset_id": dataset_id, "source": "dataset", "version": 1}
+    columns: tuple[str, ...] = ("item_id", "kind", "label", "geometry", "meta", "slice_index")
+    annotations: list[tuple[Any, ...]]
+    if strings_inline:
+        fixed["created_at"] = now
+        annotations = [(item_id, a.kind, a.label, _dumps(a.geometry).decode(), _dumps(a.meta).decode(),
+                        a.slice_index) for item_id, rec in ids for a in rec.annotations]
+    else:  # a quoted literal is not bound to PostgreSQL's timestamp type: bind it per row
+        columns += ("created_at",)
+        annotations = [(item_id, a.kind, a.label, _dumps(a.geometry).decode(), _dumps(a.meta).decode(),
+                        a.slice_index, now) for item_id, rec in ids for a in rec.annotations]
     if annotations:
-        insert_rows(conn, Annotation.__tablename__, ("item_id", "dataset_id", "kind", "label", "geometry", "meta",
-                                                     "slice_index", "source", "version", "created_at"), annotations)
-    facets = [(item_id, dataset_id, f, v)
+        insert_rows(conn, Annotation.__tablename__, columns, annotations, fixed)
+    facets = [(item_id, f, v)
               for item_id, rec in ids for f, values in rec.facets.items() if f not in COLUMN_FACETS
-              for v in dict.fromkeys(values)]
+              for v in (values if len(values) == 1 else dict.fromkeys(values))]  # most facets hold one value
     if facets:
-        insert_rows(conn, ItemFacet.__tablename__, ("item_id", "dataset_id", "field", "value"), facets)
+        insert_rows(conn, ItemFacet.__tablename__, ("item_id", "field", "value"), facets, {"dataset_id": dataset_id})
 
 
 def _new_item_ids(conn, dataset_id: int, new: list[str]) -> list[int]:

@@ -37,6 +37,22 @@ class Rows:
         return cls(tuple(columns[i] for i in keep), list(zip(*(by_column[i] for i in keep), strict=True)),
                    {columns[i]: first[i] for i in constant})
 
+    @classmethod
+    def of_columns(cls, columns: Sequence[str], lists: Sequence[list], strings_inline: bool) -> Rows:
+        """The same from one list per column, as a driver builds them without a Python call per row (one
+        comprehension per column): constant columns found by `list.count` in C, the rest zipped into tuples."""
+        n = len(lists[0]) if lists else 0
+        keep: list[int] = []
+        constants: dict[str, Any] = {}
+        for i, values in enumerate(lists):
+            first = values[0] if n else None
+            if n > 1 and (first is None or type(first) is int or (strings_inline and type(first) is str)) \
+                    and values.count(first) == n:
+                constants[columns[i]] = first
+            else:
+                keep.append(i)
+        return cls(tuple(columns[i] for i in keep), list(zip(*(lists[i] for i in keep), strict=True)), constants)
+
 
 def _literal(value: Any) -> str:
     """An SQL literal for a constant column (None, int, or — on SQLite only — str)."""

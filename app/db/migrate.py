@@ -92,7 +92,7 @@ def ensure_schema(database_url: str, database_kind: str) -> None:
 
     engine = make_engine(database_url)
     try:
-        current = is_current(engine)
+        current = database_kind == "sqlite" and _created_fresh(engine) or is_current(engine)
     finally:
         engine.dispose()
     if current:
@@ -100,3 +100,19 @@ def ensure_schema(database_url: str, database_kind: str) -> None:
     if database_kind != "sqlite":
         raise InvalidInput(f"database {database_kind} is not at the newest schema; run `medview db upgrade` first")
     upgrade(database_url)
+
+
+def _created_fresh(engine: Engine) -> bool:
+    """A SQLite file with no schema yet gets the newest one in one transaction from app.db.fresh_schema's
+    snapshot (proven identical to running the migrations), not through Alembic: ~0.4 s of a first ingest."""
+    import sqlite3
+
+    from sqlalchemy.exc import DBAPIError
+
+    from app.db.fresh_schema import create_if_empty
+
+    with engine.connect() as conn:
+        try:
+            return create_if_empty(conn.connection.dbapi_connection, plain_heads())
+        except sqlite3.Error as exc:  # as SQLAlchemy wraps it: the commands report it in one line, no traceback
+            raise DBAPIError.instance(None, None, exc, sqlite3.Error) from exc

@@ -37,6 +37,23 @@ def test_a_table_export_path_loads_no_heavy_module() -> None:
     assert _loaded(code) == set()
 
 
+def test_a_first_command_on_a_new_sqlite_file_imports_no_alembic(tmp_path: Path) -> None:
+    # the schema comes from app.db.fresh_schema's snapshot (tests/unit/test_fresh_schema.py), and the second
+    # command finds it current by the quick check: alembic is imported by neither
+    db = tmp_path / "new.db"
+    code = (f"from app.db.migrate import ensure_schema\nensure_schema('sqlite:///{db}', 'sqlite')\n"
+            f"ensure_schema('sqlite:///{db}', 'sqlite')")
+    assert _loaded(code) == set()
+    assert db.stat().st_size > 0
+
+
+def test_a_quiet_ingest_imports_no_progress_bar(tmp_path: Path) -> None:
+    code = (f"import os\nos.environ['MEDVIEW_DATABASE_URL'] = 'sqlite:///{tmp_path / 'q.db'}'\n"
+            f"os.environ['MEDVIEW_DATA_DIR'] = '{tmp_path}'\nimport app.cli\n"
+            f"assert app.cli.main(['ingest', '{tmp_path / 'missing'}', '--quiet']) == 2")
+    assert _loaded(code) == set()
+
+
 def test_plain_heads_are_alembics_heads() -> None:
     assert plain_heads() == set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
 
