@@ -12,10 +12,8 @@ Guarantees (ARCHITECTURE.md, "Errors, safety"):
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from sqlalchemy import JSON, BindParameter, Engine, bindparam, delete, func, ins
 
 from app.config import Settings
 from app.datasets.base import IngestError, ItemRecord, LazyItems, Problem, ProgressFn, ScanResult, no_progress
+from app.datasets.bulk_tuning import checkpoints_deferred, cyclic_gc_paused
 from app.datasets.columns import ITEM_COLUMNS, ItemColumns, batches, item_rows, record_rows, sort_out
 from app.datasets.facets import COLUMN_FACETS, facet_counts
 from app.datasets.registry import detect_kind, get_adapter
@@ -32,7 +31,6 @@ from app.datasets.roots import DataRoots, DatasetFiles
 from app.db.base import utcnow
 from app.db.bulk import Rows, insert_rows
 from app.db.models import Annotation, Dataset, Item, ItemFacet, Patient, Series, Study
-from app.db.session import BULK_CACHE_KIB, CACHE_KIB
 from app.db.session import json_dumps as dumps
 from app.errors import Conflict, InvalidInput
 
@@ -75,7 +73,7 @@ def ingest_path(engine: Engine, settings: Settings, path: str | Path, *, kind: s
     started = time.perf_counter()
     root = resolve_root(path, settings)
     kind = kind or detect_kind(root)
-    with _cyclic_gc_paused():  # the scan is dropped (on _scan_and_write's return) before the collector resumes
+    with cyclic_gc_paused():  # the scan is dropped (on _scan_and_write's return) before the collector resumes
         report = _scan_and_write(engine, settings, root, kind, name or root.name, progress)
     report.seconds = time.perf_counter() - started
     return report
@@ -120,40 +118,6 @@ def relative_problems(problems: list[Problem], root: Path, work_dir: Path) -> li
             p = Problem(scrub(p.file), scrub(p.message), p.row, p.field, scrub(p.item) if p.item else p.item)
         out.append(p)
     return out
-
-
-@contextmanager
-def _checkpoints_deferred(conn) -> Iterator[None]:
-    """SQLite in WAL mode copies the log back into the database (and syncs) whenever a commit leaves it over
-    1,000 pages: with 10,000-row batches that was every commit, 0.6 s of PCam's ingest. The ingest's own
-    commits skip it; the next ordinary commit (or closing the database) checkpoints once. The connection's page
-    cache is raised to app.db.session's bulk size meanwhile (served connections keep a small one)."""
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    raw = conn.connection.dbapi_connection  # a PRAGMA through SQLAlchemy would begin a transaction
-    raw.execute("PRAGMA wal_autocheckpoint=0")
-    raw.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")  # every index's hot B-tree pages stay in memory
-    try:
-        yield
-    finally:
-        raw.execute("PRAGMA wal_autocheckpoint=1000")
-        raw.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # the pool keeps the connection: give the cache back
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """Scanning builds millions of small, acyclic objects; the cyclic collector's repeated passes
-    over them cost ~40% of a full DeepLesion scan (measured), so it pauses until the ingest ends. They must be
-    freed before it resumes: its first pass after a pause walks every object made meanwhile that is still alive
-    (0.3 s of a full DeepLesion ingest when the scan was still referenced, issue 13)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _begin(engine: Engine, root: Path, kind: str, name: str, scan: ScanResult) -> tuple[int, str]:
@@ -230,7 +194,7 @@ def _write(engine: Engine, dataset_id: int, scan: ScanResult, report: IngestRepo
     now = utcnow().isoformat(sep=" ")  # formatted once: the driver's per-row datetime adapter was measurable
     sqlite = engine.dialect.name == "sqlite"
 
-    with engine.connect() as conn, _checkpoints_deferred(conn):
+    with engine.connect() as conn, checkpoints_deferred(conn):
         for n_done, chunk in _batched_items(scan.items, batch):
             if isinstance(chunk, ItemColumns):
                 _write_columns(conn, dataset_id, chunk, existing, seen, report, links, now, sqlite)

@@ -61,7 +61,7 @@ def test_plain_heads_are_alembics_heads() -> None:
 def test_cyclic_gc_paused_nests_and_restores() -> None:
     import gc
 
-    from app.export.service import cyclic_gc_paused
+    from app.datasets.bulk_tuning import cyclic_gc_paused
 
     assert gc.isenabled()
     with cyclic_gc_paused():
