@@ -95,7 +95,10 @@ class VirtualGrid {
     this.cols = Math.max(1, Math.floor((width + GAP) / (150 + GAP)));
     this.window.style.gridTemplateColumns = `repeat(${this.cols}, minmax(0, 1fr))`;
     const probe = this.window.firstElementChild || this.window.appendChild(this.blankCard());
+    this.window.style.gridAutoRows = "";
     this.rowH = probe.getBoundingClientRect().height + GAP;
+    // every row exactly the measured one: a card can never push its row taller than the virtual row height
+    this.window.style.gridAutoRows = `${this.rowH - GAP}px`;
     if (!this.window.dataset.rendered) probe.remove();
     this.rows = Math.ceil(this.total / this.cols);
     this.virtualH = Math.max(0, this.rows * this.rowH - GAP);

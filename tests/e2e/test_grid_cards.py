@@ -1,0 +1,85 @@
+"""Issue 14, the dataset grid as a radiologist met it: VerSe's tall sagittal thumbnails overflowed the virtualised
+grid's rows (images cut, captions hidden). Cards must hold any aspect ratio whole: the image inside the card's
+thumbnail box, the caption below it inside the card, and no card reaching into the next row.
+
+Screenshots: MEDVIEW_SHOTS or /tmp/shots-grid14/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from app.datasets.ingest import ingest_path
+from app.datasets.verse.synth import generate_verse
+from tests.helpers.browser import settle_grid
+
+pytestmark = pytest.mark.browser
+
+SHOTS = Path(os.environ.get("MEDVIEW_SHOTS", "/tmp/shots-grid14"))
+
+# Every filled card's boxes: the card, its thumbnail box, the image as painted (object-fit: contain), the caption.
+BOXES = """() => [...document.querySelectorAll('#grid .card:not(.pending)')].map(c => {
+  const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const img = c.querySelector('img'), thumb = c.querySelector('.thumb');
+  const t = box(thumb), w = t[2] - t[0], h = t[3] - t[1];
+  const ratio = img.naturalWidth && img.naturalHeight ? img.naturalWidth / img.naturalHeight : 1;
+  const iw = Math.min(w, h * ratio), ih = Math.min(h, w / ratio);  // the contained image's painted size
+  const ib = box(img);
+  const cx = (ib[0] + ib[2]) / 2, cy = (ib[1] + ib[3]) / 2;
+  return {card: box(c), thumb: t, img: ib, painted: [cx - iw / 2, cy - ih / 2, cx + iw / 2, cy + ih / 2],
+          key: box(c.querySelector('.card-key')), tags: box(c.querySelector('.card-tags')),
+          natural: [img.naturalWidth, img.naturalHeight], complete: img.complete};
+})"""
+
+
+def inside(inner, outer, slack: float = 0.5) -> bool:
+    return (inner[0] >= outer[0] - slack and inner[1] >= outer[1] - slack and inner[2] <= outer[2] + slack
+            and inner[3] <= outer[3] + slack)
+
+
+def check_cards_whole(page) -> list[dict]:
+    page.wait_for_function("() => [...document.querySelectorAll('#grid .card:not(.pending) img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)")
+    cards = page.evaluate(BOXES)
+    assert cards
+    row_h = page.evaluate("() => window.medviewGrid.rowH")
+    for c in cards:
+        assert inside(c["thumb"], c["card"]) and inside(c["painted"], c["thumb"]), c
+        assert inside(c["img"], c["thumb"]), c  # the <img> box itself never spills out of the thumbnail
+        assert inside(c["key"], c["card"]) and inside(c["tags"], c["card"]), c  # caption visible
+        assert c["key"][1] >= c["thumb"][3] - 0.5, c  # below the image, not under it
+        assert c["card"][3] - c["card"][1] <= row_h, (c, row_h)  # fits its virtual row
+    tops = sorted({round(c["card"][1]) for c in cards})
+    for a, b in zip(tops, tops[1:], strict=False):
+        assert b - a == pytest.approx(row_h, abs=1.5), tops  # rows one measured row apart: no overlap
+    return cards
+
+
+def test_verse_tall_sagittal_cards_fit_the_grid(page, live_server, engine, settings, tmp_path):
+    verse = generate_verse(tmp_path / "verse", subjects=6, layout="bids", seed=3)
+    ds = ingest_path(engine, settings, verse.root, kind="verse", name="verse").dataset_id
+    page.goto(f"{live_server}/datasets/{ds}")
+    settle_grid(page)
+    cards = check_cards_whole(page)
+    assert any(c["natural"][1] > 1.3 * c["natural"][0] for c in cards), "the sample has tall thumbnails"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "verse-grid.png"))
+    # and a narrow window (two columns): still whole
+    page.set_viewport_size({"width": 520, "height": 900})
+    page.wait_for_function("() => window.medviewGrid.cols <= 3")
+    settle_grid(page)
+    check_cards_whole(page)
+    page.screenshot(path=str(SHOTS / "verse-grid-narrow.png"))
+
+
+@pytest.mark.realdata
+def test_real_verse_cutout_card_is_whole(page, live_server, engine, settings, realdata):
+    """The real CT cut-out (73×47×73, P-I-R) and its masks: the card shows the thumbnail whole."""
+    ds = ingest_path(engine, settings, realdata("verse"), kind="verse", name="real-verse").dataset_id
+    page.goto(f"{live_server}/datasets/{ds}")
+    settle_grid(page)
+    check_cards_whole(page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "verse-real-grid.png"))
