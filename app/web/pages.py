@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app import ingest_jobs
-from app.api.datasets import filters_from
+from app.api.datasets import dataset_files_warning, filters_from, shown_root
 from app.api.deps import CatalogDep, SessionDep
 from app.catalog import queries, sorting, urls
 from app.catalog.followup import TRACK_DISTANCE
@@ -74,8 +74,12 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, catalog
     sheet_api = sheet_url(dataset_id, filters, key, limit, sort) if adapter.sheet_page_size else None
     tiles = tile_styles(f"{sheet_api}&{urlencode({'cursor': cursor})}" if cursor else sheet_api,
                         len(page["items"])) if sheet_api else []
+    settings = request.app.state.settings
+    files_warning = dataset_files_warning(session, dataset_id, settings,
+                                          shown_root(detail["root"], request, settings))
     return _render(request, "dataset.html", {
-        "dataset": detail, "page": page, "filters": filters, "key": key or "", "limit": limit, "sort": sort or "",
+        "dataset": detail, "files_warning": files_warning, "page": page, "filters": filters, "key": key or "",
+        "limit": limit, "sort": sort or "",
         "facets": facet_view({**detail, "facets": live["facets"]}, filters, key, sort),
         "chips": active_chips(detail, filters, key, sort), "label_names": adapter.label_names(),
         "items_api": query_url(urls.dataset_items_url(dataset_id), filters, key, sort=sort, limit=limit),

@@ -83,3 +83,19 @@ def test_real_verse_cutout_card_is_whole(page, live_server, engine, settings, re
     check_cards_whole(page)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "verse-real-grid.png"))
+
+
+def test_moved_folder_shows_a_warning_not_silent_broken_images(page, live_server, engine, settings, tmp_path):
+    from app.catalog import readable
+    from app.datasets.imagefolder.synth import generate_imagefolder
+
+    sample = generate_imagefolder(tmp_path / "cells", per_class=2, classes=["a", "b"], size=48)
+    ds = ingest_path(engine, settings, sample.root, kind="imagefolder", name="cells").dataset_id
+    Path(sample.root).rename(tmp_path / "moved-away")
+    readable.clear_cache()
+    page.goto(f"{live_server}/datasets/{ds}")
+    banner = page.locator("#files-warning")
+    banner.wait_for()
+    assert "no longer exists" in banner.inner_text() and banner.is_visible()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "moved-folder-warning.png"))
