@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from app import ingest_jobs
 from app.api.datasets import dataset_files_warning, filters_from, shown_root
 from app.api.deps import CatalogDep, SessionDep
-from app.catalog import queries, sorting, urls
+from app.catalog import keysearch, queries, sorting, urls
 from app.catalog.followup import TRACK_DISTANCE
 from app.catalog.urls import query_url
 from app.datasets.base import REVIEW_FACETS
@@ -78,6 +78,9 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, catalog
     files_warning = dataset_files_warning(session, dataset_id, settings,
                                           shown_root(detail["root"], request, settings))
     return _render(request, "dataset.html", {
+        "search_mode": keysearch.search_mode(queries.get_dataset(session, dataset_id)),
+        "search_clear_url": query_url("", {f: v for f, v in filters.items() if f != keysearch.SEARCH_FIELD}, key,
+                                      sort=sort),
         "dataset": detail, "files_warning": files_warning, "page": page, "filters": filters, "key": key or "",
         "limit": limit, "sort": sort or "",
         "facets": facet_view({**detail, "facets": live["facets"]}, filters, key, sort),

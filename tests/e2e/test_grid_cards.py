@@ -99,3 +99,35 @@ def test_moved_folder_shows_a_warning_not_silent_broken_images(page, live_server
     assert "no longer exists" in banner.inner_text() and banner.is_visible()
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "moved-folder-warning.png"))
+
+
+def test_key_search_box_finds_a_patient_and_says_no_match(page, live_server, ingested):
+    from tests.helpers.live import live_get
+
+    ds = ingested.dataset_id
+    keys = [i["key"] for i in live_get(f"{live_server}/api/datasets/{ds}/items?limit=500").json()["items"]]
+    patient = keys[-1].split("_")[0]
+    page.goto(f"{live_server}/datasets/{ds}")
+    box = page.locator("#key-search")
+    box.fill(patient)
+    box.press("Enter")
+    page.wait_for_url(f"**search={patient}**")
+    settle_grid(page)
+    shown = page.locator("#grid .card:not(.pending) .card-key").all_inner_texts()
+    assert sorted(shown) == sorted(k for k in keys if patient in k)
+    assert page.locator(".chip", has_text=patient).count() == 1
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "key-search.png"))
+    box = page.locator("#key-search")
+    assert box.input_value() == patient
+    box.fill("no-such-key")
+    box.press("Enter")
+    page.wait_for_url("**search=no-such-key**")
+    message = page.locator("#no-match")
+    assert message.is_visible() and "No item key contains “no-such-key”" in message.inner_text()
+    assert message.bounding_box()["y"] < page.viewport_size["height"] / 3  # at the top, not below the charts
+    page.screenshot(path=str(SHOTS / "key-search-no-match.png"))
+    message.get_by_role("link", name="Clear the search").click()
+    page.wait_for_function("() => !location.search.includes('search=')")
+    settle_grid(page)
+    assert page.locator("#grid .card:not(.pending)").count() == len(keys)
