@@ -104,10 +104,11 @@ def dataset_files_warning(session, dataset_id: int, settings: Settings, shown: s
 def list_items(dataset_id: PathId, request: Request, session: SessionDep, catalog: CatalogDep,
                limit: Annotated[int, Query(json_schema_extra=bounds(1, queries.MAX_LIMIT))] = queries.DEFAULT_LIMIT,
                cursor: str | None = None, key: str | None = None, sort: str | None = None,
-               offset: DocOffset | None = None) -> Response:
-    """A keyset page; `sort=FIELD|-FIELD`, `offset=N` starts at position N (a jump; then follow cursors)."""
+               offset: DocOffset | None = None, model: str | None = None) -> Response:
+    """A keyset page; `sort=FIELD|-FIELD`, `offset=N` starts at position N (a jump; then follow cursors);
+    `model=ID` adds each item's `prediction` badge of that model (null when it has none)."""
     page = queries.list_items(session, catalog, dataset_id, filters_from(request), key=key, limit=limit,
-                              cursor=cursor, sort=sort, offset=offset)
+                              cursor=cursor, sort=sort, offset=offset, model=model or None)
     return json_response(page)
 
 
