@@ -15,9 +15,10 @@ Repeated values are OR-ed, like a facet's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from sqlalchemy import and_, or_
+import numpy as np
+from sqlalchemy import and_, or_, select
 
 from app.db.models import Dataset, Item
 from app.errors import InvalidInput
@@ -47,3 +48,39 @@ def key_search(dataset: Dataset, values: Sequence[str]):
             clauses.append(and_(Item.key >= text, Item.key < text + _TOP,
                                 Item.key.startswith(text, autoescape=True)))
     return or_(*clauses)
+
+
+INDEXED_MAX = 300_000  # matching ids counted through the facet index; more → the SQL path
+
+
+def indexed_counts(session, ds: Dataset, filters: Mapping[str, Sequence[str]], index
+                   ) -> tuple[dict[str, dict[str, int]], int] | None:
+    """Live facet counts and the total under facet filters plus `search`, through the in-memory facet index
+    (app.catalog.counts): the matching ids come from the key index (a prefix range at scale), each is mapped
+    to its cell by binary search, and the cells' counts are tallied as FacetIndex.counts does — milliseconds
+    where the SQL facet queries joined against the search cost 0.25–2 s at 1 M items (bench/key_search.py).
+    None when the index is missing, does not cover the other filters, or more than INDEXED_MAX items match."""
+    rest = {f: v for f, v in filters.items() if f != SEARCH_FIELD}
+    if index is None or not index.covers(rest):
+        return None
+    found = session.scalars(select(Item.id).where(Item.dataset_id == ds.id, key_search(ds, filters[SEARCH_FIELD]))
+                            .limit(INDEXED_MAX + 1)).all()
+    if len(found) > INDEXED_MAX:
+        return None
+    ids = np.sort(np.asarray(found, dtype=np.int64))
+    pos = np.searchsorted(index.ids, ids)
+    inside = pos < index.ids.size
+    pos = pos[inside]
+    pos = pos[index.ids[pos] == ids[inside]]  # items added since the index was built are not counted
+    cells, _ = index.snapshot()
+    of = index.cell_of[pos]
+    sub = np.bincount(of, minlength=len(cells))[:len(cells)] if of.size else np.zeros(len(cells), np.int64)
+    out: dict[str, dict[str, int]] = {}
+    for k, name in enumerate(index.fields):
+        match = index.cell_match(rest, skip=name, cells=cells)
+        tally: dict[str, int] = {}
+        for cell in np.flatnonzero(match & (sub > 0)).tolist():
+            for value in cells[cell][k]:
+                tally[value] = tally.get(value, 0) + int(sub[cell])
+        out[name] = tally
+    return out, int(sub[index.cell_match(rest, cells=cells)].sum())

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.catalog import sorting
 from app.catalog.counts import FacetIndex, FacetIndexes, page_after
-from app.catalog.keysearch import SEARCH_FIELD, key_search
+from app.catalog.keysearch import SEARCH_FIELD, indexed_counts, key_search
 from app.catalog.orders import NumericOrders, order_segments
 from app.datasets.facets import COLUMN_FACETS, DERIVED_FACETS, LINKS, derived_counts, derived_filter
 from app.datasets.registry import get_adapter
@@ -222,6 +222,10 @@ def live_facets(session: Session, ds: Dataset, filters: Mapping[str, Sequence[st
     index = usable_index(session, ds, filters, key, indexes)
     if index is not None:
         return index.counts(filters)
+    if SEARCH_FIELD in filters and not key:
+        found = indexed_counts(session, ds, filters, indexes.get(session, ds))
+        if found is not None:
+            return found
     adapter = get_adapter(ds.kind)
     links = adapter.link_facets
     out: dict[str, dict[str, int]] = {}
