@@ -63,11 +63,12 @@ def indexed_counts(session, ds: Dataset, filters: Mapping[str, Sequence[str]], i
     rest = {f: v for f, v in filters.items() if f != SEARCH_FIELD}
     if index is None or not index.covers(rest):
         return None
-    found = session.scalars(select(Item.id).where(Item.dataset_id == ds.id, key_search(ds, filters[SEARCH_FIELD]))
-                            .limit(INDEXED_MAX + 1)).all()
-    if len(found) > INDEXED_MAX:
+    stmt = select(Item.id).where(Item.dataset_id == ds.id, key_search(ds, filters[SEARCH_FIELD]))
+    rows = session.connection().execute(stmt.limit(INDEXED_MAX + 1))  # Core rows: no ORM cost per id
+    ids = np.fromiter((r[0] for r in rows), np.int64)
+    if ids.size > INDEXED_MAX:
         return None
-    ids = np.sort(np.asarray(found, dtype=np.int64))
+    ids.sort()
     pos = np.searchsorted(index.ids, ids)
     inside = pos < index.ids.size
     pos = pos[inside]
