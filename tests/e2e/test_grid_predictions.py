@@ -65,3 +65,30 @@ def test_badges_colours_and_predicted_facet(page, live_server, ingested, pcam_mo
     page.wait_for_url("**model=**")
     settle_grid(page)
     assert all(c["hidden"] for c in page.evaluate(CARDS))
+
+
+def test_segmenter_dice_badges(page, live_server, engine, settings, tmp_path):
+    from app.datasets.bis5k.synth import generate_bis5k
+    from app.datasets.ingest import ingest_path
+    from tests.helpers.api import register
+    from tests.helpers.bis5k import GAIN, SIZE, THRESHOLD, card
+    from tests.onnx_models import threshold_segmenter
+
+    sample = generate_bis5k(tmp_path / "bis5k", n_train=4, n_test=2, seed=4)
+    ds = ingest_path(engine, settings, sample.root, kind="bis5k", name="bis").dataset_id
+    with live_client(live_server) as api:
+        model = register(api, threshold_segmenter(tmp_path / "seg.onnx", (SIZE, SIZE), THRESHOLD, GAIN),
+                         card()).json()["id"]
+        job = api.post("/api/jobs", json={"kind": "predict", "model_id": model, "dataset_id": ds})
+        assert wait_finished(api, job.json()["id"])["status"] == "done"
+        items = {i["id"]: i for i in api.get(f"/api/datasets/{ds}/items",
+                                              params={"limit": 500, "model": model}).json()["items"]}
+    page.goto(f"{live_server}/datasets/{ds}")
+    settle_grid(page)
+    cards = page.evaluate(CARDS)
+    assert len(cards) == len(items)
+    for c in cards:
+        badge = items[c["id"]]["prediction"]
+        assert c["text"] == f"Dice {badge['dice']:.2f}" and f"pred-{badge['verdict']}" in c["cls"]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "bis5k-dice-badges.png"))
