@@ -16,8 +16,9 @@ from app.api.schemas.items import ItemPage
 from app.api.schemas.patients import PatientTimeline
 from app.api.schemas.responses import errors, media
 from app.api.security import Principal, RequireRole, client_address
-from app.catalog import queries, urls
+from app.catalog import queries, readable, urls
 from app.config import Settings
+from app.datasets.roots import DataRoots
 from app.errors import InvalidInput
 from app.render.service import OVERLAY_CHOICES
 from app.render.sheet import MAX_TILES, check_sheet_params, contact_sheet
@@ -85,18 +86,29 @@ def ingest_dataset(body: IngestRequest, request: Request, session: SessionDep, s
 
 @router.get("/{dataset_id}", response_model=DatasetDetail, responses=errors(404, 422))
 def get_dataset(dataset_id: PathId, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """`files_warning`: why the server cannot read the dataset's files (its folder moved away or outside
+    MEDVIEW_DATA_ROOTS, sampled item files missing), or null."""
     detail = queries.dataset_detail(session, dataset_id)
-    return json_response({**detail, "root": shown_root(detail["root"], request, settings)})
+    shown = shown_root(detail["root"], request, settings)
+    return json_response({**detail, "root": shown, "files_warning": dataset_files_warning(
+        session, dataset_id, settings, shown)})
+
+
+def dataset_files_warning(session, dataset_id: int, settings: Settings, shown: str) -> str | None:
+    """app.catalog.readable's cached check of the dataset's folder and a few of its item files."""
+    return readable.files_warning(session, queries.get_dataset(session, dataset_id),
+                                  DataRoots(settings.allowed_roots), shown)
 
 
 @router.get("/{dataset_id}/items", response_model=ItemPage, responses=errors(400, 404, 422))
 def list_items(dataset_id: PathId, request: Request, session: SessionDep, catalog: CatalogDep,
                limit: Annotated[int, Query(json_schema_extra=bounds(1, queries.MAX_LIMIT))] = queries.DEFAULT_LIMIT,
                cursor: str | None = None, key: str | None = None, sort: str | None = None,
-               offset: DocOffset | None = None) -> Response:
-    """A keyset page; `sort=FIELD|-FIELD`, `offset=N` starts at position N (a jump; then follow cursors)."""
+               offset: DocOffset | None = None, model: str | None = None) -> Response:
+    """A keyset page; `sort=FIELD|-FIELD`, `offset=N` starts at position N (a jump; then follow cursors);
+    `model=ID` adds each item's `prediction` badge of that model (null when it has none)."""
     page = queries.list_items(session, catalog, dataset_id, filters_from(request), key=key, limit=limit,
-                              cursor=cursor, sort=sort, offset=offset)
+                              cursor=cursor, sort=sort, offset=offset, model=model or None)
     return json_response(page)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.catalog import sorting
 from app.catalog.counts import FacetIndex, FacetIndexes, page_after
+from app.catalog.keysearch import SEARCH_FIELD, indexed_counts, key_search
 from app.catalog.orders import NumericOrders, order_segments
 from app.datasets.facets import COLUMN_FACETS, DERIVED_FACETS, LINKS, derived_counts, derived_filter
 from app.datasets.registry import get_adapter
@@ -54,6 +55,9 @@ def filtered(dataset: Dataset, filters: Mapping[str, Sequence[str]], key: str | 
     for field_name, values in filters.items():
         if field_name.startswith(PRED_PREFIX):
             stmt = stmt.where(predicted_as(field_name, values))
+            continue
+        if field_name == SEARCH_FIELD:
+            stmt = stmt.where(key_search(dataset, values))
             continue
         if field_name not in allowed:
             raise InvalidInput(f"unknown filter {field_name!r}; {dataset.kind} items filter by "
@@ -218,6 +222,10 @@ def live_facets(session: Session, ds: Dataset, filters: Mapping[str, Sequence[st
     index = usable_index(session, ds, filters, key, indexes)
     if index is not None:
         return index.counts(filters)
+    if SEARCH_FIELD in filters and not key:
+        found = indexed_counts(session, ds, filters, indexes.get(session, ds))
+        if found is not None:
+            return found
     adapter = get_adapter(ds.kind)
     links = adapter.link_facets
     out: dict[str, dict[str, int]] = {}

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.catalog import charts, listing, sorting, urls
+from app.catalog import charts, listing, predicted, sorting, urls
 from app.catalog.followup import lesion_tracks
 from app.catalog.state import Catalog
 from app.datasets.registry import get_adapter
@@ -20,7 +20,7 @@ MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 # Query parameters that are not filters.
 RESERVED_PARAMS = ("limit", "cursor", "key", "format", "cols", "tile", "overlays", "sort", "offset", "neighbours",
-                   "annotations")
+                   "annotations", "model")
 
 
 def dataset_summary(ds: Dataset) -> dict[str, Any]:
@@ -93,22 +93,26 @@ def _check_limit(limit: int) -> None:
 
 def list_items(session: Session, catalog: Catalog, dataset_id: int, filters: Mapping[str, Sequence[str]], *,
                key: str | None = None, limit: int = DEFAULT_LIMIT, cursor: str | None = None,
-               sort: str | None = None, offset: int | None = None) -> dict[str, Any]:
+               sort: str | None = None, offset: int | None = None, model: str | None = None) -> dict[str, Any]:
     """A keyset page (app.catalog.listing) with the total; with a value sort (metric, numeric field) each
-    item carries its `sort_value`."""
+    item carries its `sort_value`; with `model` (an id) its `prediction` badge (app.catalog.predicted) or null."""
     _check_limit(limit)
     ds = get_dataset(session, dataset_id)
+    shown_model = predicted.get_model(session, model) if model else None
     order = sorting.parse_sort(session, ds, sort)
     page = listing.keyset_page(session, ds, filters, key=key, sort=order, limit=limit, indexes=catalog.indexes,
                                cursor=cursor, offset=offset, orders=catalog.orders)
     total = listing.count(session, ds, filters, key, catalog.indexes)
     ids = [i for i, _ in page.rows]
     by_id = {i.id: i for i in session.scalars(select(Item).where(Item.id.in_(ids)))} if ids else {}
+    marks = predicted.badges(session, shown_model, ids) if shown_model is not None else {}
     items = []
     for item_id, value in page.rows:
         summary = item_summary(by_id[item_id])
         if order.shows_value:
             summary["sort_value"] = value
+        if shown_model is not None:
+            summary["prediction"] = marks.get(item_id)
         items.append(summary)
     return {"items": items, "total": total, "next_cursor": page.next_cursor, "sort": order.text}
 

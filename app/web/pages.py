@@ -15,10 +15,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from app import ingest_jobs
-from app.api.datasets import filters_from
+from app.api.datasets import dataset_files_warning, filters_from, shown_root
 from app.api.deps import CatalogDep, SessionDep
-from app.catalog import queries, sorting, urls
+from app.catalog import keysearch, predicted, queries, sorting, urls
 from app.catalog.followup import TRACK_DISTANCE
+from app.catalog.listing import PRED_PREFIX
 from app.catalog.urls import query_url
 from app.datasets.base import REVIEW_FACETS
 from app.datasets.registry import available_kinds, get_adapter
@@ -59,28 +60,42 @@ def index_page(request: Request, session: SessionDep) -> Response:
 @router.get("/datasets/{dataset_id}", name="dataset_page")
 def dataset_page(dataset_id: int, request: Request, session: SessionDep, catalog: CatalogDep,
                  limit: int | None = None, cursor: str | None = None, key: str | None = None,
-                 sort: str | None = None) -> Response:
+                 sort: str | None = None, model: str | None = None) -> Response:
     detail = queries.dataset_detail(session, dataset_id)
+    models = predicted.models_with_predictions(session, dataset_id)
+    shown_model = chosen_model(session, models, model, filters_from(request))
     adapter = get_adapter(detail["kind"])
     filters = filters_from(request)
     check_facet_values(detail, filters)
     key = key or None
     page_size = adapter.sheet_page_size or PAGE_SIZE
     limit = page_size if limit is None else limit
-    page = queries.list_items(session, catalog, dataset_id, filters, key=key, limit=limit, cursor=cursor, sort=sort)
+    model_param = str(shown_model.id) if shown_model is not None else None
+    page = queries.list_items(session, catalog, dataset_id, filters, key=key, limit=limit, cursor=cursor, sort=sort,
+                              model=model_param)
     sort = None if page["sort"] == "id" else page["sort"]
     live = queries.live_facet_counts(session, catalog, dataset_id, filters, key)
     # the sheet shares the page's filters, key, sort, limit and cursor, so tile n is item n
     sheet_api = sheet_url(dataset_id, filters, key, limit, sort) if adapter.sheet_page_size else None
     tiles = tile_styles(f"{sheet_api}&{urlencode({'cursor': cursor})}" if cursor else sheet_api,
                         len(page["items"])) if sheet_api else []
+    settings = request.app.state.settings
+    files_warning = dataset_files_warning(session, dataset_id, settings,
+                                          shown_root(detail["root"], request, settings))
     return _render(request, "dataset.html", {
-        "dataset": detail, "page": page, "filters": filters, "key": key or "", "limit": limit, "sort": sort or "",
-        "facets": facet_view({**detail, "facets": live["facets"]}, filters, key, sort),
+        "search_mode": keysearch.search_mode(queries.get_dataset(session, dataset_id)),
+        "search_clear_url": query_url("", {f: v for f, v in filters.items() if f != keysearch.SEARCH_FIELD}, key,
+                                      sort=sort),
+        "dataset": detail, "files_warning": files_warning, "page": page, "filters": filters, "key": key or "",
+        "limit": limit, "sort": sort or "",
+        "facets": facet_view({**detail, "facets": live["facets"]}, filters, key, sort)
+        + prediction_facet(session, detail, shown_model, filters, key, sort),
+        "prediction_models": models, "model": shown_model, "model_param": model_param or "",
         "chips": active_chips(detail, filters, key, sort), "label_names": adapter.label_names(),
-        "items_api": query_url(urls.dataset_items_url(dataset_id), filters, key, sort=sort, limit=limit),
+        "items_api": query_url(urls.dataset_items_url(dataset_id), filters, key, sort=sort, limit=limit,
+                               model=model_param),
         "next_url": query_url("", filters, key, sort=sort, limit=None if limit == page_size else limit,
-                              cursor=page["next_cursor"]) if page["next_cursor"] else None,
+                              cursor=page["next_cursor"], model=model_param) if page["next_cursor"] else None,
         "sheet_api": sheet_api or "", "tiles": tiles, "sort_options": sort_options(session, detail, sort),
         "selection_base": {"dataset_id": dataset_id, "filters": filters, **({"key": key} if key else {})},
         "run_models": applicable_models(session, detail["kind"], task=None),
@@ -88,6 +103,31 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, catalog
         "first_page": {"items": [{k: v for k, v in i.items() if not (sheet_api and k == "thumbnail_url")}
                                  for i in page["items"]], "next_cursor": page["next_cursor"], "cursor": cursor or ""},
     })
+
+
+def chosen_model(session, models: Sequence[Mapping[str, Any]], model: str | None,
+                 filters: Mapping[str, Sequence[str]]) -> Any:
+    """The model whose predictions the cards show: `model=ID`, none for `model=` (empty), else the one a
+    `pred:ID` filter names, else the newest model with predictions on this dataset (None when there is none)."""
+    if model == "":
+        return None
+    if model is None:
+        named = [f[len(PRED_PREFIX):] for f in filters if f.startswith(PRED_PREFIX)]
+        model = named[0] if named else str(models[-1]["id"]) if models else None
+    return predicted.get_model(session, model) if model else None
+
+
+def prediction_facet(session, detail: Mapping[str, Any], model: Any, filters: Mapping[str, Sequence[str]],
+                     key: str | None, sort: str | None) -> list[dict]:
+    """The "predicted by MODEL" facet (classifiers): its values toggle the `pred:ID=CLASS` filter."""
+    if model is None or model.task != "classify":
+        return []
+    field = f"{PRED_PREFIX}{model.id}"
+    counts = predicted.facet(session, queries.get_dataset(session, detail["id"]), model, filters, key)
+    view = facet_view({"facets": {field: counts}, "facet_labels": {}}, filters, key, sort)
+    for facet in view:
+        facet["title"] = f"predicted by {model.name}"
+    return view
 
 
 def sort_options(session, detail: Mapping[str, Any], current: str | None) -> list[dict[str, Any]]:

@@ -46,12 +46,24 @@ function formatValue(v) {
   return Math.abs(v) >= 1000 || Number.isInteger(v) ? String(v) : v.toPrecision(4).replace(/\.?0+$/, "");
 }
 
+// A model's prediction badge (pages: item_card.html renders the same): class and probability, or Dice; coloured
+// by its verdict (right/wrong against the ground truth, good/fair/poor Dice).
+function showBadge(badge, p) {
+  if (!badge) return;
+  badge.hidden = !p;
+  badge.className = `pred-badge mono${p && p.verdict ? ` pred-${p.verdict}` : ""}`;
+  if (!p) { badge.textContent = ""; badge.title = ""; return; }
+  badge.textContent = p.label != null ? `${p.label}${p.probability != null ? ` ${p.probability.toFixed(2)}` : ""}`
+    : p.dice != null ? `Dice ${p.dice.toFixed(2)}` : "predicted";
+  badge.title = `prediction: ${p.verdict || "no ground truth"}`;
+}
+
 class VirtualGrid {
   constructor() {
     this.api = grid.dataset.api;
     // the grid's filters and sort, carried by item links so the item page can step through this list
     const listQuery = new URL(this.api, location.href).searchParams;
-    for (const k of ["limit", "cursor", "offset", "format"]) listQuery.delete(k);
+    for (const k of ["limit", "cursor", "offset", "format", "model"]) listQuery.delete(k);
     this.itemSuffix = `?${new URLSearchParams({ list: listQuery.toString() })}`;
     this.sheet = grid.dataset.sheet;
     this.total = Number(grid.dataset.total || 0);
@@ -95,7 +107,10 @@ class VirtualGrid {
     this.cols = Math.max(1, Math.floor((width + GAP) / (150 + GAP)));
     this.window.style.gridTemplateColumns = `repeat(${this.cols}, minmax(0, 1fr))`;
     const probe = this.window.firstElementChild || this.window.appendChild(this.blankCard());
+    this.window.style.gridAutoRows = "";
     this.rowH = probe.getBoundingClientRect().height + GAP;
+    // every row exactly the measured one: a card can never push its row taller than the virtual row height
+    this.window.style.gridAutoRows = `${this.rowH - GAP}px`;
     if (!this.window.dataset.rendered) probe.remove();
     this.rows = Math.ceil(this.total / this.cols);
     this.virtualH = Math.max(0, this.rows * this.rowH - GAP);
@@ -199,6 +214,7 @@ class VirtualGrid {
     node.querySelector(".card-label").textContent = item.label == null ? "" : this.labels[item.label] || item.label;
     const value = node.querySelector(".card-value");
     if (value) value.textContent = formatValue(item.sort_value);
+    showBadge(node.querySelector(".pred-badge"), item.prediction);
   }
 
   placeholder(node) {
@@ -209,6 +225,7 @@ class VirtualGrid {
     if (image) image.removeAttribute("src");
     const thumb = node.querySelector(".thumb.tile");
     if (thumb) thumb.style.backgroundImage = "none";
+    showBadge(node.querySelector(".pred-badge"), null);
     for (const sel of [".card-key", ".card-label", ".card-value"]) {
       const el = node.querySelector(sel);
       if (el) el.textContent = "";
@@ -383,6 +400,8 @@ if (grid && template && firstPage) {
     jump.closest("label").hidden = false;
     jump.addEventListener("change", () => view.scrollToPosition(Number(jump.value) - 1));
   }
-  const sort = document.getElementById("sort-select");
-  if (sort) sort.addEventListener("change", () => sort.form.submit());
+  for (const id of ["sort-select", "model-select"]) {
+    const select = document.getElementById(id);
+    if (select) select.addEventListener("change", () => select.form.submit());
+  }
 }

@@ -40,6 +40,9 @@ class DatasetDetail(DatasetSummary):
     problems: list[Problem] = Field(description="The first problems met while indexing.")
     problem_count: int
     error: str | None = Field(description="Why indexing failed (status `failed`).")
+    files_warning: str | None = Field(default=None, description=(
+        "Why the server cannot read the dataset's files now (its folder moved, unreadable or outside "
+        "MEDVIEW_DATA_ROOTS; some sampled item files missing), or null. Checked cheaply and cached for 30 s."))
 
 
 class LiveFacets(BaseModel):

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from app.api.schemas.fields import Timestamp
 from app.inference.card import Task
+
+
+class PredictionBadge(BaseModel):
+    """A model's stored prediction for one item, as the grid's card badge shows it."""
+
+    model_id: int
+    label: str | None = Field(description="Predicted class (classifiers).")
+    probability: float | None = Field(description="The predicted class's probability (classifiers).")
+    dice: float | None = Field(description="Dice against the ground truth (segmenters with ground truth).")
+    verdict: Literal["right", "wrong", "good", "fair", "poor"] | None = Field(
+        description="right/wrong: the class against the ground truth; good/fair/poor: Dice ≥ 0.7, ≥ 0.5, below; "
+                    "null without ground truth.")
 
 
 class ItemSummary(BaseModel):
@@ -25,6 +37,8 @@ class ItemSummary(BaseModel):
     thumbnail_url: str
     sort_value: float | str | None = Field(None, description="Present only with a value sort (`sort=` a numeric "
                                                              "field or `metric:MODEL:NAME`): the item's value.")
+    prediction: PredictionBadge | None = Field(None, description="Present only with `model=ID`: that model's "
+                                                                 "prediction for the item (null when none).")
 
 
 class ItemPage(BaseModel):
