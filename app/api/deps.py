@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
@@ -10,6 +12,7 @@ import anyio.to_thread
 import orjson
 from fastapi import Depends, Request
 from fastapi.responses import Response
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.catalog.state import Catalog
@@ -18,6 +21,8 @@ from app.inference.queue import JobQueue
 from app.inference.registry import RuntimeCache
 from app.pixels import PixelStore
 from app.render.service import Renderer
+
+log = logging.getLogger(__name__)
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -35,9 +40,20 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         yield session
     finally:
         if session.in_transaction():
-            await anyio.to_thread.run_sync(session.close, limiter=request.app.state.session_closers)
+            await anyio.to_thread.run_sync(_close, session, limiter=request.app.state.session_closers)
         else:
-            session.close()
+            _close(session)
+
+
+def _close(session: Session) -> None:
+    """Close the request's session; a database gone meanwhile (its rollback fails) must not break the answer
+    already sent, nor the connection it came on: the dead connection is dropped from the pool instead."""
+    try:
+        session.close()
+    except SQLAlchemyError as exc:
+        log.warning("closing a session: database unavailable (%s); its connection is discarded", type(exc).__name__)
+        with contextlib.suppress(SQLAlchemyError):
+            session.invalidate()
 
 
 # The getters below only read app.state: `async def` keeps FastAPI from sending each one through the

@@ -47,7 +47,7 @@ class QueueUnavailable(AppError):
 
 
 def claim_when_visible(factory: sessionmaker[Session], settings: Settings, job_id: int,
-                       wait: float = VISIBLE_WAIT) -> bool:
+                       wait: float = VISIBLE_WAIT, should_stop: Callable[[], bool] = lambda: False) -> bool:
     """Claim the job; when its row is not there yet (enqueued before its commit) try again until it appears or
     `wait` runs out (its commit failed: there is nothing to run). A row that turns up `queued` between the claim
     and the look is claimed again at once."""
@@ -57,8 +57,8 @@ def claim_when_visible(factory: sessionmaker[Session], settings: Settings, job_i
             if claim(session, job_id, settings.job_stale_seconds):
                 return True
             status = session.scalar(select(Job.status).where(Job.id == job_id))
-        if status not in (None, "queued") or time.monotonic() >= deadline:
-            return False  # another worker has it, or it is no longer active, or it never came
+        if status not in (None, "queued") or time.monotonic() >= deadline or should_stop():
+            return False  # another worker has it, or it is no longer active, or it never came, or we stop
         if status is None:
             time.sleep(0.05)
 
@@ -67,7 +67,7 @@ def run_claimed(factory: sessionmaker[Session], settings: Settings, runtimes: Ru
                 pixels: PixelStore | None, should_stop: Callable[[], bool]) -> str | None:
     """Claim, run with a heartbeat, and release if stopped midway; None when another worker has the job or it
     is no longer active."""
-    if not claim_when_visible(factory, settings, job_id):
+    if not claim_when_visible(factory, settings, job_id, should_stop=should_stop):
         return None
     with Heartbeat(factory, job_id, settings.job_heartbeat_seconds):
         status = run_job(factory, settings, runtimes, job_id, pixels=pixels, should_stop=should_stop)
