@@ -1,7 +1,8 @@
 """`GET /api/items/{id}/similar?model=&k=`: the k items of the item's dataset whose embedding (by an `embed`
 model, `app.inference.vectors`) is nearest to the item's, by cosine, best first, the item itself left out —
 and with `exclude_same_patient`, every item of its patient too (DeepLesion's retrieval protocol: a lesion's
-nearest neighbours should not be the same lesion on another study of the same patient).
+nearest neighbours should not be the same lesion on another study of the same patient). Exact search up to
+`EXACT_MAX` vectors (`app.embeddings.search`), a usearch HNSW index above (`app.embeddings.ann`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from sqlalchemy.orm import Session
 from app.catalog.queries import get_item
 from app.config import Settings
 from app.db.models import Item
+from app.embeddings.ann import EXACT_MAX, ann_top_k
 from app.embeddings.search import top_k
 from app.errors import InvalidInput, NotFound
 from app.inference.registry import get_model, model_card
-from app.inference.vectors import load
+from app.inference.vectors import load, store_dir
 
 MAX_K = 200
 
@@ -51,6 +53,10 @@ def similar_items(session: Session, settings: Settings, item_id: int, model_id: 
         positions = np.searchsorted(vectors.ids, excluded_ids)
         rows += [int(p) for p, i in zip(positions, excluded_ids, strict=True)
                  if p < len(vectors) and int(vectors.ids[p]) == i]
-    found = top_k(vectors, vectors.vectors[row], k, rows)
+    if len(vectors) > EXACT_MAX:
+        found = ann_top_k(store_dir(settings, mid, dataset_id), vectors, vectors.vectors[row], k,
+                          {int(vectors.ids[r]) for r in rows})
+    else:
+        found = top_k(vectors, vectors.vectors[row], k, rows)
     return {"model_id": mid, "k": k, "items": [{"id": int(vectors.ids[r]), "score": round(s, 6)}
                                                      for r, s in found]}
