@@ -67,6 +67,7 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
                                 getattr(request.state, "principal", None), request)
     return _render(request, "item.html", {"item": item, "dataset": dataset, "viewer": viewer,
                                           "image_url": render_url(viewer), "run_models": run_models,
+                                          "embed_models": [m for m in run_models if m["task"] == "embed"],
                                           "wording": adapter.wording, "review": review,
                                           "follows_lesions": adapter.patient_page.followup,
                                           "review_urls": review_urls(request) if review else None})
