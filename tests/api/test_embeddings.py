@@ -10,6 +10,7 @@ import pytest
 import yaml
 from sqlalchemy import update
 
+from app.cli import main as cli_main
 from app.config import Settings
 from app.db.models import Item, Job, Patient
 from app.inference import vectors
@@ -176,3 +177,12 @@ def test_store_chunks_are_whole(tmp_path, make_settings):
         vectors.append(settings, 1, 2, [7], np.array([[np.nan, 1.0]]))
     with pytest.raises(Exception, match=r"shape \[1, 2\] for 2 items"):
         vectors.append(settings, 1, 2, [7, 8], np.ones((1, 2)))
+
+
+def test_cli_predict_embeds(monkeypatch, capsys, engine, settings, pcam_dataset_id, embed_model_id):
+    for name in ("database_url", "data_dir", "data_roots"):
+        monkeypatch.setenv(f"MEDVIEW_{name.upper()}", str(getattr(settings, name)))
+    assert cli_main(["predict", "--model", "pcam-embedder", "--dataset", "pcam", "--split", "valid", "--quiet"]) == 0
+    assert "4/4 items" in capsys.readouterr().out
+    assert stored(settings, embed_model_id, pcam_dataset_id).ids.tolist() == item_ids(engine, pcam_dataset_id,
+                                                                                      "valid")

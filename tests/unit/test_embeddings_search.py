@@ -49,3 +49,13 @@ def test_ann_recall_and_exclusions(tmp_path):
     before = saved[0].stat().st_mtime_ns
     again = ann.ann_top_k(tmp_path, vectors, vectors.vectors[0], 10, {int(vectors.ids[0])})
     assert saved[0].stat().st_mtime_ns == before and len(again) == 10
+
+
+def test_lesion_crop_with_context():
+    from app.inference.tasks.embed import crop_box
+
+    assert crop_box([], (512, 512)) is None
+    # a 20×10 box gets half its size on each side; several boxes their union; clipped to the image
+    assert crop_box([[100, 200, 120, 210]], (512, 512)) == (90, 195, 130, 215)
+    assert crop_box([[100, 200, 120, 210], [140, 205, 150, 230]], (512, 512)) == (75, 185, 175, 245)
+    assert crop_box([[0, 0, 10, 10]], (8, 8)) == (0, 0, 8, 8)
