@@ -1,4 +1,4 @@
-"""`medview demo`'s models: two small ONNX graphs built here with the onnx helper API (nothing downloaded),
+"""`medview demo`'s models: three small ONNX graphs built here with the onnx helper API (nothing downloaded),
 registered and run over the demo datasets so the item pages show predictions beside the ground truth and the
 evaluation pages have numbers.
 
@@ -8,7 +8,10 @@ They are hand-set heuristics, not trained networks, and their names and cards sa
   whole-patch mean gets some patches wrong, as a weak baseline should;
 - `demo-bis5k-pale-lumen` (segment2d, BIS5k): foreground where a 9×9 mean of the image is pale (gland lumens
   are the only near-white tissue), a thresholded box filter — it finds lumens, not whole glands, so its Dice is
-  modest on purpose: the difference view then has something to show.
+  modest on purpose: the difference view then has something to show;
+- `demo-pcam-pooled-projection` (embed, PCam): a fixed random projection (seed 0) of the 12×12-pooled pixels to
+  32 numbers — not a learnt embedding: "similar" means similar colour layout, which is enough for the similar
+  items panel and search to work out of the box.
 """
 
 from __future__ import annotations
@@ -73,6 +76,34 @@ def pcam_classifier(threshold: float = 0.76, gain: float = 60.0) -> bytes:
          const("w", np.array([[0.0, -gain]], np.float32)), const("b", np.array([0.0, gain * threshold], np.float32))])
 
 
+EMBED_CARD = """name: demo-pcam-pooled-projection
+description: >-
+  hand-set for the demo (not trained) — a fixed random projection of 12x12-pooled pixels;
+  similar means a similar colour layout, not learnt features
+task: embed
+input: {layout: NCHW, size: [96, 96], channels: 3, scale: 0.00392156862745, mean: [0.5, 0.5, 0.5], std: [1, 1, 1]}
+output: {kind: embedding}
+applies_to: [pcam]
+"""
+
+
+def pcam_embedder(dim: int = 32, pool: int = 12, seed: int = 0) -> bytes:
+    """[N, 3, 96, 96] (centred by the card's mean) → [N, dim] = pool×pool-averaged pixels · a fixed Gaussian
+    random matrix (Johnson–Lindenstrauss: cosines between items roughly keep those of their pooled pixels)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    cells = 3 * (96 // pool) ** 2
+    matrix = (np.random.default_rng(seed).standard_normal((cells, dim)) / np.sqrt(dim)).astype(np.float32)
+    nodes = [helper.make_node("AveragePool", ["image"], ["p"], kernel_shape=[pool, pool], strides=[pool, pool]),
+             helper.make_node("Reshape", ["p", "flat"], ["f"]),
+             helper.make_node("MatMul", ["f", "w"], ["embedding"])]
+    return _onnx_bytes(
+        nodes, "demo-pcam-pooled-projection",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 96, 96])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dim])],
+        [numpy_helper.from_array(np.array([-1, cells], np.int64), "flat"), numpy_helper.from_array(matrix, "w")])
+
+
 def bis5k_segmenter(threshold: float = 0.82, gain: float = 40.0, size: int = 256) -> bytes:
     """[N, 3, H, W] in [0, 1] → mask_logits [N, 1, H, W] = gain · (9×9 mean of the channel mean − threshold)."""
     from onnx import TensorProto, helper, numpy_helper
@@ -90,11 +121,12 @@ def bis5k_segmenter(threshold: float = 0.82, gain: float = 40.0, size: int = 256
          numpy_helper.from_array(np.array(gain, np.float32), "g")])
 
 
-DEMO_MODELS: dict[str, tuple[str, str, Callable[[], bytes]]] = {
-    # dataset kind → (file name, card, builder)
-    "pcam": ("demo_pcam_darkness.onnx", PCAM_CARD, pcam_classifier),
-    "bis5k": ("demo_bis5k_pale_lumen.onnx", BIS5K_CARD, bis5k_segmenter),
-}
+DEMO_MODELS: list[tuple[str, str, str, Callable[[], bytes]]] = [
+    # (dataset kind, file name, card, builder)
+    ("pcam", "demo_pcam_darkness.onnx", PCAM_CARD, pcam_classifier),
+    ("bis5k", "demo_bis5k_pale_lumen.onnx", BIS5K_CARD, bis5k_segmenter),
+    ("pcam", "demo_pcam_pooled_projection.onnx", EMBED_CARD, pcam_embedder),
+]
 
 
 def register_and_predict(session: Session, settings: Settings, dataset_ids: dict[str, int]) -> list[str]:
@@ -109,7 +141,7 @@ def register_and_predict(session: Session, settings: Settings, dataset_ids: dict
         raise TypeError(f"register_and_predict needs a session bound to an Engine, not a {type(engine).__name__}")
     runtimes = RuntimeCache()
     lines = []
-    for kind, (filename, card_text, build) in DEMO_MODELS.items():
+    for kind, filename, card_text, build in DEMO_MODELS:
         dataset_id = dataset_ids.get(kind)
         if dataset_id is None:
             continue

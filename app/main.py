@@ -36,6 +36,7 @@ from app.api import masks as api_masks
 from app.api import models as api_models
 from app.api import predictions as api_predictions
 from app.api import review as api_review
+from app.api import similar as api_similar
 from app.api.deps import json_response
 from app.api.middleware import BodyLimit, NulRefusal, SecurityHeaders, TrustedHosts
 from app.api.schemas.responses import allowed_methods, install_common_errors
@@ -126,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (api_predictions.router, api_datasets.router, api_items.router, api_models.router,
                    api_jobs.router, api_admin.router, api_review.router, pages.router, item_page.router,
                    model_pages.router, admin_pages.router, api_docs.router, review_pages.router,
-                   api_masks.router, api_exports.router, export_pages.router):
+                   api_masks.router, api_exports.router, export_pages.router, api_similar.router):
         app.include_router(router, dependencies=readers)
     app.add_middleware(NulRefusal)  # before any route or database sees a path or query value
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_kb * 1024,

@@ -106,3 +106,19 @@ def threshold_segmenter_3d(path: Path, size: tuple[int, int, int], threshold: fl
         initializer=[const("t", np.array(threshold, np.float32)), const("g", np.array(gain, np.float32)),
                      const("zero", np.array(0.0, np.float32)), const("label", np.array(float(label or 0), np.float32))])
     return save(graph, path)
+
+
+def projection_embedder(path: Path, size: tuple[int, int], channels: int = 3, dim: int = 16, pool: int = 12,
+                        seed: int = 0) -> Path:
+    """[N, C, H, W] → embedding [N, dim] = (pool×pool average-pooled pixels, flattened) · a fixed random matrix."""
+    h, w = size
+    cells = channels * (h // pool) * (w // pool)
+    matrix = np.random.default_rng(seed).standard_normal((cells, dim)).astype(np.float32)
+    nodes = [helper.make_node("AveragePool", ["image"], ["p"], kernel_shape=[pool, pool], strides=[pool, pool]),
+             helper.make_node("Reshape", ["p", "flat"], ["f"]),
+             helper.make_node("MatMul", ["f", "w"], ["embedding"])]
+    graph = helper.make_graph(
+        nodes, "projection-embedder", [_model_input("image", ["N", channels, h, w])],
+        [_model_input("embedding", ["N", dim])],
+        initializer=[const("flat", np.array([-1, cells], np.int64)), const("w", matrix)])
+    return save(graph, path)

@@ -21,9 +21,9 @@ from pydantic_core import PydanticCustomError
 from app.datasets.registry import adapters
 from app.errors import InvalidInput
 
-Task = Literal["classify", "segment2d", "segment3d", "detect2d"]
+Task = Literal["classify", "segment2d", "segment3d", "detect2d", "embed"]
 Layout = Literal["NCHW", "NHWC", "NCDHW"]
-OutputKind = Literal["logits", "probabilities", "mask_logits", "mask", "boxes"]
+OutputKind = Literal["logits", "probabilities", "mask_logits", "mask", "boxes", "embedding"]
 
 # Output kinds that make sense for each task.
 TASK_OUTPUTS: dict[str, tuple[str, ...]] = {
@@ -31,6 +31,7 @@ TASK_OUTPUTS: dict[str, tuple[str, ...]] = {
     "segment2d": ("mask_logits", "probabilities", "mask"),
     "segment3d": ("mask_logits", "probabilities", "mask"),
     "detect2d": ("boxes",),
+    "embed": ("embedding",),  # one vector per item (app.inference.vectors)
 }
 CARD_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -221,7 +222,7 @@ def applies_to_problems(card: ModelCard) -> list[str]:
     if card.task == "segment3d" and (flat := [a.kind for a in kinds if not a.has_volumes]):
         problems.append(f"applies_to: a segment3d model segments volumes, but {', '.join(flat)} items are 2-D "
                         "images; remove those dataset kinds or use a 2-D task")
-    if card.task in ("segment2d", "detect2d") and (volumes := [a.kind for a in kinds if a.volume_only]):
+    if card.task in ("segment2d", "detect2d", "embed") and (volumes := [a.kind for a in kinds if a.volume_only]):
         problems.append(f"applies_to: a {card.task} model takes 2-D images, but {', '.join(volumes)} items are "
                         "volumes; remove those dataset kinds or use a segment3d model")
     return problems

@@ -57,6 +57,8 @@ def evaluate(session: Session, model_id: int, dataset_id: int, filters: Mapping[
     selected = filtered_ids(dataset, filters)
     rows = session.execute(select(Prediction.item_id, Prediction.outputs, Prediction.metrics, Prediction.created_at)
                            .where(Prediction.model_id == model.id, Prediction.item_id.in_(selected))).all()
+    if card.task not in WORST_FIRST:
+        raise InvalidInput(f"model {model.name!r} is an {card.task} model: it has no evaluation against ground truth")
     metric, descending = WORST_FIRST[card.task]
     head = {"model_id": model.id, "dataset_id": dataset.id, "task": card.task, "predicted": len(rows),
             "annotations": annotations,

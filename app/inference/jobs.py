@@ -36,6 +36,8 @@ from app.inference.predict import check_applies
 from app.inference.registry import RuntimeCache, get_model, model_card
 from app.inference.store import insert_batch
 from app.inference.tasks import Prepared, Result, Task, TaskContext, get_task
+from app.inference.tasks.embed import store_results
+from app.inference.vectors import stored_ids
 from app.pixels import PixelStore
 
 log = logging.getLogger(__name__)
@@ -323,7 +325,11 @@ def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, p
     selection = job_selection(dataset, params)
     pending = selection.where(~_predicted(model.id))
     total = _count(session, selection)
-    done = total - _count(session, pending)
+    embed = card.task == "embed"  # vectors go to files (app.inference.vectors); the ones stored are skipped
+    stored = stored_ids(settings, model.id, dataset.id) if embed else set()
+    ahead: list[int] = [i for i in cast(list[int], session.scalars(selection.order_by(Item.id)).all())
+                        if i not in stored] if embed else []
+    done = total - (len(ahead) if embed else _count(session, pending))
     now = utcnow()
     if not _set(session, job_id, status="running", started_at=job.started_at or now, heartbeat_at=now,
                 total=total, done=done, error=None):
@@ -335,11 +341,10 @@ def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, p
     if progress:
         progress(done, total)
 
-    ahead: list[int] = []  # pending ids read IDS_AHEAD batches at a time: one query per many batches
-
+    # pending ids read IDS_AHEAD batches at a time: one query per many batches (an embed job has them all)
     def next_ids(after: int) -> list[int]:
         nonlocal ahead
-        if len(ahead) < chunk:
+        if len(ahead) < chunk and not embed:
             start = ahead[-1] if ahead else after
             ahead += session.scalars(pending.where(Item.id > start).order_by(Item.id).limit(chunk * IDS_AHEAD))
         taken, ahead = ahead[:chunk], ahead[chunk:]
@@ -360,6 +365,9 @@ def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, p
             following = next_ids(prepared.ids[-1])
             upcoming = pool.submit(_prepare_in, prep_session, task, ctx, following) if following else None
             results = task.infer(runtime, ctx, prepared)
+            if embed:
+                store_results(settings, model.id, dataset.id, results)
+                results = []
             done = min(done + len(prepared.ids), total)
             if not _write_batch(session, job_id, ctx.model_id, results, done):
                 if upcoming:

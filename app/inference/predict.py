@@ -22,6 +22,7 @@ from app.inference.registry import RuntimeCache, get_model, model_card
 from app.inference.store import store_one
 from app.inference.tasks import TaskContext, check_task_fits, get_task
 from app.inference.tasks.classify import item_metrics
+from app.inference.tasks.embed import store_results
 from app.pixels import PixelStore
 
 __all__ = ["check_applies", "check_predictable", "class_index", "ground_truth_label", "ground_truth_labels",
@@ -57,6 +58,9 @@ def predict_item(session: Session, settings: Settings, pixels: PixelStore, runti
     prepared = task.prepare(session, ctx, [item.id])
     session.commit()  # end the read transaction: no connection held while the model runs
     result = task.infer(runtime, ctx, prepared)[0]
-    store_one(session, model_ref, result)
+    if card.task == "embed":  # the vector goes to the model × dataset's vector files, not a prediction row
+        result.outputs = store_results(settings, model_ref, item.dataset_id, [result])
+    else:
+        store_one(session, model_ref, result)
     return {"model_id": model_ref, "model_name": name, "task": card.task, "outputs": result.outputs,
             "metrics": result.metrics}

@@ -163,6 +163,8 @@ def check_shapes(card: ModelCard, input_shape: Sequence[Any], output_shapes: Seq
                 raise ModelCardMismatch(
                     f"output shape {_dim_text(out)} has {got} mask channels, but output.classes names {len(classes)}"
                 )
+    elif card.task == "embed" and len(out) != 2:
+        raise ModelCardMismatch(f"output shape {_dim_text(out)}: an embedder must output [batch, dimensions]")
     elif card.task == "detect2d" and (len(out) not in (2, 3) or _fixed(out[-1]) not in (None, 6)):
         raise ModelCardMismatch(
             f"output shape {_dim_text(out)}: a detector must output boxes as [N, 6] or [batch, N, 6] "

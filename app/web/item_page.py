@@ -61,12 +61,15 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
     viewer.update(client_view(item, adapter, viewer, request.query_params))
     viewer["queue"] = queue
 
-    run_models = applicable_models(session, dataset["kind"], task=None)  # "Run model" for any task
+    models = applicable_models(session, dataset["kind"], task=None)
+    run_models = [m for m in models if m["task"] != "embed"]  # "Run model" for any task that shows a prediction
+    embed_models = [m for m in models if m["task"] == "embed"]  # "More like this" (issue 15)
     viewer["classes"] = {str(m["id"]): m["classes"] for m in run_models}
     viewer["edit"] = edit_state(item, adapter, queries.get_dataset(session, item["dataset_id"]).facet_counts,
                                 getattr(request.state, "principal", None), request)
     return _render(request, "item.html", {"item": item, "dataset": dataset, "viewer": viewer,
                                           "image_url": render_url(viewer), "run_models": run_models,
+                                          "embed_models": embed_models,
                                           "wording": adapter.wording, "review": review,
                                           "follows_lesions": adapter.patient_page.followup,
                                           "review_urls": review_urls(request) if review else None})

@@ -47,7 +47,13 @@ def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url, capsys,
             assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", (d["name"], r.text[:200])
         # the demo models are registered once and have predicted every item of their dataset, with metrics
         models = {m["name"]: m for m in client.get("/api/models").json()}
-        assert set(models) == {"demo-pcam-darkness", "demo-bis5k-pale-lumen"}
+        assert set(models) == {"demo-pcam-darkness", "demo-bis5k-pale-lumen", "demo-pcam-pooled-projection"}
+        # the demo embedder's vectors are there: every PCam item has similar items, itself not among them
+        pcam_items = client.get(f"/api/datasets/{datasets['demo-pcam']['id']}/items", params={"limit": 2}).json()
+        first = pcam_items["items"][0]["id"]
+        similar = client.get(f"/api/items/{first}/similar",
+                             params={"model": models["demo-pcam-pooled-projection"]["id"], "k": 5}).json()
+        assert len(similar["items"]) == 5 and first not in [s["id"] for s in similar["items"]], similar
         for name, dataset, key in (("demo-pcam-darkness", "demo-pcam", "accuracy"),
                                    ("demo-bis5k-pale-lumen", "demo-bis5k", "dice")):
             ev = client.get(f"/api/models/{models[name]['id']}/evaluation",

@@ -25,7 +25,7 @@ from app.demo import build_demo
 from app.main import create_app
 from tests.api.test_models_predict import card_yaml, classifier_onnx, register
 from tests.helpers.auth import signed_in
-from tests.onnx_models import constant_detector, threshold_segmenter_3d
+from tests.onnx_models import constant_detector, projection_embedder, threshold_segmenter_3d
 
 Schema = dict[str, Any]
 JSON_TYPES: dict[str, tuple[type, ...]] = {"object": (dict,), "array": (list,), "string": (str,), "boolean": (bool,),
@@ -208,6 +208,17 @@ def test_every_json_endpoint_matches_its_documented_schema(demo: tuple[TestClien
     pcam_item = get(f"/api/datasets/{pcam}/items", limit=1)["items"][0]["id"]
     predict = f"/api/items/{pcam_item}/predict"
     check(doc, seen, client.post(predict, json={"model_id": models["classify"]}), 200)
+    # an embedding model: two items embedded one by one, then each one's similar items (and the refusals)
+    embed_card = yaml.safe_dump({"name": "embedder", "task": "embed", "input": {"size": [96, 96], "channels": 3},
+                                 "output": {"kind": "embedding"}})
+    r = register(client, projection_embedder(ids["base"] / "embed.onnx", (96, 96)), embed_card)
+    embedder = check(doc, seen, r, 201)["id"]
+    two = [i["id"] for i in get(f"/api/datasets/{pcam}/items", limit=2)["items"]]
+    for item in two:
+        check(doc, seen, client.post(f"/api/items/{item}/predict", json={"model_id": embedder}), 200)
+    assert [i["id"] for i in get(f"/api/items/{two[0]}/similar", model=embedder, k=3)["items"]] == [two[1]]
+    get(f"/api/items/{two[0]}/similar", 400, model=models["classify"])
+    get(f"/api/items/{ordered[-1]['id']}/similar", 404, model=embedder)
     # a 3-D prediction (seconds) against a wait of a nanosecond: 202, then stored in the background
     volume = get(f"/api/datasets/{datasets['verse']}/items", limit=1)["items"][0]["id"]
     before = get(f"/api/items/{volume}")["predictions"][0]["created_at"]

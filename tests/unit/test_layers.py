@@ -46,6 +46,9 @@ for _user in ("api", "web", "cli", "main"):
     ALLOWED[_user] = ALLOWED[_user] | {"export"}
 # app.ingest_jobs (issue 13): ingest as a job — the ingest driver run by inference's job machinery.
 ALLOWED["ingest_jobs"] = {"audit", "pixels", "inference", "datasets", "db", "errors", "config"}
+# app.embeddings (issue 15): similar-item search over inference's vector files; used by the API.
+ALLOWED["embeddings"] = {"inference", "catalog", "db", "errors", "config"}
+ALLOWED["api"] = ALLOWED["api"] | {"embeddings"}
 for _user in ("api", "web", "cli", "main"):
     ALLOWED[_user] = ALLOWED[_user] | {"ingest_jobs"}
 

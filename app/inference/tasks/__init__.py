@@ -8,10 +8,12 @@ from app.inference.card import ModelCard
 from app.inference.tasks.base import Prepared, Result, Task, TaskContext
 from app.inference.tasks.classify import ClassifyTask
 from app.inference.tasks.detect2d import Detect2dTask
+from app.inference.tasks.embed import EmbedTask
 from app.inference.tasks.segment2d import Segment2dTask
 from app.inference.tasks.segment3d import Segment3dTask
 
-TASKS: dict[str, Task] = {t.name: t for t in (ClassifyTask(), Segment2dTask(), Detect2dTask(), Segment3dTask())}
+TASKS: dict[str, Task] = {t.name: t for t in (ClassifyTask(), Segment2dTask(), Detect2dTask(), Segment3dTask(),
+                                               EmbedTask())}
 
 
 def get_task(card: ModelCard) -> Task:
@@ -26,7 +28,7 @@ def task_misfit(card: ModelCard, dataset_kind: str) -> str | None:
         volume_kinds = [k for k, a in adapters().items() if a.has_volumes]
         return (f"a segment3d model segments volumes, but {dataset_kind} items are 2-D images "
                 f"(segment3d runs on {', '.join(volume_kinds)} items)")
-    if card.task in ("segment2d", "detect2d") and adapter.volume_only:
+    if card.task in ("segment2d", "detect2d", "embed") and adapter.volume_only:
         return f"a {card.task} model takes 2-D images, but {dataset_kind} items are volumes; use a segment3d model"
     return None
 

@@ -1,0 +1,140 @@
+"""Embedding vectors on disk, per model and dataset (issue 15): `<data_dir>/embeddings/<model_id>/<dataset_id>/`.
+
+Why files and not rows: 262,144 items × 384 dimensions would be 100 million numbers; as float16 arrays they are
+200 MB that load in one read and search as one matrix. The folder holds append-only chunk files
+`chunk-NNNNNN.npz`, each the `ids` (int64) and `vectors` (float16, L2-normalised at write, so cosine = dot
+product) of one job batch. A chunk is written to a temporary name, flushed and then hard-linked to its final
+name, which fails if another writer took that number (it then takes the next): a crash leaves only whole chunks
+(and a stray `.tmp` that nothing reads), so a job re-run skips the items already stored and resumes.
+An item written twice (a single-item predict after a job) keeps its latest vector.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.config import Settings
+from app.errors import InvalidInput
+
+_CHUNK = re.compile(r"^chunk-(\d{6,})\.npz$")
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """All the stored vectors of one model × dataset: `ids` sorted ascending, `vectors[i]` the unit vector of
+    `ids[i]` (float16, [n, dim])."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def row_of(self, item_id: int) -> int | None:
+        i = int(np.searchsorted(self.ids, item_id))
+        return i if i < len(self.ids) and int(self.ids[i]) == item_id else None
+
+
+def store_dir(settings: Settings, model_id: int, dataset_id: int) -> Path:
+    return Path(settings.data_dir) / "embeddings" / str(int(model_id)) / str(int(dataset_id))
+
+
+def _chunks(folder: Path) -> list[tuple[int, Path]]:
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), folder / name) for name in os.listdir(folder) if (m := _CHUNK.match(name))]
+    return sorted(found)
+
+
+def normalised(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length in float32 (an all-zero row stays zero: it matches nothing)."""
+    v = np.asarray(vectors, np.float32)
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    return np.divide(v, norms, out=np.zeros_like(v), where=norms > 0)
+
+
+def append(settings: Settings, model_id: int, dataset_id: int, ids: list[int], vectors: np.ndarray) -> None:
+    """Store one batch as a new whole chunk (InvalidInput when the model gave no finite [n, dim] vectors)."""
+    if not ids:
+        return
+    v = np.asarray(vectors)
+    if v.ndim != 2 or v.shape[0] != len(ids):
+        raise InvalidInput(f"the embedder gave an output of shape {list(v.shape)} for {len(ids)} items; "
+                           "it must output [batch, dimensions]")
+    if not np.isfinite(v).all():
+        bad = [ids[i] for i in np.flatnonzero(~np.isfinite(v).all(axis=1))[:5]]
+        raise InvalidInput(f"the embedder gave non-finite numbers for items {bad}")
+    folder = store_dir(settings, model_id, dataset_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = _chunks(folder)
+    if existing and (dim := _dim(existing[-1][1])) != v.shape[1]:
+        raise InvalidInput(f"the embedder gave {v.shape[1]}-dimensional vectors, but {folder} holds {dim}-dimensional "
+                           "ones (was the model file replaced?)")
+    tmp = folder / f".{uuid.uuid4().hex}.tmp"
+    with open(tmp, "wb") as fh:
+        np.savez(fh, ids=np.asarray(ids, np.int64), vectors=normalised(v).astype(np.float16))
+        fh.flush()
+        os.fsync(fh.fileno())
+    number = existing[-1][0] + 1 if existing else 1
+    try:
+        while True:
+            try:
+                os.link(tmp, folder / f"chunk-{number:06d}.npz")
+                break
+            except FileExistsError:  # another writer took this number
+                number += 1
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _dim(path: Path) -> int:
+    with np.load(path) as z:
+        return int(z["vectors"].shape[1])
+
+
+def stored_ids(settings: Settings, model_id: int, dataset_id: int) -> set[int]:
+    """The item ids that have a vector (what a job skips)."""
+    out: set[int] = set()
+    for _, path in _chunks(store_dir(settings, model_id, dataset_id)):
+        with np.load(path) as z:
+            out.update(z["ids"].tolist())
+    return out
+
+
+_cache: dict[Path, tuple[tuple[tuple[int, int], ...], Vectors]] = {}
+_lock = threading.Lock()
+
+
+def load(settings: Settings, model_id: int, dataset_id: int) -> Vectors | None:
+    """Every stored vector as one array (None when there are none), cached per folder until a chunk is added."""
+    folder = store_dir(settings, model_id, dataset_id)
+    chunks = _chunks(folder)
+    if not chunks:
+        return None
+    signature = tuple((n, p.stat().st_size) for n, p in chunks)
+    with _lock:
+        hit = _cache.get(folder)
+        if hit is not None and hit[0] == signature:
+            return hit[1]
+    id_parts, vec_parts = [], []
+    for _, path in chunks:
+        with np.load(path) as z:
+            id_parts.append(z["ids"])
+            vec_parts.append(z["vectors"])
+    all_ids = np.concatenate(id_parts)
+    all_vectors = np.concatenate(vec_parts)
+    # the latest vector of an item wins: unique over the reversed order keeps each id's last write
+    _, last = np.unique(all_ids[::-1], return_index=True)
+    keep = np.sort(len(all_ids) - 1 - last)
+    order = np.argsort(all_ids[keep], kind="stable")
+    result = Vectors(np.ascontiguousarray(all_ids[keep][order]), np.ascontiguousarray(all_vectors[keep][order]))
+    with _lock:
+        _cache[folder] = (signature, result)
+    return result
