@@ -5,9 +5,10 @@ What a backup holds, in one uncompressed tar file:
   writing, then checked with `PRAGMA integrity_check`. The copy is made in ONE backup step: on a WAL database that
   step is one read transaction, a consistent snapshot that does not block writers. (Copying in several small steps
   restarts from the first page whenever another connection writes, so under steady writes it may never finish.)
-- `data/masks/`, `data/models/`, `data/predictions/`, `data/secret_key`: the files of the data dir that rows refer
-  to and that nothing can derive again — users' stored masks (content-addressed), registered model files, predicted
-  masks, and the key that signs sessions. Dataset folders (the user's own read-only data), decompression work files
+- `data/masks/`, `data/models/`, `data/predictions/`, `data/embeddings/`, `data/secret_key`: the files of the
+  data dir that rows refer to and that nothing can derive again, or only by re-running jobs — users' stored masks
+  (content-addressed), registered model files, predicted masks, embedding vectors, and the key that signs
+  sessions. Dataset folders (the user's own read-only data), decompression work files
   and exports are not included: they are re-derivable or not ours.
 - `manifest.json`: format version, schema revision, row counts per table, and the data dir the rows name.
 
@@ -42,7 +43,7 @@ from app.errors import Conflict, InvalidInput, NotFound, Unsupported
 FORMAT = 1
 DB_MEMBER = "medview.db"
 MANIFEST = "manifest.json"
-DATA_FOLDERS = ("masks", "models", "predictions")  # under the data dir; named by rows, not re-derivable
+DATA_FOLDERS = ("masks", "models", "predictions", "embeddings")  # under the data dir; costly or impossible to derive
 DATA_FILES = ("secret_key",)
 SECRET_MODE = 0o600
 
