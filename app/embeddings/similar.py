@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.catalog.queries import get_item
 from app.config import Settings
 from app.db.models import Item
-from app.embeddings.ann import EXACT_MAX, ann_top_k
+from app.embeddings.ann import EXACT_MAX, ann_top_k, index_if_ready
 from app.embeddings.search import top_k
 from app.errors import InvalidInput, NotFound
 from app.inference.registry import get_model, model_card
@@ -53,10 +53,11 @@ def similar_items(session: Session, settings: Settings, item_id: int, model_id: 
         positions = np.searchsorted(vectors.ids, excluded_ids)
         rows += [int(p) for p, i in zip(positions, excluded_ids, strict=True)
                  if p < len(vectors) and int(vectors.ids[p]) == i]
-    if len(vectors) > EXACT_MAX:
-        found = ann_top_k(store_dir(settings, mid, dataset_id), vectors, vectors.vectors[row], k,
-                          {int(vectors.ids[r]) for r in rows})
-    else:
+    folder = store_dir(settings, mid, dataset_id)
+    index = index_if_ready(folder, vectors) if len(vectors) > EXACT_MAX else None
+    if index is not None:
+        found = ann_top_k(folder, vectors, vectors.vectors[row], k, {int(vectors.ids[r]) for r in rows}, index)
+    else:  # small enough, or the index is still being built: the exact scan
         found = top_k(vectors, vectors.vectors[row], k, rows)
     return {"model_id": mid, "k": k, "items": [{"id": int(vectors.ids[r]), "score": round(s, 6)}
                                                      for r, s in found]}

@@ -51,6 +51,23 @@ def test_ann_recall_and_exclusions(tmp_path):
     assert saved[0].stat().st_mtime_ns == before and len(again) == 10
 
 
+def test_a_query_never_waits_for_the_index_build(tmp_path):
+    """Above EXACT_MAX the first query starts the build in the background and is answered without the index; once
+    it is saved, the index is used (and loaded, not rebuilt, after a restart)."""
+    from tests.helpers.wait import wait_until
+
+    vectors = clustered(3000, 16)
+    ann._indexes.clear()
+    assert ann.index_if_ready(tmp_path, vectors) is None  # not built yet: the caller scans exactly
+    wait_until(lambda: list(tmp_path.glob("index-*.usearch")), 120, "the background build to save the index")
+    wait_until(lambda: ann.index_if_ready(tmp_path, vectors) is not None, 30, "the index to be ready")
+    ann._indexes.clear()
+    index = ann.index_if_ready(tmp_path, vectors)  # saved: loaded at once
+    assert index is not None and len(index) == 3000
+    found = ann.ann_top_k(tmp_path, vectors, vectors.vectors[7], 5, {int(vectors.ids[7])}, index)
+    assert len(found) == 5 and 7 not in [r for r, _ in found]
+
+
 def test_lesion_crop_with_context():
     from app.inference.tasks.embed import crop_box
 
