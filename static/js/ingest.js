@@ -124,11 +124,15 @@ async function poll() {
   const active = [...rows.values()].filter((li) => ACTIVE.has(li.dataset.status));
   let finished = false;
   await Promise.all(active.map(async (li) => {
-    const r = await fetch(fillUrl(URLS.job, { id: li.dataset.id }), { headers: { Accept: "application/json" } });
-    if (!r.ok) return;
-    const job = await r.json();
-    render(job);
-    if (job.status === "done") finished = true;
+    try {
+      const r = await fetch(fillUrl(URLS.job, { id: li.dataset.id }), { headers: { Accept: "application/json" } });
+      if (!r.ok) return;
+      const job = await r.json();
+      render(job);
+      if (job.status === "done") finished = true;
+    } catch {
+      // the server restarting or the page unloading (a reload under way): try again at the next tick
+    }
   }));
   if (finished) {
     window.location.reload(); // the datasets table, with the new or updated dataset
