@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from app.datasets.base import Image2D, PixelError, View
+from app.datasets.base import Image2D, ItemRef, PixelError, View
 from app.imaging.volume import PLANE_AXIS, display_plane, plane_count
 from app.lru import SizedLRU
 
@@ -85,3 +85,11 @@ def volume_view(vol: Volume, view: View, source: str = "") -> Image2D:
         raise PixelError(f"slice {index} is outside the {view.plane} range 0–{count - 1}{where}")
     pixels, pixel_mm = display_plane(vol.data, vol.spacing, view.plane, index)
     return Image2D(pixels, index, pixel_mm)
+
+
+def canonical_slices(item: ItemRef, plane: str) -> Sequence[int]:
+    """The slice numbers of a plane of an item stored as one canonical (RAS+) volume whose size is the item's
+    width × height × depth (VerSe, NIfTI); ValueError naming the planes for any other plane."""
+    if plane not in PLANE_AXIS:
+        raise ValueError(f"plane must be one of {', '.join(PLANE_AXIS)}, not {plane!r}")
+    return range(plane_count((item.width, item.height, item.depth), plane))

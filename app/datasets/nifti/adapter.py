@@ -35,8 +35,8 @@ from app.datasets.nifti.index import SPACING_BANDS, PairIndexer
 from app.datasets.nifti.layout import find_pairs, looks_like_nifti
 from app.datasets.roots import DatasetFiles, Limits
 from app.datasets.verse.nifti import NiftiError, load_labels, to_hu_int16
-from app.datasets.volumes import Volume, VolumeCache, volume_view
-from app.imaging.volume import PLANE_AXIS, display_plane, plane_count, to_canonical, voxel_spacing
+from app.datasets.volumes import Volume, VolumeCache, canonical_slices, volume_view
+from app.imaging.volume import display_plane, to_canonical, voxel_spacing
 
 log = logging.getLogger(__name__)
 PALETTE_LABELS = 14  # labels every overlay palette names (two tiers of colours)
@@ -112,9 +112,7 @@ class NiftiAdapter(DatasetAdapter):
         return item.width, item.height, item.depth
 
     def slices(self, item: ItemRef, plane: str) -> Sequence[int]:
-        if plane not in PLANE_AXIS:
-            raise ValueError(f"plane must be one of {', '.join(PLANE_AXIS)}, not {plane!r}")
-        return range(plane_count(self._shape(item), plane))
+        return canonical_slices(item, plane)
 
     @staticmethod
     def _load(item: ItemRef, relative: str, labels: bool, volumes: VolumeCache) -> Volume:

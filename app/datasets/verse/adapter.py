@@ -47,9 +47,9 @@ from app.datasets.verse.index import CaseIndexer
 from app.datasets.verse.layout import find_cases, looks_like_verse
 from app.datasets.verse.nifti import NiftiError, load_ct, load_labels
 from app.datasets.verse.patient import PATIENT_PAGE
-from app.datasets.volumes import Volume, VolumeCache, volume_view
+from app.datasets.volumes import Volume, VolumeCache, canonical_slices, volume_view
 from app.imaging.overlay import Label
-from app.imaging.volume import PLANE_AXIS, display_plane, plane_count, voxel_to_display
+from app.imaging.volume import PLANE_AXIS, display_plane, voxel_to_display
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +127,7 @@ class VerseAdapter(DatasetAdapter):
         return item.width, item.height, item.depth
 
     def slices(self, item: ItemRef, plane: str) -> Sequence[int]:
-        if plane not in PLANE_AXIS:
-            raise ValueError(f"plane must be one of {', '.join(PLANE_AXIS)}, not {plane!r}")
-        return range(plane_count(self._shape(item), plane))
+        return canonical_slices(item, plane)
 
     @staticmethod
     def _load(item: ItemRef, relative: str, labels: bool, volumes: VolumeCache) -> Volume:
