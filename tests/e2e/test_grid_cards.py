@@ -80,7 +80,8 @@ def test_real_verse_cutout_card_is_whole(page, live_server, engine, settings, re
     ds = ingest_path(engine, settings, realdata("verse"), kind="verse", name="real-verse").dataset_id
     page.goto(f"{live_server}/datasets/{ds}")
     settle_grid(page)
-    check_cards_whole(page)
+    cards = check_cards_whole(page)
+    assert len(cards) == 1  # the one subject of the sample, whole
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "verse-real-grid.png"))
 
