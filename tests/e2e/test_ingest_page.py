@@ -75,10 +75,14 @@ def test_progress_shows_the_phase_and_counts_while_the_ingest_runs(page, live_se
     page.click("#add-dataset > summary")
     page.fill("#ingest-path", str(cells))
     page.click("#ingest-form button[type=submit]")
-    writing = page.wait_for_selector('#ingest-jobs li.ingest-job[data-phase="writing items"]', timeout=30000)
-    _shot(page, "ingest-progress.png")
-    assert re.search(r"running · writing items [\d,]+ / [\d,]+", writing.text_content()), writing.text_content()
-    assert 0 < int(writing.eval_on_selector("progress", "p => p.value")) <= 1260
+    # text and bar read in one step, in the page: the page reloads itself as soon as the ingest is done
+    seen = page.wait_for_function("""() => {
+        const li = document.querySelector('#ingest-jobs li.ingest-job[data-phase="writing items"]');
+        const bar = li && li.querySelector('progress');
+        return li && bar && bar.value > 0 ? {text: li.textContent, value: bar.value} : null;
+    }""", timeout=30000).json_value()
+    assert re.search(r"running · writing items [\d,]+ / [\d,]+", seen["text"]), seen
+    assert 0 < int(seen["value"]) <= 1260, seen
     page.wait_for_selector("#dataset-table a:text-is('big')", timeout=60000)
     assert "done · " in page.text_content("#ingest-jobs li.ingest-job[data-status=done]")
 
