@@ -87,9 +87,14 @@ def volume_view(vol: Volume, view: View, source: str = "") -> Image2D:
     return Image2D(pixels, index, pixel_mm)
 
 
+def canonical_shape(item: ItemRef) -> tuple[int, int, int]:
+    """The (x, y, z) voxel shape of an item stored as one canonical volume: its width × height × depth."""
+    return item.width, item.height, item.depth
+
+
 def canonical_slices(item: ItemRef, plane: str) -> Sequence[int]:
     """The slice numbers of a plane of an item stored as one canonical (RAS+) volume whose size is the item's
     width × height × depth (VerSe, NIfTI); ValueError naming the planes for any other plane."""
     if plane not in PLANE_AXIS:
         raise ValueError(f"plane must be one of {', '.join(PLANE_AXIS)}, not {plane!r}")
-    return range(plane_count((item.width, item.height, item.depth), plane))
+    return range(plane_count(canonical_shape(item), plane))

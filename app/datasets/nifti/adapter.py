@@ -35,7 +35,7 @@ from app.datasets.nifti.index import SPACING_BANDS, PairIndexer
 from app.datasets.nifti.layout import find_pairs, looks_like_nifti
 from app.datasets.roots import DatasetFiles, Limits
 from app.datasets.verse.nifti import NiftiError, load_labels, to_hu_int16
-from app.datasets.volumes import Volume, VolumeCache, canonical_slices, volume_view
+from app.datasets.volumes import Volume, VolumeCache, canonical_shape, canonical_slices, volume_view
 from app.imaging.volume import display_plane, to_canonical, voxel_spacing
 
 log = logging.getLogger(__name__)
@@ -107,9 +107,7 @@ class NiftiAdapter(DatasetAdapter):
         return ScanResult(items=found, problems=problems, options=options)
 
     # -- pixels -----------------------------------------------------------------------------
-    @staticmethod
-    def _shape(item: ItemRef) -> tuple[int, int, int]:
-        return item.width, item.height, item.depth
+    _shape = staticmethod(canonical_shape)
 
     def slices(self, item: ItemRef, plane: str) -> Sequence[int]:
         return canonical_slices(item, plane)

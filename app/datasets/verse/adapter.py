@@ -47,7 +47,7 @@ from app.datasets.verse.index import CaseIndexer
 from app.datasets.verse.layout import find_cases, looks_like_verse
 from app.datasets.verse.nifti import NiftiError, load_ct, load_labels
 from app.datasets.verse.patient import PATIENT_PAGE
-from app.datasets.volumes import Volume, VolumeCache, canonical_slices, volume_view
+from app.datasets.volumes import Volume, VolumeCache, canonical_shape, canonical_slices, volume_view
 from app.imaging.overlay import Label
 from app.imaging.volume import PLANE_AXIS, display_plane, voxel_to_display
 
@@ -122,9 +122,7 @@ class VerseAdapter(DatasetAdapter):
         return result
 
     # -- pixels -----------------------------------------------------------------------------
-    @staticmethod
-    def _shape(item: ItemRef) -> tuple[int, int, int]:
-        return item.width, item.height, item.depth
+    _shape = staticmethod(canonical_shape)
 
     def slices(self, item: ItemRef, plane: str) -> Sequence[int]:
         return canonical_slices(item, plane)
