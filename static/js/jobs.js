@@ -93,8 +93,12 @@ function showError(err) {
 async function poll() {
   const active = [...rows.values()].filter((li) => ACTIVE.has(li.dataset.status));
   await Promise.all(active.map(async (li) => {
-    const r = await fetch(fillUrl(URLS.job, { id: li.dataset.id }));
-    if (r.ok) render(await r.json());
+    try {
+      const r = await fetch(fillUrl(URLS.job, { id: li.dataset.id }));
+      if (r.ok) render(await r.json());
+    } catch {
+      // the server restarting or the page being left: try again at the next tick
+    }
   }));
   setTimeout(poll, POLL_MS);
 }
