@@ -34,6 +34,7 @@ from app.api.security import Principal, RequireRole, client_address, current_pri
 from app.catalog import queries, sorting
 from app.datasets.registry import get_adapter
 from app.db.models import Dataset
+from app.embeddings.uncertainty import uncertainty_order
 from app.errors import Forbidden
 from app.review import annotations as versions
 from app.review import comments, queues, suggestions, verdicts
@@ -117,11 +118,22 @@ def _filters(raw: dict[str, list[str] | str]) -> dict[str, list[str]]:
              responses=errors(400, 401, 403, 404, 422))
 def create_queue(body: QueueIn, request: Request, session: SessionDep, catalog: CatalogDep,
                  reviewer: Reviewer) -> Response:
-    """A queue of the dataset's items matching `filters`, in the grid's `sort` order, fixed now."""
+    """A queue of the dataset's items matching `filters`, in the grid's `sort` order, fixed now; with
+    `uncertainty`, the items a classifier predicted, unreviewed first and least certain first (its `sort` then
+    reads `uncertainty:MODEL_ID:MEASURE`)."""
     filters = _filters(body.filters)
     dataset = queries.get_dataset(session, body.dataset_id)
-    if body.limit is not None and body.item_ids is None:  # the first `limit` in the grid's order
-        ids: list[int] = []
+    sort = body.sort
+    ids: list[int]
+    if body.uncertainty is not None:  # active learning: least certain first (app.embeddings.uncertainty)
+        ids = uncertainty_order(session, body.uncertainty.model_id, dataset, filters, body.uncertainty.measure)
+        if body.item_ids is not None:
+            chosen = set(body.item_ids)
+            ids = [i for i in ids if i in chosen]
+        ids = ids[:body.limit or queues.MAX_ITEMS]
+        sort = f"uncertainty:{body.uncertainty.model_id}:{body.uncertainty.measure}"
+    elif body.limit is not None and body.item_ids is None:  # the first `limit` in the grid's order
+        ids = []
         cursor: str | None = None
         while len(ids) < body.limit:
             page, cursor = queries.page_ids(session, catalog, dataset.id, filters, sort=body.sort, cursor=cursor,
@@ -134,7 +146,7 @@ def create_queue(body: QueueIn, request: Request, session: SessionDep, catalog: 
         if body.item_ids is not None:  # the grid's selection, kept in the grid's order
             chosen = set(body.item_ids)
             ids = [i for i in ids if i in chosen][:body.limit]
-    queue = queues.create_queue(session, name=body.name, dataset=dataset, filters=filters, sort=body.sort,
+    queue = queues.create_queue(session, name=body.name, dataset=dataset, filters=filters, sort=sort,
                                 readers_per_item=body.readers_per_item, assignees=body.assignees, item_ids=ids,
                                 actor=reviewer, address=client_address(request))
     return json_response(queues.summary(session, queue, reviewer.username), 201)

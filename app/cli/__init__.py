@@ -1,4 +1,4 @@
-"""The `medview` command: serve, demo, worker, ingest, models, predict, export, db, users, backup, restore.
+"""The `medview` command: serve, demo, worker, ingest, models, predict, fewshot, export, db, users, backup, restore.
 Messages go to stderr; summaries to stdout.
 
 Start-up is part of every command's time (an export of a table is mostly start-up), so what only some commands
@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError as DBAPIOperationalError
 from app.accounts.cli import add_users_command
 from app.cli.backup import add_backup_commands
 from app.cli.data import cmd_db, cmd_export, cmd_ingest, cmd_models, cmd_predict
+from app.cli.fewshot import add_fewshot_commands
 from app.cli.server import cmd_demo, cmd_serve, cmd_worker
 from app.config import Settings
 from app.console import err
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["upgrade", "downgrade"])
     p.add_argument("revision", nargs="?")
     p.set_defaults(func=cmd_db)
+    add_fewshot_commands(sub)
     add_users_command(sub)
     add_backup_commands(sub)
     return parser

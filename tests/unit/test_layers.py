@@ -49,6 +49,11 @@ ALLOWED["ingest_jobs"] = {"audit", "pixels", "inference", "datasets", "db", "err
 # app.embeddings (issue 15): similar-item search over inference's vector files; used by the API.
 ALLOWED["embeddings"] = {"inference", "catalog", "db", "errors", "config"}
 ALLOWED["api"] = ALLOWED["api"] | {"embeddings"}
+# few-shot classifiers (issue 15, app.embeddings.fewshot): their page reads what a model was trained on; the CLI
+# trains them and prints the label curve. Training registers a model (audit) and names the dataset kind's classes.
+ALLOWED["embeddings"] = ALLOWED["embeddings"] | {"audit", "datasets"}
+for _user in ("web", "cli"):
+    ALLOWED[_user] = ALLOWED[_user] | {"embeddings"}
 for _user in ("api", "web", "cli", "main"):
     ALLOWED[_user] = ALLOWED[_user] | {"ingest_jobs"}
 

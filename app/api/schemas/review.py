@@ -91,6 +91,12 @@ class ReviewCreated(BaseModel):
                                                         "readers have read it; null before (blinded).")
 
 
+class UncertaintyOrder(BaseModel):
+    model_id: Id = Field(description="A classifier whose stored probabilities order the queue.")
+    measure: Literal["margin", "entropy"] = Field("margin", description="`margin`: top-1 − top-2 probability, "
+                                                  "smallest first; `entropy`: largest first.")
+
+
 class QueueIn(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     dataset_id: Id
@@ -103,6 +109,9 @@ class QueueIn(RequestBody):
                                                                  "(e.g. the 100 lowest Dice).")
     item_ids: list[Id] | None = Field(None, max_length=10_000, description="A selection of the grid: only these "
                                                                             "of the matching items, in sort order.")
+    uncertainty: UncertaintyOrder | None = Field(None, description="Active learning: instead of `sort`, the "
+                                                 "items the classifier predicted, unreviewed first, least certain "
+                                                 "first (docs/embeddings.md).")
 
 
 class ReaderProgress(BaseModel):
