@@ -98,7 +98,8 @@ def load_labelled(session: Session, settings: Settings, embed_model_id: int, dat
     truth: dict[int, str | None] = {}
     for start in range(0, len(ids), _IDS_PER_QUERY):
         chunk = ids[start:start + _IDS_PER_QUERY]
-        known = dict(session.execute(select(Item.id, Item.label).where(Item.id.in_(chunk))).tuples().all())
+        known: dict[int, str | None] = {item_id: label for item_id, label in session.execute(
+            select(Item.id, Item.label).where(Item.id.in_(chunk)))}
         truth.update(ground_truth_labels(session, chunk, known))
     eligible = set(ids)
     if source == "verdicts":
