@@ -136,7 +136,7 @@ def curve(session: Session, settings: Settings, embed_model_id: int, dataset_id:
         small = min(counts, key=lambda c: counts[c])
         raise InvalidInput(f"source: class {small!r} has {counts[small]} labelled item with a vector; the curve "
                            "needs at least 2 per class (one to train on, one to test)")
-    points = label_curve(data.stored.vectors[data.rows].astype(np.float32), data.y, len(data.classes),
+    points = label_curve(data.stored.vectors[data.rows], data.y, len(data.classes),
                          method=method, sizes=sizes, draws=draws, seed=seed, class_names=data.classes)
     return {"embed_model_id": data.embed.id, "dataset_id": data.dataset.id, "source": source, "method": method,
             "draws": draws, "seed": seed, "classes": data.classes, "labelled": counts, "points": points}
@@ -157,11 +157,12 @@ def train(session: Session, settings: Settings, *, embed_model_id: int, dataset_
     data = load_labelled(session, settings, embed_model_id, dataset_id, source)
     k = len(data.classes)
     picked = draw(data.y, per_class, k, np.random.default_rng(seed), data.classes)
-    x = data.stored.vectors[data.rows].astype(np.float32)
-    head = fit_head(x[picked], data.y[picked], k, method, seed)
+    head = fit_head(data.stored.vectors[data.rows[picked]], data.y[picked], k, method, seed)
     held = np.setdiff1d(np.arange(len(data.rows)), picked, assume_unique=True)
+    predicted = np.concatenate([head.predict(data.stored.vectors[data.rows[held[s:s + _ROWS_PER_INSERT]]])
+                                for s in range(0, len(held), _ROWS_PER_INSERT)] or [np.zeros(0, np.int64)])
     heldout = {"items": int(len(held)),
-               "balanced_accuracy": balanced_accuracy(data.y[held], head.predict(x[held])) if len(held) else None}
+               "balanced_accuracy": balanced_accuracy(data.y[held], predicted) if len(held) else None}
     train_ids = [int(data.stored.ids[data.rows[i]]) for i in picked]
     embed, dataset = data.embed, data.dataset
     model_name = name or default_name(embed, method, per_class, source)
@@ -199,7 +200,7 @@ def _store_predictions(session: Session, model: Model, data: Labelled, head: Hea
     kind = data.dataset.kind
     for start in range(0, len(rows), _ROWS_PER_INSERT):
         part = rows[start:start + _ROWS_PER_INSERT]
-        probabilities = head.probabilities(data.stored.vectors[part].astype(np.float32))
+        probabilities = head.probabilities(data.stored.vectors[part])
         results = []
         for row, prediction in zip(part, classify(probabilities, card), strict=True):
             item_id = int(data.stored.ids[row])

@@ -83,6 +83,7 @@ WRITES = [  # (method, path, body, least role)
     ("DELETE", "/api/jobs/999", None, "admin"),
     ("POST", "/api/items/999/predict", {"model_id": 999}, "reviewer"),
     ("DELETE", "/api/models/999", None, "admin"),
+    ("POST", "/api/models/fewshot", {"embed_model_id": 999, "dataset_id": 999}, "admin"),
     ("POST", "/api/users", {"username": "x1", "role": "viewer", "password": "long enough pw"}, "admin"),
     ("PATCH", "/api/users/nobody", {"role": "viewer"}, "admin"),
     ("POST", "/api/users/nobody/tokens", {"name": "t"}, "admin"),

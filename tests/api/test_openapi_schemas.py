@@ -219,6 +219,17 @@ def test_every_json_endpoint_matches_its_documented_schema(demo: tuple[TestClien
     assert [i["id"] for i in get(f"/api/items/{two[0]}/similar", model=embedder, k=3)["items"]] == [two[1]]
     get(f"/api/items/{two[0]}/similar", 400, model=models["classify"])
     get(f"/api/items/{ordered[-1]['id']}/similar", 404, model=embedder)
+    # few-shot classifiers on the demo embedder's vectors: the label curve, training, an uncertainty-first queue
+    demo_embedder = models["embed"]
+    get(f"/api/models/{demo_embedder}/fewshot-curve", dataset_id=pcam, draws=2)
+    get(f"/api/models/{models['classify']}/fewshot-curve", 400, dataset_id=pcam)
+    fewshot = check(doc, seen, client.post("/api/models/fewshot", json={
+        "embed_model_id": demo_embedder, "dataset_id": pcam, "per_class": 5}), 201)
+    check(doc, seen, client.post("/api/models/fewshot", json={
+        "embed_model_id": embedder, "dataset_id": pcam, "per_class": 5}), 400)
+    check(doc, seen, client.post("/api/review/queues", json={
+        "name": "uncertain", "dataset_id": pcam, "limit": 10, "uncertainty": {"model_id": fewshot["model"]["id"]}}),
+        201)
     # a 3-D prediction (seconds) against a wait of a nanosecond: 202, then stored in the background
     volume = get(f"/api/datasets/{datasets['verse']}/items", limit=1)["items"][0]["id"]
     before = get(f"/api/items/{volume}")["predictions"][0]["created_at"]
