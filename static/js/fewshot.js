@@ -35,7 +35,7 @@ function drawCurve(curve) {
     return;
   }
   const xs = points.map((p) => p.per_class);
-  const lo = Math.log10(Math.min(1, ...xs)), hi = Math.log10(Math.max(10, ...xs) * 1.15);
+  const lo = Math.log10(Math.min(1, ...xs)) - 0.12, hi = Math.log10(Math.max(10, ...xs)) + 0.12;
   const chance = 1 / curve.classes.length;
   const yLo = Math.max(0, Math.floor((Math.min(chance, ...points.map((p) => p.mean - p.sd)) - 0.05) * 10) / 10);
   const x = (n) => PAD.left + ((Math.log10(n) - lo) / (hi - lo)) * (W - PAD.left - PAD.right);
