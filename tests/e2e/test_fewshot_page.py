@@ -48,7 +48,8 @@ def test_train_and_see_the_curve(page, live_server, ingested, tmp_path):
     page.click("#fewshot-curve-run")
     page.wait_for_selector("#fewshot-curve svg circle.curve-dot")
     assert page.locator("#fewshot-curve circle.curve-dot").count() == len(expected["points"]) >= 1
-    means = page.eval_on_selector_all("#fewshot-curve-table tbody tr td:nth-child(2)", "ts => ts.map(t => t.textContent)")
+    means = page.eval_on_selector_all("#fewshot-curve-table tbody tr td:nth-child(2)",
+                                      "ts => ts.map(t => t.textContent)")
     assert means == [f"{p['mean']:.3f}" for p in expected["points"]]
 
     page.fill("#fewshot-train-form input[name=per_class]", "1")
