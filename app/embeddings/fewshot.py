@@ -67,6 +67,12 @@ class Labelled:
     y: np.ndarray
     truth: dict[int, str | None]  # every embedded item's ground-truth label (for the predictions' metrics)
 
+    def pool(self, exclude: np.ndarray) -> np.ndarray:
+        """Rows of the vectors of the dataset's items (a removed item's vector may linger), but `exclude`."""
+        present = np.asarray([int(i) in self.truth for i in self.stored.ids], bool)
+        present[exclude] = False
+        return np.flatnonzero(present)
+
     def counts(self) -> dict[str, int]:
         return {c: int(n) for c, n in zip(self.classes, np.bincount(self.y, minlength=len(self.classes)),
                                           strict=True)}
@@ -99,8 +105,8 @@ def load_labelled(session: Session, settings: Settings, embed_model_id: int, dat
     for start in range(0, len(ids), _IDS_PER_QUERY):
         chunk = ids[start:start + _IDS_PER_QUERY]
         known: dict[int, str | None] = {item_id: label for item_id, label in session.execute(
-            select(Item.id, Item.label).where(Item.id.in_(chunk)))}
-        truth.update(ground_truth_labels(session, chunk, known))
+            select(Item.id, Item.label).where(Item.id.in_(chunk), Item.dataset_id == dataset.id))}
+        truth.update(ground_truth_labels(session, list(known), known))  # vectors of removed items are skipped
     eligible = set(ids)
     if source == "verdicts":
         eligible = set(session.scalars(select(Item.id).where(Item.dataset_id == dataset.id,
@@ -176,7 +182,7 @@ def train(session: Session, settings: Settings, *, embed_model_id: int, dataset_
             "applies_to": [dataset.kind]}
     card_from_dict(card, source="few-shot card")  # a bad name says so before any file is written
     onnx_bytes = compose_onnx(embed.path, head)
-    pool_rows = np.setdiff1d(np.arange(len(data.stored)), data.rows[picked], assume_unique=True)
+    pool_rows = data.pool(data.rows[picked])
     session.commit()
     model = registry.add_model(session, settings, onnx_bytes, "fewshot.onnx", card_text=json.dumps(card),
                                card_filename="card.json", actor=actor, address=address)

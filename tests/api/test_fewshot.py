@@ -65,6 +65,8 @@ def separable(settings, dataset_id: int, model_id: int, truth: dict[int, str]) -
     ids = sorted(truth)
     v = np.stack([centres[truth[i]] + 0.05 * rng.standard_normal(16) for i in ids])
     vectors.append(settings, model_id, dataset_id, ids, v)
+    # and a vector left over from an item the dataset no longer has: never trained on, never predicted
+    vectors.append(settings, model_id, dataset_id, [max(ids) + 1000], v[:1])
 
 
 def test_train_registers_a_classifier_with_held_out_predictions(client, settings, embedded):
@@ -114,6 +116,7 @@ def test_separable_vectors_and_the_curve(client, settings, embedded):
         made = client.post("/api/models/fewshot", json={"embed_model_id": embed_id, "dataset_id": dataset_id,
                                                          "per_class": 1, "method": method}).json()
         assert made["heldout"]["balanced_accuracy"] == 1.0, made
+        assert made["predicted"] == ALL - 2 and made["heldout"]["items"] == ALL - 2
     r = client.get(f"/api/models/{embed_id}/fewshot-curve", params={"dataset_id": dataset_id, "draws": 3})
     assert r.status_code == 200, r.text
     curve = r.json()
