@@ -161,6 +161,9 @@ def train(session: Session, settings: Settings, *, embed_model_id: int, dataset_
     if per_class < 1:
         raise InvalidInput(f"per_class: at least 1, got {per_class}")
     data = load_labelled(session, settings, embed_model_id, dataset_id, source)
+    if data.embed.runtime != "onnx":
+        raise InvalidInput(f"embed_model_id: model {data.embed.name!r} is a {data.embed.runtime} model; a few-shot "
+                           "classifier is built onto an ONNX embedder's graph (its label curve works for any)")
     k = len(data.classes)
     picked = draw(data.y, per_class, k, np.random.default_rng(seed), data.classes)
     head = fit_head(data.stored.vectors[data.rows[picked]], data.y[picked], k, method, seed)

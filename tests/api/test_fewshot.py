@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.cli import main as cli_main
-from app.db.models import QueueItem
+from app.db.models import Model, QueueItem
 from app.db.session import make_session_factory
 from app.embeddings import fewshot
 from app.embeddings.uncertainty import margins
@@ -172,7 +172,7 @@ def test_uncertainty_queue_orders_by_margin_unreviewed_first(client, engine, emb
     assert r.status_code == 201 and r.json()["progress"]["items"] == 3
 
 
-def test_refusals(monkeypatch, client, settings, pcam_dataset_id, pcam_model_id, embedder, tmp_path):
+def test_refusals(monkeypatch, client, engine, settings, pcam_dataset_id, pcam_model_id, embedder, tmp_path):
     def train(**body):
         base = {"embed_model_id": embedder, "dataset_id": pcam_dataset_id, "per_class": 2}
         return client.post("/api/models/fewshot", json={**base, **body})
@@ -203,6 +203,15 @@ def test_refusals(monkeypatch, client, settings, pcam_dataset_id, pcam_model_id,
     refused(client.post("/api/review/queues", json={**queue, "uncertainty": {"model_id": pcam_model_id}}), 400,
             "uncertainty.model_id: model 'pcam-baseline' has no prediction")
     refused(client.post("/api/review/queues", json={**queue, "uncertainty": {"model_id": 9999}}), 404, "model")
+    with make_session_factory(engine)() as session:  # a TorchScript embedder has no graph to extend
+        session.execute(update(Model).where(Model.id == embedder).values(runtime="torchscript"))
+        session.commit()
+    refused(train(name="ts"), 400, "is a torchscript model; a few-shot classifier is built onto an ONNX")
+    assert client.get(f"/api/models/{embedder}/fewshot-curve", params={"dataset_id": pcam_dataset_id}).status_code \
+        == 200
+    with make_session_factory(engine)() as session:
+        session.execute(update(Model).where(Model.id == embedder).values(runtime="onnx"))
+        session.commit()
     # a failure after the registration (writing the predictions) removes the model and its files again
     def broken(*args, **kwargs):
         raise InvalidInput("disk full (simulated)")
@@ -243,3 +252,24 @@ def test_cli(monkeypatch, capsys, client, settings, embedded):
     assert client.get(f"/api/models/{model_id}").json()["name"] == "from-cli"
     assert cli_main(["fewshot", "train", "--model", "pcam-embedder", "--dataset", "pcam", "--per-class", "99"]) == 2
     assert "per_class: class" in capsys.readouterr().err
+
+
+def test_page_by_role(anon_client, settings, embedded, pcam_model_id):
+    dataset_id, embed_id = embedded
+    admin = {"Authorization": anon_client.headers.pop("Authorization")}
+    made = anon_client.post("/api/models/fewshot", headers=admin, json={
+        "embed_model_id": embed_id, "dataset_id": dataset_id, "per_class": 2}).json()
+    url = f"/models/{embed_id}/fewshot"
+    page = anon_client.get(url, headers=admin)
+    assert page.status_code == 200 and 'id="fewshot-train-form"' in page.text
+    assert f'data-model-id="{made["model"]["id"]}"' in page.text and "uncertainty-queue" in page.text
+    assert f"{made['heldout']['balanced_accuracy']:.3f}" in page.text and "20 vectors" in page.text
+    viewer = anon_client.get(url, params={"dataset_id": dataset_id}, headers=as_role(settings, "viewer"))
+    assert viewer.status_code == 200 and 'id="fewshot-curve-form"' in viewer.text
+    assert "fewshot-train-form" not in viewer.text and "uncertainty-queue" not in viewer.text
+    reviewer = anon_client.get(url, headers=as_role(settings, "reviewer")).text
+    assert "fewshot-train-form" not in reviewer and "uncertainty-queue" in reviewer
+    assert anon_client.get(f"/models/{pcam_model_id}/fewshot", headers=admin).status_code == 400
+    assert anon_client.get("/models/9999/fewshot", headers=admin).status_code == 404
+    models = anon_client.get("/models", headers=admin).text
+    assert f'/models/{embed_id}/fewshot"' in models
