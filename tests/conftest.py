@@ -12,6 +12,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -21,6 +22,21 @@ from app.config import Settings
 from app.db.migrate import upgrade
 from tests.helpers.realdata import REALDATA
 
+
+def _redis_db_per_xdist_worker() -> None:
+    """Under pytest-xdist (the README runs the suite with `-n 2`) the Redis tests of two workers would flush and
+    read one database at once: worker gwN takes the URL's database number (default 0) + N instead. Set here,
+    before any test module reads MEDVIEW_TEST_REDIS_URL, and inherited by the processes the tests start."""
+    worker, url = os.environ.get("PYTEST_XDIST_WORKER", ""), os.environ.get("MEDVIEW_TEST_REDIS_URL", "")
+    if not (worker.startswith("gw") and worker[2:].isdigit() and url):
+        return
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    db = (int(path) if path.isdigit() else 0) + int(worker[2:])
+    os.environ["MEDVIEW_TEST_REDIS_URL"] = urlunsplit(parts._replace(path=f"/{db % 16}"))
+
+
+_redis_db_per_xdist_worker()
 PG_URL = os.environ.get("MEDVIEW_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 

@@ -135,7 +135,6 @@ def test_fill_overlay_blends_the_mask_colour(client, ingested, bis5k_sample, opa
     assert np.array_equal(out[~fg], rgb[~fg])
     y, x = np.argwhere(fg)[len(np.argwhere(fg)) // 2]  # one pixel inside, spelled out
     assert tuple(out[y, x]) == tuple(int(v + 0.5) for v in rgb[y, x] * (1 - opacity) + AMBER * opacity)
-    Image.fromarray(out).save(f"/tmp/bis5k_fill_{opacity}.png")
 
 
 def test_contour_overlay_colours_the_edge_only(client, ingested, bis5k_sample):
@@ -152,7 +151,6 @@ def test_contour_overlay_colours_the_edge_only(client, ingested, bis5k_sample):
     assert edge.sum() > 100 and edge.sum() < fg.sum() / 2
     assert (out[edge] == AMBER.astype(np.uint8)).all()
     assert np.array_equal(out[~edge], rgb[~edge])
-    Image.fromarray(out).save("/tmp/bis5k_contour.png")
 
 
 def test_thumbnail_item_page_and_dataset_page(client, ingested, bis5k_sample):

@@ -179,7 +179,6 @@ def test_overlay_writes_the_class_in_the_corner(engine, settings, client, csv_sa
     assert changed.sum() > 30 and ys.max() < 0.25 * plain.shape[0] and xs.max() < 0.5 * plain.shape[1]
     yellow = gt[changed]
     assert ((yellow[:, 0] > 200) & (yellow[:, 1] > 200) & (yellow[:, 2] < 120)).any()  # the label's colour
-    Image.fromarray(gt).save("/tmp/imagefolder_gt.png")
     unlabeled = next(s for s in csv_sample.images if s.split == "unlabeled_train")
     uid = all_items(client, report.dataset_id)[unlabeled.rel]["id"]
     assert client.get(f"/api/items/{uid}/render", params={"overlays": "gt"}).content == \
