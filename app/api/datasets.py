@@ -19,6 +19,7 @@ from app.api.security import Principal, RequireRole, client_address
 from app.catalog import queries, readable, urls
 from app.config import Settings
 from app.datasets.roots import DataRoots
+from app.embeddings.patient_tracks import with_lesion_tracks
 from app.errors import InvalidInput
 from app.render.service import OVERLAY_CHOICES
 from app.render.sheet import MAX_TILES, check_sheet_params, contact_sheet
@@ -152,5 +153,8 @@ def sheet(dataset_id: PathId, request: Request, session: SessionDep, renderer: R
 
 
 @router.get("/{dataset_id}/patients/{patient}", response_model=PatientTimeline, responses=errors(404, 422))
-def patient(dataset_id: PathId, patient: str, session: SessionDep) -> Response:
-    return json_response(queries.patient_timeline(session, dataset_id, patient))
+def patient(dataset_id: PathId, patient: str, session: SessionDep, settings: SettingsDep) -> Response:
+    """`tracks` matched by lesion embedding and location when an embedding model has lesion vectors for the
+    dataset (`tracks_model` names the newest such model), else by type and location."""
+    return json_response(with_lesion_tracks(session, settings, queries.patient_timeline(session, dataset_id,
+                                                                                        patient)))

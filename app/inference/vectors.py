@@ -7,6 +7,10 @@ product) of one job batch. A chunk is written to a temporary name, flushed and t
 name, which fails if another writer took that number (it then takes the next): a crash leaves only whole chunks
 (and a stray `.tmp` that nothing reads), so a job re-run skips the items already stored and resumes.
 An item written twice (a single-item predict after a job) keeps its latest vector.
+
+Sub-stores: the same chunk format in a sub-folder keyed by other ids — `lesions/` holds one vector per lesion
+(DeepLesion's RECIST boxes), keyed by annotation id (`sub=LESIONS`); `lookup` reads only the vectors of a few
+ids (one patient's lesions) without loading the whole store.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from app.config import Settings
 from app.errors import InvalidInput
 
 _CHUNK = re.compile(r"^chunk-(\d{6,})\.npz$")
+LESIONS = "lesions"  # the sub-store of per-lesion vectors, keyed by annotation id
+SUB_STORES = (LESIONS,)
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,18 @@ class Vectors:
         return i if i < len(self.ids) and int(self.ids[i]) == item_id else None
 
 
-def store_dir(settings: Settings, model_id: int, dataset_id: int) -> Path:
-    return Path(settings.data_dir) / "embeddings" / str(int(model_id)) / str(int(dataset_id))
+def embeddings_root(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "embeddings"
+
+
+def store_dir(settings: Settings, model_id: int, dataset_id: int, sub: str | None = None) -> Path:
+    """The folder of a model × dataset's vectors; with `sub` (one of SUB_STORES) its sub-store's."""
+    folder = embeddings_root(settings) / str(int(model_id)) / str(int(dataset_id))
+    if sub is None:
+        return folder
+    if sub not in SUB_STORES:
+        raise ValueError(f"unknown vector sub-store {sub!r}")
+    return folder / sub
 
 
 def _chunks(folder: Path) -> list[tuple[int, Path]]:
@@ -60,7 +76,8 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
     return np.divide(v, norms, out=np.zeros_like(v), where=norms > 0)
 
 
-def append(settings: Settings, model_id: int, dataset_id: int, ids: list[int], vectors: np.ndarray) -> None:
+def append(settings: Settings, model_id: int, dataset_id: int, ids: list[int], vectors: np.ndarray,
+           sub: str | None = None) -> None:
     """Store one batch as a new whole chunk (InvalidInput when the model gave no finite [n, dim] vectors)."""
     if not ids:
         return
@@ -71,7 +88,7 @@ def append(settings: Settings, model_id: int, dataset_id: int, ids: list[int], v
     if not np.isfinite(v).all():
         bad = [ids[i] for i in np.flatnonzero(~np.isfinite(v).all(axis=1))[:5]]
         raise InvalidInput(f"the embedder gave non-finite numbers for items {bad}")
-    folder = store_dir(settings, model_id, dataset_id)
+    folder = store_dir(settings, model_id, dataset_id, sub)
     folder.mkdir(parents=True, exist_ok=True)
     existing = _chunks(folder)
     if existing and (dim := _dim(existing[-1][1])) != v.shape[1]:
@@ -99,10 +116,10 @@ def _dim(path: Path) -> int:
         return int(z["vectors"].shape[1])
 
 
-def stored_ids(settings: Settings, model_id: int, dataset_id: int) -> set[int]:
-    """The item ids that have a vector (what a job skips)."""
+def stored_ids(settings: Settings, model_id: int, dataset_id: int, sub: str | None = None) -> set[int]:
+    """The ids that have a vector (items: what a job skips)."""
     out: set[int] = set()
-    for _, path in _chunks(store_dir(settings, model_id, dataset_id)):
+    for _, path in _chunks(store_dir(settings, model_id, dataset_id, sub)):
         with np.load(path) as z:
             out.update(z["ids"].tolist())
     return out
@@ -112,9 +129,31 @@ _cache: dict[Path, tuple[tuple[tuple[int, int], ...], Vectors]] = {}
 _lock = threading.Lock()
 
 
-def load(settings: Settings, model_id: int, dataset_id: int) -> Vectors | None:
+def has_vectors(settings: Settings, model_id: int, dataset_id: int, sub: str | None = None) -> bool:
+    return bool(_chunks(store_dir(settings, model_id, dataset_id, sub)))
+
+
+def lookup(settings: Settings, model_id: int, dataset_id: int, ids: list[int],
+           sub: str | None = None) -> dict[int, np.ndarray]:
+    """The stored unit vectors (float32) of these ids only (the latest write of each), without loading the
+    store: each chunk's `ids` are read, its `vectors` only when it holds one of them."""
+    wanted = np.asarray(sorted(set(ids)), np.int64)
+    out: dict[int, np.ndarray] = {}
+    if not len(wanted):
+        return out
+    for _, path in _chunks(store_dir(settings, model_id, dataset_id, sub)):  # ascending: later writes win
+        with np.load(path) as z:
+            chunk_ids = z["ids"]
+            hit = np.flatnonzero(np.isin(chunk_ids, wanted))
+            if len(hit):
+                rows = z["vectors"][hit].astype(np.float32)
+                out.update({int(chunk_ids[h]): rows[n] for n, h in enumerate(hit)})
+    return out
+
+
+def load(settings: Settings, model_id: int, dataset_id: int, sub: str | None = None) -> Vectors | None:
     """Every stored vector as one array (None when there are none), cached per folder until a chunk is added."""
-    folder = store_dir(settings, model_id, dataset_id)
+    folder = store_dir(settings, model_id, dataset_id, sub)
     chunks = _chunks(folder)
     if not chunks:
         return None

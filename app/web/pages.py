@@ -23,10 +23,13 @@ from app.catalog.listing import PRED_PREFIX
 from app.catalog.urls import query_url
 from app.datasets.base import REVIEW_FACETS
 from app.datasets.registry import available_kinds, get_adapter
+from app.embeddings.lesion_matching import LOCATION_GATE, MIN_SIMILARITY
+from app.embeddings.patient_tracks import with_lesion_tracks
 from app.errors import InvalidInput
 from app.inference.jobs import job_summary, list_jobs
 from app.inference.registry import applicable_models
 from app.render.sheet import MAX_TILES
+from app.web.lesion_chart import track_charts
 
 router = APIRouter(include_in_schema=False)
 
@@ -147,7 +150,8 @@ def sort_options(session, detail: Mapping[str, Any], current: str | None) -> lis
 @router.get("/datasets/{dataset_id}/patients/{patient}", name="patient_page")
 def patient_page(dataset_id: int, patient: str, request: Request, session: SessionDep) -> Response:
     """A patient's items as the kind's adapter groups them (`patient_page`); DeepLesion's with lesion follow-up."""
-    timeline = queries.patient_timeline(session, dataset_id, patient)
+    timeline = with_lesion_tracks(session, request.app.state.settings,
+                                  queries.patient_timeline(session, dataset_id, patient))
     dataset = queries.dataset_detail(session, dataset_id)
     adapter = get_adapter(dataset["kind"])
     tracks = timeline["tracks"]
@@ -155,7 +159,8 @@ def patient_page(dataset_id: int, patient: str, request: Request, session: Sessi
         "timeline": timeline, "dataset": dataset, "label_names": adapter.label_names(), "page": adapter.patient_page,
         "wording": adapter.wording, "tracks": tracks,
         "track_of": {a: f"L{t['number']}" for t in tracks for a in t["annotation_ids"]},
-        "track_distance": TRACK_DISTANCE})
+        "track_distance": TRACK_DISTANCE, "location_gate": LOCATION_GATE, "min_similarity": MIN_SIMILARITY,
+        "track_charts": track_charts(timeline["studies"], tracks)})
 
 
 def _num(x: float) -> str:

@@ -49,6 +49,8 @@ ALLOWED["ingest_jobs"] = {"audit", "pixels", "inference", "datasets", "db", "err
 # app.embeddings (issue 15): similar-item search over inference's vector files; used by the API.
 ALLOWED["embeddings"] = {"inference", "catalog", "db", "errors", "config"}
 ALLOWED["api"] = ALLOWED["api"] | {"embeddings"}
+# the patient page's lesion tracks by embedding (app.embeddings.patient_tracks), as its JSON twin has them
+ALLOWED["web"] = ALLOWED["web"] | {"embeddings"}
 for _user in ("api", "web", "cli", "main"):
     ALLOWED[_user] = ALLOWED[_user] | {"ingest_jobs"}
 
