@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 import uuid
 from dataclasses import dataclass
@@ -177,3 +178,26 @@ def load(settings: Settings, model_id: int, dataset_id: int, sub: str | None = N
     with _lock:
         _cache[folder] = (signature, result)
     return result
+
+
+def remove_vectors(settings: Settings, *, model_id: int | None = None, dataset_id: int | None = None) -> list[Path]:
+    """Delete the vectors (chunks, sub-stores, ANN index files) of a deleted model (`<model_id>/`) or dataset
+    (`*/<dataset_id>/`) — called after the deletion is committed, never before: a rolled-back delete keeps them.
+    Ids may be reused by the database later (SQLite reuses the highest), so nothing may be inherited. Returns
+    the folders removed."""
+    root = embeddings_root(settings)
+    if model_id is not None:
+        folders = [root / str(int(model_id))]
+    elif dataset_id is not None:
+        folders = [p for p in sorted(root.glob(f"*/{int(dataset_id)}")) if p.parent.name.isdigit()]
+    else:
+        raise ValueError("remove_vectors needs a model_id or a dataset_id")
+    removed = []
+    for folder in folders:
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    with _lock:
+        for cached in [f for f in _cache if any(f == d or f.is_relative_to(d) for d in removed)]:
+            del _cache[cached]
+    return removed
