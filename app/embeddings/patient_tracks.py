@@ -8,21 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.db.models import Model
 from app.embeddings.lesion_matching import match_lesions
-from app.inference.vectors import LESIONS, has_vectors, lookup
-
-
-def lesion_model(session: Session, settings: Settings, dataset_id: int) -> Model | None:
-    """The newest embedding model with lesion vectors for this dataset, or None."""
-    for model in session.scalars(select(Model).where(Model.task == "embed").order_by(Model.id.desc())):
-        if has_vectors(settings, model.id, dataset_id, LESIONS):
-            return model
-    return None
+from app.embeddings.stores import newest_embedder
+from app.inference.vectors import LESIONS, lookup
 
 
 def with_lesion_tracks(session: Session, settings: Settings, timeline: dict[str, Any]) -> dict[str, Any]:
@@ -33,7 +24,7 @@ def with_lesion_tracks(session: Session, settings: Settings, timeline: dict[str,
                       if a.get("kind") == "recist"]
     if not timeline["tracks"] or not annotation_ids:
         return out
-    model = lesion_model(session, settings, timeline["dataset_id"])
+    model = newest_embedder(session, settings, timeline["dataset_id"], LESIONS)
     if model is None:
         return out
     found = lookup(settings, model.id, timeline["dataset_id"], annotation_ids, LESIONS)
