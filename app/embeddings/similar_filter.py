@@ -55,9 +55,9 @@ def similar_page(session: Session, settings: Settings, dataset_id: int, filters:
                  item_id: int, model_id: int | None = None, k: int = MAX_K, key: str | None = None,
                  limit: int = queries.DEFAULT_LIMIT, cursor: str | None = None, offset: int | None = None,
                  sort: str | None = None, badge_model: str | None = None, with_ids: bool = False) -> dict[str, Any]:
-    """The list_items page of the similar filter: `{items, total, next_cursor, sort: "similar", similar: {item_id,
-    model_id, model_name, k}}` (and with `with_ids` the whole list's `ids`, for the page), each item with its `similarity` (cosine to ITEM; also as `sort_value`, the value
-    the grid's cards show for a value sort)."""
+    """The list_items page of the similar filter: `{items, total, next_cursor, sort: "similar", similar:
+    {item_id, model_id, model_name, k}}` (with `with_ids` also the whole list's `ids`, for the page); each item
+    has its `similarity` (cosine to ITEM), also as `sort_value`, the value a grid card shows."""
     if not 1 <= limit <= queries.MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {queries.MAX_LIMIT}, got {limit}")
     if sort not in (None, "", SORT):
