@@ -88,7 +88,7 @@ def test_dataset_page_similar_chip(client, engine, pcam_dataset_id, embedded):
     page = client.get(f"/datasets/{pcam_dataset_id}", params={"similar": query, "similar_model": embedded})
     assert page.status_code == 200, page.text
     html = page.text
-    assert f"similar to item {query}" in html and 'id="similar-chip"' in html
+    assert f"similar to</span> item {query}" in html and 'id="similar-chip"' in html
     assert 'data-sheet=""' in html  # one thumbnail per card: the list is not a contact-sheet page
     nearest = client.get(f"/api/items/{query}/similar", params={"model": embedded, "k": 200}).json()["items"]
     first = html.index('data-id="', html.index('id="grid"'))
