@@ -22,6 +22,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -134,21 +135,54 @@ def has_vectors(settings: Settings, model_id: int, dataset_id: int, sub: str | N
     return bool(_chunks(store_dir(settings, model_id, dataset_id, sub)))
 
 
+# folder → (its chunk files and the first one's identity, every chunk's ids end to end, the chunk number of
+# each): chunks never change once linked, so the list of names (and the first chunk's inode and time, which
+# tell a folder deleted and written again) says whether the map is current — no stat per chunk per look-up
+_id_maps: dict[Path, tuple[tuple[Any, ...], np.ndarray, np.ndarray]] = {}
+
+
+def _id_map(folder: Path, chunks: list[tuple[int, Path]]) -> tuple[np.ndarray, np.ndarray]:
+    paths = tuple(p for _, p in chunks)
+    first = paths[0].stat()
+    key = (first.st_ino, first.st_mtime_ns, *paths)
+    with _lock:
+        hit = _id_maps.get(folder)
+    if hit is not None and hit[0] == key:
+        return hit[1], hit[2]
+    known = dict(zip(hit[0][2:], np.split(hit[1], np.flatnonzero(np.diff(hit[2])) + 1), strict=True)) \
+        if hit is not None and hit[0][:3] == key[:3] else {}
+    parts = []
+    for path in paths:  # only the chunks added since the last look are read
+        if path not in known:
+            with np.load(path) as z:
+                known[path] = np.asarray(z["ids"])
+        parts.append(known[path])
+    ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    owner = np.repeat(np.arange(len(paths)), [len(p) for p in parts])
+    with _lock:
+        _id_maps[folder] = (key, ids, owner)
+    return ids, owner
+
+
 def lookup(settings: Settings, model_id: int, dataset_id: int, ids: list[int],
            sub: str | None = None) -> dict[int, np.ndarray]:
     """The stored unit vectors (float32) of these ids only (the latest write of each), without loading the
-    store: each chunk's `ids` are read, its `vectors` only when it holds one of them."""
+    store: the folder's id map (every chunk's ids, kept in memory and extended as chunks are added) says which
+    chunks hold them, and only those chunks' `vectors` are read — a few small reads for one patient's lesions."""
     wanted = np.asarray(sorted(set(ids)), np.int64)
     out: dict[int, np.ndarray] = {}
-    if not len(wanted):
+    folder = store_dir(settings, model_id, dataset_id, sub)
+    chunks = _chunks(folder)
+    if not len(wanted) or not chunks:
         return out
-    for _, path in _chunks(store_dir(settings, model_id, dataset_id, sub)):  # ascending: later writes win
-        with np.load(path) as z:
-            chunk_ids = z["ids"]
-            hit = np.flatnonzero(np.isin(chunk_ids, wanted))
-            if len(hit):
-                rows = z["vectors"][hit].astype(np.float32)
-                out.update({int(chunk_ids[h]): rows[n] for n, h in enumerate(hit)})
+    all_ids, owner = _id_map(folder, chunks)
+    hits = np.flatnonzero(np.isin(all_ids, wanted))
+    starts = np.searchsorted(owner, np.arange(len(chunks)))
+    for chunk in np.unique(owner[hits]):  # ascending: later writes win
+        rows = hits[owner[hits] == chunk]
+        with np.load(chunks[chunk][1]) as z:
+            found = z["vectors"][rows - starts[chunk]].astype(np.float32)
+        out.update({int(all_ids[r]): found[n] for n, r in enumerate(rows)})
     return out
 
 
@@ -200,4 +234,6 @@ def remove_vectors(settings: Settings, *, model_id: int | None = None, dataset_i
     with _lock:
         for cached in [f for f in _cache if any(f == d or f.is_relative_to(d) for d in removed)]:
             del _cache[cached]
+        for cached in [f for f in _id_maps if any(f == d or f.is_relative_to(d) for d in removed)]:
+            del _id_maps[cached]
     return removed
