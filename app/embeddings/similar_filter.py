@@ -90,3 +90,21 @@ def similar_page(session: Session, settings: Settings, dataset_id: int, filters:
             "next_cursor": f"{CURSOR_PREFIX}{end}" if end < len(ids) else None,
             "similar": {"item_id": item_id, "model_id": mid, "model_name": name, "k": k},
             **({"ids": ids} if with_ids else {})}
+
+
+def similar_neighbours(session: Session, settings: Settings, item_id: int, filters: Mapping[str, Sequence[str]], *,
+                       similar: int, model_id: int | None = None, k: int = MAX_K,
+                       key: str | None = None) -> dict[str, Any] | None:
+    """{position, total, previous, next} of the item in a grid's similar list (the item page's previous/next
+    when it was opened from that grid), or None when it is not in it or the list cannot be made."""
+    try:
+        dataset_id = queries.get_item(session, item_id).dataset_id
+        ids = similar_page(session, settings, dataset_id, filters, item_id=similar, model_id=model_id, k=k,
+                           key=key, limit=1, with_ids=True)["ids"]
+    except (InvalidInput, NotFound):
+        return None
+    if item_id not in ids:
+        return None
+    n = ids.index(item_id)
+    return {"position": n + 1, "total": len(ids), "previous": ids[n - 1] if n else None,
+            "next": ids[n + 1] if n + 1 < len(ids) else None}

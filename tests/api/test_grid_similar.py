@@ -59,6 +59,12 @@ def test_similar_filter_lists_the_nearest_in_order(client, engine, pcam_dataset_
     train = set(item_ids(engine, pcam_dataset_id, "train"))
     r = client.get(url, params={"similar": query, "split": "train", "limit": 500}).json()
     assert [i["id"] for i in r["items"]] == [x["id"] for x in nearest if x["id"] in train]
+    # the item page's previous/next steps through the similar list
+    third = nearest[2]["id"]
+    nav = client.get(f"/api/items/{third}", params={"neighbours": 1, "similar": query,
+                                                    "similar_model": embedded}).json()["neighbours"]
+    assert nav == {"position": 3, "total": ALL - 1, "previous": nearest[1]["id"], "next": nearest[3]["id"]}
+    assert client.get(f"/api/items/{query}", params={"neighbours": 1, "similar": query}).json()["neighbours"] is None
     # without similar the listing is what it was
     plain = client.get(url, params={"limit": 500}).json()
     assert plain["sort"] == "id" and "similar" not in plain and len(plain["items"]) == ALL
