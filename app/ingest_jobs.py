@@ -45,6 +45,7 @@ from app.db.base import utcnow
 from app.db.models import Dataset, Job
 from app.errors import AppError, Conflict, InvalidInput
 from app.inference.jobs import ACTIVE, ProgressFn, Submit, commit_submitted, register_job_kind
+from app.inference.vectors import remove_vectors
 from app.pixels import PixelStore
 
 log = logging.getLogger(__name__)
@@ -226,13 +227,17 @@ def _dataset_of(engine: Engine, root: str) -> int | None:
         return conn.scalar(select(Dataset.id).where(Dataset.root == root))
 
 
-def _discard_new_dataset(engine: Engine, root: str, existed: int | None) -> None:
-    """Delete what a first ingest of `root` wrote before it stopped (rows go with it: ON DELETE CASCADE); a
-    re-ingest's dataset (it existed before the job) is kept as the driver left it, `failed` and resumable."""
+def _discard_new_dataset(engine: Engine, settings: Settings, root: str, existed: int | None) -> None:
+    """Delete what a first ingest of `root` wrote before it stopped (rows go with it: ON DELETE CASCADE; any
+    embedding vectors of its id after the commit); a re-ingest's dataset (it existed before the job) is kept as
+    the driver left it, `failed` and resumable."""
     if existed is not None:
         return
     with engine.begin() as conn:
+        dataset_id = conn.scalar(select(Dataset.id).where(Dataset.root == root))
         conn.execute(delete(Dataset).where(Dataset.root == root))
+    if dataset_id is not None:
+        remove_vectors(settings, dataset_id=dataset_id)
 
 
 def _result(report: IngestReport) -> dict[str, Any]:
@@ -266,12 +271,12 @@ def run_ingest_job(session: Session, settings: Settings, pixels: PixelStore, job
         except Stopping:
             return "running"
         except Cancelled:
-            _discard_new_dataset(engine, row["path"], existed)
+            _discard_new_dataset(engine, settings, row["path"], existed)
             _active_update(state, job_id, status="cancelled", finished_at=utcnow(),
                            params={**row, "phase": "cancelled"})
             return state.scalar(select(Job.status).where(Job.id == job_id)) or "cancelled"
         except (IngestError, AppError) as exc:
-            _discard_new_dataset(engine, row["path"], existed)
+            _discard_new_dataset(engine, settings, row["path"], existed)
             problems = list(getattr(exc, "problems", []))
             message = exc.detail if isinstance(exc, AppError) else str(exc)
             _active_update(state, job_id, status="failed", error=message, finished_at=utcnow(), params={
@@ -279,7 +284,7 @@ def run_ingest_job(session: Session, settings: Settings, pixels: PixelStore, job
                 "problem_count": len(problems)})
             return state.scalar(select(Job.status).where(Job.id == job_id)) or "failed"
         except Exception:
-            _discard_new_dataset(engine, row["path"], existed)
+            _discard_new_dataset(engine, settings, row["path"], existed)
             raise  # run_job marks the job failed with the exception's text (and logs it)
         stored = {**row, "phase": "done", "result": _result(report),
                   "problems": [p.as_dict() for p in report.problems[:MAX_JOB_PROBLEMS]],

@@ -10,7 +10,7 @@ from app import ingest_jobs
 from app.api.deps import CatalogDep, QueueDep, RendererDep, SessionDep, SettingsDep, json_response
 from app.api.schemas.charts import DatasetCharts
 from app.api.schemas.datasets import DatasetDetail, DatasetSummary, LiveFacets
-from app.api.schemas.fields import DocOffset, PathId, bounds
+from app.api.schemas.fields import MAX_ID, DocOffset, PathId, bounds
 from app.api.schemas.ingest import IngestCreated, IngestRequest
 from app.api.schemas.items import ItemPage
 from app.api.schemas.patients import PatientTimeline
@@ -19,6 +19,9 @@ from app.api.security import Principal, RequireRole, client_address
 from app.catalog import queries, readable, urls
 from app.config import Settings
 from app.datasets.roots import DataRoots
+from app.embeddings.patient_tracks import with_lesion_tracks
+from app.embeddings.similar import MAX_K as SIMILAR_MAX_K
+from app.embeddings.similar_filter import similar_page
 from app.errors import InvalidInput
 from app.render.service import OVERLAY_CHOICES
 from app.render.sheet import MAX_TILES, check_sheet_params, contact_sheet
@@ -101,12 +104,25 @@ def dataset_files_warning(session, dataset_id: int, settings: Settings, shown: s
 
 
 @router.get("/{dataset_id}/items", response_model=ItemPage, responses=errors(400, 404, 422))
-def list_items(dataset_id: PathId, request: Request, session: SessionDep, catalog: CatalogDep,
+def list_items(dataset_id: PathId, request: Request, session: SessionDep, catalog: CatalogDep, settings: SettingsDep,
                limit: Annotated[int, Query(json_schema_extra=bounds(1, queries.MAX_LIMIT))] = queries.DEFAULT_LIMIT,
                cursor: str | None = None, key: str | None = None, sort: str | None = None,
-               offset: DocOffset | None = None, model: str | None = None) -> Response:
+               offset: DocOffset | None = None, model: str | None = None,
+               similar: Annotated[int | None, Query(ge=1, le=MAX_ID, description=(
+                   "Only the items most similar to this one, by an embedding model's vectors, in similarity order "
+                   "(each with its `similarity`); the other filters still apply."))] = None,
+               similar_model: Annotated[int | None, Query(ge=1, le=MAX_ID, description=(
+                   "The embedding model for `similar` (default: the newest with vectors for the dataset)."))] = None,
+               similar_k: Annotated[int, Query(ge=1, le=SIMILAR_MAX_K, description=(
+                   "How many nearest items `similar` takes (before the other filters)."))] = SIMILAR_MAX_K) -> Response:
     """A keyset page; `sort=FIELD|-FIELD`, `offset=N` starts at position N (a jump; then follow cursors);
-    `model=ID` adds each item's `prediction` badge of that model (null when it has none)."""
+    `model=ID` adds each item's `prediction` badge of that model (null when it has none). With `similar=ITEM`
+    the list is ITEM's nearest items (at most `similar_k`) in similarity order, under the other filters; 404 when
+    ITEM has no vector from the model (or no model has vectors for the dataset)."""
+    if similar is not None:
+        return json_response(similar_page(session, settings, dataset_id, filters_from(request), item_id=similar,
+                                          model_id=similar_model, k=similar_k, key=key, limit=limit,
+                                          cursor=cursor, offset=offset, sort=sort, badge_model=model or None))
     page = queries.list_items(session, catalog, dataset_id, filters_from(request), key=key, limit=limit,
                               cursor=cursor, sort=sort, offset=offset, model=model or None)
     return json_response(page)
@@ -152,5 +168,8 @@ def sheet(dataset_id: PathId, request: Request, session: SessionDep, renderer: R
 
 
 @router.get("/{dataset_id}/patients/{patient}", response_model=PatientTimeline, responses=errors(404, 422))
-def patient(dataset_id: PathId, patient: str, session: SessionDep) -> Response:
-    return json_response(queries.patient_timeline(session, dataset_id, patient))
+def patient(dataset_id: PathId, patient: str, session: SessionDep, settings: SettingsDep) -> Response:
+    """`tracks` matched by lesion embedding and location when an embedding model has lesion vectors for the
+    dataset (`tracks_model` names the newest such model), else by type and location."""
+    return json_response(with_lesion_tracks(session, settings, queries.patient_timeline(session, dataset_id,
+                                                                                        patient)))

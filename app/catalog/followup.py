@@ -18,7 +18,9 @@ def lesion_tracks(studies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     (lesion, existing track of the same coarse type) are matched first, by the distance of their
     normalised locations (≤ TRACK_DISTANCE, each track at most once per study); unmatched lesions
     start new tracks, numbered in order of first appearance. A track maps study id →
-    {long_mm, short_mm, change (of the long diameter since the track's previous measurement), item_id}.
+    {long_mm, short_mm, change (of the long diameter since the track's previous measurement), item_id,
+    similarity (None: no embedding here), matched_by ("location" for a link, None for the track's first)};
+    every track's `matched_by` is "location" (app.embeddings.lesion_matching gives "embedding" ones).
     """
     tracks: list[dict[str, Any]] = []
     for study in studies:
@@ -37,13 +39,15 @@ def lesion_tracks(studies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             if i not in matched:
                 tracks.append({"number": len(tracks) + 1, "label": ann.get("label"),
                                "type": meta.get("lesion_type_name") or ann.get("label"), "loc": None,
-                               "by_study": {}, "last_long": None, "annotation_ids": []})
+                               "by_study": {}, "last_long": None, "annotation_ids": [],
+                               "matched_by": "location"})
                 matched[i] = len(tracks) - 1
             track = tracks[matched[i]]
+            how = "location" if track["by_study"] else None
             long_mm, short_mm = meta.get("long_mm"), meta.get("short_mm")
             change = long_mm / track["last_long"] - 1 if long_mm and track["last_long"] else None
             track["by_study"][study["study"]] = {"long_mm": long_mm, "short_mm": short_mm, "change": change,
-                                                 "item_id": item["id"]}
+                                                 "item_id": item["id"], "similarity": None, "matched_by": how}
             track["annotation_ids"].append(ann.get("id"))
             track["loc"] = meta.get("normalized_location") or track["loc"]
             track["last_long"] = long_mm or track["last_long"]

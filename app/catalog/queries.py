@@ -18,9 +18,9 @@ from app.errors import InvalidInput, NotFound
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
-# Query parameters that are not filters.
+# Query parameters that are not filters (`similar*`: the grid's similar filter, app.embeddings.similar_filter).
 RESERVED_PARAMS = ("limit", "cursor", "key", "format", "cols", "tile", "overlays", "sort", "offset", "neighbours",
-                   "annotations", "model")
+                   "annotations", "model", "similar", "similar_model", "similar_k")
 
 
 def dataset_summary(ds: Dataset) -> dict[str, Any]:

@@ -36,8 +36,7 @@ from app.inference.predict import check_applies
 from app.inference.registry import RuntimeCache, get_model, model_card
 from app.inference.store import insert_batch
 from app.inference.tasks import Prepared, Result, Task, TaskContext, get_task
-from app.inference.tasks.embed import store_results
-from app.inference.vectors import stored_ids
+from app.inference.tasks.embed import embedded_ids, store_results
 from app.pixels import PixelStore
 
 log = logging.getLogger(__name__)
@@ -326,7 +325,7 @@ def _run_predict(session: Session, settings: Settings, runtimes: RuntimeCache, p
     pending = selection.where(~_predicted(model.id))
     total = _count(session, selection)
     embed = card.task == "embed"  # vectors go to files (app.inference.vectors); the ones stored are skipped
-    stored = stored_ids(settings, model.id, dataset.id) if embed else set()
+    stored = embedded_ids(session, settings, model.id, dataset.id) if embed else set()
     ahead: list[int] = [i for i in cast(list[int], session.scalars(selection.order_by(Item.id)).all())
                         if i not in stored] if embed else []
     done = total - (len(ahead) if embed else _count(session, pending))

@@ -26,6 +26,7 @@ from app.db.models import ItemMetric, Job, Model, Prediction
 from app.errors import Conflict, InvalidInput
 from app.inference.card import ModelCard, card_from_dict, card_from_text, load_card
 from app.inference.runtime import RUNTIMES, InferenceRuntime, ModelLoadError, open_model
+from app.inference.vectors import remove_vectors
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,8 @@ def add_model(session: Session, settings: Settings, source: ModelSource, filenam
 
 def delete_model(session: Session, settings: Settings, model_id: int, actor: Identified | str | None = None,
                  address: str | None = None) -> dict[str, Any]:
-    """Remove a model, its predictions, per-item metrics and files (the model file, its predicted masks); the
+    """Remove a model, its predictions, per-item metrics and files (the model file, its predicted masks, its
+    embedding vectors); the
     audit log keeps what it was. Refused (Conflict) while a job of it is queued or running."""
     model = get_model(session, model_id)
     active = session.scalars(select(Job.id).where(Job.status.in_(("queued", "running")))).all()
@@ -136,6 +138,7 @@ def delete_model(session: Session, settings: Settings, model_id: int, actor: Ide
     session.commit()
     shutil.rmtree(models_dir(settings) / str(model_id), ignore_errors=True)
     shutil.rmtree(Path(settings.data_dir) / "predictions" / str(model_id), ignore_errors=True)
+    remove_vectors(settings, model_id=model_id)  # its embeddings (item and lesion vectors, ANN indexes)
     return {**summary, "id": model_id, "predictions_removed": removed}
 
 

@@ -7,16 +7,22 @@ product) of one job batch. A chunk is written to a temporary name, flushed and t
 name, which fails if another writer took that number (it then takes the next): a crash leaves only whole chunks
 (and a stray `.tmp` that nothing reads), so a job re-run skips the items already stored and resumes.
 An item written twice (a single-item predict after a job) keeps its latest vector.
+
+Sub-stores: the same chunk format in a sub-folder keyed by other ids — `lesions/` holds one vector per lesion
+(DeepLesion's RECIST boxes), keyed by annotation id (`sub=LESIONS`); `lookup` reads only the vectors of a few
+ids (one patient's lesions) without loading the whole store.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +30,8 @@ from app.config import Settings
 from app.errors import InvalidInput
 
 _CHUNK = re.compile(r"^chunk-(\d{6,})\.npz$")
+LESIONS = "lesions"  # the sub-store of per-lesion vectors, keyed by annotation id
+SUB_STORES = (LESIONS,)
 
 
 @dataclass(frozen=True)
@@ -42,8 +50,18 @@ class Vectors:
         return i if i < len(self.ids) and int(self.ids[i]) == item_id else None
 
 
-def store_dir(settings: Settings, model_id: int, dataset_id: int) -> Path:
-    return Path(settings.data_dir) / "embeddings" / str(int(model_id)) / str(int(dataset_id))
+def embeddings_root(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "embeddings"
+
+
+def store_dir(settings: Settings, model_id: int, dataset_id: int, sub: str | None = None) -> Path:
+    """The folder of a model × dataset's vectors; with `sub` (one of SUB_STORES) its sub-store's."""
+    folder = embeddings_root(settings) / str(int(model_id)) / str(int(dataset_id))
+    if sub is None:
+        return folder
+    if sub not in SUB_STORES:
+        raise ValueError(f"unknown vector sub-store {sub!r}")
+    return folder / sub
 
 
 def _chunks(folder: Path) -> list[tuple[int, Path]]:
@@ -60,7 +78,8 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
     return np.divide(v, norms, out=np.zeros_like(v), where=norms > 0)
 
 
-def append(settings: Settings, model_id: int, dataset_id: int, ids: list[int], vectors: np.ndarray) -> None:
+def append(settings: Settings, model_id: int, dataset_id: int, ids: list[int], vectors: np.ndarray,
+           sub: str | None = None) -> None:
     """Store one batch as a new whole chunk (InvalidInput when the model gave no finite [n, dim] vectors)."""
     if not ids:
         return
@@ -71,7 +90,7 @@ def append(settings: Settings, model_id: int, dataset_id: int, ids: list[int], v
     if not np.isfinite(v).all():
         bad = [ids[i] for i in np.flatnonzero(~np.isfinite(v).all(axis=1))[:5]]
         raise InvalidInput(f"the embedder gave non-finite numbers for items {bad}")
-    folder = store_dir(settings, model_id, dataset_id)
+    folder = store_dir(settings, model_id, dataset_id, sub)
     folder.mkdir(parents=True, exist_ok=True)
     existing = _chunks(folder)
     if existing and (dim := _dim(existing[-1][1])) != v.shape[1]:
@@ -99,10 +118,10 @@ def _dim(path: Path) -> int:
         return int(z["vectors"].shape[1])
 
 
-def stored_ids(settings: Settings, model_id: int, dataset_id: int) -> set[int]:
-    """The item ids that have a vector (what a job skips)."""
+def stored_ids(settings: Settings, model_id: int, dataset_id: int, sub: str | None = None) -> set[int]:
+    """The ids that have a vector (items: what a job skips)."""
     out: set[int] = set()
-    for _, path in _chunks(store_dir(settings, model_id, dataset_id)):
+    for _, path in _chunks(store_dir(settings, model_id, dataset_id, sub)):
         with np.load(path) as z:
             out.update(z["ids"].tolist())
     return out
@@ -112,9 +131,64 @@ _cache: dict[Path, tuple[tuple[tuple[int, int], ...], Vectors]] = {}
 _lock = threading.Lock()
 
 
-def load(settings: Settings, model_id: int, dataset_id: int) -> Vectors | None:
+def has_vectors(settings: Settings, model_id: int, dataset_id: int, sub: str | None = None) -> bool:
+    return bool(_chunks(store_dir(settings, model_id, dataset_id, sub)))
+
+
+# folder → (its chunk files and the first one's identity, every chunk's ids end to end, the chunk number of
+# each): chunks never change once linked, so the list of names (and the first chunk's inode and time, which
+# tell a folder deleted and written again) says whether the map is current — no stat per chunk per look-up
+_id_maps: dict[Path, tuple[tuple[Any, ...], np.ndarray, np.ndarray]] = {}
+
+
+def _id_map(folder: Path, chunks: list[tuple[int, Path]]) -> tuple[np.ndarray, np.ndarray]:
+    paths = tuple(p for _, p in chunks)
+    first = paths[0].stat()
+    key = (first.st_ino, first.st_mtime_ns, *paths)
+    with _lock:
+        hit = _id_maps.get(folder)
+    if hit is not None and hit[0] == key:
+        return hit[1], hit[2]
+    known = dict(zip(hit[0][2:], np.split(hit[1], np.flatnonzero(np.diff(hit[2])) + 1), strict=True)) \
+        if hit is not None and hit[0][:3] == key[:3] else {}
+    parts = []
+    for path in paths:  # only the chunks added since the last look are read
+        if path not in known:
+            with np.load(path) as z:
+                known[path] = np.asarray(z["ids"])
+        parts.append(known[path])
+    ids = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    owner = np.repeat(np.arange(len(paths)), [len(p) for p in parts])
+    with _lock:
+        _id_maps[folder] = (key, ids, owner)
+    return ids, owner
+
+
+def lookup(settings: Settings, model_id: int, dataset_id: int, ids: list[int],
+           sub: str | None = None) -> dict[int, np.ndarray]:
+    """The stored unit vectors (float32) of these ids only (the latest write of each), without loading the
+    store: the folder's id map (every chunk's ids, kept in memory and extended as chunks are added) says which
+    chunks hold them, and only those chunks' `vectors` are read — a few small reads for one patient's lesions."""
+    wanted = np.asarray(sorted(set(ids)), np.int64)
+    out: dict[int, np.ndarray] = {}
+    folder = store_dir(settings, model_id, dataset_id, sub)
+    chunks = _chunks(folder)
+    if not len(wanted) or not chunks:
+        return out
+    all_ids, owner = _id_map(folder, chunks)
+    hits = np.flatnonzero(np.isin(all_ids, wanted))
+    starts = np.searchsorted(owner, np.arange(len(chunks)))
+    for chunk in np.unique(owner[hits]):  # ascending: later writes win
+        rows = hits[owner[hits] == chunk]
+        with np.load(chunks[chunk][1]) as z:
+            found = z["vectors"][rows - starts[chunk]].astype(np.float32)
+        out.update({int(all_ids[r]): found[n] for n, r in enumerate(rows)})
+    return out
+
+
+def load(settings: Settings, model_id: int, dataset_id: int, sub: str | None = None) -> Vectors | None:
     """Every stored vector as one array (None when there are none), cached per folder until a chunk is added."""
-    folder = store_dir(settings, model_id, dataset_id)
+    folder = store_dir(settings, model_id, dataset_id, sub)
     chunks = _chunks(folder)
     if not chunks:
         return None
@@ -138,3 +212,28 @@ def load(settings: Settings, model_id: int, dataset_id: int) -> Vectors | None:
     with _lock:
         _cache[folder] = (signature, result)
     return result
+
+
+def remove_vectors(settings: Settings, *, model_id: int | None = None, dataset_id: int | None = None) -> list[Path]:
+    """Delete the vectors (chunks, sub-stores, ANN index files) of a deleted model (`<model_id>/`) or dataset
+    (`*/<dataset_id>/`) — called after the deletion is committed, never before: a rolled-back delete keeps them.
+    Ids may be reused by the database later (SQLite reuses the highest), so nothing may be inherited. Returns
+    the folders removed."""
+    root = embeddings_root(settings)
+    if model_id is not None:
+        folders = [root / str(int(model_id))]
+    elif dataset_id is not None:
+        folders = [p for p in sorted(root.glob(f"*/{int(dataset_id)}")) if p.parent.name.isdigit()]
+    else:
+        raise ValueError("remove_vectors needs a model_id or a dataset_id")
+    removed = []
+    for folder in folders:
+        if folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    with _lock:
+        for cached in [f for f in _cache if any(f == d or f.is_relative_to(d) for d in removed)]:
+            del _cache[cached]
+        for cached in [f for f in _id_maps if any(f == d or f.is_relative_to(d) for d in removed)]:
+            del _id_maps[cached]
+    return removed

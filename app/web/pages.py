@@ -23,10 +23,16 @@ from app.catalog.listing import PRED_PREFIX
 from app.catalog.urls import query_url
 from app.datasets.base import REVIEW_FACETS
 from app.datasets.registry import available_kinds, get_adapter
+from app.embeddings.lesion_matching import LOCATION_GATE, MIN_SIMILARITY
+from app.embeddings.patient_tracks import with_lesion_tracks
+from app.embeddings.similar import MAX_K as SIMILAR_MAX_K
+from app.embeddings.similar_filter import similar_page
+from app.embeddings.stores import newest_embedder
 from app.errors import InvalidInput
 from app.inference.jobs import job_summary, list_jobs
 from app.inference.registry import applicable_models
 from app.render.sheet import MAX_TILES
+from app.web.lesion_chart import track_charts
 
 router = APIRouter(include_in_schema=False)
 
@@ -60,7 +66,10 @@ def index_page(request: Request, session: SessionDep) -> Response:
 @router.get("/datasets/{dataset_id}", name="dataset_page")
 def dataset_page(dataset_id: int, request: Request, session: SessionDep, catalog: CatalogDep,
                  limit: int | None = None, cursor: str | None = None, key: str | None = None,
-                 sort: str | None = None, model: str | None = None) -> Response:
+                 sort: str | None = None, model: str | None = None, similar: int | None = None,
+                 similar_model: int | None = None, similar_k: int | None = None) -> Response:
+    """The facets, charts and grid; with `similar=ITEM` the grid lists ITEM's nearest items (the similar filter,
+    app.embeddings.similar_filter) with a chip that removes it."""
     detail = queries.dataset_detail(session, dataset_id)
     models = predicted.models_with_predictions(session, dataset_id)
     shown_model = chosen_model(session, models, model, filters_from(request))
@@ -71,33 +80,46 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, catalog
     page_size = adapter.sheet_page_size or PAGE_SIZE
     limit = page_size if limit is None else limit
     model_param = str(shown_model.id) if shown_model is not None else None
-    page = queries.list_items(session, catalog, dataset_id, filters, key=key, limit=limit, cursor=cursor, sort=sort,
-                              model=model_param)
-    sort = None if page["sort"] == "id" else page["sort"]
+    settings = request.app.state.settings
+    similar_params: dict[str, Any] = {}
+    if similar is not None:
+        page = similar_page(session, settings, dataset_id, filters, item_id=similar, model_id=similar_model,
+                            k=similar_k or SIMILAR_MAX_K, key=key, limit=limit, cursor=cursor, sort=sort,
+                            badge_model=model_param, with_ids=True)
+        similar_params = {"similar": similar, "similar_model": page["similar"]["model_id"], "similar_k": similar_k}
+    else:
+        page = queries.list_items(session, catalog, dataset_id, filters, key=key, limit=limit, cursor=cursor,
+                                  sort=sort, model=model_param)
+    sort = None if page["sort"] in ("id", "similar") else page["sort"]
     live = queries.live_facet_counts(session, catalog, dataset_id, filters, key)
-    # the sheet shares the page's filters, key, sort, limit and cursor, so tile n is item n
-    sheet_api = sheet_url(dataset_id, filters, key, limit, sort) if adapter.sheet_page_size else None
+    # the sheet shares the page's filters, key, sort, limit and cursor, so tile n is item n (not a similar list)
+    sheet_api = sheet_url(dataset_id, filters, key, limit, sort) if adapter.sheet_page_size and not similar else None
     tiles = tile_styles(f"{sheet_api}&{urlencode({'cursor': cursor})}" if cursor else sheet_api,
                         len(page["items"])) if sheet_api else []
-    settings = request.app.state.settings
     files_warning = dataset_files_warning(session, dataset_id, settings,
                                           shown_root(detail["root"], request, settings))
+    embedder = newest_embedder(session, settings, dataset_id)
     return _render(request, "dataset.html", {
         "search_mode": keysearch.search_mode(queries.get_dataset(session, dataset_id)),
         "search_clear_url": query_url("", {f: v for f, v in filters.items() if f != keysearch.SEARCH_FIELD}, key,
-                                      sort=sort),
+                                      sort=sort, **similar_params),
         "dataset": detail, "files_warning": files_warning, "page": page, "filters": filters, "key": key or "",
         "limit": limit, "sort": sort or "",
         "facets": facet_view({**detail, "facets": live["facets"]}, filters, key, sort)
         + prediction_facet(session, detail, shown_model, filters, key, sort),
         "prediction_models": models, "model": shown_model, "model_param": model_param or "",
         "chips": active_chips(detail, filters, key, sort), "label_names": adapter.label_names(),
+        "similar": page.get("similar"), "similar_params": {k: v for k, v in similar_params.items() if v is not None},
+        "similar_clear_url": query_url("", filters, key, sort=sort, model=model_param),
+        "more_like_this_model": embedder,
         "items_api": query_url(urls.dataset_items_url(dataset_id), filters, key, sort=sort, limit=limit,
-                               model=model_param),
+                               model=model_param, **similar_params),
         "next_url": query_url("", filters, key, sort=sort, limit=None if limit == page_size else limit,
-                              cursor=page["next_cursor"], model=model_param) if page["next_cursor"] else None,
+                              cursor=page["next_cursor"], model=model_param, **similar_params)
+        if page["next_cursor"] else None,
         "sheet_api": sheet_api or "", "tiles": tiles, "sort_options": sort_options(session, detail, sort),
-        "selection_base": {"dataset_id": dataset_id, "filters": filters, **({"key": key} if key else {})},
+        "selection_base": {"dataset_id": dataset_id, "filters": filters, **({"key": key} if key else {}),
+                           **({"similar": page["similar"]} if similar is not None else {})},
         "run_models": applicable_models(session, detail["kind"], task=None),
         "jobs": list_jobs(session, dataset_id, limit=5),
         "first_page": {"items": [{k: v for k, v in i.items() if not (sheet_api and k == "thumbnail_url")}
@@ -147,7 +169,8 @@ def sort_options(session, detail: Mapping[str, Any], current: str | None) -> lis
 @router.get("/datasets/{dataset_id}/patients/{patient}", name="patient_page")
 def patient_page(dataset_id: int, patient: str, request: Request, session: SessionDep) -> Response:
     """A patient's items as the kind's adapter groups them (`patient_page`); DeepLesion's with lesion follow-up."""
-    timeline = queries.patient_timeline(session, dataset_id, patient)
+    timeline = with_lesion_tracks(session, request.app.state.settings,
+                                  queries.patient_timeline(session, dataset_id, patient))
     dataset = queries.dataset_detail(session, dataset_id)
     adapter = get_adapter(dataset["kind"])
     tracks = timeline["tracks"]
@@ -155,7 +178,8 @@ def patient_page(dataset_id: int, patient: str, request: Request, session: Sessi
         "timeline": timeline, "dataset": dataset, "label_names": adapter.label_names(), "page": adapter.patient_page,
         "wording": adapter.wording, "tracks": tracks,
         "track_of": {a: f"L{t['number']}" for t in tracks for a in t["annotation_ids"]},
-        "track_distance": TRACK_DISTANCE})
+        "track_distance": TRACK_DISTANCE, "location_gate": LOCATION_GATE, "min_similarity": MIN_SIMILARITY,
+        "track_charts": track_charts(timeline["studies"], tracks)})
 
 
 def _num(x: float) -> str:

@@ -54,6 +54,8 @@ ALLOWED["api"] = ALLOWED["api"] | {"embeddings"}
 ALLOWED["embeddings"] = ALLOWED["embeddings"] | {"audit", "datasets"}
 for _user in ("web", "cli"):
     ALLOWED[_user] = ALLOWED[_user] | {"embeddings"}
+# the patient page's lesion tracks by embedding (app.embeddings.patient_tracks), as its JSON twin has them
+ALLOWED["web"] = ALLOWED["web"] | {"embeddings"}
 for _user in ("api", "web", "cli", "main"):
     ALLOWED[_user] = ALLOWED[_user] | {"ingest_jobs"}
 

@@ -39,13 +39,24 @@ class ItemSummary(BaseModel):
                                                              "field or `metric:MODEL:NAME`): the item's value.")
     prediction: PredictionBadge | None = Field(None, description="Present only with `model=ID`: that model's "
                                                                  "prediction for the item (null when none).")
+    similarity: float | None = Field(None, description="Present only with `similar=ITEM`: the cosine similarity "
+                                                       "of the item's embedding to ITEM's.")
+
+
+class SimilarFilter(BaseModel):
+    item_id: int = Field(description="The item the list is similar to.")
+    model_id: int = Field(description="The embedding model whose vectors were compared.")
+    model_name: str
+    k: int = Field(description="How many nearest items were asked for (before the other filters).")
 
 
 class ItemPage(BaseModel):
     items: list[ItemSummary]
     total: int = Field(description="Items matching the filters.")
     next_cursor: str | None = Field(description="Opaque; pass as `cursor=` for the next page; null on the last.")
-    sort: str = Field(description="The order applied (`id` unless `sort=` was given).")
+    sort: str = Field(description="The order applied (`id` unless `sort=` was given; `similar` with `similar=`).")
+    similar: SimilarFilter | None = Field(None, description="Present only with `similar=ITEM`: what the list is "
+                                                            "similar to.")
 
 
 class AnnotationOut(BaseModel):

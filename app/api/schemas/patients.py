@@ -25,10 +25,16 @@ class TrackMeasurement(BaseModel):
     change: float | None = Field(description="Relative change of the long diameter since the track's previous "
                                              "measurement (0.1 = 10 % larger).")
     item_id: int
+    similarity: float | None = Field(None, description="Cosine similarity of this lesion's embedding to the "
+                                                        "track's previous lesion (null: first lesion, or no "
+                                                        "embedding link).")
+    matched_by: str | None = Field(None, description="How this lesion was linked to the track's previous one: "
+                                                     "`embedding` or `location`; null for the track's first.")
 
 
 class LesionTrack(BaseModel):
-    """Lesions of several studies taken to be one lesion (close normalised locations, same coarse type)."""
+    """Lesions of several studies taken to be one lesion: by embedding similarity and location when an
+    embedding model has lesion vectors for the dataset, else by close normalised locations and the same type."""
 
     number: int
     label: str | None = Field(description="Lesion type code.")
@@ -37,6 +43,13 @@ class LesionTrack(BaseModel):
     by_study: dict[str, TrackMeasurement] = Field(description="Measurement per study id.")
     last_long: float | None = Field(description="Last long diameter, mm.")
     annotation_ids: list[int]
+    matched_by: str = Field("location", description="`embedding`: every link made by lesion embedding and "
+                                                    "location; `location`: by the type + location heuristic.")
+
+
+class TracksModel(BaseModel):
+    id: int
+    name: str
 
 
 class SectionItem(ItemSummary):
@@ -64,5 +77,8 @@ class PatientTimeline(BaseModel):
     studies: list[StudyTimeline] = Field(description="The patient's studies in order (a VerSe subject without "
                                                      "sessions has none: its volumes are in `sections`).")
     tracks: list[LesionTrack] = Field(description="Lesions tracked across studies (DeepLesion; empty otherwise).")
+    tracks_model: TracksModel | None = Field(None, description="The embedding model whose lesion vectors matched "
+                                                              "the tracks (the newest with lesion vectors for the "
+                                                              "dataset); null: the location heuristic.")
     summary: list[str] = Field(description="Phrases about the patient (sex, counts, ages) as the page title shows.")
     sections: list[PatientSection] = Field(description="Every item of the patient, grouped as its kind does.")
