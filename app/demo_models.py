@@ -1,4 +1,4 @@
-"""`medview demo`'s models: three small ONNX graphs built here with the onnx helper API (nothing downloaded),
+"""`medview demo`'s models: small ONNX graphs built here with the onnx helper API (nothing downloaded),
 registered and run over the demo datasets so the item pages show predictions beside the ground truth and the
 evaluation pages have numbers.
 
@@ -11,7 +11,11 @@ They are hand-set heuristics, not trained networks, and their names and cards sa
   modest on purpose: the difference view then has something to show;
 - `demo-pcam-pooled-projection` (embed, PCam): a fixed random projection (seed 0) of the 12×12-pooled pixels to
   32 numbers — not a learnt embedding: "similar" means similar colour layout, which is enough for the similar
-  items panel and search to work out of the box.
+  items panel and search to work out of the box;
+- `demo-deeplesion-lesion-projection` (embed, DeepLesion): the same kind of fixed projection (seed 1) of the
+  4×4-pooled soft-tissue-windowed lesion crop (one vector per RECIST lesion and per key slice), so the patient
+  page's lesion tracks are linked by embedding + location on the demo too — "similar" is the crop's coarse
+  brightness layout, not a learnt lesion descriptor.
 """
 
 from __future__ import annotations
@@ -87,19 +91,32 @@ applies_to: [pcam]
 """
 
 
-def pcam_embedder(dim: int = 32, pool: int = 12, seed: int = 0) -> bytes:
-    """[N, 3, 96, 96] (centred by the card's mean) → [N, dim] = pool×pool-averaged pixels · a fixed Gaussian
-    random matrix (Johnson–Lindenstrauss: cosines between items roughly keep those of their pooled pixels)."""
+LESION_EMBED_CARD = """name: demo-deeplesion-lesion-projection
+description: >-
+  hand-set for the demo (not trained) — a fixed random projection of the 4x4-pooled lesion crop
+  (soft-tissue window); similar means a similar coarse brightness layout, not learnt features
+task: embed
+input: {layout: NCHW, size: [32, 32], channels: 1, window: [-160, 240], mean: [0.5], std: [1]}
+output: {kind: embedding}
+applies_to: [deeplesion]
+"""
+
+
+def pcam_embedder(dim: int = 32, pool: int = 12, seed: int = 0, channels: int = 3, size: int = 96,
+                  name: str = "demo-pcam-pooled-projection") -> bytes:
+    """[N, channels, size, size] (centred by the card's mean) → [N, dim] = pool×pool-averaged pixels · a fixed
+    Gaussian random matrix (Johnson–Lindenstrauss: cosines between items roughly keep those of their pooled
+    pixels)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    cells = 3 * (96 // pool) ** 2
+    cells = channels * (size // pool) ** 2
     matrix = (np.random.default_rng(seed).standard_normal((cells, dim)) / np.sqrt(dim)).astype(np.float32)
     nodes = [helper.make_node("AveragePool", ["image"], ["p"], kernel_shape=[pool, pool], strides=[pool, pool]),
              helper.make_node("Reshape", ["p", "flat"], ["f"]),
              helper.make_node("MatMul", ["f", "w"], ["embedding"])]
     return _onnx_bytes(
-        nodes, "demo-pcam-pooled-projection",
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 96, 96])],
+        nodes, name,
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", channels, size, size])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dim])],
         [numpy_helper.from_array(np.array([-1, cells], np.int64), "flat"), numpy_helper.from_array(matrix, "w")])
 
@@ -126,6 +143,8 @@ DEMO_MODELS: list[tuple[str, str, str, Callable[[], bytes]]] = [
     ("pcam", "demo_pcam_darkness.onnx", PCAM_CARD, pcam_classifier),
     ("bis5k", "demo_bis5k_pale_lumen.onnx", BIS5K_CARD, bis5k_segmenter),
     ("pcam", "demo_pcam_pooled_projection.onnx", EMBED_CARD, pcam_embedder),
+    ("deeplesion", "demo_deeplesion_lesion_projection.onnx", LESION_EMBED_CARD,
+     lambda: pcam_embedder(dim=16, pool=8, seed=1, channels=1, size=32, name="demo-deeplesion-lesion-projection")),
 ]
 
 

@@ -47,7 +47,13 @@ def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url, capsys,
             assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", (d["name"], r.text[:200])
         # the demo models are registered once and have predicted every item of their dataset, with metrics
         models = {m["name"]: m for m in client.get("/api/models").json()}
-        assert set(models) == {"demo-pcam-darkness", "demo-bis5k-pale-lumen", "demo-pcam-pooled-projection"}
+        assert set(models) == {"demo-pcam-darkness", "demo-bis5k-pale-lumen", "demo-pcam-pooled-projection",
+                               "demo-deeplesion-lesion-projection"}
+        # the DeepLesion demo embedder's lesion vectors link the patients' lesions across studies
+        lesion = client.get(f"/api/datasets/{datasets['demo-deeplesion']['id']}/items", params={"limit": 1}).json()
+        patient = client.get(f"/api/items/{lesion['items'][0]['id']}").json()["patient"]
+        timeline = client.get(f"/api/datasets/{datasets['demo-deeplesion']['id']}/patients/{patient}").json()
+        assert timeline["tracks_model"]["name"] == "demo-deeplesion-lesion-projection", timeline.get("tracks_model")
         # the demo embedder's vectors are there: every PCam item has similar items, itself not among them
         pcam_items = client.get(f"/api/datasets/{datasets['demo-pcam']['id']}/items", params={"limit": 2}).json()
         first = pcam_items["items"][0]["id"]
