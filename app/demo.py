@@ -59,7 +59,9 @@ def build_demo(settings: Settings, progress_console: Console | None = None) -> S
             dataset_ids[kind] = report.dataset_id
             if progress_console:
                 progress_console.print(f"indexed demo-{kind}: {report.items} items, "
-                                       f"{report.annotations} annotations, {len(report.problems)} problems")
+                                       f"{report.annotations} annotations, {report.problem_count}")
+                for problem in report.problems:  # the demo samples carry a few on purpose: say what they are
+                    progress_console.print(f"  problem (kept in the sample on purpose): {problem}", markup=False)
         with make_session_factory(engine)() as session:
             for line in register_and_predict(session, settings, dataset_ids):
                 if progress_console:

@@ -61,7 +61,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     out.print(
         f"{report.name} ({report.kind}, dataset id {report.dataset_id}): {report.items} items, "
         f"{report.annotations} annotations; {report.added} added, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {report.removed} removed; {len(report.problems)} problems; "
+        f"{report.unchanged} unchanged, {report.removed} removed; {report.problem_count}; "
         f"{report.seconds:.1f} s", markup=False)
     return 0
 

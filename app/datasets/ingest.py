@@ -53,6 +53,12 @@ class IngestReport:
     problems: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
 
+    @property
+    def problem_count(self) -> str:
+        """"no problems", "1 problem", "3 problems": the count as a console line says it."""
+        n = len(self.problems)
+        return "no problems" if n == 0 else f"{n} problem{'' if n == 1 else 's'}"
+
 
 def resolve_root(path: str | Path, settings: Settings) -> Path:
     """An existing folder inside one of the configured data roots, or a clear InvalidInput."""

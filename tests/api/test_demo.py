@@ -27,6 +27,10 @@ def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url, capsys,
     assert link.startswith("Sign in with one click: http://127.0.0.1:8000/login/link?t=")
     passwords = {line.split()[0]: line.split()[3] for line in printed.err.splitlines() if "(shown once)" in line}
     assert set(passwords) == {"demo-viewer", "demo-annotator", "demo-reviewer", "demo-admin"}
+    # each problem the samples carry on purpose is named under its dataset's line, counted in words
+    assert "indexed demo-verse: 4 items, 31 annotations, 1 problem\n" in printed.err, printed.err
+    assert "  problem (kept in the sample on purpose): 03_test/derivatives/sub-verse006/" in printed.err
+    assert "1 problems" not in printed.err and "indexed demo-pcam: 384 items, 0 annotations, no problems" in printed.err
     root = tmp_path / "data" / "demo" / "deeplesion"
     with (root / "DL_info.csv").open() as fh:
         rows = list(csv.DictReader(fh))
