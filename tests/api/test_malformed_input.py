@@ -76,7 +76,9 @@ def test_nul_in_a_key_the_body_does_not_declare_is_ignored_like_the_key(client, 
 
 def test_405_lists_every_method_of_the_path(client):
     for method, url, allow in [("TRACE", "/api/jobs", "GET, HEAD, POST"), ("PUT", "/api/jobs/1", "DELETE, GET, HEAD"),
-                               ("OPTIONS", "/api/annotations/1", "DELETE, PUT"), ("PATCH", "/api/health", "GET, HEAD")]:
+                               ("OPTIONS", "/api/annotations/1", "DELETE, PUT"), ("PATCH", "/api/health", "GET, HEAD"),
+                               # a literal path beside a {model_id} one: only its own methods
+                               ("OPTIONS", "/api/models/fewshot", "POST")]:
         r = client.request(method, url)
         assert r.status_code == 405, (method, url)
         assert r.headers["allow"] == allow

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from app.datasets.ingest import ingest_path
 from app.datasets.pcam import pixels
@@ -45,7 +44,7 @@ def test_sigterm_mid_job_hands_the_job_back_and_the_next_worker_finishes_it(clie
                                                                             engine, tmp_path):
     import redis
 
-    queue_url = make_url(REDIS_URL).set(database="13").render_as_string(hide_password=False)  # not the others' db
+    queue_url = REDIS_URL  # this test process's own database (tests/conftest.py: one per xdist worker)
     server = redis.Redis.from_url(queue_url)
     server.flushdb()  # this test's own database: no queued leftovers
     root = generate_pcam(tmp_path / "pcam", n_per_split=(ITEMS - 4, 2, 2), seed=3).root

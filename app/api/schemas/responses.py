@@ -116,8 +116,15 @@ def allowed_methods(doc: dict[str, Any], path: str) -> str | None:
     parts = path.split("/")
     for template, operations in doc.get("paths", {}).items():
         names = template.split("/")
-        if len(names) == len(parts) and all(n == p or (n.startswith("{") and p != "")
-                                            for n, p in zip(names, parts, strict=True)):
+        if len(names) != len(parts):
+            continue
+        integers = {q["name"] for op in operations.values() if isinstance(op, dict)
+                    for q in op.get("parameters", []) if q.get("in") == "path"
+                    and (q.get("schema") or {}).get("type") == "integer"}
+        # a literal segment matches itself; a parameter any non-empty one, digits only where it is an integer
+        # (`/api/models/fewshot` is not `/api/models/{model_id}`)
+        if all(n == p or (n.startswith("{") and p != "" and (n.strip("{}") not in integers or p.isdigit()))
+               for n, p in zip(names, parts, strict=True)):
             methods |= {m.upper() for m in operations}
     if "GET" in methods:
         methods.add("HEAD")
