@@ -29,6 +29,25 @@ from app.errors import InvalidInput
 
 MAX_OFFSET = 10**9
 PRED_PREFIX = "pred:"  # `pred:MODEL_ID=CLASS`: items the classifier MODEL_ID predicted as CLASS
+ID_FIELD = "id"  # `id=3,17,42`: only these items (the embedding map's lasso handed to the grid, a queue's picks)
+MAX_ID_FILTER = 10_000  # ids one `id` filter may name (a review queue's size)
+
+
+def id_filter(values: Sequence[str]) -> list[int]:
+    """The item ids of an `id` filter: comma-separated numbers, in one value or several (InvalidInput naming the
+    bad one, or the count past MAX_ID_FILTER)."""
+    out: list[int] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not part.isdigit() or len(part) > 18:
+                raise InvalidInput(f"filter id: {part[:40]!r} is not an item id; give id=3,17,42")
+            out.append(int(part))
+    if len(out) > MAX_ID_FILTER:
+        raise InvalidInput(f"filter id: {len(out)} ids, at most {MAX_ID_FILTER} may be given")
+    return out
 
 
 def predicted_as(field_name: str, values: Sequence[str]):
@@ -58,6 +77,9 @@ def filtered(dataset: Dataset, filters: Mapping[str, Sequence[str]], key: str | 
             continue
         if field_name == SEARCH_FIELD:
             stmt = stmt.where(key_search(dataset, values))
+            continue
+        if field_name == ID_FIELD:
+            stmt = stmt.where(Item.id.in_(id_filter(values)))
             continue
         if field_name not in allowed:
             raise InvalidInput(f"unknown filter {field_name!r}; {dataset.kind} items filter by "

@@ -19,7 +19,7 @@ from app.api.datasets import dataset_files_warning, filters_from, shown_root
 from app.api.deps import CatalogDep, SessionDep
 from app.catalog import keysearch, predicted, queries, sorting, urls
 from app.catalog.followup import TRACK_DISTANCE
-from app.catalog.listing import PRED_PREFIX
+from app.catalog.listing import ID_FIELD, PRED_PREFIX, id_filter
 from app.catalog.urls import query_url
 from app.datasets.base import REVIEW_FACETS
 from app.datasets.registry import available_kinds, get_adapter
@@ -225,6 +225,11 @@ def active_chips(detail: Mapping[str, Any], filters: Mapping[str, Sequence[str]]
                  sort: str | None = None) -> list[dict]:
     chips = []
     for field, values in filters.items():
+        if field == ID_FIELD:  # one chip for a list of ids (the map's lasso), not one per id
+            count = len(id_filter(values))
+            chips.append({"field": "selected", "label": f"{count:,} item{'s' if count != 1 else ''}",
+                          "href": query_url("", {f: v for f, v in filters.items() if f != field}, key, sort=sort)})
+            continue
         names = detail["facet_labels"].get(field, {})
         for v in values:
             chips.append({"field": field.replace("_", " "), "label": names.get(v, v),

@@ -49,6 +49,9 @@ ALLOWED["ingest_jobs"] = {"audit", "pixels", "inference", "datasets", "db", "err
 # app.embeddings (issue 15): similar-item search over inference's vector files; used by the API.
 ALLOWED["embeddings"] = {"inference", "catalog", "db", "errors", "config"}
 ALLOWED["api"] = ALLOWED["api"] | {"embeddings"}
+# the embedding map (issue 15): colours points by the kind's facet fields (datasets' adapters); its page is a web page
+ALLOWED["embeddings"] = ALLOWED["embeddings"] | {"datasets"}
+ALLOWED["web"] = ALLOWED["web"] | {"embeddings"}
 for _user in ("api", "web", "cli", "main"):
     ALLOWED[_user] = ALLOWED[_user] | {"ingest_jobs"}
 
