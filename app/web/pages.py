@@ -23,6 +23,7 @@ from app.catalog.listing import ID_FIELD, PRED_PREFIX, id_filter
 from app.catalog.urls import query_url
 from app.datasets.base import REVIEW_FACETS
 from app.datasets.registry import available_kinds, get_adapter
+from app.embeddings.map import embedders_with_vectors
 from app.errors import InvalidInput
 from app.inference.jobs import job_summary, list_jobs
 from app.inference.registry import applicable_models
@@ -99,6 +100,7 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, catalog
         "sheet_api": sheet_api or "", "tiles": tiles, "sort_options": sort_options(session, detail, sort),
         "selection_base": {"dataset_id": dataset_id, "filters": filters, **({"key": key} if key else {})},
         "run_models": applicable_models(session, detail["kind"], task=None),
+        "map_models": embedders_with_vectors(session, settings, queries.get_dataset(session, dataset_id)),
         "jobs": list_jobs(session, dataset_id, limit=5),
         "first_page": {"items": [{k: v for k, v in i.items() if not (sheet_api and k == "thumbnail_url")}
                                  for i in page["items"]], "next_cursor": page["next_cursor"], "cursor": cursor or ""},
