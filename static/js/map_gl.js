@@ -45,7 +45,7 @@ void main() {
   vec3 colour = u_none;
   for (int i = 0; i < ${MAX_COLOURS}; i++) { if (abs(a_code - float(i)) < 0.5) colour = u_palette[i]; }
   bool picked = a_sel > 0.5;
-  float alpha = u_has_sel > 0.5 ? (picked ? 0.95 : 0.18) : 0.85;
+  float alpha = u_has_sel > 0.5 ? (picked ? 0.95 : 0.3) : 0.85;
   v_color = vec4(colour, alpha);
   gl_PointSize = u_has_sel > 0.5 && picked ? u_size * 1.6 : u_size;
 }`;
