@@ -60,6 +60,7 @@ async function loadPoints() {
     renderer.setPoints(state.xy);
     clearSelection(false);
     renderer.draw();
+    renderer.finish();
     document.body.dataset.mapDrawn = String(performance.now());
     document.body.dataset.mapMethod = method;
     say(`${header.count.toLocaleString()} points · ${method.toUpperCase()}`);

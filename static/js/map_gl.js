@@ -31,22 +31,18 @@ const MAX_COLOURS = 32;
 
 const VERTEX = `
 attribute vec2 a_xy;
-attribute float a_code;
+attribute vec3 a_colour;
 attribute float a_sel;
 uniform vec2 u_scale;
 uniform vec2 u_offset;
 uniform float u_size;
 uniform float u_has_sel;
-uniform vec3 u_palette[${MAX_COLOURS}];
-uniform vec3 u_none;
 varying vec4 v_color;
 void main() {
   gl_Position = vec4(a_xy * u_scale + u_offset, 0.0, 1.0);
-  vec3 colour = u_none;
-  for (int i = 0; i < ${MAX_COLOURS}; i++) { if (abs(a_code - float(i)) < 0.5) colour = u_palette[i]; }
   bool picked = a_sel > 0.5;
   float alpha = u_has_sel > 0.5 ? (picked ? 0.95 : 0.3) : 0.85;
-  v_color = vec4(colour, alpha);
+  v_color = vec4(a_colour, alpha);
   gl_PointSize = u_has_sel > 0.5 && picked ? u_size * 1.6 : u_size;
 }`;
 const FRAGMENT = `
@@ -85,16 +81,16 @@ export class PointsRenderer {
     gl.useProgram(program);
     this.program = program;
     this.loc = {};
-    for (const name of ["u_scale", "u_offset", "u_size", "u_has_sel", "u_palette", "u_none"]) {
+    for (const name of ["u_scale", "u_offset", "u_size", "u_has_sel"]) {
       this.loc[name] = gl.getUniformLocation(program, name);
     }
     this.buffers = {};
-    for (const [name, size, type] of [["a_xy", 2, gl.FLOAT], ["a_code", 1, gl.UNSIGNED_SHORT], ["a_sel", 1, gl.UNSIGNED_BYTE]]) {
+    for (const [name, size, type, normalised] of [["a_xy", 2, gl.FLOAT, false], ["a_colour", 3, gl.UNSIGNED_BYTE, true], ["a_sel", 1, gl.UNSIGNED_BYTE, false]]) {
       const buffer = gl.createBuffer();
       const at = gl.getAttribLocation(program, name);
       gl.bindBuffer(gl.ARRAY_BUFFER, buffer);
       gl.enableVertexAttribArray(at);
-      gl.vertexAttribPointer(at, size, type, false, 0, 0);
+      gl.vertexAttribPointer(at, size, type, normalised, size === 3 ? 4 : 0, 0);
       this.buffers[name] = buffer;
     }
     gl.enable(gl.BLEND);
@@ -103,6 +99,10 @@ export class PointsRenderer {
     this.hasSelection = false;
     this.setPalette(PALETTE);
     this.view = { cx: 0, cy: 0, zoom: 1 };
+    // one off-screen point drawn now: the driver compiles its pipeline (hundreds of ms with the software GL of
+    // headless chromium) while the page is still fetching the map, not at its first real draw
+    this.setPoints(new Float32Array([9, 9]));
+    this.draw();
   }
 
   setPoints(xy) {
@@ -114,11 +114,21 @@ export class PointsRenderer {
     this.setSelection(null);
   }
 
-  /** Uint16 colour code per point (null: every point the "no value" grey). */
+  /** Uint16 colour code per point (null: every point the "no value" grey): one RGBA byte quad per point, made
+   * here from the palette — a colour attribute costs the (software, in headless chromium) vertex stage nothing,
+   * where a palette lookup per vertex doubled the draw. */
   setCodes(codes) {
     const gl = this.gl;
-    gl.bindBuffer(gl.ARRAY_BUFFER, this.buffers.a_code);
-    gl.bufferData(gl.ARRAY_BUFFER, codes || new Uint16Array(this.count).fill(0xffff), gl.STATIC_DRAW);
+    const colours = new Uint32Array(this.count);
+    const quad = (hex) => { const [r, g, b] = rgb(hex).map((v) => Math.round(v * 255)); return new Uint32Array(new Uint8Array([r, g, b, 255]).buffer)[0]; };
+    const none = quad(this.none);
+    if (!codes) colours.fill(none);
+    else {
+      const table = this.palette.map(quad);
+      for (let i = 0; i < this.count; i += 1) colours[i] = codes[i] < table.length ? table[codes[i]] : none;
+    }
+    gl.bindBuffer(gl.ARRAY_BUFFER, this.buffers.a_colour);
+    gl.bufferData(gl.ARRAY_BUFFER, colours, gl.STATIC_DRAW);
   }
 
   /** Uint8 flag per point (null: no selection, every point drawn alike). */
@@ -130,10 +140,8 @@ export class PointsRenderer {
   }
 
   setPalette(colours, none = NO_VALUE_COLOUR) {
-    const flat = new Float32Array(MAX_COLOURS * 3);
-    colours.slice(0, MAX_COLOURS).forEach((c, i) => flat.set(rgb(c), i * 3));
-    this.gl.uniform3fv(this.loc.u_palette, flat);
-    this.gl.uniform3fv(this.loc.u_none, rgb(none));
+    this.palette = colours.slice(0, MAX_COLOURS);
+    this.none = none;
   }
 
   /** CSS pixels per data unit at the current zoom (the data's [-1, 1] square fits the canvas at zoom 1). */
@@ -173,6 +181,11 @@ export class PointsRenderer {
     gl.uniform1f(this.loc.u_size, Math.min(24, base * Math.sqrt(this.view.zoom)) * dpr);
     gl.uniform1f(this.loc.u_has_sel, this.hasSelection ? 1 : 0);
     gl.drawArrays(gl.POINTS, 0, this.count);
+  }
+
+  /** Wait for the GPU to finish what was drawn (reads one pixel back): "drawn" then means on the canvas. */
+  finish() {
+    this.gl.readPixels(0, 0, 1, 1, this.gl.RGBA, this.gl.UNSIGNED_BYTE, new Uint8Array(4));
   }
 }
 

@@ -114,7 +114,7 @@ def test_colours_by_facet_and_prediction(client, engine, embedded, pcam_model_id
                                        params={"model": model_id, "field": field}).content)
     predicted = {i: client.get(f"/api/items/{i}").json() for i in ids.tolist()[:4]}
     values = [v["value"] for v in header["values"]]
-    for n, (i, item) in enumerate(predicted.items()):
+    for n, item in enumerate(predicted.values()):
         labels = [p["outputs"]["label"] for p in item["predictions"] if p["model_id"] == pcam_model_id]
         assert values[int(arrays["codes"][n])] == labels[0]
     assert header["missing"] == 0
