@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from app.api.deps import SessionDep
 from app.catalog import queries, urls
 from app.catalog.listing import ID_FIELD, MAX_ID_FILTER
+from app.datasets.registry import get_adapter
 from app.embeddings import map as embedding_map
 from app.embeddings.projection import METHODS
 from app.errors import NotFound
@@ -36,6 +37,7 @@ def map_page(dataset_id: int, request: Request, session: SessionDep, model: int 
         "dataset_id": dataset.id, "dataset_name": dataset.name, "model_id": chosen["id"], "models": models,
         "method": method if method in METHODS else "pca", "methods": list(METHODS),
         "fields": embedding_map.colour_fields(session, dataset), "can_review": can_review,
+        "label_names": dict(get_adapter(dataset.kind).label_names()),
         "max_grid_ids": GRID_URL_IDS, "max_queue_ids": MAX_ID_FILTER, "id_field": ID_FIELD,
         "urls": {"map": f"/api/datasets/{dataset.id}/map", "colors": f"/api/datasets/{dataset.id}/map/colors",
                  "grid": urls.dataset_page_url(dataset.id), "queues": "/api/review/queues",

@@ -42,32 +42,45 @@ async function loadPoints() {
   const method = $("map-method").value;
   history.replaceState(null, "", `?${params({ method })}`);
   say(`loading the ${method.toUpperCase()} map…`);
+  let fallback = method === "pca";
   for (;;) {
     const r = await fetch(`${DATA.urls.map}?${params({ method })}`, { credentials: "same-origin" });
     if (token !== state.token) return;
     if (r.status === 202) {
-      say(`${await detailOf(r)} — the page shows it when ready`);
+      const busy = await r.json().catch(() => ({}));
+      if (!fallback) { // the PCA map meanwhile, so there is something to look at
+        fallback = true;
+        const pca = await fetch(`${DATA.urls.map}?${params({ method: "pca" })}`, { credentials: "same-origin" });
+        if (token !== state.token) return;
+        if (pca.ok) await show(await pca.arrayBuffer(), "pca");
+        if (token !== state.token) return;
+      }
+      say(`${method.toUpperCase()} is being computed (started ${busy.started_s_ago ?? 0} s ago; minutes for large `
+          + `datasets)${state.xy ? ", PCA shown meanwhile" : ""}: the page draws it when it is ready.`);
       await new Promise((resolve) => { setTimeout(resolve, POLL_MS); });
       if (token !== state.token) return;
       continue;
     }
     if (!r.ok) { say(await detailOf(r), true); return; }
-    const { header, arrays } = parseMapBinary(await r.arrayBuffer());
-    if (token !== state.token) return;
-    state.ids = arrays.ids;
-    state.xy = arrays.xy;
-    state.signature = header.signature;
-    renderer.setPoints(state.xy);
-    clearSelection(false);
-    renderer.draw();
-    renderer.finish();
-    document.body.dataset.mapDrawn = String(performance.now());
-    document.body.dataset.mapMethod = method;
-    say(`${header.count.toLocaleString()} points · ${method.toUpperCase()}`);
-    state.grid = null; // built on first hover
-    if ($("map-field").value) await loadColours();
+    await show(await r.arrayBuffer(), method);
     return;
   }
+}
+
+async function show(buffer, method) {
+  const { header, arrays } = parseMapBinary(buffer);
+  state.ids = arrays.ids;
+  state.xy = arrays.xy;
+  state.signature = header.signature;
+  renderer.setPoints(state.xy);
+  clearSelection(false);
+  renderer.draw();
+  renderer.finish();
+  document.body.dataset.mapDrawn = String(performance.now());
+  document.body.dataset.mapMethod = method;
+  say(`${header.count.toLocaleString()} points · ${method.toUpperCase()}`);
+  state.grid = null; // built on first hover
+  if ($("map-field").value) await loadColours();
 }
 
 async function loadColours() {
@@ -241,7 +254,8 @@ function hover(at) {
         .then((r) => (r.ok ? r.json() : null))
         .then((item) => {
           if (!item) return;
-          state.keys.set(id, `#${id} ${item.key}${item.label != null ? ` · ${item.label}` : ""}`);
+          const label = item.label != null ? (DATA.label_names || {})[item.label] ?? item.label : null;
+          state.keys.set(id, `#${id} ${item.key}${label != null ? ` · ${label}` : ""}`);
           if (tip.dataset.id === String(id)) $("map-tip-text").textContent = state.keys.get(id);
         })
         .catch(() => {});
