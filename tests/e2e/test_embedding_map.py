@@ -1,7 +1,7 @@
 """The embedding map page in a real browser (issue 15): a real ONNX embedder over the PCam sample, the dataset page
 links the map, the WebGL canvas is drawn (its pixels read back), colouring by label paints each point in its
 category's colour with a legend, a lasso drawn with the mouse selects exactly the points inside it (computed here
-from the API's coordinates), and "Open in grid" shows those items."""
+from the API's coordinates), "Open in grid" shows those items, and a click on a point opens its item."""
 
 from __future__ import annotations
 
@@ -126,3 +126,10 @@ def test_map_page_draws_colours_lassos_and_opens_the_grid(page, live_server, ing
     assert sorted(shown) == expected
     assert page.eval_on_selector("#total", "e => e.dataset.total") == str(len(expected))
     page.screenshot(path=str(SHOTS / "grid-from-map.png"))
+
+    # back on the map, a click on a point opens its item
+    page.go_back()
+    page.wait_for_function("() => document.body.dataset.mapDrawn")
+    n = lonely[0]
+    page.mouse.click(box[0] + screen[n][0], box[1] + screen[n][1])
+    page.wait_for_url(f"**/items/{ids[n]}*")
