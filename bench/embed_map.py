@@ -7,8 +7,8 @@ set). Then, --runs times each, in a fresh page:
 - ours: navigation to /datasets/{id}/map until the page has drawn the points and read a pixel back
   (`document.body.dataset.mapDrawn`, ms since the navigation started): the HTML, the modules, the binary
   (ids + xy, 3 MB at 262,144 points) over HTTP, parsing, the WebGL buffers and the draw;
-- bare: a page with nothing else that fetches the same binary (preloaded, as the map page does) and draws it with
-  the same renderer (static/js/map_gl.js) — the floor the page is compared with.
+- bare: a page with nothing else that makes the same renderer (static/js/map_gl.js), fetches the same binary
+  (preloaded, as the map page does) and draws it — the floor the page is compared with.
 Prints the medians, the ratio ours/bare and whether the first draw is under 1 s.
 
     python bench/embed_map.py [--points 262144] [--dim 128] [--runs 5]
@@ -36,9 +36,9 @@ BARE = """<!doctype html><html><head><meta charset="utf-8">
 canvas{position:absolute;left:260px;top:38px;right:0;bottom:0;width:calc(100% - 260px);height:calc(100% - 38px)}
 </style></head><body><canvas id="c"></canvas><script type="module">
 import { PointsRenderer, parseMapBinary } from "/static/js/map_gl.js";
+const renderer = new PointsRenderer(document.getElementById("c"));
 const r = await fetch("MAP_URL");
 const { arrays } = parseMapBinary(await r.arrayBuffer());
-const renderer = new PointsRenderer(document.getElementById("c"));
 renderer.setPoints(arrays.xy);
 renderer.draw();
 renderer.finish();
