@@ -93,6 +93,7 @@ def colours(session: Session, catalog: Catalog, src: MapSource, field: str) -> d
         pos = np.minimum(np.searchsorted(index.ids, ids), max(index.ids.size - 1, 0))
         held = (index.ids[pos] == ids) if index.ids.size else np.zeros(ids.size, bool)
         cell = np.where(held, index.cell_of[pos] if index.ids.size else 0, len(cells))
+        cell[cell > len(cells)] = len(cells)  # an item moved to a cell made after the snapshot: no value for now
         raw = cell_values[cell]
     labels = get_adapter(ds.kind).facet_labels.get(field, {})
     return encode(raw, labels, field)

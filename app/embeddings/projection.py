@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,8 +74,8 @@ def pca_xy(matrix: np.ndarray, fit_max: int = PCA_FIT_MAX) -> np.ndarray:
     from sklearn.decomposition import PCA
 
     n, dim = matrix.shape
-    if n < 2 or dim < 2:
-        return np.zeros((n, 2), np.float32) if dim < 2 or n < 2 else matrix[:, :2]
+    if n < 2 or dim < 2:  # nothing to spread: every point at the centre
+        return np.zeros((n, 2), np.float32)
     pca = PCA(n_components=2)
     if n <= fit_max:
         return pca.fit_transform(matrix)
@@ -107,7 +108,7 @@ def _path(folder: Path, method: str, sig: str) -> Path:
 
 def _save(folder: Path, method: str, sig: str, xy: np.ndarray) -> None:
     path = _path(folder, method, sig)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # two writers never share a temporary file
     with open(tmp, "wb") as fh:
         np.save(fh, xy)
     tmp.replace(path)

@@ -45,6 +45,9 @@ def test_projection_file_follows_the_vectors(tmp_path):
     second = projection.projection(tmp_path, Vectors(ids, changed), "pca")
     assert second.signature != first.signature
     assert [p.name for p in tmp_path.glob("map-pca-*.npy")] == [f"map-pca-{second.signature}.npy"]
+    (tmp_path / "one").mkdir()
+    one = projection.projection(tmp_path / "one", Vectors(ids[:1], x[:1]), "pca")
+    assert one.xy.tolist() == [[0.0, 0.0]]  # a single point sits at the centre
     with pytest.raises(Exception, match="method must be one of pca, umap"):
         projection.projection(tmp_path, Vectors(ids, x), "tsne")
 
@@ -57,3 +60,4 @@ def test_umap_separates_two_clusters():
     gap = np.linalg.norm(a.mean(axis=0) - b.mean(axis=0))
     spread = max(np.linalg.norm(a - a.mean(axis=0), axis=1).max(), np.linalg.norm(b - b.mean(axis=0), axis=1).max())
     assert gap > 2 * spread  # the clusters lie apart, each tighter than the distance between them
+    assert projection.umap_xy(x[:3]).shape == (3, 2)  # too few for neighbours: laid out by PCA
