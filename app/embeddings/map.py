@@ -4,7 +4,8 @@
 Colours never query the items one by one: facet fields (label, split, review status, reviewer, slide, lesion
 type…) come from the dataset's in-memory facet index (`app.catalog.counts`: every item's cell, the tuple of its
 facet values), so 262,144 points are coloured with one binary search over its id array; `pred:MODEL_ID` (a
-classifier's predicted class) is one indexed query of that model's predictions on the dataset. The values are
+classifier's predicted class) and `verdict:MODEL_ID` (its right / wrong, a segmenter's Dice good / fair / poor,
+as the grid's badges) are one indexed query each. The values are
 categories, most frequent first, each point holding the number of its category (MAX_CATEGORIES at most; the
 rest are folded into "other"), NO_VALUE for a point without one.
 """
@@ -20,11 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.catalog.listing import PRED_PREFIX
+from app.catalog.predicted import DICE_FAIR, DICE_GOOD
 from app.catalog.queries import get_dataset
 from app.catalog.state import Catalog
 from app.config import Settings
 from app.datasets.registry import get_adapter
-from app.db.models import Dataset, Item, Model, Prediction
+from app.db.models import Dataset, Item, ItemMetric, Model, Prediction
 from app.embeddings.ann import signature
 from app.embeddings.projection import Projection, projection
 from app.errors import InvalidInput, NotFound
@@ -32,6 +34,7 @@ from app.inference.registry import get_model, model_card
 from app.inference.vectors import Vectors, load, store_dir
 
 MAX_CATEGORIES = 24
+VERDICT_PREFIX = "verdict:"  # `verdict:MODEL_ID`: a model's right / wrong (classifier) or Dice band (segmenter)
 OTHER = "other"
 NO_VALUE = 0xFFFF
 
@@ -68,9 +71,14 @@ def colour_fields(session: Session, dataset: Dataset) -> list[dict[str, str]]:
     """[{field, label}] a map of this dataset can be coloured by: its facets, then each classifier's prediction
     (`pred:MODEL_ID`) that applies to its kind."""
     out = [{"field": f, "label": f.replace("_", " ")} for f in get_adapter(dataset.kind).facet_fields]
-    for model in session.scalars(select(Model).where(Model.task == "classify").order_by(Model.id)):
-        if dataset.kind in (model.card.get("applies_to") or []):
+    for model in session.scalars(select(Model).where(Model.task != "embed").order_by(Model.id)):
+        if dataset.kind not in (model.card.get("applies_to") or []):
+            continue
+        if model.task == "classify":
             out.append({"field": f"{PRED_PREFIX}{model.id}", "label": f"predicted by {model.name}"})
+        if model.task in ("classify", "segment2d", "segment3d"):
+            out.append({"field": f"{VERDICT_PREFIX}{model.id}", "label": f"{model.name}: right / wrong"
+                        if model.task == "classify" else f"{model.name}: Dice good / fair / poor"})
     return out
 
 
@@ -79,10 +87,12 @@ def colours(session: Session, catalog: Catalog, src: MapSource, field: str) -> d
     ds, ids = src.dataset, src.vectors.ids
     if field.startswith(PRED_PREFIX):
         raw = _predicted(session, ds, field, ids)
+    elif field.startswith(VERDICT_PREFIX):
+        raw = _verdicts(session, ds, field, ids)
     else:
         fields = get_adapter(ds.kind).facet_fields
         if field not in fields:
-            choices = ", ".join([*fields, f"{PRED_PREFIX}MODEL_ID"])
+            choices = ", ".join([*fields, f"{PRED_PREFIX}MODEL_ID", f"{VERDICT_PREFIX}MODEL_ID"])
             raise InvalidInput(f"field {field!r} is not a facet of {ds.kind} items; colour by one of {choices}")
         index = catalog.indexes.get(session, ds)
         if index is None:
@@ -112,6 +122,30 @@ def _predicted(session: Session, ds: Dataset, field: str, ids: np.ndarray) -> np
                            .where(Prediction.model_id == model.id, Item.dataset_id == ds.id)).all()
     found = {int(i): label for i, label in rows if label is not None}
     return np.array([found.get(int(i)) for i in ids.tolist()] if found else [None] * ids.size, object)
+
+
+def _verdicts(session: Session, ds: Dataset, field: str, ids: np.ndarray) -> np.ndarray:
+    """The grid badges' verdicts (app.catalog.predicted): a classifier's right / wrong from its `correct` item
+    metric, a segmenter's good / fair / poor from its Dice; no value without ground truth or prediction."""
+    model_id = field[len(VERDICT_PREFIX):]
+    if not model_id.isdigit():
+        raise InvalidInput(f"field {field!r}: a verdict field is verdict:MODEL_ID, e.g. verdict:1")
+    model = get_model(session, int(model_id))
+    if model.task not in ("classify", "segment2d", "segment3d"):
+        raise InvalidInput(f"field {field!r}: model {model.name!r} is a {model.task} model; verdicts are a "
+                           "classifier's right / wrong or a segmenter's Dice")
+    name = "correct" if model.task == "classify" else "dice"
+    rows = session.execute(select(ItemMetric.item_id, ItemMetric.value).join(Item, Item.id == ItemMetric.item_id)
+                           .where(ItemMetric.model_id == model.id, ItemMetric.name == name,
+                                  Item.dataset_id == ds.id)).all()
+
+    def verdict(v: float) -> str:
+        if name == "correct":
+            return "right" if v >= 0.5 else "wrong"
+        return "good" if v >= DICE_GOOD else "fair" if v >= DICE_FAIR else "poor"
+
+    found = {int(i): verdict(float(v)) for i, v in rows if v is not None}
+    return np.array([found.get(int(i)) for i in ids.tolist()], object)
 
 
 def encode(raw: np.ndarray, labels: Mapping[str, str], field: str) -> dict[str, Any]:

@@ -118,6 +118,14 @@ def test_colours_by_facet_and_prediction(client, engine, embedded, pcam_model_id
         labels = [p["outputs"]["label"] for p in item["predictions"] if p["model_id"] == pcam_model_id]
         assert values[int(arrays["codes"][n])] == labels[0]
     assert header["missing"] == 0
+    # its right / wrong, as the grid's badges show them
+    header, arrays = unpack(client.get(f"/api/datasets/{dataset_id}/map/colors",
+                                       params={"model": model_id, "field": f"verdict:{pcam_model_id}"}).content)
+    badges = {i["id"]: i["prediction"]["verdict"] for i in client.get(
+        f"/api/datasets/{dataset_id}/items", params={"model": pcam_model_id, "limit": 100}).json()["items"]}
+    values = [v["value"] for v in header["values"]]
+    assert set(values) <= {"right", "wrong"} and header["missing"] == 0
+    assert [values[c] for c in arrays["codes"].tolist()] == [badges[i] for i in ids.tolist()]
 
 
 def test_refusals(client, settings, pcam_dataset_id, embedder, pcam_model_id):
@@ -139,6 +147,8 @@ def test_refusals(client, settings, pcam_dataset_id, embedder, pcam_model_id):
     assert r.status_code == 400 and "pred:MODEL_ID" in r.json()["detail"]
     r = client.get(colors, params={"model": embedder, "field": f"pred:{embedder}"})
     assert r.status_code == 400 and "is a embed model" in r.json()["detail"]
+    r = client.get(colors, params={"model": embedder, "field": f"verdict:{embedder}"})
+    assert r.status_code == 400 and "verdicts are a classifier's right / wrong" in r.json()["detail"]
 
 
 def test_umap_is_computed_in_the_background(client, settings, embedded):
