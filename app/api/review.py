@@ -136,7 +136,7 @@ def create_queue(body: QueueIn, request: Request, session: SessionDep, catalog: 
         if body.item_ids:
             allowed = set(id_filter(filters[ID_FIELD])) if ID_FIELD in filters else None
             picked = [i for i in body.item_ids if allowed is None or i in allowed]
-            narrowed = {**filters, ID_FIELD: [",".join(map(str, picked)) or "0"]}
+            narrowed = {**filters, ID_FIELD: [str(i) for i in picked] or ["0"]}
         ids = queries.all_ids(session, catalog, dataset.id, narrowed, sort=body.sort, cap=queues.MAX_ITEMS)
         if body.item_ids is not None:  # the grid's selection, kept in the grid's order
             chosen = set(body.item_ids)

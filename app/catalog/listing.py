@@ -29,25 +29,19 @@ from app.errors import InvalidInput
 
 MAX_OFFSET = 10**9
 PRED_PREFIX = "pred:"  # `pred:MODEL_ID=CLASS`: items the classifier MODEL_ID predicted as CLASS
-ID_FIELD = "id"  # `id=3,17,42`: only these items (the embedding map's lasso handed to the grid, a queue's picks)
+ID_FIELD = "id"  # `id=3&id=17`: only these items (a grid selection, the embedding map's lasso handed to the grid)
 MAX_ID_FILTER = 10_000  # ids one `id` filter may name (a review queue's size)
 
 
 def id_filter(values: Sequence[str]) -> list[int]:
-    """The item ids of an `id` filter: comma-separated numbers, in one value or several (InvalidInput naming the
-    bad one, or the count past MAX_ID_FILTER)."""
-    out: list[int] = []
-    for value in values:
-        for part in value.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if not part.isdigit() or len(part) > 18:
-                raise InvalidInput(f"filter id: {part[:40]!r} is not an item id; give id=3,17,42")
-            out.append(int(part))
-    if len(out) > MAX_ID_FILTER:
-        raise InvalidInput(f"filter id: {len(out)} ids, at most {MAX_ID_FILTER} may be given")
-    return out
+    """The item ids of an `id` filter, one per value as jobs and exports take them (InvalidInput naming a value
+    that is not an id, or the count past MAX_ID_FILTER)."""
+    if len(values) > MAX_ID_FILTER:
+        raise InvalidInput(f"filter id: {len(values)} ids, at most {MAX_ID_FILTER} may be given")
+    bad = next((v for v in values if not (v.isdigit() and len(v) <= 18)), None)
+    if bad is not None:
+        raise InvalidInput(f"filter id: {bad[:40]!r} is not an item id; repeat id= for several (id=3&id=17)")
+    return [int(v) for v in values]
 
 
 def predicted_as(field_name: str, values: Sequence[str]):

@@ -18,7 +18,7 @@ from app.embeddings.projection import METHODS
 from app.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
-GRID_URL_IDS = 1_500  # ids an "Open in grid" link may carry (~11 kB of URL, under the server's 16 kB line limit)
+GRID_URL_IDS = 1_000  # ids an "Open in grid" link may carry (`id=N&` each: ~10 kB of URL, under a 16 kB line limit)
 
 
 @router.get("/datasets/{dataset_id}/map", name="map_page")

@@ -145,7 +145,7 @@ function select(polygon) {
   document.body.dataset.mapSelected = String(ids.length);
   const link = $("map-open-grid");
   const shown = ids.slice(0, DATA.max_grid_ids);
-  link.href = `${DATA.urls.grid}?${new URLSearchParams({ [DATA.id_field]: shown.join(",") })}`;
+  link.href = `${DATA.urls.grid}?${new URLSearchParams(shown.map((id) => [DATA.id_field, String(id)]))}`;
   $("map-selection-note").textContent = ids.length > DATA.max_grid_ids
     ? `The grid opens with the first ${DATA.max_grid_ids.toLocaleString()} (by id); a review queue takes up to ${DATA.max_queue_ids.toLocaleString()}.`
     : "";

@@ -121,6 +121,7 @@ def test_map_page_draws_colours_lassos_and_opens_the_grid(page, live_server, ing
 
     page.click("#map-open-grid")
     page.wait_for_url(f"**/datasets/{dataset}?id=*")
+    assert page.url.endswith("?" + "&".join(f"id={i}" for i in expected))
     page.wait_for_selector("#grid .card:not(.pending)")
     shown = page.eval_on_selector_all("#grid .card:not(.pending)", "cs => cs.map(c => Number(c.dataset.id))")
     assert sorted(shown) == expected
