@@ -320,6 +320,9 @@ function start() {
     stage.classList.toggle("lasso", state.lassoMode);
   });
   addEventListener("resize", () => { if (state.xy) renderer.draw(); });
+  addEventListener("keydown", (event) => { // Escape clears the selection (not while typing or in the dialog)
+    if (event.key === "Escape" && state.selected && !event.target.closest("input, select, textarea, dialog")) clearSelection();
+  });
   loadPoints().catch(failed);
 }
 

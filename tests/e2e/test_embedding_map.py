@@ -1,7 +1,8 @@
 """The embedding map page in a real browser (issue 15): a real ONNX embedder over the PCam sample, the dataset page
 links the map, the WebGL canvas is drawn (its pixels read back), colouring by label paints each point in its
 category's colour with a legend, a lasso drawn with the mouse selects exactly the points inside it (computed here
-from the API's coordinates), "Open in grid" shows those items, and a click on a point opens its item."""
+from the API's coordinates), "Open in grid" shows those items, a click on a point opens its item, and the lasso
+becomes a review queue of exactly its items."""
 
 from __future__ import annotations
 
@@ -102,14 +103,7 @@ def test_map_page_draws_colours_lassos_and_opens_the_grid(page, live_server, ing
     left, right = screen[:, 0].min() - 15, np.median(screen[:, 0]) + 1
     top, bottom = screen[:, 1].min() - 15, screen[:, 1].max() + 15
     corners = [(left, top), (right, top), (right + 30, (top + bottom) / 2), (right, bottom), (left, bottom)]
-    page.keyboard.down("Shift")
-    page.mouse.move(box[0] + corners[0][0], box[1] + corners[0][1])
-    page.mouse.down()
-    for x, y in corners[1:] + corners[:1]:
-        page.mouse.move(box[0] + x, box[1] + y, steps=8)
-    page.mouse.up()
-    page.keyboard.up("Shift")
-    page.wait_for_function("() => document.body.dataset.mapSelected !== '0' && document.body.dataset.mapSelected")
+    lasso(page, box, corners)
     polygon = page.evaluate("() => window.medviewMap.state.lasso")
     expected = [i for i, keep in zip(ids, inside(xy, polygon), strict=True) if keep]
     assert 0 < len(expected) < len(ids)
@@ -134,3 +128,29 @@ def test_map_page_draws_colours_lassos_and_opens_the_grid(page, live_server, ing
     n = lonely[0]
     page.mouse.click(box[0] + screen[n][0], box[1] + screen[n][1])
     page.wait_for_url(f"**/items/{ids[n]}*")
+
+    # the same lasso made into a review queue of exactly those items
+    page.goto(f"{live_server}/datasets/{dataset}/map?model={model}")
+    page.wait_for_function("() => document.body.dataset.mapDrawn")
+    lasso(page, box, corners)
+    assert page.evaluate("() => window.medviewMap.state.selectedIds") == expected
+    page.click("#map-queue")
+    page.fill("#map-queue-name", "map lasso")
+    page.click("#map-queue-form button[type=submit]")
+    page.wait_for_url("**/review/queues/*")
+    queue = int(page.url.rstrip("/").split("/")[-1])
+    with live_client(live_server) as api:
+        made = api.get(f"/api/review/queues/{queue}").json()
+    assert made["name"] == "map lasso" and made["progress"]["items"] == len(expected)
+
+
+def lasso(page, box, corners) -> None:
+    """Shift-drag through the corners (canvas pixels) and back to the first; waits for the selection."""
+    page.keyboard.down("Shift")
+    page.mouse.move(box[0] + corners[0][0], box[1] + corners[0][1])
+    page.mouse.down()
+    for x, y in corners[1:] + corners[:1]:
+        page.mouse.move(box[0] + x, box[1] + y, steps=8)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    page.wait_for_function("() => document.body.dataset.mapSelected !== '0' && document.body.dataset.mapSelected")
