@@ -23,7 +23,7 @@ GRID_URL_IDS = 1_000  # ids an "Open in grid" link may carry (`id=N&` each: ~10 
 
 @router.get("/datasets/{dataset_id}/map", name="map_page")
 def map_page(dataset_id: int, request: Request, session: SessionDep, model: int | None = None,
-             method: str = "pca") -> Response:
+             method: str = "pca", field: str | None = None) -> Response:
     dataset = queries.get_dataset(session, dataset_id)
     settings = request.app.state.settings
     models = embedding_map.embedders_with_vectors(session, settings, dataset)
@@ -33,10 +33,13 @@ def map_page(dataset_id: int, request: Request, session: SessionDep, model: int 
     chosen = next((m for m in models if m["id"] == model), models[0])
     principal = getattr(request.state, "principal", None)
     can_review = principal is not None and principal.role in ("reviewer", "admin")
+    fields = embedding_map.colour_fields(session, dataset)
+    names = {f["field"] for f in fields}
     data: dict[str, Any] = {
         "dataset_id": dataset.id, "dataset_name": dataset.name, "model_id": chosen["id"], "models": models,
         "method": method if method in METHODS else "pca", "methods": list(METHODS),
-        "fields": embedding_map.colour_fields(session, dataset), "can_review": can_review,
+        "fields": fields, "field": field if field in names else "label" if field is None and "label" in names else "",
+        "can_review": can_review,
         "label_names": dict(get_adapter(dataset.kind).label_names()),
         "max_grid_ids": GRID_URL_IDS, "max_queue_ids": MAX_ID_FILTER, "id_field": ID_FIELD,
         "urls": {"map": f"/api/datasets/{dataset.id}/map", "colors": f"/api/datasets/{dataset.id}/map/colors",

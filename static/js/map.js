@@ -40,7 +40,7 @@ async function detailOf(r) {
 async function loadPoints() {
   const token = ++state.token;
   const method = $("map-method").value;
-  history.replaceState(null, "", `?${params({ method })}`);
+  history.replaceState(null, "", `?${params({ method, field: $("map-field").value })}`);
   say(`loading the ${method.toUpperCase()} map…`);
   let fallback = method === "pca";
   for (;;) {
@@ -85,6 +85,7 @@ async function show(buffer, method) {
 
 async function loadColours() {
   const field = $("map-field").value;
+  history.replaceState(null, "", `?${params({ method: $("map-method").value, field })}`);
   const legend = $("map-legend");
   if (!field || !state.ids) {
     legend.replaceChildren();

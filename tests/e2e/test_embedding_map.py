@@ -78,7 +78,12 @@ def test_map_page_draws_colours_lassos_and_opens_the_grid(page, live_server, ing
     assert page.eval_on_selector("#map-status", "e => e.textContent") == f"{len(ids)} points · PCA"
     assert page.evaluate(PAINTED) > 20 * len(ids)  # every point is a disc of several pixels
 
-    # colour by label: the legend lists the labels with their counts, an isolated point shows its label's colour
+    # coloured by label at first; by split when chosen, then by label again: the legend lists the labels with their
+    # counts, an isolated point shows its label's colour
+    page.wait_for_function("() => document.body.dataset.mapColoured === 'label'")
+    page.select_option("#map-field", "split")
+    page.wait_for_function("() => document.body.dataset.mapColoured === 'split'")
+    assert page.eval_on_selector_all("#map-legend li", "ls => ls.length") == 3  # train, valid, test
     page.select_option("#map-field", "label")
     page.wait_for_function("() => document.body.dataset.mapColoured === 'label'")
     legend = page.eval_on_selector_all("#map-legend li", "ls => ls.map(l => l.textContent)")
