@@ -129,6 +129,9 @@ def test_colours_by_facet_and_prediction(client, engine, embedded, pcam_model_id
 
 
 def test_refusals(client, settings, pcam_dataset_id, embedder, pcam_model_id):
+    page = client.get(f"/datasets/{pcam_dataset_id}/map")
+    assert page.status_code == 404 and "has no embeddings yet" in page.text
+    assert "map-link" not in client.get(f"/datasets/{pcam_dataset_id}").text
     url = f"/api/datasets/{pcam_dataset_id}/map"
     r = client.get(url, params={"model": embedder})
     assert r.status_code == 404 and "has no embeddings from model 'pcam-embedder' yet" in r.json()["detail"]
