@@ -41,7 +41,7 @@ varying vec4 v_color;
 void main() {
   gl_Position = vec4(a_xy * u_scale + u_offset, 0.0, 1.0);
   bool picked = a_sel > 0.5;
-  float alpha = u_has_sel > 0.5 ? (picked ? 0.95 : 0.3) : 0.85;
+  float alpha = u_has_sel > 0.5 ? (picked ? 0.95 : 0.45) : 0.85;
   v_color = vec4(a_colour, alpha);
   gl_PointSize = u_has_sel > 0.5 && picked ? u_size * 1.6 : u_size;
 }`;
