@@ -28,6 +28,7 @@ from app.accounts.throttle import LoginThrottle
 from app.api import admin as api_admin
 from app.api import auth as api_auth
 from app.api import datasets as api_datasets
+from app.api import embedding_map as api_embedding_map
 from app.api import exports as api_exports
 from app.api import fewshot as api_fewshot
 from app.api import health as api_health
@@ -61,6 +62,7 @@ from app.web import (
     export_pages,
     fewshot_pages,
     item_page,
+    map_page,
     model_pages,
     pages,
     review_pages,
@@ -139,7 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    api_jobs.router, api_admin.router, api_review.router, pages.router, item_page.router,
                    model_pages.router, admin_pages.router, api_docs.router, review_pages.router,
                    api_masks.router, api_exports.router, export_pages.router, api_similar.router,
-                   api_fewshot.router, fewshot_pages.router):
+                   api_fewshot.router, fewshot_pages.router, api_embedding_map.router, map_page.router):
         app.include_router(router, dependencies=readers)
     app.add_middleware(NulRefusal)  # before any route or database sees a path or query value
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_kb * 1024,

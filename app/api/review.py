@@ -32,6 +32,7 @@ from app.api.schemas.review import (
 )
 from app.api.security import Principal, RequireRole, client_address, current_principal
 from app.catalog import queries, sorting
+from app.catalog.listing import ID_FIELD, id_filter
 from app.datasets.registry import get_adapter
 from app.db.models import Dataset
 from app.embeddings.uncertainty import uncertainty_order
@@ -142,7 +143,13 @@ def create_queue(body: QueueIn, request: Request, session: SessionDep, catalog: 
             if cursor is None:
                 break
     else:
-        ids = queries.all_ids(session, catalog, dataset.id, filters, sort=body.sort, cap=queues.MAX_ITEMS)
+        # a selection narrows the listing to its ids first, so it may come from a dataset of any size
+        narrowed = filters
+        if body.item_ids:
+            allowed = set(id_filter(filters[ID_FIELD])) if ID_FIELD in filters else None
+            picked = [i for i in body.item_ids if allowed is None or i in allowed]
+            narrowed = {**filters, ID_FIELD: [str(i) for i in picked] or ["0"]}
+        ids = queries.all_ids(session, catalog, dataset.id, narrowed, sort=body.sort, cap=queues.MAX_ITEMS)
         if body.item_ids is not None:  # the grid's selection, kept in the grid's order
             chosen = set(body.item_ids)
             ids = [i for i in ids if i in chosen][:body.limit]

@@ -29,6 +29,19 @@ from app.errors import InvalidInput
 
 MAX_OFFSET = 10**9
 PRED_PREFIX = "pred:"  # `pred:MODEL_ID=CLASS`: items the classifier MODEL_ID predicted as CLASS
+ID_FIELD = "id"  # `id=3&id=17`: only these items (a grid selection, the embedding map's lasso handed to the grid)
+MAX_ID_FILTER = 10_000  # ids one `id` filter may name (a review queue's size)
+
+
+def id_filter(values: Sequence[str]) -> list[int]:
+    """The item ids of an `id` filter, one per value as jobs and exports take them (InvalidInput naming a value
+    that is not an id, or the count past MAX_ID_FILTER)."""
+    if len(values) > MAX_ID_FILTER:
+        raise InvalidInput(f"filter id: {len(values)} ids, at most {MAX_ID_FILTER} may be given")
+    bad = next((v for v in values if not (v.isdigit() and len(v) <= 18)), None)
+    if bad is not None:
+        raise InvalidInput(f"filter id: {bad[:40]!r} is not an item id; repeat id= for several (id=3&id=17)")
+    return [int(v) for v in values]
 
 
 def predicted_as(field_name: str, values: Sequence[str]):
@@ -58,6 +71,9 @@ def filtered(dataset: Dataset, filters: Mapping[str, Sequence[str]], key: str | 
             continue
         if field_name == SEARCH_FIELD:
             stmt = stmt.where(key_search(dataset, values))
+            continue
+        if field_name == ID_FIELD:
+            stmt = stmt.where(Item.id.in_(id_filter(values)))
             continue
         if field_name not in allowed:
             raise InvalidInput(f"unknown filter {field_name!r}; {dataset.kind} items filter by "

@@ -19,11 +19,12 @@ from app.api.datasets import dataset_files_warning, filters_from, shown_root
 from app.api.deps import CatalogDep, SessionDep
 from app.catalog import keysearch, predicted, queries, sorting, urls
 from app.catalog.followup import TRACK_DISTANCE
-from app.catalog.listing import PRED_PREFIX
+from app.catalog.listing import ID_FIELD, PRED_PREFIX, id_filter
 from app.catalog.urls import query_url
 from app.datasets.base import REVIEW_FACETS
 from app.datasets.registry import available_kinds, get_adapter
 from app.embeddings.lesion_matching import LOCATION_GATE, MIN_SIMILARITY
+from app.embeddings.map import embedders_with_vectors
 from app.embeddings.patient_tracks import with_lesion_tracks
 from app.embeddings.similar import MAX_K as SIMILAR_MAX_K
 from app.embeddings.similar_filter import similar_page
@@ -121,6 +122,7 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, catalog
         "selection_base": {"dataset_id": dataset_id, "filters": filters, **({"key": key} if key else {}),
                            **({"similar": page["similar"]} if similar is not None else {})},
         "run_models": applicable_models(session, detail["kind"], task=None),
+        "map_models": embedders_with_vectors(session, settings, queries.get_dataset(session, dataset_id)),
         "jobs": list_jobs(session, dataset_id, limit=5),
         "first_page": {"items": [{k: v for k, v in i.items() if not (sheet_api and k == "thumbnail_url")}
                                  for i in page["items"]], "next_cursor": page["next_cursor"], "cursor": cursor or ""},
@@ -249,6 +251,11 @@ def active_chips(detail: Mapping[str, Any], filters: Mapping[str, Sequence[str]]
                  sort: str | None = None) -> list[dict]:
     chips = []
     for field, values in filters.items():
+        if field == ID_FIELD:  # one chip for a list of ids (the map's lasso), not one per id
+            count = len(id_filter(values))
+            chips.append({"field": "selected", "label": f"{count:,} item{'s' if count != 1 else ''}",
+                          "href": query_url("", {f: v for f, v in filters.items() if f != field}, key, sort=sort)})
+            continue
         names = detail["facet_labels"].get(field, {})
         for v in values:
             chips.append({"field": field.replace("_", " "), "label": names.get(v, v),

@@ -64,6 +64,13 @@ def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url, capsys,
         similar = client.get(f"/api/items/{first}/similar",
                              params={"model": models["demo-pcam-pooled-projection"]["id"], "k": 5}).json()
         assert len(similar["items"]) == 5 and first not in [s["id"] for s in similar["items"]], similar
+        # and its map: the PCam page links it, and it holds every PCam item
+        embedder, pcam = models["demo-pcam-pooled-projection"]["id"], datasets["demo-pcam"]
+        assert f"/datasets/{pcam['id']}/map?model={embedder}" in client.get(f"/datasets/{pcam['id']}").text
+        points = client.get(f"/api/datasets/{pcam['id']}/map", params={"model": embedder})
+        assert points.status_code == 200 and int.from_bytes(points.content[:4], "little") > 0
+        header = points.content[4:4 + int.from_bytes(points.content[:4], "little")]
+        assert f'"count":{pcam["item_count"]}'.encode() in header
         for name, dataset, key in (("demo-pcam-darkness", "demo-pcam", "accuracy"),
                                    ("demo-bis5k-pale-lumen", "demo-bis5k", "dice")):
             ev = client.get(f"/api/models/{models[name]['id']}/evaluation",

@@ -22,6 +22,8 @@ from httpx import Response
 from app.api.deps import get_settings
 from app.config import Settings
 from app.demo import build_demo
+from app.embeddings import ann
+from app.inference import vectors
 from app.main import create_app
 from tests.api.test_models_predict import card_yaml, classifier_onnx, register
 from tests.helpers.auth import signed_in
@@ -402,6 +404,24 @@ def test_bytes_endpoints_answer_in_their_documented_media_types(demo: tuple[Test
     check(doc, seen, client.get(f"/api/items/{ct}/render", params={"format": "gif"}), 400)
     check(doc, seen, client.get("/api/items/9999/raw"), 404)
     check(doc, seen, client.get(f"/api/datasets/{datasets['pcam']}/sheet", params={"cols": 0}), 400)
+    # the embedding map of the demo's embedded PCam patches, its colours, and UMAP "computing" (another process's
+    # lock file stands for a build in progress, so none is started here)
+    pcam_map = f"/api/datasets/{datasets['pcam']}/map"
+    check(doc, seen, client.get(pcam_map, params={"model": models["embed"]}), 200)
+    check(doc, seen, client.get(f"{pcam_map}/colors", params={"model": models["embed"], "field": "label"}), 200)
+    check(doc, seen, client.get(f"{pcam_map}/colors", params={"model": models["embed"], "field": "x"}), 400)
+    check(doc, seen, client.get(pcam_map, params={"model": models["embed"], "method": "tsne"}), 400)
+    check(doc, seen, client.get(pcam_map, params={"model": models["classify"]}), 400)
+    settings = client.app.state.settings
+    embedded = vectors.load(settings, models["embed"], datasets["pcam"])
+    assert embedded is not None
+    folder = vectors.store_dir(settings, models["embed"], datasets["pcam"])
+    lock = folder / f"map-umap-{ann.signature(embedded)}.lock"
+    lock.touch()
+    try:
+        check(doc, seen, client.get(pcam_map, params={"model": models["embed"], "method": "umap"}), 202)
+    finally:
+        lock.unlink()
     for method, template in seen:
         ok = doc["paths"][template][method]["responses"]["200"]
         assert "application/json" not in ok["content"], template  # bytes, not documented as JSON

@@ -52,10 +52,10 @@ ALLOWED["api"] = ALLOWED["api"] | {"embeddings"}
 # few-shot classifiers (issue 15, app.embeddings.fewshot): their page reads what a model was trained on; the CLI
 # trains them and prints the label curve. Training registers a model (audit) and names the dataset kind's classes.
 ALLOWED["embeddings"] = ALLOWED["embeddings"] | {"audit", "datasets"}
+# Web pages also show the patient page's lesion tracks by embedding (app.embeddings.patient_tracks) and the
+# embedding map, which colours points by the kind's facet fields (datasets' adapters).
 for _user in ("web", "cli"):
     ALLOWED[_user] = ALLOWED[_user] | {"embeddings"}
-# the patient page's lesion tracks by embedding (app.embeddings.patient_tracks), as its JSON twin has them
-ALLOWED["web"] = ALLOWED["web"] | {"embeddings"}
 for _user in ("api", "web", "cli", "main"):
     ALLOWED[_user] = ALLOWED[_user] | {"ingest_jobs"}
 
