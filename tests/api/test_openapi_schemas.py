@@ -98,7 +98,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path, demo_s
     settings = build_demo(settings)
     with signed_in(TestClient(create_app(settings)), settings) as client:
         datasets = {d["kind"]: d["id"] for d in client.get("/api/datasets").json()}
-        models = {m["task"]: m["id"] for m in client.get("/api/models").json()}
+        models = {m["task"]: m["id"] for m in client.get("/api/models").json()
+                  if m["name"] != "demo-deeplesion-lesion-projection"}  # "embed": the demo's PCam embedder
         boxes = np.array([[40, 40, 90, 90, 0.9, 0], [0, 0, 10, 10, 0.3, 0]], np.float32)
         detector = yaml.safe_dump({"name": "dl-constant", "task": "detect2d", "input": {
             "layout": "NCHW", "size": [256, 256], "channels": 3, "window": [-175.0, 275.0], "slices": 3},
