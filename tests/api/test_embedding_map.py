@@ -155,7 +155,7 @@ def test_refusals(client, settings, pcam_dataset_id, embedder, pcam_model_id):
 
 
 def test_umap_is_computed_in_the_background(client, settings, embedded):
-    pytest.importorskip("umap")
+    import umap  # noqa: F401  (a dependency: its absence is a failure, not a skip)
     dataset_id, model_id = embedded
     url = f"/api/datasets/{dataset_id}/map"
     r = client.get(url, params={"model": model_id, "method": "umap"})

@@ -53,7 +53,7 @@ def test_projection_file_follows_the_vectors(tmp_path):
 
 
 def test_umap_separates_two_clusters():
-    pytest.importorskip("umap")
+    import umap  # noqa: F401  (a dependency: its absence is a failure, not a skip)
     x = normalised(blobs(200, 16))
     xy = projection.normalised(projection.umap_xy(x, seed=0))
     a, b = xy[:100], xy[100:]
