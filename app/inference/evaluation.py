@@ -134,16 +134,19 @@ def segmentation_summary(per_item: Sequence[Mapping[str, Any]]) -> dict[str, Any
 
 
 def vertebrae_summary(per_item: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    scored = [m for m in per_item if "dice_per_label" in m or "identification_rate" in m]
+    scored = [m for m in per_item if "dice_per_label" in m or "identification_rate" in m or "dice_foreground" in m]
     sums: dict[int, list[float]] = {}
     for m in scored:
         for label, value in (m.get("dice_per_label") or {}).items():
             sums.setdefault(int(label), []).append(float(value))
     rates = [float(m["identification_rate"]) for m in scored if isinstance(m.get("identification_rate"), int | float)]
     means = [float(m["dice_mean"]) for m in scored if isinstance(m.get("dice_mean"), int | float)]
+    foreground = [float(m["dice_foreground"]) for m in scored if isinstance(m.get("dice_foreground"), int | float)]
     return {"n": len(scored), "dice_per_label": {str(k): float(np.mean(v)) for k, v in sorted(sums.items())},
             "dice_mean": float(np.mean(means)) if means else None,
-            "identification_rate": float(np.mean(rates)) if rates else None}
+            "identification_rate": float(np.mean(rates)) if rates else None,
+            # a foreground-only model (one output channel): Dice of its mask against every labelled voxel
+            **({"dice_foreground": float(np.mean(foreground))} if foreground else {})}
 
 
 def _thin(curve: dict[str, Any], keep_max: int = CURVE_MAX_POINTS) -> dict[str, list | None]:

@@ -104,6 +104,7 @@ class SlidingWindow:
         self.runtime, self.card, self.batch = runtime, card, max(1, batch)
         self.tile = tuple(card.input.size)
         self.weights = gaussian_weights(self.tile)
+        self.foreground_only = False  # set by a call whose model gave one channel (a binary mask, label 1)
 
     def _run(self, x: np.ndarray, positions: list[tuple[int, int, int]]) -> np.ndarray:
         d, h, w = self.tile
@@ -153,6 +154,7 @@ class SlidingWindow:
             done = zs[n + 1] if n + 1 < len(zs) else depth
             k = done - lo
             if acc.shape[0] == 1:
+                self.foreground_only = True
                 labels[lo:done] = acc[0, :k] > 0.5 * wsum[:k]
             else:
                 labels[lo:done] = np.argmax(acc[:, :k], axis=0)

@@ -52,7 +52,16 @@ def test_demo_generates_and_indexes(monkeypatch, tmp_path, database_url, capsys,
         # the demo models are registered once and have predicted every item of their dataset, with metrics
         models = {m["name"]: m for m in client.get("/api/models").json()}
         assert set(models) == {"demo-pcam-darkness", "demo-bis5k-pale-lumen", "demo-pcam-pooled-projection",
-                               "demo-deeplesion-lesion-projection"}
+                               "demo-deeplesion-lesion-projection", "demo-deeplesion-blobs",
+                               "demo-verse-bone-threshold"}
+        # every task has a demo model whose evaluation page has numbers: the detector finds some lesions (a FROC),
+        # the 3-D bone threshold overlaps the vertebrae (scored on foreground: it has no vertebra numbers)
+        froc = client.get(f"/api/models/{models['demo-deeplesion-blobs']['id']}/evaluation",
+                          params={"dataset_id": datasets["demo-deeplesion"]["id"]}).json()
+        assert froc["n"] == datasets["demo-deeplesion"]["item_count"] and froc["sensitivity_at_fp"]["8"] > 0, froc
+        bone = client.get(f"/api/models/{models['demo-verse-bone-threshold']['id']}/evaluation",
+                          params={"dataset_id": datasets["demo-verse"]["id"]}).json()
+        assert bone["n"] >= 3 and 0.3 < bone["dice_foreground"] < 1.0, bone
         # the DeepLesion demo embedder's lesion vectors link the patients' lesions across studies
         lesion = client.get(f"/api/datasets/{datasets['demo-deeplesion']['id']}/items", params={"limit": 1}).json()
         patient = client.get(f"/api/items/{lesion['items'][0]['id']}").json()["patient"]

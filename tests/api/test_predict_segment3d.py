@@ -150,3 +150,31 @@ def test_2d_models_refused_on_volumes(client, engine, dataset_id, tmp_path):
         assert r.status_code == 201, r.text
         bad = client.post(f"/api/items/{item.id}/predict", json={"model_id": r.json()["id"]})
         assert bad.status_code == 400 and "verse items are volumes" in bad.json()["detail"]
+
+
+def test_a_one_channel_model_is_scored_on_foreground(client, engine, dataset_id, verse, tmp_path):
+    """A model of one output channel (the demo's bone threshold) marks vertebrae without numbers: it is scored by
+    the Dice of its foreground against every labelled voxel, not per vertebra (its label 1 is not vertebra 1)."""
+    from app.demo_models import verse_bone_segmenter
+
+    onnx_file = tmp_path / "bone1.onnx"
+    onnx_file.write_bytes(verse_bone_segmenter(threshold_hu=HU_CUT))
+    r = register(client, onnx_file, card("bone-1ch", window=[-1000.0, 1900.0], overlap=0.25))
+    assert r.status_code == 201, r.text
+    model_id = r.json()["id"]
+    job = client.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": dataset_id})
+    assert job.status_code == 202, job.text
+    assert wait_finished(client, job.json()["id"], timeout=120)["status"] == "done"
+    dices = []
+    for item, subject in zip(items(engine, dataset_id), verse.subjects, strict=True):
+        pred, gt = canonical(subject.ct) > HU_CUT, canonical(subject.mask) > 0
+        want = 2 * np.logical_and(pred, gt).sum() / (pred.sum() + gt.sum())
+        got = client.get(f"/api/items/{item.id}").json()["predictions"][0]["metrics"]
+        assert got == pytest.approx({"dice_foreground": want, "dice_mean": want})  # no per-label, no id. rate
+        dices.append(want)
+    assert 0.2 < np.mean(dices) < 1.0  # bone above the cut overlaps the labelled vertebrae, not exactly
+    ev = client.get(f"/api/models/{model_id}/evaluation", params={"dataset_id": dataset_id}).json()
+    assert ev["dice_foreground"] == pytest.approx(np.mean(dices)) and ev["dice_mean"] == pytest.approx(np.mean(dices))
+    assert ev["dice_per_label"] == {} and ev["identification_rate"] is None
+    page = client.get(f"/models/{model_id}/evaluation", params={"dataset_id": dataset_id})
+    assert page.status_code == 200 and 'id="metric-dice-foreground"' in page.text and "metric-id-rate" not in page.text

@@ -82,6 +82,9 @@ class Segment3dEvaluation(EvaluationHead):
     dice_per_label: dict[str, float] = Field(description="Mean Dice per vertebra label, over the scans having it.")
     dice_mean: float | None
     identification_rate: float | None = Field(description="Mean of the per-scan vertebra identification rates.")
+    dice_foreground: float | None = Field(None, description="A model of one output channel (a mask without vertebra "
+                                          "numbers): mean Dice of its foreground against every labelled voxel; "
+                                          "`dice_mean` is the same and `dice_per_label` is empty.")
     excluded_edited: int = Field(description="Items left out: their stored per-item metrics were scored against "
                                  "other ground truth than `annotations` (edited after, or corrected before, "
                                  "the prediction).")

@@ -42,8 +42,18 @@ def ground_truth_centroids(target: ItemTarget) -> dict[int, list[float]]:
 
 
 def volume_metrics(pred: np.ndarray, truth: np.ndarray | None, centroids: dict[int, list[float]],
-                   spacing: tuple[float, float, float]) -> dict[str, Any]:
+                   spacing: tuple[float, float, float], foreground_only: bool = False) -> dict[str, Any]:
+    """Per-label Dice, their mean and the identification rate; for a model of one foreground channel
+    (`foreground_only`: a bone mask without vertebra numbers) the Dice of foreground against every labelled voxel
+    instead (`dice_foreground`, also the `dice_mean` the worst-first sort uses), since its label 1 is not vertebra 1."""
     metrics: dict[str, Any] = {}
+    if foreground_only:  # no numbers: neither per-label Dice nor identification mean anything
+        if truth is None:
+            return {}
+        fg_pred, fg_truth = pred > 0, truth > 0
+        total = int(fg_pred.sum()) + int(fg_truth.sum())
+        dice = 2.0 * int(np.logical_and(fg_pred, fg_truth).sum()) / total if total else 1.0
+        return {"dice_foreground": dice, "dice_mean": dice}
     if truth is not None:
         gt_labels = {int(v) for v in np.flatnonzero(np.bincount(truth.ravel().astype(np.int64))) if v > 0}
         per_label = {k: v for k, v in per_label_dice(pred, truth).items() if k in gt_labels}
@@ -77,5 +87,6 @@ class Segment3dTask:
             save_mask_3d(mask_path(ctx.settings, ctx.model_id, item_id, three_d=True), labels, vol.spacing)
             present = [int(v) for v in np.flatnonzero(np.bincount(labels.ravel().astype(np.int64))) if v > 0]
             outputs = {"mask": prediction_mask_url(item_id, ctx.model_id), "labels": present}
-            results.append(Result(item_id, outputs, volume_metrics(labels, truth, centroids, vol.spacing)))
+            results.append(Result(item_id, outputs, volume_metrics(labels, truth, centroids, vol.spacing,
+                                                                        window.foreground_only)))
         return results
