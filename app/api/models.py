@@ -55,7 +55,7 @@ def list_models(session: SessionDep) -> Response:
     return json_response([registry.model_summary(m) for m in registry.list_models(session)])
 
 
-@router.get("/models/{model_id}", response_model=ModelDetail, responses=errors(400, 404, 422))
+@router.get("/models/{model_id:int}", response_model=ModelDetail, responses=errors(400, 404, 422))
 def get_model(model_id: PathId, session: SessionDep, settings: SettingsDep, runtimes: RuntimesDep) -> Response:
     model = registry.get_model(session, model_id)
     device = runtimes.get(model, settings.device).device
@@ -109,7 +109,7 @@ class ModelDeleted(BaseModel):
     predictions_removed: int
 
 
-@router.delete("/models/{model_id}", response_model=ModelDeleted, responses=errors(401, 403, 404, 409, 422))
+@router.delete("/models/{model_id:int}", response_model=ModelDeleted, responses=errors(401, 403, 404, 409, 422))
 def delete_model(model_id: PathId, request: Request, session: SessionDep, settings: SettingsDep, admin: Admin,
                  runtimes: RuntimesDep) -> Response:
     """Remove a model with its predictions, metrics and files (admin); the audit log keeps what it was."""
