@@ -108,8 +108,9 @@ def followup_page(item_id: int, request: Request, session: SessionDep, prior: in
         raise InvalidInput(f"prior must be another item than {item_id}: a follow-up view compares two studies")
     other = item_with_predictions(session, prior)
     if other["dataset_id"] != current["dataset_id"]:
-        raise InvalidInput(f"prior item {prior} is in another dataset than item {item_id} ({dataset['name']}): a "
-                           "follow-up view compares two studies of one patient in one dataset")
+        elsewhere = queries.get_dataset(session, other["dataset_id"]).name
+        raise InvalidInput(f"prior item {prior} is in another dataset ({elsewhere}) than item {item_id} "
+                           f"({dataset['name']}): a follow-up view compares two studies of one patient in one dataset")
     if other.get("patient") != current["patient"]:
         raise InvalidInput(f"prior item {prior} is of {adapter.wording.patient} {other.get('patient') or 'none'}, "
                            f"item {item_id} of {adapter.wording.patient} {current['patient']}: a follow-up view "
