@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.catalog.followup import series_match
+from app.catalog.followup import series_match, series_priors, track_priors
 from app.datasets.dicom.synth import AXIAL_IOP, _axial_ct, _Writer
 from app.datasets.ingest import ingest_path
 from app.db.models import Item, Patient
@@ -164,3 +164,17 @@ def test_series_match_rule():
     assert series_match(ct, {"modality": "CT", "series_description": "PORTAL", "body_part": "abdomen"})
     assert not series_match(ct, {"modality": "CT", "series_description": "CHEST ENHANCED MF", "body_part": "CHEST"})
     assert not series_match(ct, {"modality": "MR", "series_description": "AX ABD"})
+
+
+def test_series_priors_take_the_nearest_earlier_study_with_a_match():
+    def item(n: int, description: str, modality: str = "CT", plane: str = "axial") -> dict:
+        return {"id": n, "meta": {"modality": modality, "series_description": description, "orientation": plane}}
+
+    studies = [{"study": "s1", "items": [item(1, "AX ABD 5mm"), item(2, "AX T2", "MR")]},
+               {"study": "s2", "items": [item(3, "CHEST"), item(4, "ABD PORTAL", plane="coronal"),
+                                         item(5, "AX ABD PORTAL")]},
+               {"study": "s3", "items": [item(6, "AX ABD 3mm"), item(7, "COR T2", "MR", "coronal")]}]
+    # s3's CT: s2 (nearest) has two abdomen CTs; "AX ABD PORTAL" shares two words; s3's MR skips s2 (no MR) for s1
+    assert series_priors(studies) == {5: 1, 4: 1, 6: 5, 7: 2}
+    track = {"number": 1, "by_study": {"s3": {"item_id": 6}, "s1": {"item_id": 1}, "s2": {"item_id": 4}}}
+    assert track_priors([track], ["s1", "s2", "s3"]) == {4: 1, 6: 4}

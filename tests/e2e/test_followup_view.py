@@ -1,6 +1,7 @@
 """The follow-up page in chromium (issue 14): two DICOM studies of one patient, prior | current. Both panes draw;
 linked, a W/L drag on the prior changes the current's W/L, a wheel on the current moves the prior to the slice
-nearest the same height in mm, and zoom is shared in screen pixels per mm; unlinked, none of that crosses over."""
+nearest the same height in mm, and zoom is shared in screen pixels per mm; unlinked, none of that crosses over.
+Then DeepLesion key slices of one lesion track: RECIST drawn, slices linked by the offset from each key slice."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def centre(page, n: int) -> tuple[float, float]:
     return x + w / 2, y + h / 2
 
 
-def test_linked_window_slice_and_zoom_then_unlinked(page, live_server, engine, settings, tmp_path):
+def test_linked_window_slice_and_zoom_then_unlinked(page, live_server, engine, settings, tmp_path, ingested):
     two_studies(tmp_path / "fu")
     ds = ingest_path(engine, settings, tmp_path / "fu", kind="dicom", name="followup").dataset_id
     items = live_get(f"{live_server}/api/datasets/{ds}/items", params={"limit": 10}).json()["items"]
@@ -90,3 +91,20 @@ def test_linked_window_slice_and_zoom_then_unlinked(page, live_server, engine, s
     page.click("#zoom-in")
     page.wait_for_function(f"() => {IDLE} && window.medviewFollowup.panes()[1].scale > "
                            "window.medviewFollowup.panes()[0].scale * 1.2")
+
+    # DeepLesion key slices (the live server's sample): linked by the offset from each key slice, RECIST drawn
+    pid = live_get(f"{live_server}/api/items/1").json()["patient"]
+    data = live_get(f"{live_server}/api/datasets/{ingested.dataset_id}/patients/{pid}").json()
+    order = [s["study"] for s in data["studies"]]
+    track = next(t for t in data["tracks"] if len(t["by_study"]) >= 2)
+    (_, before), (_, after) = sorted(track["by_study"].items(), key=lambda kv: order.index(kv[0]))[:2]
+    page.goto(f"{live_server}/items/{after['item_id']}/followup?prior={before['item_id']}")
+    page.wait_for_function(READY)
+    keys = [p["slice"] for p in page.evaluate(PANES)]
+    assert page.locator('.pane[data-side="prior"] .pane-svg line[data-id="long"]').count() >= 1
+    x0, y0 = centre(page, 0)
+    page.mouse.move(x0, y0)
+    page.mouse.wheel(0, 100)
+    page.wait_for_function(f"(k) => {IDLE} && window.medviewFollowup.panes()[0].slice === k + 1", arg=keys[0])
+    assert page.evaluate(PANES)[1]["slice"] == keys[1] + 1
+    assert "key +1" in page.inner_text('.pane[data-side="current"] .corner.br')
