@@ -24,7 +24,7 @@ from app.datasets.dicom.patient import study_date
 from app.datasets.registry import get_adapter
 from app.errors import InvalidInput
 from app.inference.outputs import item_with_predictions
-from app.web.item_page import _render, client_view, render_url, viewer_state
+from app.web.item_page import _render, client_view, render_url, viewer_state, volume_planes
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,10 +56,11 @@ def plane_positions(meta: Mapping[str, Any]) -> dict[str, list[float]] | None:
     return out
 
 
-def _side(request: Request, session: SessionDep, item: Mapping[str, Any], adapter: Any, role: str) -> dict[str, Any]:
+def _side(request: Request, session: SessionDep, item: Mapping[str, Any], adapter: Any, role: str,
+          plane: str | None) -> dict[str, Any]:
     """One pane's state: the item page's viewer state, where its slices lie, its header and its measurements."""
     renderer, pixels = request.app.state.renderer, request.app.state.pixels
-    viewer = viewer_state(item, None, None, None, "gt",
+    viewer = viewer_state(item, None, None, None, "gt", plane,
                           auto_window=lambda: renderer.auto_window(pixels.target(session, item["id"], False)))
     viewer.update(client_view(item, adapter, viewer, {}))
     meta = item.get("meta") or {}
@@ -119,7 +120,11 @@ def followup_page(item_id: int, request: Request, session: SessionDep, prior: in
     before, after = ((priors.study_of(session, i["id"]) or {}).get("order") for i in (left, right))
     if before is not None and after is not None and before > after:  # the earlier study on the left
         left, right = right, left
-    sides = [_side(request, session, left, adapter, "prior"), _side(request, session, right, adapter, "current")]
+    # two volumes open in one plane (the later study's own), so their slices can link by position
+    both_volumes = bool(volume_planes(left) and volume_planes(right))
+    plane = ((right.get("meta") or {}).get("default_plane") or "axial") if both_volumes else None
+    sides = [_side(request, session, left, adapter, "prior", plane),
+             _side(request, session, right, adapter, "current", plane)]
     changes = lesion_changes(session, patient_id, left["id"], right["id"]) if adapter.patient_page.followup else []
     return _render(request, "followup.html", {
         "dataset": dataset, "wording": adapter.wording, "patient": current["patient"], "sides": sides,
