@@ -54,6 +54,7 @@ def test_linked_window_slice_and_zoom_then_unlinked(page, live_server, engine, s
     page.wait_for_function(f"() => {IDLE} && window.medviewFollowup.panes()[1].window[1] - "
                            "window.medviewFollowup.panes()[1].window[0] !== 400")
     assert wl_text(page, "current") == wl_text(page, "prior") != "W 400  L 40 HU"
+    assert " HU · x " in page.inner_text('.pane[data-side="prior"] .corner.bc')  # the value under the pointer
 
     # slice: a wheel notch on the current moves the prior to the nearest slice in mm
     x1, y1 = centre(page, 1)

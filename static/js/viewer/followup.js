@@ -31,6 +31,7 @@ class Side {
     this.pane.root.dataset.side = role;
     this.wl = corner(this.pane.root, "bl");
     this.where = corner(this.pane.root, "br");
+    this.hover = corner(this.pane.root, "bc");
     this.window = [...state.window];
     this.view = { scale: null, pan: [0, 0] }; // scale: screen px per mm (null = fit); pan: mm from the centre
     this.lut = new Uint32Array(65536);
@@ -81,6 +82,17 @@ function corner(root, where) {
   div.className = `corner ${where}`;
   root.append(div);
   return div;
+}
+
+/** The value under the pointer (HU for CT) and its pixel, in the pane's bottom centre. */
+function hover(side, sx, sy) {
+  const raw = side.pane.raw;
+  const [x, y] = side.pane.toImage(sx, sy).map(Math.round);
+  if (x < 0 || y < 0 || x >= raw.width || y >= raw.height) { side.hover.textContent = ""; return; }
+  const p = y * raw.width + x;
+  const value = raw.channels === 3 ? `RGB ${raw.values.slice(3 * p, 3 * p + 3).join(", ")}`
+    : `${raw.values[p]}${raw.dtype === "int16" && side.state.units ? ` ${side.state.units}` : ""}`;
+  side.hover.textContent = `${value} · x ${x}, y ${y} px`;
 }
 
 export class Followup {
@@ -264,6 +276,8 @@ export class Followup {
                pan: [...side.view.pan] };
     });
     this.host.addEventListener("pointermove", (e) => {
+      const under = drag?.side || sideOf(e.target);
+      if (under?.pane.raw) hover(under, ...local(under, e));
       if (!drag) return;
       const [x, y] = local(drag.side, e);
       const dx = x - drag.sx;
@@ -277,6 +291,7 @@ export class Followup {
       if (drag && this.host.hasPointerCapture(e.pointerId)) this.host.releasePointerCapture(e.pointerId);
       drag = null;
     };
+    this.host.addEventListener("pointerleave", () => { for (const side of this.sides) side.hover.textContent = ""; });
     this.host.addEventListener("pointerup", finish);
     this.host.addEventListener("pointercancel", finish);
     this.host.addEventListener("wheel", (e) => {
