@@ -61,6 +61,7 @@ from app.web import (
     auth_pages,
     export_pages,
     fewshot_pages,
+    followup_page,
     item_page,
     map_page,
     model_pages,
@@ -141,7 +142,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    api_jobs.router, api_admin.router, api_review.router, pages.router, item_page.router,
                    model_pages.router, admin_pages.router, api_docs.router, review_pages.router,
                    api_masks.router, api_exports.router, export_pages.router, api_similar.router,
-                   api_fewshot.router, fewshot_pages.router, api_embedding_map.router, map_page.router):
+                   api_fewshot.router, fewshot_pages.router, api_embedding_map.router, map_page.router,
+                   followup_page.router):
         app.include_router(router, dependencies=readers)
     app.add_middleware(NulRefusal)  # before any route or database sees a path or query value
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_kb * 1024,

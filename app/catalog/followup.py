@@ -52,3 +52,66 @@ def lesion_tracks(studies: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             track["loc"] = meta.get("normalized_location") or track["loc"]
             track["last_long"] = long_mm or track["last_long"]
     return tracks
+
+
+# -- priors: which earlier item a follow-up view compares an item with ---------------------------------------
+
+def description_words(meta: Mapping[str, Any]) -> set[str]:
+    """The words of a series' description (upper case, letters and digits), e.g. {'AX', 'ABD', '5MM'}."""
+    text = "".join(c if c.isalnum() else " " for c in str(meta.get("series_description") or "").upper())
+    return set(text.split())
+
+
+def series_match(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Two series (their item meta) a radiologist would hang side by side: the same modality, and descriptions
+    sharing a word (or both without one) or the same body part."""
+    if (a.get("modality") or None) != (b.get("modality") or None):
+        return False
+    wa, wb = description_words(a), description_words(b)
+    part = (a.get("body_part") or "").upper()
+    return bool(wa & wb) or (not wa and not wb) or bool(part and part == (b.get("body_part") or "").upper())
+
+
+def series_priors(studies: Sequence[Mapping[str, Any]]) -> dict[int, int]:
+    """item id → the id of its prior: in the nearest earlier study (`studies` in study order, each with `items`
+    having `id` and `meta`) that has a matching series (`series_match`), the one whose description shares the most
+    words, then the same acquired plane, then the lowest id."""
+    out: dict[int, int] = {}
+    for n, study in enumerate(studies):
+        for item in study["items"]:
+            meta = item.get("meta") or {}
+            for earlier in reversed(studies[:n]):
+                found = [i for i in earlier["items"] if series_match(meta, i.get("meta") or {})]
+                if found:
+                    words, plane = description_words(meta), meta.get("orientation")
+                    best = min(found, key=lambda i: (-len(words & description_words(i.get("meta") or {})),
+                                                     (i.get("meta") or {}).get("orientation") != plane, i["id"]))
+                    out[item["id"]] = best["id"]
+                    break
+    return out
+
+
+def track_priors(tracks: Sequence[Mapping[str, Any]], study_order: Sequence[str]) -> dict[int, int]:
+    """item id → the key slice of the same lesion in the track's previous study (the first track that has one);
+    `study_order`: the patient's study ids in order."""
+    rank = {s: n for n, s in enumerate(study_order)}
+    out: dict[int, int] = {}
+    for track in tracks:
+        seen = sorted(track["by_study"].items(), key=lambda kv: rank.get(kv[0], len(rank)))
+        for (_, before), (_, after) in zip(seen, seen[1:], strict=False):
+            if before["item_id"] != after["item_id"]:
+                out.setdefault(after["item_id"], before["item_id"])
+    return out
+
+
+def track_pairs(tracks: Sequence[Mapping[str, Any]], study_order: Sequence[str]) -> dict[tuple[int, str], int]:
+    """(track number, study id) → the prior key slice of that lesion (the track's previous study), for the patient
+    page's compare links."""
+    rank = {s: n for n, s in enumerate(study_order)}
+    out: dict[tuple[int, str], int] = {}
+    for track in tracks:
+        seen = sorted(track["by_study"].items(), key=lambda kv: rank.get(kv[0], len(rank)))
+        for (_, before), (study, after) in zip(seen, seen[1:], strict=False):
+            if before["item_id"] != after["item_id"]:
+                out[(track["number"], study)] = before["item_id"]
+    return out

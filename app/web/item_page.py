@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from app.accounts.roles import at_least
 from app.api.deps import SessionDep
-from app.catalog import queries, urls
+from app.catalog import priors, queries, urls
 from app.datasets.base import DatasetAdapter
 from app.datasets.registry import get_adapter
 from app.errors import AppError, InvalidInput
@@ -72,6 +72,8 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
                                           "embed_models": embed_models,
                                           "wording": adapter.wording, "review": review,
                                           "follows_lesions": adapter.patient_page.followup,
+                                          "followup_prior": None if review or not item.get("patient") else
+                                          priors.item_prior(session, item_id, adapter.patient_page.followup),
                                           "review_urls": review_urls(request) if review else None})
 
 

@@ -17,8 +17,8 @@ from fastapi.responses import Response
 from app import ingest_jobs
 from app.api.datasets import dataset_files_warning, filters_from, shown_root
 from app.api.deps import CatalogDep, SessionDep
-from app.catalog import keysearch, predicted, queries, sorting, urls
-from app.catalog.followup import TRACK_DISTANCE
+from app.catalog import keysearch, predicted, priors, queries, sorting, urls
+from app.catalog.followup import TRACK_DISTANCE, track_pairs
 from app.catalog.listing import ID_FIELD, PRED_PREFIX, id_filter
 from app.catalog.urls import query_url
 from app.datasets.base import REVIEW_FACETS
@@ -176,7 +176,10 @@ def patient_page(dataset_id: int, patient: str, request: Request, session: Sessi
     dataset = queries.dataset_detail(session, dataset_id)
     adapter = get_adapter(dataset["kind"])
     tracks = timeline["tracks"]
+    studies = [s["study"] for s in timeline["studies"]]
     return _render(request, "patient.html", {
+        "priors": {} if adapter.patient_page.followup else priors.priors_of_patient(session, dataset_id, patient),
+        "track_pairs": track_pairs(tracks, studies),
         "timeline": timeline, "dataset": dataset, "label_names": adapter.label_names(), "page": adapter.patient_page,
         "wording": adapter.wording, "tracks": tracks,
         "track_of": {a: f"L{t['number']}" for t in tracks for a in t["annotation_ids"]},
