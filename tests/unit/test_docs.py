@@ -79,7 +79,8 @@ def app_routes() -> list[tuple[str, str]]:
         methods = getattr(route, "methods", None)
         if methods is None:
             out.append(("MOUNT", route.path))
-        out += [(m, route.path) for m in sorted(methods or ()) if m != "HEAD"]
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # `{model_id:int}` is documented as `{model_id}`
+        out += [(m, path) for m in sorted(methods or ()) if m != "HEAD"]
     return out
 
 
