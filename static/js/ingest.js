@@ -5,10 +5,10 @@
 // the new (or updated) dataset is listed, and the job's row links it. A failed job shows the server's reason and
 // its first problems.
 
+import { ACTIVE, jobRow, resetActions } from "./job_rows.js";
 import { URLS, fillUrl, writeHeaders } from "./urls.js";
 
 const POLL_MS = 500;
-const ACTIVE = new Set(["queued", "running"]);
 const form = document.getElementById("ingest-form");
 const message = document.getElementById("ingest-message");
 const list = document.getElementById("ingest-jobs");
@@ -41,18 +41,11 @@ function describe(job) {
 }
 
 function render(job) {
-  let li = rows.get(job.id);
-  if (!li) {
-    li = document.createElement("li");
-    li.className = "job ingest-job";
-    li.dataset.id = String(job.id);
-    li.innerHTML = '<span class="job-name"></span> <progress max="1" value="0"></progress> ' +
-      '<span class="job-state"></span> <span class="job-actions"></span><ul class="job-problems small"></ul>';
-    list.prepend(li);
-    rows.set(job.id, li);
+  const li = jobRow(list, rows, job, "job ingest-job");
+  if (!li.querySelector(".job-problems")) {
+    li.insertAdjacentHTML("beforeend", '<ul class="job-problems small"></ul>');
   }
   const p = job.params || {};
-  li.dataset.status = job.status;
   li.dataset.phase = phaseOf(job);
   li.querySelector(".job-name").textContent = `#${job.id} ${p.name || ""} (${p.kind || "auto"})`;
   li.querySelector(".job-name").title = p.path || "";
@@ -63,16 +56,9 @@ function render(job) {
   else bar.removeAttribute("value"); // indeterminate until the phase knows its total
   bar.hidden = !ACTIVE.has(job.status) && job.status !== "done";
   li.querySelector(".job-state").textContent = describe(job);
-  const actions = li.querySelector(".job-actions");
-  actions.replaceChildren();
-  if (ACTIVE.has(job.status)) {
-    const cancel = document.createElement("button");
-    cancel.type = "button";
-    cancel.className = "button job-cancel";
-    cancel.textContent = "Cancel";
-    cancel.addEventListener("click", () => post(fillUrl(URLS.job_cancel, { id: job.id })).then(render).catch((e) => say(e.message)));
-    actions.append(cancel);
-  } else if (job.status === "done" && p.result) {
+  const actions = resetActions(li, job,
+    (j) => post(fillUrl(URLS.job_cancel, { id: j.id })).then(render).catch((e) => say(e.message)));
+  if (job.status === "done" && p.result) {
     const link = document.createElement("a");
     link.href = fillUrl(URLS.dataset_page, { id: p.result.dataset_id });
     link.textContent = "Open dataset";

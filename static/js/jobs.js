@@ -3,6 +3,7 @@
 // and every queued or running job of the dataset is polled (GET /api/jobs/{id}) into a progress bar with a
 // Cancel button (POST /api/jobs/{id}/cancel). Finished jobs link their evaluation page.
 
+import { ACTIVE, jobRow, resetActions } from "./job_rows.js";
 import { URLS, fillUrl, writeHeaders } from "./urls.js";
 
 const POLL_MS = 500;
@@ -10,7 +11,6 @@ const form = document.getElementById("jobs-form");
 const list = document.getElementById("job-list");
 const scope = document.getElementById("jobs-scope");
 const base = JSON.parse(document.getElementById("selection-base")?.textContent || "{}");
-const ACTIVE = new Set(["queued", "running"]);
 const rows = new Map(); // job id → <li>
 
 function selection() {
@@ -38,17 +38,8 @@ function describeScope() {
 }
 
 function render(job) {
-  let li = rows.get(job.id);
-  if (!li) {
-    li = document.createElement("li");
-    li.className = "job";
-    li.dataset.id = String(job.id);
-    li.innerHTML = '<span class="job-name"></span> <progress max="1" value="0"></progress> ' +
-      '<span class="job-state mono"></span> <span class="job-actions"></span>';
-    list.prepend(li);
-    rows.set(job.id, li);
-  }
-  li.dataset.status = job.status;
+  const li = jobRow(list, rows, job);
+  li.querySelector(".job-state").classList.add("mono");
   if (job.model_name) li.dataset.model = job.model_name; // GET /api/jobs/{id} does not repeat it
   const what = job.kind === "predict" ? li.dataset.model || `model ${job.params?.model_id}`
     : `${job.kind} ${job.params?.format || ""}`; // an export of this dataset (listed with its jobs)
@@ -58,16 +49,9 @@ function render(job) {
   bar.value = job.status === "done" ? bar.max : job.done;
   const error = job.error ? ` — ${job.error}` : "";
   li.querySelector(".job-state").textContent = `${job.done.toLocaleString()} / ${job.total.toLocaleString()} · ${job.status}${error}`;
-  const actions = li.querySelector(".job-actions");
-  actions.replaceChildren();
-  if (ACTIVE.has(job.status)) {
-    const cancel = document.createElement("button");
-    cancel.type = "button";
-    cancel.className = "button job-cancel";
-    cancel.textContent = "Cancel";
-    cancel.addEventListener("click", () => post(fillUrl(URLS.job_cancel, { id: job.id })).then(render).catch(showError));
-    actions.append(cancel);
-  } else if (job.status === "done" && job.params?.model_id) {
+  const actions = resetActions(li, job,
+    (j) => post(fillUrl(URLS.job_cancel, { id: j.id })).then(render).catch(showError));
+  if (job.status === "done" && job.params?.model_id) {
     const link = document.createElement("a");
     link.href = fillUrl(URLS.evaluation_page, { model_id: job.params.model_id, dataset_id: base.dataset_id });
     link.textContent = "Evaluation";
