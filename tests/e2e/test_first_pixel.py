@@ -26,8 +26,8 @@ document.addEventListener("readystatechange", () => {
   if (document.readyState !== "interactive" || window.__firstPixel) return;
   const img = document.getElementById("slice-image");
   const viewport = document.getElementById("viewport");
-  window.__firstPixel = { before: { img: img.getBoundingClientRect().width > 0 && getComputedStyle(img).display !== "none",
-                                    live: viewport.classList.contains("live") } };
+  const shown = img.getBoundingClientRect().width > 0 && getComputedStyle(img).display !== "none";
+  window.__firstPixel = { before: { img: shown, live: viewport.classList.contains("live") } };
   new MutationObserver((_, obs) => {
     if (!viewport.classList.contains("live")) return;
     obs.disconnect();
