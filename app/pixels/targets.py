@@ -60,7 +60,8 @@ def load_targets(session: Session, item_ids: Sequence[int], with_annotations: bo
     of decompressed copies), through which the adapter opens every file (`ItemRef.file`), and `masks`, the app's
     store of user-edited masks (`ItemRef.masks`)."""
     items = {row.id: row for row in session.execute(_ITEM_ROWS, {"ids": list(item_ids)})}
-    datasets = {d.id: d for d in session.scalars(select(Dataset).where(
+    # the four columns used: not the dataset's JSON (facet counts, ingest problems), parsed on every pixel request
+    datasets = {d.id: d for d in session.execute(select(Dataset.id, Dataset.name, Dataset.kind, Dataset.root).where(
         Dataset.id.in_({i.dataset_id for i in items.values()})))}
     anns: dict[int, list[AnnotationView]] = {}
     if with_annotations and items:

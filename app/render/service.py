@@ -118,8 +118,14 @@ class Renderer:
         return img, image, scale
 
     def raw(self, target: ItemTarget, slice_number: int | None, plane: str | None = None) -> Rendered:
-        """The stored values of one 2-D view, little-endian, gzip-compressed (the viewer's path)."""
+        """The stored values of one 2-D view, little-endian, gzip-compressed (the viewer's path). Compressed once
+        per (item, content version, view) and kept in the response cache: a repeated request (another reader, a
+        cache-less client, a conditional request) is a lookup, not a decode and a gzip."""
         view = self.pixels.view(target, plane, slice_number)
+        key = ("raw", target.ref.id, target.version, view)
+        cached = self.responses.get(key)
+        if cached is not None:
+            return cached
         image = self.pixels.image(target, view)
         values = np.ascontiguousarray(image.pixels)
         le = values.astype(values.dtype.newbyteorder("<"), copy=False)
@@ -130,8 +136,9 @@ class Renderer:
         edges = (markers["left"], markers["right"], markers["top"], markers["bottom"]) if markers else None
         info = ViewInfo(view.plane, image.slice, pixel_mm=image.pixel_mm, shape=values.shape,
                         dtype=str(values.dtype), orientation=edges)
-        return Rendered(body, "application/octet-stream", ("raw", target.ref.id, target.version, view), info,
-                        content_encoding="gzip")
+        rendered = Rendered(body, "application/octet-stream", key, info, content_encoding="gzip")
+        self.responses.put(key, rendered)
+        return rendered
 
     def labels(self, target: ItemTarget, slice_number: int | None, plane: str | None = None) -> Rendered:
         """The ground-truth label image of one view (app.imaging.labels PNG, the size of `raw` of the same view),

@@ -26,6 +26,7 @@ from app.inference.outputs import item_with_predictions
 from app.inference.registry import applicable_models
 from app.render.service import MASK_MODES, RenderParams
 from app.review import queues
+from app.web.preload import first_raw_urls, module_graph
 from app.web.review_pages import review_urls
 
 router = APIRouter(include_in_schema=False)
@@ -69,6 +70,7 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
                                 getattr(request.state, "principal", None), request)
     return _render(request, "item.html", {"item": item, "dataset": dataset, "viewer": viewer,
                                           "image_url": render_url(viewer), "run_models": run_models,
+                                          "raw_preloads": first_raw_urls(viewer), "module_preloads": module_graph(),
                                           "embed_models": embed_models,
                                           "wording": adapter.wording, "review": review,
                                           "follows_lesions": adapter.patient_page.followup,

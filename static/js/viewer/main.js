@@ -52,11 +52,11 @@ export class Viewer {
     this.dirty = { window: true, mask: true };
     this.prepareState(state);
     this.buildPanes();
+    this.load(); // first: the slice's fetch (preloaded by the page) starts now; it draws after the bindings below
     bindControls(this);
     this.editor = state.edit?.can_edit ? new Editor(this) : null; // annotators and above only
     bindComments(this);
     this.brush = createBrush(this); // mask brush / eraser (null when the kind takes no user masks)
-    this.load();
   }
 
   prepareState(state) {
@@ -242,6 +242,7 @@ export class Viewer {
   /** Window (LUT + putImageData) when it changed, label layers when they changed, then every pane's frame. */
   drawNow() {
     const s = this.state;
+    if (!this.panes.some((pane) => pane.raw)) return void paintReadouts(this); // nothing yet: the server image shows
     if (this.dirty.window) {
       windowLut(s.window[0], s.window[1], s.invert, this.lut);
       for (const pane of this.panes) pane.recolour(this.lut, s.invert);

@@ -6,9 +6,11 @@ const CACHE_SLICES = 48; // ≈ 24 MB of 512×512 int16: a scroll back and forth
 
 export class HttpError extends Error {}
 
+const LABEL_ACCEPT = { accept: "image/png, application/json" };
+
 /** GET `url` and say what went wrong as the server did (its JSON `detail`). */
-async function fetchOk(url) {
-  const r = await fetch(url, { headers: { accept: "application/octet-stream, image/png, application/json" } });
+async function fetchOk(url, headers = undefined) {
+  const r = await fetch(url, headers ? { headers } : undefined);
   if (!r.ok) {
     let detail = `HTTP ${r.status}`;
     try { detail = (await r.json()).detail || detail; } catch { /* not JSON */ }
@@ -17,7 +19,9 @@ async function fetchOk(url) {
   return r;
 }
 
-/** One raw slice: {values, width, height, channels, dtype, pixelMm, slice, plane, min, max}. */
+/** One raw slice: {values, width, height, channels, dtype, pixelMm, slice, plane, min, max}. A plain GET (no
+ * headers, default credentials) so the item page's `<link rel="preload" as="fetch" crossorigin>` of the same URL
+ * answers it (app/web/preload.py): the first slice is on its way before this module has loaded. */
 export async function fetchRaw(url) {
   const r = await fetchOk(url);
   const shape = (r.headers.get("x-shape") || "").split(",").map(Number);
@@ -38,7 +42,7 @@ export async function fetchRaw(url) {
 
 /** A label PNG → {labels: Uint8Array, width, height, palette: Map(label → [r, g, b])}. */
 export async function fetchLabels(url) {
-  const r = await fetchOk(url);
+  const r = await fetchOk(url, LABEL_ACCEPT);
   const palette = new Map();
   for (const entry of (r.headers.get("x-palette") || "").split(";").filter(Boolean)) {
     const [label, rgb] = entry.split(":");
