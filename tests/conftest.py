@@ -193,3 +193,28 @@ def ingested(engine, settings: Settings, deeplesion_sample):
     from app.datasets.ingest import ingest_path
 
     return ingest_path(engine, settings, deeplesion_sample.root, kind="deeplesion", name="sample")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands the compose test's timings to the controller, which prints them."""
+    from tests.deploy.engine import TIMINGS
+
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None and TIMINGS:
+        output["compose_timings"] = dict(TIMINGS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # noqa: ANN001 - xdist's controller hook
+    from tests.deploy.engine import TIMINGS
+
+    TIMINGS.update(getattr(node, "workeroutput", {}).get("compose_timings", {}))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The compose test's timings at the end of the run (in one process, or gathered from the xdist workers)."""
+    from tests.deploy.engine import TIMINGS
+
+    if TIMINGS and not hasattr(terminalreporter.config, "workerinput"):
+        steps = ", ".join(f"{step} {seconds:g} s" for step, seconds in TIMINGS.items())
+        terminalreporter.write_line(f"compose test timings: {steps} (total {sum(TIMINGS.values()):.0f} s)")

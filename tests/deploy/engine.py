@@ -26,7 +26,7 @@ EXEC_ROOT = "/run/medview-test-docker"
 PIDFILE = "/run/medview-test-docker.pid"
 
 
-TIMINGS: dict[str, float] = {}  # step → seconds, printed at the end of the run (tests/deploy/conftest.py)
+TIMINGS: dict[str, float] = {}  # step → seconds, printed at the end of the run (tests/conftest.py)
 
 
 class EngineUnavailable(Exception):

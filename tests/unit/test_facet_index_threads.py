@@ -20,28 +20,28 @@ def make_index(n: int = 2000) -> FacetIndex:
 
 def test_counts_stay_consistent_while_items_move_into_new_cells() -> None:
     index = make_index()
-    stop = threading.Event()
+    started = threading.Event()
 
     def writer() -> None:
-        k = 0
-        while not stop.is_set() and k < 3000:
-            item = 1 + k % 2000
-            index.set_signature(item, (("train",), (f"reader{k}",)))  # a new cell every time
-            k += 1
+        started.set()
+        for k in range(3000):
+            index.set_signature(1 + k % 2000, (("train",), (f"reader{k}",)))  # a new cell every time
 
     thread = threading.Thread(target=writer)
     thread.start()
+    started.wait()
+    reads = 0
     try:
-        for n in range(200):
-            filters = {"split": ["train"]} if n % 2 else {}
+        while thread.is_alive() or reads < 200:  # reads go on as long as the writer adds cells, at least 200
+            filters = {"split": ["train"]} if reads % 2 else {}
             counts, total = index.counts(filters)
             assert sum(counts["split"].values()) == index.total  # split's counts ignore its own filter
             assert 0 < total <= index.total
             assert index.total_for(filters) <= index.total
             assert sum(index.value_counts({}, "split").values()) == index.total
-            ids = index.matching_ids({"split": ["test"] if n % 3 else ["train"]})
+            ids = index.matching_ids({"split": ["test"] if reads % 3 else ["train"]})
             assert np.all(np.diff(ids) > 0)
+            reads += 1
     finally:
-        stop.set()
         thread.join()
     assert len(index.cells) > 100  # the writer really added cells while the reads ran
