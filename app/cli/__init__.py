@@ -12,6 +12,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
+from sqlalchemy.exc import DatabaseError as DBAPIDatabaseError
 from sqlalchemy.exc import OperationalError as DBAPIOperationalError
 
 from app.accounts.cli import add_users_command
@@ -116,6 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except DBAPIOperationalError as exc:  # unreachable, missing database, refused login: one line, no traceback
         err.print(f"medview {args.command}: database {safe_url(settings.database_url)} unavailable: "
+                  f"{_first_line(exc.orig or exc)}", markup=False)
+        return 2
+    except DBAPIDatabaseError as exc:
+        if type(exc) is not DBAPIDatabaseError:  # integrity, programming errors…: bugs, not the database's state
+            raise
+        # the file is there but is no database (SQLite: "file is not a database"): one line, no traceback
+        err.print(f"medview {args.command}: database {safe_url(settings.database_url)} cannot be used: "
                   f"{_first_line(exc.orig or exc)}", markup=False)
         return 2
     except KeyboardInterrupt:

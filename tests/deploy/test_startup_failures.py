@@ -77,3 +77,12 @@ def test_unusable_sqlite_path_is_one_line(tmp_path, command, blocker):
         path, expected = tmp_path / "medview.db", "unable to open database file"
     line = one_line(medview(command, tmp_path, MEDVIEW_DATABASE_URL=f"sqlite:///{path}"))
     assert line.startswith(f"medview {command[0]}: database sqlite:///{path} unavailable: ") and expected in line
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["db", "upgrade"], ["models", "list"]])
+def test_a_file_that_is_no_database_is_one_line(tmp_path, command):
+    path = tmp_path / "medview.db"
+    path.write_text("these are notes, not a database\n")
+    line = one_line(medview(command, tmp_path, MEDVIEW_DATABASE_URL=f"sqlite:///{path}"))
+    assert line == f"medview {command[0]}: database sqlite:///{path} cannot be used: file is not a database", line
+    assert path.read_text() == "these are notes, not a database\n"  # left as it was
