@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.inference import cnn  # noqa: E402  (the same small CNN, its head the embedding)
 
 CARD = """name: bench-embedder
 task: embed
@@ -36,35 +36,6 @@ input: {layout: NCHW, size: [96, 96], channels: 3, scale: 0.00392156862745, mean
 output: {kind: embedding}
 applies_to: [pcam]
 """
-
-
-def cnn(path: Path, dim: int) -> Path:
-    """3 conv layers → global average pool → a [64, dim] projection: an embedder's shape and cost."""
-    rng = np.random.default_rng(0)
-
-    def w(name: str, *shape: int) -> onnx.TensorProto:
-        return numpy_helper.from_array((rng.standard_normal(shape) * 0.05).astype(np.float32), name)
-
-    nodes = [
-        helper.make_node("Conv", ["image", "w1"], ["c1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
-        helper.make_node("Relu", ["c1"], ["r1"]),
-        helper.make_node("Conv", ["r1", "w2"], ["c2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
-        helper.make_node("Relu", ["c2"], ["r2"]),
-        helper.make_node("Conv", ["r2", "w3"], ["c3"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
-        helper.make_node("Relu", ["c3"], ["r3"]),
-        helper.make_node("GlobalAveragePool", ["r3"], ["g"]),
-        helper.make_node("Flatten", ["g"], ["f"]),
-        helper.make_node("Gemm", ["f", "w4", "b4"], ["embedding"], transB=1),
-    ]
-    graph = helper.make_graph(
-        nodes, "bench-embedder", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 96, 96])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", dim])],
-        initializer=[w("w1", 32, 3, 3, 3), w("w2", 64, 32, 3, 3), w("w3", 64, 64, 3, 3), w("w4", dim, 64),
-                     numpy_helper.from_array(np.zeros(dim, np.float32), "b4")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
 
 
 def main() -> int:
@@ -116,7 +87,7 @@ def run(args: argparse.Namespace, tmp: Path) -> int:
     engine = make_engine(settings.database_url)
     try:
         dataset_id = ingest_path(engine, settings, root, kind="pcam", name="pcam").dataset_id
-        model_path = cnn(tmp / "bench_embedder.onnx", args.dim)
+        model_path = cnn(tmp / "bench_embedder.onnx", args.dim, "embedding")
         factory = make_session_factory(engine)
         with factory() as session, model_path.open("rb") as fh:
             model_id = add_model(session, settings, fh, model_path.name, card_text=CARD).id

@@ -34,7 +34,9 @@ applies_to: [pcam]
 """
 
 
-def cnn(path: Path) -> Path:
+def cnn(path: Path, outputs: int = 2, output: str = "logits") -> Path:
+    """3 conv layers → global average pool → a [64, outputs] layer named `output`: a small classifier's (or, with
+    `output="embedding"`, an embedder's) shape and cost, weights seeded."""
     rng = np.random.default_rng(0)
 
     def w(name: str, *shape: int) -> onnx.TensorProto:
@@ -49,13 +51,13 @@ def cnn(path: Path) -> Path:
         helper.make_node("Relu", ["c3"], ["r3"]),
         helper.make_node("GlobalAveragePool", ["r3"], ["g"]),
         helper.make_node("Flatten", ["g"], ["f"]),
-        helper.make_node("Gemm", ["f", "w4", "b4"], ["logits"], transB=1),
+        helper.make_node("Gemm", ["f", "w4", "b4"], [output], transB=1),
     ]
     graph = helper.make_graph(
         nodes, "bench-cnn", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 96, 96])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2])],
-        initializer=[w("w1", 32, 3, 3, 3), w("w2", 64, 32, 3, 3), w("w3", 64, 64, 3, 3), w("w4", 2, 64),
-                     numpy_helper.from_array(np.zeros(2, np.float32), "b4")])
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["N", outputs])],
+        initializer=[w("w1", 32, 3, 3, 3), w("w2", 64, 32, 3, 3), w("w3", 64, 64, 3, 3), w("w4", outputs, 64),
+                     numpy_helper.from_array(np.zeros(outputs, np.float32), "b4")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, str(path))

@@ -29,8 +29,8 @@ def ingested(pcam_ingested):
     return pcam_ingested
 
 
-def test_badges_colours_and_predicted_facet(page, live_server, ingested, pcam_model):
-    ds, model = ingested.dataset_id, pcam_model["id"]
+def predict_and_open(page, live_server: str, ds: int, model: int) -> tuple[dict, list]:  # noqa: ANN001
+    """Run `model` over dataset `ds` as a job, then open its grid: (the items' JSON by id, the grid's cards)."""
     with live_client(live_server) as api:
         job = api.post("/api/jobs", json={"kind": "predict", "model_id": model, "dataset_id": ds})
         assert wait_finished(api, job.json()["id"])["status"] == "done"
@@ -40,6 +40,12 @@ def test_badges_colours_and_predicted_facet(page, live_server, ingested, pcam_mo
     settle_grid(page)
     cards = page.evaluate(CARDS)
     assert len(cards) == len(items)
+    return items, cards
+
+
+def test_badges_colours_and_predicted_facet(page, live_server, ingested, pcam_model):
+    ds, model = ingested.dataset_id, pcam_model["id"]
+    items, cards = predict_and_open(page, live_server, ds, model)
     for card in cards:
         badge = items[card["id"]]["prediction"]
         assert not card["hidden"] and card["text"].startswith(badge["label"])
@@ -79,14 +85,7 @@ def test_segmenter_dice_badges(page, live_server, engine, settings, tmp_path):
     with live_client(live_server) as api:
         model = register(api, threshold_segmenter(tmp_path / "seg.onnx", (SIZE, SIZE), THRESHOLD, GAIN),
                          card()).json()["id"]
-        job = api.post("/api/jobs", json={"kind": "predict", "model_id": model, "dataset_id": ds})
-        assert wait_finished(api, job.json()["id"])["status"] == "done"
-        items = {i["id"]: i for i in api.get(f"/api/datasets/{ds}/items",
-                                              params={"limit": 500, "model": model}).json()["items"]}
-    page.goto(f"{live_server}/datasets/{ds}")
-    settle_grid(page)
-    cards = page.evaluate(CARDS)
-    assert len(cards) == len(items)
+    items, cards = predict_and_open(page, live_server, ds, model)
     for c in cards:
         badge = items[c["id"]]["prediction"]
         assert c["text"] == f"Dice {badge['dice']:.2f}" and f"pred-{badge['verdict']}" in c["cls"]
