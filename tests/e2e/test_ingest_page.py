@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from app.datasets.imagefolder.synth import generate_imagefolder
 
@@ -50,14 +51,13 @@ def test_an_admin_adds_a_dataset_from_the_datasets_page(page, live_server, tmp_p
     page.fill("#ingest-name", "marrow-e2e")
     _shot(page, "ingest-form.png")
     page.click("#ingest-form button[type=submit]")
-    # the job's row, at once (queued, or already further), with its progress bar
-    first = page.wait_for_selector("#ingest-jobs li.ingest-job")
-    assert "marrow-e2e (imagefolder)" in first.text_content()  # the kind detected by the server, shown
-    assert page.is_hidden("#ingest-message")
+    # the job's row, at once (queued, or already further), with the kind the server detected. Read through
+    # locators, which re-resolve: 24 items can be done, and the page reloaded, between two steps of this test.
+    expect(page.locator("#ingest-jobs li.ingest-job").first).to_contain_text("marrow-e2e (imagefolder)")
+    expect(page.locator("#ingest-message")).to_be_hidden()
     # done: the page reloads with the dataset listed and the finished job linking it
     page.wait_for_selector("#dataset-table a:text-is('marrow-e2e')", timeout=30000)
-    done = page.wait_for_selector("#ingest-jobs li.ingest-job[data-status=done]")
-    assert "done · 24 items" in done.text_content()
+    expect(page.locator("#ingest-jobs li.ingest-job[data-status=done]")).to_contain_text("done · 24 items")
     row = page.locator("#dataset-table tr", has=page.locator("a:text-is('marrow-e2e')"))
     assert "imagefolder" in row.text_content() and "ready" in row.text_content() and "24" in row.text_content()
     _shot(page, "ingest-done.png")
