@@ -13,10 +13,13 @@ import { isVolume, syncUrl } from "./url.js";
 import { paintReadouts, paintLegend } from "./readouts.js";
 import { bindControls } from "./controls.js";
 import { bindPointer } from "./tools.js";
-import { Editor } from "./edit.js";
-import { bindComments } from "./comments.js";
-import { startReview } from "./review.js";
-import { createBrush } from "./brush.js";
+
+// The editing tools (annotation editor, comments, mask brush) are loaded after the first frame, not before it: on a
+// first visit every module before the first frame is a request, a compile and a run between the page and its first
+// CT pixel (bench/first_pixel.py). Once loaded they stay in the module map, so a review swap binds them at once.
+let extraModules = null;
+const loadExtras = () => Promise.all([import("./edit.js"), import("./comments.js"), import("./brush.js")]);
+const nextFrameDone = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
 
 const SPINNER_DELAY_MS = 150;
 const PLANES = ["axial", "coronal", "sagittal"];
@@ -52,11 +55,38 @@ export class Viewer {
     this.dirty = { window: true, mask: true };
     this.prepareState(state);
     this.buildPanes();
-    this.load(); // first: the slice's fetch (preloaded by the page) starts now; it draws after the bindings below
+    this.editor = null;
+    this.brush = null;
+    this.extrasReady = false;
+    const first = this.load(); // first: the slice's fetch (preloaded by the page) starts now
     bindControls(this);
-    this.editor = state.edit?.can_edit ? new Editor(this) : null; // annotators and above only
+    if (extraModules) {
+      this.attachExtras(extraModules);
+    } else {
+      const life = this.life;
+      first.then(nextFrameDone).then(loadExtras).then((mods) => {
+        extraModules = mods;
+        if (life === this.life) this.attachExtras(mods);
+      }).catch((err) => console.error("the editing tools could not be loaded:", err));
+    }
+  }
+
+  /** The editor (annotators and above only), comments and the mask brush / eraser (null when the kind takes no
+   * user masks), with review mode's queue when the page is a queue's. */
+  attachExtras([{ Editor }, { bindComments }, { createBrush }]) {
+    this.editor = this.state.edit?.can_edit ? new Editor(this) : null;
     bindComments(this);
-    this.brush = createBrush(this); // mask brush / eraser (null when the kind takes no user masks)
+    this.brush = createBrush(this);
+    if (this.queueSetup) this.setQueue(this.queueSetup);
+    this.extrasReady = true;
+    this.schedule(); // the editor's handles, if any
+  }
+
+  /** Review mode's queue (review.js), kept for the editing tools, which may arrive after it. */
+  setQueue(setup) {
+    this.queueSetup = setup;
+    this.editor?.setQueue?.(setup);
+    this.brush?.setQueue?.(setup);
   }
 
   prepareState(state) {
@@ -409,7 +439,7 @@ export class Viewer {
     return {
       state: this.state, viewer: this,
       setWindow: (low, high) => { this.setWindow(low, high); this.drawNow(); },
-      ready: () => !this.viewport.dataset.loading && this.viewport.classList.contains("live") && !this.frame,
+      ready: () => this.extrasReady && !this.viewport.dataset.loading && this.viewport.classList.contains("live") && !this.frame,
       panes: () => this.panes.map((p) => ({ role: p.role, plane: p.plane, slice: p.slice, width: p.width,
                                               height: p.height, view: { ...p.view }, diff: p.diffCounts,
                                               boxes: p.boxCounts })),
@@ -440,4 +470,7 @@ function visibleLabels(mask) {
 
 const viewer = new Viewer(JSON.parse(document.getElementById("viewer-state").textContent));
 window.medviewViewer = viewer.api();
-startReview(viewer); // review mode when the page was opened from a queue (?queue=Q)
+if (document.getElementById("review-bar")) { // review mode: the page was opened from a queue (?queue=Q)
+  import("./review.js").then(({ startReview }) => startReview(viewer))
+    .catch((err) => console.error("review mode could not be loaded:", err));
+}

@@ -77,8 +77,7 @@ class ReviewMode {
     this.state = data;
     const q = data.queue;
     const setup = { queueId: this.queueId, readersPerItem: q.readers_per_item };
-    this.v.editor?.setQueue?.(setup);
-    this.v.brush?.setQueue?.(setup);
+    this.v.setQueue(setup);
     this.paint();
     this.prefetch(this.target());
     this.bar.dataset.ready = "1";
@@ -201,8 +200,7 @@ class ReviewMode {
     this.closeComment();
     this.v.swap(state, { warmed });
     const setup = { queueId: this.queueId, readersPerItem: this.state.queue.readers_per_item };
-    this.v.editor?.setQueue?.(setup);
-    this.v.brush?.setQueue?.(setup);
+    this.v.setQueue(setup);
     history.pushState(null, "", this.pageUrl(id));
     this.prefetched.delete(id);
     this.swaps++;
