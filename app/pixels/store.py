@@ -8,6 +8,7 @@ dataset's adapter; this module only chooses the adapter, caches and turns its fa
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,30 @@ def _unavailable(target: ItemTarget, exc: PixelError) -> PixelUnavailable:
     return PixelUnavailable(text)
 
 
+class _Flight:
+    """One decode in progress: the requests that want the same view wait for its image (or its error)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._image: Image2D | None = None
+        self._error: BaseException | None = None
+
+    def done(self, image: Image2D) -> None:
+        self._image = image
+        self._event.set()
+
+    def failed(self, error: BaseException) -> None:
+        self._error = error
+        self._event.set()
+
+    def wait(self) -> Image2D:
+        self._event.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._image is not None
+        return self._image
+
+
 class PixelStore:
     """Decoded 2-D views (byte-bounded LRU) and canonical volumes of items under `roots`.
 
@@ -58,6 +83,8 @@ class PixelStore:
         self.limits = limits or Limits()
         self.work = work
         self.masks = masks  # user-edited masks (app.datasets.stored_masks), read by the adapters through ItemRef
+        self._decoding: dict[tuple[Any, ...], _Flight] = {}  # views being decoded now, by cache key
+        self._decoding_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PixelStore:
@@ -97,19 +124,41 @@ class PixelStore:
 
     def image(self, target: ItemTarget, view: View) -> Image2D:
         """The decoded view, cached unless the adapter keeps whole volumes (then cutting a plane again is
-        cheaper than keeping every plane ever shown)."""
+        cheaper than keeping every plane ever shown). One decode per view at a time: a request that finds the
+        same view being decoded waits for it (a first visit asks for the server image and the preloaded `/raw`
+        of the same slice at once)."""
         adapter = get_adapter(target.kind)
-        cache = adapter.cache_images
+        if not adapter.cache_images:
+            return self._read(target, view)
         key = self._key(target, view)
-        image = self.images.get(key) if cache else None
-        if image is None:
-            try:
-                image = adapter.read_image(target.ref, view, self.volumes)
-            except PixelError as exc:
-                raise _unavailable(target, exc) from None
-            image.pixels.setflags(write=False)
-            if cache:
-                self.images.put(key, image)
+        image = self.images.get(key)
+        if image is not None:
+            return image
+        with self._decoding_lock:
+            flight = self._decoding.get(key)
+            mine = flight is None
+            if flight is None:
+                flight = self._decoding[key] = _Flight()
+        if not mine:
+            return flight.wait()
+        try:
+            image = self._read(target, view)
+            self.images.put(key, image)
+            flight.done(image)
+            return image
+        except BaseException as exc:
+            flight.failed(exc)
+            raise
+        finally:
+            with self._decoding_lock:
+                del self._decoding[key]
+
+    def _read(self, target: ItemTarget, view: View) -> Image2D:
+        try:
+            image = get_adapter(target.kind).read_image(target.ref, view, self.volumes)
+        except PixelError as exc:
+            raise _unavailable(target, exc) from None
+        image.pixels.setflags(write=False)
         return image
 
     def images_for(self, targets: Sequence[ItemTarget], view: View = View()) -> list[Image2D]:

@@ -81,8 +81,8 @@ def test_deeplesion_first_slice_comes_from_the_preload(page, live_server, ingest
     assert len(viewer) > 5 and later == {"edit.js", "comments.js", "brush.js"}, later  # the rest was preloaded
     # the editing tools' modules are asked for only after the first frame: they are not on its path
     after = page.evaluate("""() => { const drawn = performance.getEntriesByName("medview:first-draw")[0].startTime;
-        return performance.getEntriesByType("resource").filter((e) => /viewer\\/(edit|comments|brush)\\.js/.test(e.name))
-            .map((e) => e.startTime - drawn); }""")
+        return performance.getEntriesByType("resource")
+            .filter((e) => /viewer\\/(edit|comments|brush)\\.js/.test(e.name)).map((e) => e.startTime - drawn); }""")
     assert len(after) == 3 and min(after) > 0, after
     first = page.evaluate("() => window.__firstPixel")
     assert first["before"] == {"img": True, "live": False}  # the server image first, the canvas hidden

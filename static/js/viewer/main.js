@@ -64,10 +64,15 @@ export class Viewer {
       this.attachExtras(extraModules);
     } else {
       const life = this.life;
-      first.then(nextFrameDone).then(loadExtras).then((mods) => {
-        extraModules = mods;
-        if (life === this.life) this.attachExtras(mods);
-      }).catch((err) => console.error("the editing tools could not be loaded:", err));
+      first
+        .catch((err) => setTimeout(() => { throw err; })) // the page's error, as ever; the tools load anyway
+        .then(nextFrameDone)
+        .then(loadExtras)
+        .then((mods) => {
+          extraModules = mods;
+          if (life === this.life) this.attachExtras(mods);
+        })
+        .catch((err) => this.extrasFailed(err));
     }
   }
 
@@ -80,6 +85,17 @@ export class Viewer {
     if (this.queueSetup) this.setQueue(this.queueSetup);
     this.extrasReady = true;
     this.schedule(); // the editor's handles, if any
+  }
+
+  /** The editing tools did not load (a module request failed): say so where the user looks, and report it as
+   * an error of the page (tests fail on it, naming the cause, rather than waiting for `ready()`). */
+  extrasFailed(err) {
+    const box = this.errorBox;
+    if (box) {
+      box.textContent = `The editing tools could not be loaded (${err?.message || err}); reload the page.`;
+      box.hidden = false;
+    }
+    setTimeout(() => { throw err; });
   }
 
   /** Review mode's queue (review.js), kept for the editing tools, which may arrive after it. */
