@@ -46,7 +46,7 @@ from app.api.security import Authenticator, require_reader
 from app.catalog.state import Catalog
 from app.config import Settings
 from app.db.migrate import is_current
-from app.db.session import UNAVAILABLE_ERRORS, make_engine, make_session_factory, safe_url
+from app.db.session import make_engine, make_session_factory, safe_url, unavailable_errors
 from app.errors import AppError
 from app.export import jobs as export_jobs
 from app.heap import return_large_blocks
@@ -150,7 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        upload_bytes=settings.max_model_upload_mb * MB, upload_paths=("/api/models",))
     app.add_middleware(SecurityHeaders)
     app.add_middleware(TrustedHosts, allowed=[h.strip() for h in settings.allowed_hosts.split(",") if h.strip()])
-    _install_error_handlers(app)
+    _install_error_handlers(app, settings)
     install_common_errors(app)  # 401/403/422/503… in /openapi.json, from what each route depends on
     return app
 
@@ -176,7 +176,7 @@ def _error(request: Request, status: int, detail: str, extra: dict | None = None
         request, "error.html", {"status": status, "detail": detail}, status_code=status, headers=headers)
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> Response:
         if isinstance(exc, NotAuthenticated) and not _wants_json(request):
@@ -208,7 +208,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(request, 503, "database unavailable (it may be restarting); try again shortly",
                       headers={"Retry-After": "5"})
 
-    for error_class in UNAVAILABLE_ERRORS:
+    for error_class in unavailable_errors(settings.database_url):
         app.add_exception_handler(error_class, database_unavailable)
 
     @app.exception_handler(DataError)

@@ -21,19 +21,19 @@ CACHE_KIB = 8192
 BULK_CACHE_KIB = 65536
 
 
-def _driver_unavailable_errors() -> tuple[type[Exception], ...]:
-    try:
-        import psycopg
-    except ImportError:  # SQLite-only installs
-        return ()
-    return (psycopg.OperationalError,)
-
-
-# The database cannot be reached or answer now (server down or restarting, connection killed, pool exhausted):
-# app.main answers these with 503, never a 500 with a stack trace. SQLite's OperationalError ("database is
-# locked" past the busy timeout) is transient in the same way.
-UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
-    OperationalError, DisconnectionError, PoolTimeout, *_driver_unavailable_errors())
+def unavailable_errors(url: str) -> tuple[type[Exception], ...]:
+    """The errors that mean the database cannot be reached or answer now (server down or restarting, connection
+    killed, pool exhausted): app.main answers these with 503, never a 500 with a stack trace. SQLite's
+    OperationalError ("database is locked" past the busy timeout) is transient in the same way. psycopg's own
+    error class only for a PostgreSQL URL: importing psycopg costs every SQLite command ~70 ms of start-up."""
+    errors: tuple[type[Exception], ...] = (OperationalError, DisconnectionError, PoolTimeout)
+    if make_url(url).get_backend_name() == "postgresql":
+        try:
+            import psycopg
+        except ImportError:
+            return errors
+        errors += (psycopg.OperationalError,)
+    return errors
 
 
 def json_dumps(value: object) -> str:

@@ -14,7 +14,7 @@ from app.db.migrate import alembic_config, plain_heads
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("fastapi", "uvicorn", "onnxruntime", "cv2", "torch", "sklearn", "pydicom", "highdicom", "nibabel",
-         "alembic", "rich.progress", "pycocotools")
+         "alembic", "rich.progress", "pycocotools", "psycopg")
 
 
 def _loaded(code: str) -> set[str]:
