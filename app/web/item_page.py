@@ -26,7 +26,7 @@ from app.inference.outputs import item_with_predictions
 from app.inference.registry import applicable_models
 from app.render.service import MASK_MODES, RenderParams
 from app.review import queues
-from app.web.preload import first_raw_urls, module_graph
+from app.web.preload import first_mask_urls, first_raw_urls, module_graph
 from app.web.review_pages import review_urls
 
 router = APIRouter(include_in_schema=False)
@@ -70,7 +70,8 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
                                 getattr(request.state, "principal", None), request)
     return _render(request, "item.html", {"item": item, "dataset": dataset, "viewer": viewer,
                                           "image_url": render_url(viewer), "run_models": run_models,
-                                          "raw_preloads": first_raw_urls(viewer), "module_preloads": module_graph(),
+                                          "fetch_preloads": first_raw_urls(viewer) + first_mask_urls(viewer),
+                                          "module_preloads": module_graph(),
                                           "embed_models": embed_models,
                                           "wording": adapter.wording, "review": review,
                                           "follows_lesions": adapter.patient_page.followup,

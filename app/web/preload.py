@@ -2,9 +2,9 @@
 
 `first_raw_urls` are the `/raw` URLs the viewer's first `load()` fetches (static/js/viewer/main.js `url()` and
 `sliceOf()`), built the same way so the browser hands the preloaded responses to the viewer's fetches instead of
-asking again; `module_graph` is every ES module the viewer's entry script imports, directly or not, for
-`<link rel="modulepreload">` (the browser then fetches them all at once instead of discovering them import by
-import).
+asking again; `first_mask_urls` the ground-truth label images that first load waits for; `module_graph` is every
+ES module the viewer's entry script imports statically, directly or not, for `<link rel="modulepreload">` (the
+browser then fetches them all at once instead of discovering them import by import).
 """
 
 from __future__ import annotations
@@ -27,6 +27,22 @@ def first_raw_urls(viewer: Mapping[str, Any]) -> list[str]:
     """The raw-slice URLs of the viewer's first view, one per distinct pane image, in the viewer's own query order
     (`plane` for volumes, `slice` when known, `v`): three planes of a volume in the "three" layout, else one (the
     side-by-side layout's two panes show the same slice)."""
+    return [f"{viewer['raw_url']}?{query}" for query in _first_view_queries(viewer)]
+
+
+def first_mask_urls(viewer: Mapping[str, Any]) -> list[str]:
+    """The ground-truth label-image URLs the viewer's first `load()` fetches beside the raw slices (main.js
+    `needsGtMask`: the kind has masks, the ground-truth overlay is on, and its mask layer is shown or the
+    difference is): one per ground-truth pane, the same views as `first_raw_urls`. The first frame waits for
+    them, so they are preloaded too."""
+    if not viewer.get("mask_url") or viewer.get("overlays") != "gt":
+        return []
+    if "mask" in (viewer.get("hide") or []) and not viewer.get("diff"):
+        return []
+    return [f"{viewer['mask_url']}?{query}" for query in _first_view_queries(viewer)]
+
+
+def _first_view_queries(viewer: Mapping[str, Any]) -> list[str]:
     planes = viewer.get("planes") or {}
     if planes and viewer.get("layout") == "three":
         at = viewer.get("at")
@@ -44,7 +60,7 @@ def first_raw_urls(viewer: Mapping[str, Any]) -> list[str]:
         if slice_number is not None:
             params.append(("slice", str(slice_number)))
         params.append(("v", str(viewer["version"])))
-        out.append(f"{viewer['raw_url']}?{urlencode(params)}")
+        out.append(urlencode(params))
     return out
 
 

@@ -126,13 +126,21 @@ def test_item_page_preloads_the_viewers_first_raw_and_modules(client, engine, se
     vol = client.get(f"/api/items/{vol['id']}").json()
     v = vol["version"]
     base = f"/api/items/{vol['id']}/raw"
+    mask = f"/api/items/{vol['id']}/mask"
     html = client.get(f"/items/{vol['id']}", params={"plane": "coronal"}).text
     middle = vol["height"] // 2  # coronal slices run along j (the canonical height)
-    assert _links(html, "preload") == [f"{base}?plane=coronal&slice={middle}&v={v}"]
+    # the raw values and the vertebra mask of the view: the viewer's first frame waits for both
+    assert _links(html, "preload") == [f"{base}?plane=coronal&slice={middle}&v={v}",
+                                       f"{mask}?plane=coronal&slice={middle}&v={v}"]
     html = client.get(f"/items/{vol['id']}", params={"layout": "three"}).text
     mid = (vol["width"] // 2, vol["height"] // 2, vol["depth"] // 2)
-    assert _links(html, "preload") == [f"{base}?plane=axial&slice={mid[2]}&v={v}",
-                                       f"{base}?plane=coronal&slice={mid[1]}&v={v}",
-                                       f"{base}?plane=sagittal&slice={mid[0]}&v={v}"]
+    views = [f"plane=axial&slice={mid[2]}&v={v}", f"plane=coronal&slice={mid[1]}&v={v}",
+             f"plane=sagittal&slice={mid[0]}&v={v}"]
+    assert _links(html, "preload") == [f"{base}?{q}" for q in views] + [f"{mask}?{q}" for q in views]
     for url in _links(html, "preload"):  # each preloaded view exists
         assert client.get(url).status_code == 200
+    # no mask asked for when the viewer will not draw it: its layer hidden (unless the difference needs it), or
+    # the ground truth off
+    for params, masks in (({"hide": "mask"}, 0), ({"hide": "mask", "diff": "1"}, 1), ({"overlays": "none"}, 0)):
+        html = client.get(f"/items/{vol['id']}", params={"plane": "coronal", **params}).text
+        assert sum("/mask?" in u for u in _links(html, "preload")) == masks, params

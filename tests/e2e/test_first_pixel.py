@@ -44,14 +44,15 @@ document.addEventListener("readystatechange", () => {
 
 
 def open_recording(page, url: str) -> tuple[list[str], list[str]]:
-    """Open `url` with the watcher installed; the /raw and static JS URLs the page requested, in order."""
+    """Open `url` with the watcher installed; the /raw and /mask, and the static JS URLs the page requested, in
+    order."""
     raws: list[str] = []
     scripts: list[str] = []
     page.add_init_script(WATCH)
 
     def seen(request) -> None:
         parts = urlsplit(request.url)
-        if "/raw" in parts.path:
+        if parts.path.endswith(("/raw", "/mask")):
             raws.append(f"{parts.path}?{parts.query}")
         elif parts.path.endswith(".js"):
             scripts.append(request.url)
@@ -98,10 +99,11 @@ def test_volume_three_planes_each_preloaded(page, live_server, engine, settings,
     raws, _ = open_recording(page, f"{live_server}/items/{item['id']}?layout=three&at=40,70,50")
     preloaded, _ = preloads(page)
     v = item["version"]
-    assert preloaded == [f"/api/items/{item['id']}/raw?plane={p}&slice={s}&v={v}"
-                         for p, s in (("axial", 50), ("coronal", 70), ("sagittal", 40))]
+    views = [f"plane={p}&slice={s}&v={v}" for p, s in (("axial", 50), ("coronal", 70), ("sagittal", 40))]
+    # each plane's raw values, then its vertebra mask: the first frame waits for both
+    assert preloaded == [f"/api/items/{item['id']}/{what}?{view}" for what in ("raw", "mask") for view in views]
     counts = Counter(raws)
-    assert all(counts[u] == 1 for u in preloaded), raws
-    assert raws[:3] == preloaded or set(raws[:3]) == set(preloaded)
+    assert all(counts[u] == 1 for u in preloaded), raws  # the viewer took each preloaded response, none twice
+    assert set(raws[:6]) == set(preloaded), raws
     first = page.evaluate("() => window.__firstPixel")
     assert first["before"]["img"] and first["swap"]["img"] is False and first["swap"]["lit"] > 20

@@ -6,11 +6,9 @@ const CACHE_SLICES = 48; // ≈ 24 MB of 512×512 int16: a scroll back and forth
 
 export class HttpError extends Error {}
 
-const LABEL_ACCEPT = { accept: "image/png, application/json" };
-
 /** GET `url` and say what went wrong as the server did (its JSON `detail`). */
-async function fetchOk(url, headers = undefined) {
-  const r = await fetch(url, headers ? { headers } : undefined);
+async function fetchOk(url) {
+  const r = await fetch(url);
   if (!r.ok) {
     let detail = `HTTP ${r.status}`;
     try { detail = (await r.json()).detail || detail; } catch { /* not JSON */ }
@@ -42,7 +40,7 @@ export async function fetchRaw(url) {
 
 /** A label PNG → {labels: Uint8Array, width, height, palette: Map(label → [r, g, b])}. */
 export async function fetchLabels(url) {
-  const r = await fetchOk(url, LABEL_ACCEPT);
+  const r = await fetchOk(url); // a plain GET, as the page's preload of it (app/web/preload.py)
   const palette = new Map();
   for (const entry of (r.headers.get("x-palette") || "").split(";").filter(Boolean)) {
     const [label, rgb] = entry.split(":");
