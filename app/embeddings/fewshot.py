@@ -88,11 +88,7 @@ def load_labelled(session: Session, settings: Settings, embed_model_id: int, dat
     not an embedder (or not for this dataset's kind), no vectors yet, fewer than two labelled classes."""
     if source not in SOURCES:
         raise InvalidInput(f"source: {source!r} is not one of {', '.join(SOURCES)}")
-    embed = registry.get_model(session, embed_model_id)
-    card = registry.model_card(embed)
-    if card.task != "embed":
-        raise InvalidInput(f"embed_model_id: model {embed.name!r} is a {card.task} model, not an embedding model "
-                           "(task embed)")
+    embed, card = registry.embedding_model(session, embed_model_id, "a few-shot classifier", field="embed_model_id")
     dataset = get_dataset(session, dataset_id)
     check_applies(embed, card, dataset.kind)
     stored = vectors.load(settings, embed.id, dataset.id)

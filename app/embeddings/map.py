@@ -30,7 +30,7 @@ from app.db.models import Dataset, Item, ItemMetric, Model, Prediction
 from app.embeddings.ann import signature
 from app.embeddings.projection import Projection, projection
 from app.errors import InvalidInput, NotFound
-from app.inference.registry import get_model, model_card
+from app.inference.registry import embedding_model, get_model
 from app.inference.vectors import Vectors, load, store_dir
 
 MAX_CATEGORIES = 24
@@ -50,11 +50,7 @@ def source(session: Session, settings: Settings, dataset_id: int, model_id: int)
     """The dataset, the embedding model and its vectors for the dataset: 404 for an unknown dataset or model or
     when there are no vectors yet (saying how to make them), 400 for a model that is not an embedder."""
     dataset = get_dataset(session, dataset_id)
-    model = get_model(session, model_id)
-    card = model_card(model)
-    if card.task != "embed":
-        raise InvalidInput(f"model {model.name!r} is a {card.task} model; the map needs an embedding model "
-                           "(card task: embed)")
+    model, _ = embedding_model(session, model_id, "the map")
     vectors = load(settings, model.id, dataset.id)
     if vectors is None:
         raise NotFound(f"dataset {dataset.name!r} has no embeddings from model {model.name!r} yet: run a predict "

@@ -19,7 +19,7 @@ from app.db.models import Item
 from app.embeddings.ann import EXACT_MAX, ann_top_k, index_if_ready
 from app.embeddings.search import top_k
 from app.errors import InvalidInput, NotFound
-from app.inference.registry import get_model, model_card
+from app.inference.registry import embedding_model
 from app.inference.vectors import load, store_dir
 
 MAX_K = 200
@@ -32,11 +32,7 @@ def similar_items(session: Session, settings: Settings, item_id: int, model_id: 
     if not 1 <= k <= MAX_K:
         raise InvalidInput(f"k must be between 1 and {MAX_K}, got {k}")
     item = get_item(session, item_id)
-    model = get_model(session, model_id)
-    card = model_card(model)
-    if card.task != "embed":
-        raise InvalidInput(f"model {model.name!r} is a {card.task} model; similar items need an embedding model "
-                           "(card task: embed)")
+    model, _ = embedding_model(session, model_id, "a search for similar items")
     dataset_id, patient_id, mid, name = item.dataset_id, item.patient_id, model.id, model.name
     excluded_ids: list[int] = []
     if exclude_same_patient and patient_id is not None:

@@ -154,6 +154,18 @@ def get_model(session: Session, model_id: int) -> Model:
     return get_or_404(session, Model, model_id, "model")
 
 
+def embedding_model(session: Session, model_id: int, use: str, field: str | None = None) -> tuple[Model, ModelCard]:
+    """The model and its card when it is an embedder (card task `embed`): 404 for an unknown model, 400 for a
+    model of another task, saying what needed the embedder (`use`, e.g. "the map") and, for a request body, which
+    `field` named the model."""
+    model = get_model(session, model_id)
+    card = model_card(model)
+    if card.task != "embed":
+        raise InvalidInput(f"{field + ': ' if field else ''}model {model.name!r} is a {card.task} model, not an "
+                           f"embedding model (card task: embed), which {use} needs")
+    return model, card
+
+
 def model_summary(model: Model) -> dict[str, Any]:
     return {"id": model.id, "name": model.name, "task": model.task, "runtime": model.runtime,
             "file": Path(model.path).name, "card": model.card,

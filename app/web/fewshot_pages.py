@@ -13,7 +13,6 @@ from fastapi.responses import Response
 from app.api.deps import SessionDep, SettingsDep
 from app.catalog import queries, urls
 from app.embeddings.fewshot import training_of
-from app.errors import InvalidInput
 from app.inference import registry, vectors
 from app.inference.tasks import task_misfit
 
@@ -23,11 +22,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/models/{model_id}/fewshot", name="fewshot_page")
 def fewshot_page(model_id: int, request: Request, session: SessionDep, settings: SettingsDep,
                  dataset_id: int | None = None) -> Response:
-    model = registry.get_model(session, model_id)
-    card = registry.model_card(model)
-    if card.task != "embed":
-        raise InvalidInput(f"model {model.name!r} is a {card.task} model; few-shot classifiers train on an "
-                           "embedding model's vectors")
+    model, card = registry.embedding_model(session, model_id, "a few-shot classifier")
     datasets = [d for d in queries.list_datasets(session)
                 if (not card.applies_to or d["kind"] in card.applies_to) and task_misfit(card, d["kind"]) is None]
     for d in datasets:
