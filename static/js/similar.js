@@ -18,7 +18,14 @@ async function find(section, form) {
   if (form.elements.exclude_same_patient.checked) params.set("exclude_same_patient", "true");
   error.hidden = true;
   list.replaceChildren();
-  const r = await fetch(`/api/items/${section.dataset.item}/similar?${params}`, { credentials: "same-origin" });
+  let r;
+  try {
+    r = await fetch(`/api/items/${section.dataset.item}/similar?${params}`, { credentials: "same-origin" });
+  } catch (err) { // the network, or the page being left while it searches
+    error.textContent = `could not search (${err.message})`;
+    error.hidden = false;
+    return;
+  }
   const body = await r.json().catch(() => ({}));
   if (!r.ok) {
     error.textContent = typeof body.detail === "string" ? body.detail : `could not search (${r.status})`;

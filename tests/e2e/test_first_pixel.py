@@ -10,9 +10,12 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from app.api.security import SESSION_COOKIE
 from app.datasets.ingest import ingest_path
 from app.datasets.verse.synth import generate_verse
+from tests.e2e.conftest import VIEWPORT
 from tests.e2e.deeplesion_items import pick_item
+from tests.helpers.auth import session_cookie
 from tests.helpers.live import live_get
 
 pytestmark = pytest.mark.browser
@@ -107,3 +110,25 @@ def test_volume_three_planes_each_preloaded(page, live_server, engine, settings,
     assert set(raws[:6]) == set(preloaded), raws
     first = page.evaluate("() => window.__firstPixel")
     assert first["before"]["img"] and first["swap"]["img"] is False and first["swap"]["lit"] > 20
+
+
+def test_editing_tools_that_cannot_load_are_said_not_hidden(browser, live_server, settings, ingested):
+    """The editor's module refused (twice: the viewer tries once more a second later): the slice is still drawn,
+    the viewport says the tools could not be loaded, the page reports the error, and `ready()` stays false."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.add_cookies([{"name": SESSION_COOKIE, "value": session_cookie(settings), "domain": "127.0.0.1",
+                          "path": "/", "httpOnly": True, "sameSite": "Lax"}])
+    page = context.new_page()
+    refused: list[str] = []
+    page.route("**/js/viewer/edit.js", lambda route: (refused.append(route.request.url), route.abort()))
+    item = pick_item(live_server, ingested.dataset_id)
+    try:
+        with page.expect_event("pageerror") as reported:
+            page.goto(f"{live_server}/items/{item['id']}")
+        assert "edit.js" in str(reported.value)
+        assert page.evaluate("() => document.documentElement.dataset.drawnItem") == str(item["id"])
+        box = page.locator("#image-error")
+        assert box.is_visible() and "editing tools could not be loaded" in box.inner_text()
+        assert page.evaluate(READY) is False and len(refused) >= 1
+    finally:
+        context.close()

@@ -40,10 +40,15 @@ export function bindComments(v) {
   };
 
   const load = async () => {
-    const r = await fetch(url, { credentials: "same-origin" });
-    if (v.life.signal.aborted) return; // another item was swapped in meanwhile (review mode)
-    if (r.ok) show(await r.json());
-    else error.textContent = `comments could not be loaded (HTTP ${r.status})`;
+    let r;
+    try {
+      r = await fetch(url, { credentials: "same-origin" });
+      if (v.life.signal.aborted) return; // another item was swapped in meanwhile (review mode)
+      if (r.ok) show(await r.json());
+      else error.textContent = `comments could not be loaded (HTTP ${r.status})`;
+    } catch (err) { // the network, or the page being left while it loads
+      if (!v.life.signal.aborted) error.textContent = `comments could not be loaded (${err.message})`;
+    }
   };
 
   form?.addEventListener("submit", async (event) => {
@@ -55,8 +60,14 @@ export function bindComments(v) {
     const selected = v.editor?.selected?.ann;
     if (attach?.checked && selected) body.annotation_id = selected;
     error.textContent = "";
-    const r = await fetch(url, { method: "POST", credentials: "same-origin",
-                                 headers: writeHeaders({ "Content-Type": "application/json" }), body: JSON.stringify(body) });
+    let r;
+    try {
+      r = await fetch(url, { method: "POST", credentials: "same-origin",
+                             headers: writeHeaders({ "Content-Type": "application/json" }), body: JSON.stringify(body) });
+    } catch (err) {
+      error.textContent = `not added: ${err.message}`;
+      return;
+    }
     if (!r.ok) {
       let detail = `HTTP ${r.status}`;
       try { detail = (await r.json()).detail || detail; } catch { /* keep the status */ }

@@ -68,6 +68,8 @@ export class Viewer {
         .catch((err) => setTimeout(() => { throw err; })) // the page's error, as ever; the tools load anyway
         .then(nextFrameDone)
         .then(loadExtras)
+        // once more a second later: a page being left (or closed) drops the timer, so only a real failure is told
+        .catch(() => new Promise((resolve) => setTimeout(resolve, 1000)).then(loadExtras))
         .then((mods) => {
           extraModules = mods;
           if (life === this.life) this.attachExtras(mods);
