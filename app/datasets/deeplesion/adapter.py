@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -103,17 +102,12 @@ class DeepLesionAdapter(DatasetAdapter):
             access.path(table.relative_to(root))
         except FileRefused as exc:
             raise IngestError(str(exc), [Problem(exc.rel, exc.reason)]) from None
-        # The tree is listed in a thread while the table is parsed: listing is mostly system calls, which run
-        # beside the parse on a second core (0.4 s each on the full-size tree; bench/ingest_deeplesion.py).
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="deeplesion-list") as pool:
-            listing = pool.submit(pixels.list_slices, root, access)
-            rows, problems = read_dl_info(table)
-            progress("reading table", len(rows), len(rows))
-            if not rows:
-                listing.cancel()
-                reason = f"{table.name}: no valid lesion rows"
-                raise IngestError(reason + (f" ({len(problems)} invalid)" if problems else ""), problems)
-            slices = listing.result()
+        rows, problems = read_dl_info(table)
+        progress("reading table", len(rows), len(rows))
+        if not rows:
+            reason = f"{table.name}: no valid lesion rows"
+            raise IngestError(reason + (f" ({len(problems)} invalid)" if problems else ""), problems)
+        slices = pixels.list_slices(root, access)
         problems += slices.problems
         by_file: dict[str, list[LesionRow]] = defaultdict(list)
         for row in rows:
