@@ -74,7 +74,7 @@ export class Viewer {
           extraModules = mods;
           if (life === this.life) this.attachExtras(mods);
         })
-        .catch((err) => this.extrasFailed(err));
+        .catch((err) => this.partFailed("the editing tools", err));
     }
   }
 
@@ -89,12 +89,13 @@ export class Viewer {
     this.schedule(); // the editor's handles, if any
   }
 
-  /** The editing tools did not load (a module request failed): say so where the user looks, and report it as
-   * an error of the page (tests fail on it, naming the cause, rather than waiting for `ready()`). */
-  extrasFailed(err) {
+  /** A part of the page loaded after the first frame did not load (a module request failed): say so where the
+   * user looks, and report it as an error of the page (tests fail on it, naming the cause, rather than waiting
+   * for `ready()`). */
+  partFailed(what, err) {
     const box = this.errorBox;
     if (box) {
-      box.textContent = `The editing tools could not be loaded (${err?.message || err}); reload the page.`;
+      box.textContent = `${what[0].toUpperCase()}${what.slice(1)} could not be loaded (${err?.message || err}); reload the page.`;
       box.hidden = false;
     }
     setTimeout(() => { throw err; });
@@ -490,5 +491,5 @@ const viewer = new Viewer(JSON.parse(document.getElementById("viewer-state").tex
 window.medviewViewer = viewer.api();
 if (document.getElementById("review-bar")) { // review mode: the page was opened from a queue (?queue=Q)
   import("./review.js").then(({ startReview }) => startReview(viewer))
-    .catch((err) => console.error("review mode could not be loaded:", err));
+    .catch((err) => viewer.partFailed("review mode", err));
 }
