@@ -30,6 +30,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1400, "height": 900}
+# The longest a page step waits for its condition. The suite's other process may be building the compose test's
+# image meanwhile (both cores busy for ~40 s), and a full run once saw a viewer take over Playwright's default
+# 30 s to be ready: a real hang still fails, a starved machine no longer does.
+STEP_TIMEOUT_MS = 60_000
 
 
 def _free_port() -> int:
@@ -84,6 +88,7 @@ def signed_in_page(browser, settings, *user: str) -> Iterator:
     """A page with the session cookie the app would set for `user` (name, role; default an admin), failing the
     test on any JavaScript error."""
     context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(STEP_TIMEOUT_MS)
     context.add_cookies([{"name": SESSION_COOKIE, "value": session_cookie(settings, *user), "domain": "127.0.0.1",
                           "path": "/", "httpOnly": True, "sameSite": "Lax"}])
     pg = context.new_page()
