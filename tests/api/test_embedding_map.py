@@ -10,16 +10,14 @@ import json
 
 import numpy as np
 import pytest
-import yaml
 from sklearn.decomposition import PCA
 from sqlalchemy import select
 
 from app.db.models import Item
 from app.embeddings import projection
 from app.inference import vectors
-from tests.helpers.api import register, wait_finished
-from tests.helpers.pcam import BATCH, MEAN, SCALE, STD
-from tests.onnx_models import projection_embedder
+from tests.helpers.api import wait_finished
+from tests.helpers.pcam import BATCH, register_embedder
 
 ALL = 20
 
@@ -31,11 +29,7 @@ def settings(make_settings):
 
 @pytest.fixture
 def embedder(client, tmp_path) -> int:
-    card = {"name": "pcam-embedder", "task": "embed", "input": {"layout": "NCHW", "size": [96, 96], "channels": 3,
-            "scale": SCALE, "mean": MEAN, "std": STD}, "output": {"kind": "embedding"}, "applies_to": ["pcam"]}
-    r = register(client, projection_embedder(tmp_path / "embedder.onnx", (96, 96), dim=16), yaml.safe_dump(card))
-    assert r.status_code == 201, r.text
-    return r.json()["id"]
+    return register_embedder(client, tmp_path)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ commit: a refused delete keeps them; other models' and datasets' vectors stay.""
 from __future__ import annotations
 
 import numpy as np
-import yaml
 from sqlalchemy import select, update
 
 from app.db.models import Dataset, Job
@@ -14,18 +13,12 @@ from app.db.session import make_session_factory
 from app.inference import vectors
 from app.inference.jobs import create_predict_job
 from app.ingest_jobs import _discard_new_dataset
-from tests.helpers.api import register, wait_finished
-from tests.helpers.pcam import MEAN, SCALE, STD
-from tests.onnx_models import projection_embedder
+from tests.helpers.api import wait_finished
+from tests.helpers.pcam import register_embedder
 
 
 def embedder(client, tmp_path, name: str) -> int:
-    card = {"name": name, "task": "embed", "input": {"layout": "NCHW", "size": [96, 96], "channels": 3,
-                                                     "scale": SCALE, "mean": MEAN, "std": STD},
-            "output": {"kind": "embedding"}, "applies_to": ["pcam"]}
-    r = register(client, projection_embedder(tmp_path / f"{name}.onnx", (96, 96), dim=8), yaml.safe_dump(card))
-    assert r.status_code == 201, r.text
-    return r.json()["id"]
+    return register_embedder(client, tmp_path, name, dim=8)
 
 
 def fake_store(settings, model_id: int, dataset_id: int) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
 from sqlalchemy import select, update
 
 from app.cli import main as cli_main
@@ -19,25 +18,16 @@ from app.embeddings.uncertainty import margins
 from app.errors import InvalidInput
 from app.inference import registry, vectors
 from tests.helpers import pcam
-from tests.helpers.api import register, wait_finished
+from tests.helpers.api import wait_finished
 from tests.helpers.auth import api_token
-from tests.onnx_models import projection_embedder
 
 ALL = 20
 LABEL_OF = {"0": "normal", "1": "tumor"}
 
 
-def embed_card(name: str = "pcam-embedder") -> str:
-    return yaml.safe_dump({"name": name, "task": "embed", "input": {
-        "layout": "NCHW", "size": [96, 96], "channels": 3, "scale": pcam.SCALE, "mean": pcam.MEAN, "std": pcam.STD},
-        "output": {"kind": "embedding"}, "applies_to": ["pcam"]})
-
-
 @pytest.fixture
 def embedder(client, tmp_path) -> int:
-    r = register(client, projection_embedder(tmp_path / "embedder.onnx", (96, 96), dim=16), embed_card())
-    assert r.status_code == 201, r.text
-    return r.json()["id"]
+    return pcam.register_embedder(client, tmp_path)
 
 
 @pytest.fixture

@@ -5,22 +5,15 @@ cursor and offset, under the other filters; the page shows the chip and per-item
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from tests.helpers.api import register, wait_finished
-from tests.helpers.pcam import MEAN, SCALE, STD, item_ids
-from tests.onnx_models import projection_embedder
+from tests.helpers.api import wait_finished
+from tests.helpers.pcam import item_ids, register_embedder
 
 ALL = 20
 
 
 def embedder(client, tmp_path, name: str = "grid-embedder") -> int:
-    card = {"name": name, "task": "embed", "input": {"layout": "NCHW", "size": [96, 96], "channels": 3,
-                                                     "scale": SCALE, "mean": MEAN, "std": STD},
-            "output": {"kind": "embedding"}, "applies_to": ["pcam"]}
-    r = register(client, projection_embedder(tmp_path / f"{name}.onnx", (96, 96), dim=16), yaml.safe_dump(card))
-    assert r.status_code == 201, r.text
-    return r.json()["id"]
+    return register_embedder(client, tmp_path, name)
 
 
 @pytest.fixture

@@ -9,12 +9,10 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.helpers.api import register, wait_finished
+from tests.helpers.api import wait_finished
 from tests.helpers.live import live_client
-from tests.helpers.pcam import MEAN, SCALE, STD
-from tests.onnx_models import projection_embedder
+from tests.helpers.pcam import register_embedder
 
 pytestmark = pytest.mark.browser
 SHOTS = os.environ.get("MEDVIEW_SHOTS_DIR")
@@ -32,11 +30,8 @@ def ingested(pcam_ingested):
 
 
 def test_train_and_see_the_curve(page, live_server, ingested, tmp_path):
-    card = {"name": "pcam-embedder", "task": "embed", "input": {"size": [96, 96], "channels": 3, "scale": SCALE,
-            "mean": MEAN, "std": STD}, "output": {"kind": "embedding"}, "applies_to": ["pcam"]}
     with live_client(live_server) as api:
-        r = register(api, projection_embedder(tmp_path / "e.onnx", (96, 96)), yaml.safe_dump(card))
-        embed_id = r.json()["id"]
+        embed_id = register_embedder(api, tmp_path)
         job = api.post("/api/jobs", json={"kind": "predict", "model_id": embed_id, "dataset_id": ingested.dataset_id})
         assert wait_finished(api, job.json()["id"])["status"] == "done"
         expected = api.get(f"/api/models/{embed_id}/fewshot-curve",

@@ -7,12 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.helpers.api import register, wait_finished
+from tests.helpers.api import wait_finished
 from tests.helpers.live import live_client
-from tests.helpers.pcam import MEAN, SCALE, STD
-from tests.onnx_models import projection_embedder
+from tests.helpers.pcam import register_embedder
 
 pytestmark = pytest.mark.browser
 SHOTS = Path("/tmp/shots-lesions")
@@ -24,12 +22,9 @@ def ingested(pcam_ingested):
 
 
 def test_grid_more_like_this(page, live_server, ingested, tmp_path):
-    card = {"name": "grid-embedder", "task": "embed", "input": {"size": [96, 96], "channels": 3, "scale": SCALE,
-            "mean": MEAN, "std": STD}, "output": {"kind": "embedding"}, "applies_to": ["pcam"]}
     ds = ingested.dataset_id
     with live_client(live_server) as api:
-        r = register(api, projection_embedder(tmp_path / "e.onnx", (96, 96)), yaml.safe_dump(card))
-        model_id = r.json()["id"]
+        model_id = register_embedder(api, tmp_path, "grid-embedder")
         job = api.post("/api/jobs", json={"kind": "predict", "model_id": model_id, "dataset_id": ds})
         assert wait_finished(api, job.json()["id"])["status"] == "done"
         page.goto(f"{live_server}/datasets/{ds}")

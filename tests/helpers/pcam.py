@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from app.db.models import Item, Prediction
 from app.db.session import make_session_factory
-from tests.onnx_models import centre_mean_classifier, const, save
+from tests.helpers.api import register
+from tests.onnx_models import centre_mean_classifier, const, projection_embedder, save
 
 TRAIN, VALID, TEST = 12, 4, 4  # patches per split of the sample
 BATCH = 5  # MEDVIEW_INFERENCE_BATCH of the job tests: the train split runs in 3 batches
@@ -37,6 +38,20 @@ def card(name: str = "pcam-baseline", applies_to: tuple[str, ...] = ("pcam",), *
 
 def card_yaml(**kw) -> str:
     return yaml.safe_dump(card(**kw), sort_keys=False)
+
+
+def embed_card_yaml(name: str = "pcam-embedder") -> str:
+    """The card of a PCam embedder (task embed, one vector per patch), normalised as the classifier's."""
+    return yaml.safe_dump({"name": name, "task": "embed", "input": {
+        "layout": "NCHW", "size": [96, 96], "channels": 3, "scale": SCALE, "mean": MEAN, "std": STD},
+        "output": {"kind": "embedding"}, "applies_to": ["pcam"]})
+
+
+def register_embedder(client, folder: Path, name: str = "pcam-embedder", dim: int = 16) -> int:
+    """A real ONNX projection embedder (tests.onnx_models) registered through the API; its model id."""
+    r = register(client, projection_embedder(folder / f"{name}.onnx", (96, 96), dim=dim), embed_card_yaml(name))
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
 
 
 def item_ids(engine, dataset_id: int, split: str | None = None) -> list[int]:
