@@ -79,6 +79,11 @@ class ViewerSpec:
     label_gap_mm: float = 22.0  # from a centroid to its name
 
 
+# Images where a RECIST long × short axis means nothing (H&E tiles, pathology patches, class-folder pictures):
+# the length tool only.
+LENGTH_ONLY_VIEWER = ViewerSpec(tools=("line",))
+
+
 @dataclass(frozen=True)
 class Wording:
     """What this kind calls its patient / study / series levels (PCam: a slide; VerSe: a subject)."""

@@ -74,6 +74,7 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
                                           "module_preloads": module_graph(),
                                           "embed_models": embed_models,
                                           "wording": adapter.wording, "review": review,
+                                          "kind_facets": adapter.facet_fields,
                                           "follows_lesions": adapter.patient_page.followup,
                                           "followup_prior": None if review or not item.get("patient") else
                                           priors.item_prior(session, item_id, adapter.patient_page.followup),

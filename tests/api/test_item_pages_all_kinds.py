@@ -33,3 +33,35 @@ def test_item_page_controls_fit_the_kind(kind, samples, engine, settings, client
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
     thumb = client.get(item["thumbnail_url"])
     assert thumb.status_code == 200
+
+
+# (kind, measuring tools offered, rows the side panel shows, rows it must not show, the edit hint's words)
+FITTING = {
+    "deeplesion": (["line", "bidir"], {"sex", "age", "spacing"}, set(), "Alt: short axis free"),
+    "dicom": (["line", "bidir"], {"sex", "age", "spacing"}, set(), "Alt: short axis free"),
+    "bis5k": (["line"], set(), {"sex", "age", "spacing"}, "brush"),
+    "pcam": (["line"], set(), {"sex", "age", "spacing"}, None),
+    "imagefolder": (["line"], set(), {"sex", "age", "spacing"}, None),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FITTING))
+def test_tools_and_rows_fit_the_kind(kind, samples, engine, settings, client):
+    """No RECIST on H&E or patches, no empty sex/age/spacing rows where the kind has none, and the edit hint
+    names the tools of what can be edited (a mask's brush, not RECIST's short axis)."""
+    tools, shown, hidden, hint = FITTING[kind]
+    report = ingest_path(engine, settings, samples[kind], kind=kind, name=kind)
+    item = client.get(f"/api/datasets/{report.dataset_id}/items", params={"limit": 1}).json()["items"][0]
+    html = client.get(f"/items/{item['id']}").text
+    state = re.search(r'id="viewer-state">(.*?)</script>', html, re.S).group(1)
+    assert f'"tools": {str(tools).replace(chr(39), chr(34))}' in state.replace('","', '", "'), state[:300]
+    assert ('data-tool="bidir"' in html) == ("bidir" in tools)
+    rows = set(re.findall(r"<dt>([a-z ]+)</dt>", html))
+    assert shown <= rows and not hidden & rows, rows
+    hint_html = re.search(r'id="edit-hint">(.*?)<button', html, re.S)
+    if hint is None:
+        assert hint_html is None or "Alt: short axis free" not in hint_html.group(1)
+    else:
+        assert hint in hint_html.group(1), hint_html.group(1)
+    if kind == "bis5k":
+        assert "short axis" not in hint_html.group(1)

@@ -140,7 +140,7 @@ def test_client_view_parameters_reach_the_viewer_state(client, bis5k_item):
     assert state["mask_url"] == f"/api/items/{bis5k_item['id']}/mask"
     assert state["raw_url"] == f"/api/items/{bis5k_item['id']}/raw"
     # capabilities from the adapter, not a kind name to branch on
-    assert "kind" not in state and state["tools"] == ["line", "bidir"] and state["spacing_maps_planes"] is False
+    assert "kind" not in state and state["tools"] == ["line"] and state["spacing_maps_planes"] is False
     assert state["defaults"] == {"mask_mode": "fill", "opacity": 0.4}
     # the first paint does not change: client-side parameters stay out of the render URL
     assert image_src(body) == f"/api/items/{bis5k_item['id']}/render?format=jpeg&overlays=gt&v={bis5k_item['version']}"

@@ -36,7 +36,7 @@ def test_pcam_centre_box_and_imagefolder_class_text(page, live_server, engine, s
     ds = ingest_path(engine, settings, pcam.root, kind="pcam", name="pcam").dataset_id
     item = _first_item(live_server, ds)
     state = _open(page, live_server, item["id"])
-    assert "kind" not in state and state["tools"] == ["line", "bidir"]
+    assert "kind" not in state and state["tools"] == ["line"]  # no RECIST on a pathology patch
     rect = page.locator('.pane rect[data-layer="gt"]')
     assert rect.count() == 1
     x1, y1, x2, y2 = CENTRE

@@ -49,7 +49,7 @@ from app.datasets.bis5k.files import (
     read_rgb,
     split_folders,
 )
-from app.datasets.declarations import LOWEST_DICE
+from app.datasets.declarations import LENGTH_ONLY_VIEWER, LOWEST_DICE
 from app.datasets.roots import DatasetFiles
 from app.datasets.volumes import VolumeCache
 from app.imaging.overlay import MASK_DEFAULT, Label
@@ -129,6 +129,7 @@ class Bis5kAdapter(DatasetAdapter):
     export_formats = {"csv": "table", "coco": "coco", "masks-png": "bis5k-masks"}  # docs/export.md
     facet_fields = ("split", "mask_area", "has_mask")
     editable_annotations = ("mask",)
+    viewer = LENGTH_ONLY_VIEWER
     queue_suggestions = (LOWEST_DICE,)
     mask_labels = {MASK_LABEL: "gland"}  # binary: a 0/255 PNG upload means 0/1
     filter_fields = ()

@@ -32,7 +32,7 @@ from app.datasets.base import (
     View,
     no_progress,
 )
-from app.datasets.declarations import MODEL_DISAGREES
+from app.datasets.declarations import LENGTH_ONLY_VIEWER, MODEL_DISAGREES
 from app.datasets.imagefolder.files import ImageFileError, ImageHeader, has_images, image_header, read_rgb
 from app.datasets.imagefolder.folders import scan_class_folders, top_folders
 from app.datasets.imagefolder.splits import IMAGE_COLUMN, find_split_files, read_split_rows
@@ -81,6 +81,7 @@ class ImageFolderAdapter(DatasetAdapter):
     export_formats = {"csv": "table", "coco": "coco"}  # docs/export.md
     facet_fields = ("split", "label")
     editable_annotations = ("label",)
+    viewer = LENGTH_ONLY_VIEWER
     queue_suggestions = (MODEL_DISAGREES,)
     filter_fields = ()
     facet_labels = {}

@@ -42,7 +42,7 @@ from app.datasets.base import (
     no_progress,
 )
 from app.datasets.columns import ItemColumns
-from app.datasets.declarations import MODEL_DISAGREES
+from app.datasets.declarations import LENGTH_ONLY_VIEWER, MODEL_DISAGREES
 from app.datasets.pcam import files, pixels
 from app.datasets.pcam import files as pcam_files
 from app.datasets.pcam.meta import MetaColumns, read_meta_columns
@@ -64,6 +64,7 @@ class PCamAdapter(DatasetAdapter):
     export_formats = {"csv": "table", "coco": "coco"}  # docs/export.md
     facet_fields = ("split", "label", "slide")
     queue_suggestions = (MODEL_DISAGREES,)
+    viewer = LENGTH_ONLY_VIEWER
     link_facets = {"slide": "series"}
     filter_fields = ()
     facet_labels = {"label": dict(LABEL_NAMES)}
