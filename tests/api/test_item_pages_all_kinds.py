@@ -56,6 +56,8 @@ def test_tools_and_rows_fit_the_kind(kind, samples, engine, settings, client):
     state = re.search(r'id="viewer-state">(.*?)</script>', html, re.S).group(1)
     assert f'"tools": {str(tools).replace(chr(39), chr(34))}' in state.replace('","', '", "'), state[:300]
     assert ('data-tool="bidir"' in html) == ("bidir" in tools)
+    # no model applies and the item has no prediction: no Prediction layer to toggle
+    assert 'data-layer="pred"' not in html
     rows = set(re.findall(r"<dt>([a-z ]+)</dt>", html))
     assert shown <= rows and not hidden & rows, rows
     hint_html = re.search(r'id="edit-hint">(.*?)<button', html, re.S)

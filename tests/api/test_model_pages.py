@@ -69,9 +69,11 @@ def test_item_page_run_model_control(client, pcam_dataset_id, pcam_model_id):
     html = client.get(f"/items/{item['id']}").text
     assert 'id="run-model"' in html and f'<option value="{pcam_model_id}">pcam-baseline</option>' in html
     assert "js/predictions.js" in html
+    assert 'data-layer="pred"' in html  # a model applies: its prediction is a layer to toggle
 
 
 def test_item_page_without_models_has_no_control(client, pcam_dataset_id):
     item = client.get(f"/api/datasets/{pcam_dataset_id}/items", params={"limit": 1}).json()["items"][0]
     html = client.get(f"/items/{item['id']}").text
     assert 'id="run-model"' not in html and "predictions.js" not in html
+    assert 'data-layer="pred"' not in html  # a pathology patch without a model: no Prediction layer
