@@ -135,11 +135,20 @@ async function train(event) {
         href: fillUrl(DATA.urls.evaluation_page,
           { model_id: out.model.id, dataset_id: DATA.dataset_id }),
         textContent: `evaluation of ${out.predicted} predicted items →` }));
+    await refreshTrained();
   } catch (err) {
     status.textContent = `failed: ${err}`;
   } finally {
     $("fewshot-train-run").disabled = false;
   }
+}
+
+/** The "Trained on" list as the server now renders it (the new classifier in it), swapped in without a reload. */
+async function refreshTrained() {
+  const r = await fetch(location.href, { headers: { accept: "text/html" } });
+  if (!r.ok) return; // the registration stands; the list catches up on the next visit
+  const fresh = new DOMParser().parseFromString(await r.text(), "text/html").getElementById("fewshot-trained-section");
+  if (fresh) $("fewshot-trained-section")?.replaceWith(document.adoptNode(fresh));
 }
 
 async function uncertaintyQueue(button) {
@@ -166,5 +175,8 @@ async function uncertaintyQueue(button) {
 
 $("fewshot-curve-form")?.addEventListener("submit", (e) => { runCurve(e).catch(() => {}); });
 $("fewshot-train-form")?.addEventListener("submit", (e) => { train(e).catch(() => {}); });
-document.querySelectorAll("button.uncertainty-queue").forEach((b) =>
-  b.addEventListener("click", () => { uncertaintyQueue(b).catch(() => {}); }));
+// delegated: the list's rows are replaced after a training (refreshTrained)
+document.addEventListener("click", (e) => {
+  const b = e.target instanceof Element ? e.target.closest("button.uncertainty-queue") : null;
+  if (b) uncertaintyQueue(b).catch(() => {});
+});

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.helpers.api import wait_finished
 from tests.helpers.live import live_client
@@ -52,6 +53,10 @@ def test_train_and_see_the_curve(page, live_server, ingested, tmp_path):
     page.click("#fewshot-train-run")
     link = page.wait_for_selector("#fewshot-new-evaluation")
     assert "Registered pcam-embedder-fewshot-svm-1" in page.text_content("#fewshot-train-status")
+    # the "Trained on" list shows the new classifier without a reload
+    expect(page.locator("#fewshot-trained tbody tr a")).to_have_text(["pcam-embedder-fewshot-svm-1"])
+    page.click("#fewshot-trained button.uncertainty-queue")  # the swapped-in row's button works
+    expect(page.locator("#fewshot-trained .queue-status a")).to_contain_text("items)")
     _shot(page, "fewshot-page.png")
     link.click()
     page.wait_for_url("**/evaluation?dataset_id=*")
