@@ -15,7 +15,7 @@ async function find(section, form) {
   const list = section.querySelector("#similar-list");
   const error = section.querySelector("#similar-error");
   const params = new URLSearchParams({ model: form.elements.model.value, k: String(K) });
-  if (form.elements.exclude_same_patient.checked) params.set("exclude_same_patient", "true");
+  if (form.elements.exclude_same_patient?.checked) params.set("exclude_same_patient", "true");
   error.hidden = true;
   list.replaceChildren();
   let r;

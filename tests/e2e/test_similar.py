@@ -37,6 +37,8 @@ def test_more_like_this(page, live_server, ingested, embedder):
     with live_client(live_server) as api:
         item = api.get(f"/api/datasets/{ingested.dataset_id}/items", params={"limit": 1}).json()["items"][0]
         page.goto(f"{live_server}/items/{item['id']}")
+        # a PCam patch has no patient: no "other patients" choice to offer
+        assert not item.get("patient") and page.locator("#similar-form input[name=exclude_same_patient]").count() == 0
         page.click("#similar-form button[type=submit]")  # no vectors yet: the API says what to do
         error = page.locator("#similar-error")
         error.wait_for(state="visible")
