@@ -363,6 +363,11 @@ def client_view(item: Mapping[str, Any], adapter: DatasetAdapter, viewer: Mappin
 EDIT_KEYS = ("id", "kind", "label", "geometry", "meta", "slice_index", "version", "source")
 
 
+# Annotation kinds the Edit tool changes by dragging handles (edit.js); a mask is painted with the brush instead
+# and a label chosen from a list.
+HANDLE_KINDS = ("recist", "bbox", "line", "centroid")
+
+
 def edit_state(item: Mapping[str, Any], adapter: DatasetAdapter, facet_counts: Mapping[str, Any] | None,
                principal: Any, request: Request) -> dict[str, Any]:
     """The editor's data (static/js/viewer/edit.js): the annotation kinds this dataset kind lets users make
@@ -375,6 +380,7 @@ def edit_state(item: Mapping[str, Any], adapter: DatasetAdapter, facet_counts: M
     app = request.app
     return {
         "kinds": kinds, "classes": classes,
+        "handle_kinds": [k for k in kinds if k in HANDLE_KINDS],  # the Edit tool's: no Edit tool without them
         "can_edit": bool(role and kinds and at_least(role, "annotator")),
         "can_comment": bool(role and at_least(role, "annotator")),
         "user": getattr(principal, "username", None),

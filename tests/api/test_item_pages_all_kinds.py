@@ -65,6 +65,8 @@ def test_tools_and_rows_fit_the_kind(kind, samples, engine, settings, client):
         assert hint_html is None or "Alt: short axis free" not in hint_html.group(1)
     else:
         assert hint in hint_html.group(1), hint_html.group(1)
+    assert ("RECIST: drag the long axis" in html) == ("bidir" in tools)  # the keyboard help too
+    assert ("short axis free" in html) == (kind in ("deeplesion", "dicom"))  # the hint and the help
     if kind == "bis5k":  # a mask has no handles: the brush edits it, no Edit tool
         assert "short axis" not in hint_html.group(1) and 'id="edit-tool"' not in html
     if kind in ("deeplesion", "dicom"):
