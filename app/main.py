@@ -16,7 +16,6 @@ import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -68,6 +67,7 @@ from app.web import (
     pages,
     review_pages,
 )
+from app.web.assets import IMMUTABLE, REVALIDATE, AssetFiles, content_version
 
 log = logging.getLogger("medview")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -132,7 +132,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.templates = Jinja2Templates(directory=str(PROJECT_DIR / "templates"),
                                           context_processors=[_signed_in_context])
     app.state.templates.env.globals["mask_brush"] = api_masks.brush_config  # the item page's brush panel
-    app.mount("/static", StaticFiles(directory=str(PROJECT_DIR / "static")), name="static")
+    static_dir = PROJECT_DIR / "static"  # app/web/assets.py: versioned URLs, cached for good; the plain path too
+    app.mount(f"/static/{content_version(static_dir)}", AssetFiles(directory=static_dir, cache_control=IMMUTABLE),
+              name="static")
+    app.mount("/static", AssetFiles(directory=static_dir, cache_control=REVALIDATE, drop_versions=True),
+              name="static-files")
     # Open to anyone: health, signing in, static files. Everything else needs a reader (MEDVIEW_PUBLIC_READ
     # opens reads); every write route also names the role it needs (RequireRole), checked by a test.
     for router in (api_health.router, api_auth.router, auth_pages.router):
