@@ -106,9 +106,12 @@ def list_items(session: Session, catalog: Catalog, dataset_id: int, filters: Map
     ids = [i for i, _ in page.rows]
     by_id = {i.id: i for i in session.scalars(select(Item).where(Item.id.in_(ids)))} if ids else {}
     marks = predicted.badges(session, shown_model, ids) if shown_model is not None else {}
+    naming = get_adapter(ds.kind).patient_page
     items = []
     for item_id, value in page.rows:
         summary = item_summary(by_id[item_id])
+        if (title := naming.item_title({"key": summary["key"], "meta": by_id[item_id].meta or {}})) is not None:
+            summary["title"] = title  # a DICOM series by number, description and date, not its UID
         if order.shows_value:
             summary["sort_value"] = value
         if shown_model is not None:

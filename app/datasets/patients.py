@@ -87,6 +87,15 @@ class PatientPage:
     def entry(self, item: Mapping[str, Any]) -> Entry:
         return Entry(item["id"], item["key"], tuple(d for d in (item.get("split"),) if d))
 
+    def item_title(self, item: Mapping[str, Any]) -> str | None:
+        """A readable name where the item's key is not one (a DICOM series' UID), for the grid's card and the item
+        page's heading and tab; None shows the key. `item` has at least `key` and `meta`."""
+        return None
+
+    def study_title(self, item: Mapping[str, Any]) -> str | None:
+        """The item's study by date and description where the study's id is a UID; None shows the id."""
+        return None
+
     def summary(self, sex: str | None, studies: Sequence[Mapping[str, Any]], sections: Sequence[Section],
                 ) -> list[str]:
         """The phrases after the patient's id in the page title: sex, how many groups and items, age range."""

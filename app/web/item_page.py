@@ -75,6 +75,8 @@ def item_page(item_id: int, request: Request, session: SessionDep, preset: str |
                                           "embed_models": embed_models,
                                           "wording": adapter.wording, "review": review,
                                           "kind_facets": adapter.facet_fields,
+                                          "item_title": adapter.patient_page.item_title(item),
+                                          "study_title": adapter.patient_page.study_title(item),
                                           "follows_lesions": adapter.patient_page.followup,
                                           "followup_prior": None if review or not item.get("patient") else
                                           priors.item_prior(session, item_id, adapter.patient_page.followup),

@@ -199,15 +199,17 @@ class VirtualGrid {
     const image = node.querySelector("img");
     if (image) {
       image.src = item.thumbnail_url;
-      image.alt = item.key;
+      image.alt = item.title || item.key;
     } else {
       const thumb = node.querySelector(".thumb");
-      thumb.setAttribute("aria-label", item.key);
+      thumb.setAttribute("aria-label", item.title || item.key);
       tileStyle(thumb, page.sheet, n, page.items.length);
     }
+    // a readable title where the kind gives one (a DICOM series: number, description, date), the key on hover
     const key = node.querySelector(".card-key");
-    key.textContent = item.key;
-    key.title = item.key;
+    key.textContent = item.title || item.key;
+    key.title = item.title ? `${item.title}\n${item.key}` : item.key;
+    key.classList.toggle("card-title", Boolean(item.title));
     const split = node.querySelector(".split");
     split.textContent = item.split || "–";
     split.className = `tag split split-${item.split}`;

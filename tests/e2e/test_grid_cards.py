@@ -132,3 +132,30 @@ def test_key_search_box_finds_a_patient_and_says_no_match(page, live_server, ing
     page.wait_for_function("() => !location.search.includes('search=')")
     settle_grid(page)
     assert page.locator("#grid .card:not(.pending)").count() == len(keys)
+
+
+def test_dicom_cards_are_named_by_series_not_uid(page, live_server, engine, settings, tmp_path):
+    """Issue 14: DICOM cards showed 60-digit UIDs. They show the series' number, description and date (the
+    listing's `title`), the UID on hover; also after the grid reloads under a filter (grid.js's cards)."""
+    from app.datasets.dicom.synth import generate_dicom
+    from tests.helpers.live import live_get
+
+    root = generate_dicom(tmp_path / "export", seed=5).root
+    ds = ingest_path(engine, settings, root, kind="dicom", name="dicom").dataset_id
+    items = live_get(f"{live_server}/api/datasets/{ds}/items").json()["items"]
+    assert all(i["title"] and i["key"] not in i["title"] for i in items)
+    page.goto(f"{live_server}/datasets/{ds}")
+    settle_grid(page)
+    keys = page.locator("#grid .card:not(.pending) .card-key")
+    assert sorted(keys.all_inner_texts()) == sorted(i["title"] for i in items)
+    hover = keys.evaluate_all("ks => ks.map(k => k.title.split('\\n').at(-1))")  # the UID on hover
+    assert sorted(hover) == sorted(i["key"] for i in items)
+    page.locator('.facet[data-field="modality"] .facet-value[data-value="CT"]').click()
+    page.wait_for_url("**modality=CT**")
+    settle_grid(page)
+    ct = live_get(f"{live_server}/api/datasets/{ds}/items?modality=CT").json()["items"]
+    assert 0 < len(ct) < len(items)
+    assert sorted(page.locator("#grid .card:not(.pending) .card-key").all_inner_texts()) == \
+        sorted(i["title"] for i in ct)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "dicom-cards.png"))

@@ -37,10 +37,8 @@ class DicomPatientPage(PatientPage):
 
     def entry(self, item: Mapping[str, Any]) -> Entry:
         meta = item.get("meta") or {}
-        number = str(meta.get("series_number") or "").strip()
         modality = meta.get("modality") or "OT"
-        name = (meta.get("series_description") or "").strip() or MODALITIES.get(modality, modality)
-        title = f"Series {number} · {name}" if number else name
+        title = _series_title(meta)
         depth = int(item.get("depth") or 1)
         plane = str(meta.get("orientation") or "").split(" ")[0]
         details = [(f"{plane} " if plane and plane != "unknown" else "") + modality,
@@ -50,6 +48,29 @@ class DicomPatientPage(PatientPage):
         if meta.get("body_part"):
             details.append(str(meta["body_part"]).lower())
         return Entry(item["id"], title, tuple(details), uid=str(meta.get("series_uid") or item["key"]))
+
+    def item_title(self, item: Mapping[str, Any]) -> str | None:
+        """Description (else the modality), study date, series number — the most telling first, as a narrow card
+        cuts the end: `AX ABD 5mm · 2019-03-01 · #2`."""
+        meta = item.get("meta") or {}
+        number = str(meta.get("series_number") or "").strip()
+        parts = (_series_name(meta), study_date(meta.get("study_date")), f"#{number}" if number else "")
+        return " · ".join(p for p in parts if p)
+
+    def study_title(self, item: Mapping[str, Any]) -> str | None:
+        meta = item.get("meta") or {}
+        date = study_date(meta.get("study_date")) or "date unknown"
+        return f"{date} · {(meta.get('study_description') or '').strip() or 'no study description'}"
+
+
+def _series_name(meta: Mapping[str, Any]) -> str:
+    modality = meta.get("modality") or "OT"
+    return (meta.get("series_description") or "").strip() or MODALITIES.get(modality, modality)
+
+
+def _series_title(meta: Mapping[str, Any]) -> str:
+    number = str(meta.get("series_number") or "").strip()
+    return f"Series {number} · {_series_name(meta)}" if number else _series_name(meta)
 
 
 def _series_order(item: Mapping[str, Any]) -> tuple[float, str]:
