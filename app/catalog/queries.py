@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.catalog import charts, listing, predicted, sorting, urls
 from app.catalog.followup import lesion_tracks
 from app.catalog.state import Catalog
+from app.datasets.patients import PatientPage
 from app.datasets.registry import get_adapter
 from app.db.lookup import get_or_404
 from app.db.models import Annotation, Comment, Dataset, Item, Patient, Study
@@ -109,9 +110,7 @@ def list_items(session: Session, catalog: Catalog, dataset_id: int, filters: Map
     naming = get_adapter(ds.kind).patient_page
     items = []
     for item_id, value in page.rows:
-        summary = item_summary(by_id[item_id])
-        if (title := naming.item_title({"key": summary["key"], "meta": by_id[item_id].meta or {}})) is not None:
-            summary["title"] = title  # a DICOM series by number, description and date, not its UID
+        summary = item_summary(by_id[item_id], naming)
         if order.shows_value:
             summary["sort_value"] = value
         if shown_model is not None:
@@ -144,11 +143,16 @@ def item_neighbours(session: Session, catalog: Catalog, item_id: int, filters: M
     return found.as_dict() if found else None
 
 
-def item_summary(item: Item) -> dict[str, Any]:
-    return {"id": item.id, "key": item.key, "kind": item.kind, "split": item.split, "label": item.label,
-            "sex": item.sex, "age": item.age, "width": item.width, "height": item.height,
-            "review_status": item.review_status, "version": item.content_version,
-            "thumbnail_url": thumbnail_url(item)}
+def item_summary(item: Item, naming: PatientPage | None = None) -> dict[str, Any]:
+    """The grid's item; with its kind's `naming` (the adapter's patient page) a `title` where the kind gives one
+    (a DICOM series by description, date and number, not its UID)."""
+    summary = {"id": item.id, "key": item.key, "kind": item.kind, "split": item.split, "label": item.label,
+               "sex": item.sex, "age": item.age, "width": item.width, "height": item.height,
+               "review_status": item.review_status, "version": item.content_version,
+               "thumbnail_url": thumbnail_url(item)}
+    if naming is not None and (title := naming.item_title({"key": item.key, "meta": item.meta or {}})) is not None:
+        summary["title"] = title
+    return summary
 
 
 def thumbnail_url(item: Item) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from app.catalog import predicted, queries
 from app.catalog.listing import filtered
 from app.config import Settings
+from app.datasets.registry import get_adapter
 from app.db.models import Item
 from app.embeddings.similar import MAX_K, similar_items
 from app.embeddings.stores import newest_embedder
@@ -79,9 +80,10 @@ def similar_page(session: Session, settings: Settings, dataset_id: int, filters:
     shown = ids[start:start + limit]
     by_id = {i.id: i for i in session.scalars(select(Item).where(Item.id.in_(shown)))} if shown else {}
     marks = predicted.badges(session, shown_model, shown) if shown_model is not None and shown else {}
+    naming = get_adapter(ds.kind).patient_page
     items = []
     for i in shown:
-        summary = {**queries.item_summary(by_id[i]), "similarity": score[i], "sort_value": score[i]}
+        summary = {**queries.item_summary(by_id[i], naming), "similarity": score[i], "sort_value": score[i]}
         if shown_model is not None:
             summary["prediction"] = marks.get(i)
         items.append(summary)
