@@ -25,6 +25,9 @@ class PredictionBadge(BaseModel):
 class ItemSummary(BaseModel):
     id: int
     key: str = Field(description="Stable, human-readable key within the dataset (API.md, Item keys).")
+    title: str | None = Field(None, description="Present only where the kind's keys are not readable: a DICOM "
+                                                "series as `AX ABD 5mm · 2019-03-01 · #2` (description or "
+                                                "modality, study date, series number), not its UID.")
     kind: str = Field(description="key_slice, patch, image, volume or series.")
     split: str | None
     label: str | None = Field(description="The dataset's own label value, as text.")
