@@ -24,14 +24,11 @@ class DicomPatientPage(PatientPage):
         out = []
         for n, study in enumerate(studies, 1):
             items = sorted(study["items"], key=_series_order)
-            meta = (items[0].get("meta") or {}) if items else {}
-            date = study_date(meta.get("study_date")) or "date unknown"
-            description = (meta.get("study_description") or "").strip() or "no study description"
             modalities = sorted({(i.get("meta") or {}).get("modality") or "OT" for i in items})
             age = years(study.get("age"))
             details = (*((f"age {age}",) if age else ()), counted(len(items), "series", "series"),
                        ", ".join(MODALITIES.get(m, m) for m in modalities))
-            out.append(Section(anchor=f"study-{n}", title=f"{date} · {description}", details=details,
+            out.append(Section(anchor=f"study-{n}", title=self.study_title(items[0] if items else {}), details=details,
                                uid=study["study"], study=study["study"], entries=tuple(self.entry(i) for i in items)))
         return out + super().sections([], loose)
 
@@ -57,7 +54,8 @@ class DicomPatientPage(PatientPage):
         parts = (_series_name(meta), study_date(meta.get("study_date")), f"#{number}" if number else "")
         return " · ".join(p for p in parts if p)
 
-    def study_title(self, item: Mapping[str, Any]) -> str | None:
+    def study_title(self, item: Mapping[str, Any]) -> str:
+        """`2019-03-01 · CT ABDOMEN W CONTRAST`, saying what is missing instead of showing the study's UID."""
         meta = item.get("meta") or {}
         date = study_date(meta.get("study_date")) or "date unknown"
         return f"{date} · {(meta.get('study_description') or '').strip() or 'no study description'}"
